@@ -1,0 +1,190 @@
+"""The `harness` command: parse, call, print. Every user error is one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+EPILOG_EVAL = """\
+examples:
+  harness eval --method hard-kd                      the embedded default (tiny GPT-NeoX, synthetic-pii)
+  harness eval --method soft-kd --method-arg temperature=4
+  harness eval --method soft-kd --dataset text-files --dataset-arg path=corpus.txt --limit 200
+
+The teacher and the baseline are cached: a second method on the same family, dataset and seed
+trains only its student. Results go to --db; see them with `harness show latest` and
+`harness leaderboard`.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _key_value(raw: str) -> tuple[str, str]:
+    if "=" not in raw or raw.startswith("="):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r}")
+    k, v = raw.split("=", 1)
+    return k.strip(), v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
+    parser = _Parser(prog="harness", description="Measure how much knowledge-distilled language models memorize "
+                     "their training data: teacher, baseline and student, one standard protocol.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--registry", type=Path, help="registry.toml to use (default: ./registry.toml, "
+                        "$HARNESS_REGISTRY, or the project's)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    ev = sub.add_parser("eval", help="run the standard protocol for one KD method", epilog=EPILOG_EVAL,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train (or load from the cache) the teacher and the baseline, distil a student "
+                        "with --method, test all three for memorization of the members, and store the figures.")
+    ev.add_argument("--method", required=True, help="KD method (see `harness list`)")
+    ev.add_argument("--family", help="model family (default from registry.toml: tiny)")
+    ev.add_argument("--dataset", help="dataset (default from registry.toml: synthetic-pii)")
+    ev.add_argument("--preset", help="protocol preset in registry.toml (default: the family's)")
+    ev.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    ev.add_argument("--db", type=Path, help="DuckDB results file (default results/harness.duckdb or $HARNESS_DB)")
+    ev.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+    ev.add_argument("--method-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a method parameter; repeat for several (see `harness list`)")
+    ev.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a dataset parameter, e.g. path=corpus.txt for text-files")
+    ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+
+    sub.add_parser("list", help="the registered model families, datasets and KD methods with their parameters")
+
+    sh = sub.add_parser("show", help="one run's figures, provenance and checkpoints")
+    sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
+    sh.add_argument("--db", type=Path, help="DuckDB results file")
+
+    lb = sub.add_parser("leaderboard", help="methods ranked by student memorization, per family and dataset")
+    lb.add_argument("--db", type=Path, help="DuckDB results file")
+    lb.add_argument("--family", help="only this family")
+    lb.add_argument("--dataset", help="only this dataset")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.errors import RunFailed, UsageError
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, argv)
+    except UsageError as err:
+        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RunFailed as err:
+        print(f"harness {args.command}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"harness {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _db(args) -> Path:
+    from harness.store import default_path
+
+    return args.db or default_path()
+
+
+def cmd_eval(args, argv) -> int:
+    from harness.errors import UsageError
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    _quiet_libraries()
+    from harness.cache import default_dir
+    from harness.protocol import EvalRequest, Protocol
+    from harness.results import summary
+
+    req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
+                      seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
+                      method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg), limit=args.limit,
+                      registry=args.registry, command=shlex.join(["harness", *argv]))
+    protocol = Protocol(req)
+    result = protocol.run()
+    models = [{"role": i.role, "model_name": f"{protocol.family.name}-{i.size}", "n_params": i.n_params,
+               "cached": i.cached, "train_seconds": i.train_seconds} for i in result.models.values()]
+    print(f"\n{protocol.family.name} / {protocol.dataset.name} / {protocol.method.name} (seed {req.seed}): "
+          f"memorization of {result.n_members} members, prefix {protocol.preset.prefix_len} + suffix "
+          f"{protocol.preset.suffix_len} tokens\n")
+    print(summary(result.metrics, models, result.n_members))
+    total = sum(result.stage_seconds.values())
+    print(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
+    return 0
+
+
+def cmd_list(args, argv) -> int:
+    from harness import plugins, registry
+
+    reg = registry.load(args.registry)
+    found = plugins.load(reg)
+    print(f"Model families (registry: {reg.path})")
+    for f in found.families.values():
+        print(f"  {f.name:<16}{f.description}")
+        print(f"  {'':<16}sizes {', '.join(f.sizes)}; teacher {f.teacher}, student {f.student}; "
+              f"from {found.origin[('families', f.name)]}")
+    print("\nDatasets")
+    for d in found.datasets.values():
+        print(f"  {d.name:<16}{d.description} [licence: {d.licence}]")
+        for p in d.params:
+            print(f"  {'':<18}--dataset-arg {p.describe()}")
+    print("\nKD methods")
+    for m in found.methods.values():
+        alias = f" (alias {', '.join(m.aliases)})" if m.aliases else ""
+        print(f"  {m.name:<16}{m.description}{alias}")
+        print(f"  {'':<18}teacher access: {m.teacher_access}" + (f"; {m.paper}" if m.paper else ""))
+        for p in m.params:
+            print(f"  {'':<18}--method-arg {p.describe()}")
+    print("\nPresets: " + ", ".join(reg.presets))
+    return 0
+
+
+def cmd_show(args, argv) -> int:
+    from harness.results import show
+    from harness.store import Store
+
+    print(show(Store(_db(args)), args.run_id))
+    return 0
+
+
+def cmd_leaderboard(args, argv) -> int:
+    from harness import tables
+    from harness.results import BOARD_HEADERS, leaderboard
+    from harness.store import Store
+
+    boards = leaderboard(Store(_db(args)), args.family, args.dataset)
+    if not boards:
+        print("No finished runs match. Run `harness eval --method hard-kd` first.")
+        return 0
+    for board in boards:
+        print(f"{board.title}\n{tables.render(BOARD_HEADERS, board.rows)}\n")
+    return 0
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+
+
+_COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

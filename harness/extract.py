@@ -1,0 +1,88 @@
+"""Extraction: memorization verdicts and per-example scores from one teacher-forced pass.
+
+Greedy decoding from the prefix reproduces the true suffix exactly if and only if, with the
+true text as context, the arg-max at every suffix position is the true next token (while
+every earlier token matched, the context is the same). So one forward pass gives the verdict,
+the length of the matching run (`match_len`, hence k-extractability for every k) and the
+per-token losses, with no decoding loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from harness.train import progress_enabled
+
+# Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
+TIE_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Extraction:
+    memorized: torch.Tensor  # (n,) bool: the greedy continuation equals the true suffix
+    match_len: torch.Tensor  # (n,) int: leading suffix tokens the greedy continuation gets right
+    loss: torch.Tensor  # (n,) mean next-token loss over the whole example
+    suffix_loss: torch.Tensor  # (n,) mean loss over the suffix tokens only
+    ties: torch.Tensor  # (n,) bool: an arg-max tie where the verdict was decided
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@torch.no_grad()
+def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_size: int,
+            desc: str = "extraction") -> Extraction:
+    model.eval()
+    device = next(model.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in Extraction.__dataclass_fields__}
+    end = prefix_len + suffix_len
+    bar = tqdm(total=len(ids), desc=desc, unit="ex", disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size].to(device)
+        logits = model(input_ids=batch).logits.float()
+        logprobs = F.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
+        window = logits[:, prefix_len - 1 : end - 1]
+        target = batch[:, prefix_len:end]
+        hits = window.argmax(-1) == target
+        match_len = hits.long().cumprod(dim=1).sum(dim=1)
+        top2 = window.topk(2, dim=-1).values
+        tied = (top2[..., 0] - top2[..., 1]) <= TIE_TOLERANCE * top2[..., 0].abs().clamp(min=1.0)
+        # Positions up to and including the first miss decide the verdict.
+        deciding = torch.arange(suffix_len, device=device)[None, :] <= match_len[:, None]
+        parts["memorized"].append((match_len == suffix_len).cpu())
+        parts["match_len"].append(match_len.cpu())
+        parts["loss"].append((-token_lp.mean(dim=1)).cpu())
+        parts["suffix_loss"].append((-token_lp[:, prefix_len - 1 : end - 1].mean(dim=1)).cpu())
+        parts["ties"].append((tied & deciding).any(dim=1).cpu())
+        bar.update(len(batch))
+    bar.close()
+    return Extraction(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+@torch.no_grad()
+def greedy(model, prompts: torch.Tensor, new_tokens: int, batch_size: int = 64, desc: str = "generating") -> torch.Tensor:
+    """Batched greedy decoding with a KV cache: prompts (n, p) -> (n, p + new_tokens).
+
+    Prompts all have the same length, so no padding is needed; end-of-text never stops a row.
+    """
+    from transformers import GenerationConfig
+
+    model.eval()
+    device = next(model.parameters()).device
+    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                              num_beams=1, use_cache=True, eos_token_id=None,
+                              pad_token_id=model.config.pad_token_id or 0)
+    out = []
+    bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size].to(device)
+        out.append(model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
+                                  generation_config=config).cpu())
+        bar.update(len(batch))
+    bar.close()
+    return torch.cat(out)

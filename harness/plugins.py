@@ -1,0 +1,112 @@
+"""The plugin manager: built-ins and file plugins from registry.toml, installed ones from entry points.
+
+Every registration is attributed to the plugin that made it, so a duplicate name or a hook
+that raises is reported with the plugin's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import UsageError
+from harness.registry import Registry
+from harness.specs import Dataset, KDMethod, ModelFamily, Registered
+
+ENTRY_POINT_GROUP = "harness"
+
+_HOOKS = {
+    "register_model_families": ("families", ModelFamily, "model family"),
+    "register_datasets": ("datasets", Dataset, "dataset"),
+    "register_kd_methods": ("methods", KDMethod, "KD method"),
+}
+
+
+def manager(registry: Registry) -> pluggy.PluginManager:
+    """A plugin manager holding every active plugin, each under a name that says where it came from."""
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    for module in registry.modules:
+        if module not in registry.disabled:
+            pm.register(_import_module(module), name=module)
+    for path in registry.files:
+        if path.name not in registry.disabled and str(path) not in registry.disabled:
+            pm.register(_import_file(path), name=str(path))
+    if registry.entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in registry.disabled or pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as err:  # noqa: BLE001 - any import error is the plugin's, reported as such
+                raise UsageError(f"plugin {ep.name!r} (entry point {ep.value}) failed to import: {_cause(err)}") from None
+            pm.register(plugin, name=ep.name)
+    return pm
+
+
+def collect(pm: pluggy.PluginManager) -> Registered:
+    """Call every plugin's hooks and gather what they register; names must be unique."""
+    found = Registered()
+    for hook_name, (attr, spec_type, kind) in _HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(item: Any, _plugin: str = plugin, _attr=attr, _type=spec_type, _kind=kind) -> None:
+                if not isinstance(item, _type):
+                    raise UsageError(f"plugin {_plugin!r} registered a {type(item).__name__} as a {_kind}")
+                _add(found, _attr, _kind, item, _plugin)
+
+            try:
+                impl.function(register=register)
+            except UsageError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                raise UsageError(f"plugin {plugin!r} failed in {hook_name}: {_cause(err)}") from None
+    return found
+
+
+def load(registry: Registry) -> Registered:
+    return collect(manager(registry))
+
+
+def _add(found: Registered, attr: str, kind: str, item: Any, plugin: str) -> None:
+    table = getattr(found, attr)
+    names = [item.name, *getattr(item, "aliases", ())]
+    for name in names:
+        taken = table.get(name) is not None or name in found.aliases
+        if taken:
+            other = found.origin.get((attr, name)) or found.origin.get((attr, found.aliases.get(name, "")))
+            raise UsageError(f"{kind} name {name!r} is registered twice: by plugin {other!r} and by {plugin!r}")
+    table[item.name] = item
+    found.origin[(attr, item.name)] = plugin
+    for alias in getattr(item, "aliases", ()):
+        found.aliases[alias] = item.name
+
+
+def _import_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except Exception as err:  # noqa: BLE001
+        raise UsageError(f"plugin {name!r} failed to import: {_cause(err)}") from None
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise UsageError(f"plugin file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"harness_file_plugin_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # noqa: BLE001
+        raise UsageError(f"plugin {str(path)!r} failed to import: {_cause(err)}") from None
+    return module
+
+
+def _cause(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".splitlines()[0]

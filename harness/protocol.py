@@ -1,0 +1,342 @@
+"""The standard protocol: data, teacher, baseline, student, extraction, inheritance.
+
+Each model stage goes through the cache under a key of everything it depends on, so a second
+method on the same family, dataset and seed trains only its student, and a killed run resumes
+from its last finished stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import harness
+from harness import plugins, registry as registry_mod
+from harness.cache import Cache, key
+from harness.data import Examples, content_hash, cut
+from harness.errors import RunFailed, UsageError
+from harness.extract import Extraction, extract, greedy
+from harness.metrics import ROLES, figures
+from harness.registry import Preset, Training
+from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
+from harness.store import Store
+from harness.train import train
+
+
+@dataclass
+class EvalRequest:
+    method: str
+    family: str | None = None
+    dataset: str | None = None
+    preset: str | None = None
+    seed: int = 0
+    db: Path = Path("results/harness.duckdb")
+    cache_dir: Path = Path(".cache")
+    method_args: dict[str, str] = field(default_factory=dict)
+    dataset_args: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    registry: Path | None = None
+    command: str = ""
+
+
+@dataclass
+class ModelInfo:
+    role: str
+    size: str
+    key: str
+    path: Path
+    cached: bool
+    train_seconds: float
+    n_params: int
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    metrics: dict[str, float]
+    models: dict[str, ModelInfo]
+    stage_seconds: dict[str, float]
+    n_members: int
+    n_nonmembers: int
+
+
+def log(message: str) -> None:
+    print(f"harness: {message}", file=sys.stderr, flush=True)
+
+
+class Protocol:
+    """One `harness eval`: resolves every name and argument before anything is trained."""
+
+    def __init__(self, req: EvalRequest) -> None:
+        self.req = req
+        self.registry = registry_mod.load(req.registry)
+        self.found = plugins.load(self.registry)
+        self.family: ModelFamily = self.found.family(req.family or self.registry.defaults.get("family", "tiny"))
+        self.dataset = self.found.dataset(req.dataset or self.registry.defaults.get("dataset", "synthetic-pii"))
+        self.method: KDMethod = self.found.method(req.method)
+        self.method_args = resolve_params(self.method.params, req.method_args, f"method {self.method.name}")
+        self.dataset_args = resolve_params(self.dataset.params, req.dataset_args, f"dataset {self.dataset.name}")
+        self.preset: Preset = self.registry.preset(req.preset or self.family.preset or self.family.name)
+        self.cache = Cache(req.cache_dir)
+        self.store = Store(req.db)
+        self.seconds: dict[str, float] = {}
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> RunResult:
+        self.store.check_writable()
+        started = time.perf_counter()
+        members, nonmembers, dataset_hash = self._data()
+        self.seconds["data"] = time.perf_counter() - started
+        run_id = _new_run_id()
+        self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
+        log(f"run {run_id}: {self.family.name} / {self.dataset.name} / {self.method.name}, seed {self.req.seed}, "
+            f"{len(members)} members and {len(nonmembers)} non-members")
+        try:
+            result = self._stages(run_id, members, nonmembers, dataset_hash)
+        except KeyboardInterrupt:
+            self.store.fail_run(run_id, "interrupted", self.seconds)
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure after the start marks the run failed
+            message = str(err) if isinstance(err, (RunFailed, UsageError)) else f"{type(err).__name__}: {err}"
+            self.store.fail_run(run_id, message, self.seconds)
+            raise RunFailed(f"run {run_id} failed: {message}") from err
+        return result
+
+    def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
+        train_rows = members.ids[members.training_rows()]
+        models = {
+            "teacher": self._model("teacher", self.family.teacher, train_rows, recipe={"loss": "ce"}),
+            "baseline": self._model("baseline", self.family.student, train_rows, recipe={"loss": "ce"}),
+        }
+        models["student"] = self._student(models, members, train_rows)
+
+        t0 = time.perf_counter()
+        on_members, on_nonmembers = {}, {}
+        for role, (model, _) in models.items():
+            on_members[role] = self._extract(model, members, f"{role}: extraction on members")
+            on_nonmembers[role] = self._extract(model, nonmembers, f"{role}: extraction on non-members")
+        self.seconds["extraction"] = time.perf_counter() - t0
+        metrics = figures(on_members, on_nonmembers)
+
+        t0 = time.perf_counter()
+        infos = {role: info for role, (_, info) in models.items()}
+        self.store.finish_run(
+            run_id,
+            models=[self._model_row(run_id, info, metrics) for info in infos.values()],
+            examples=self._example_rows(dataset_hash, members, nonmembers),
+            samples=_sample_columns(members, nonmembers, on_members, on_nonmembers),
+            metrics=metrics,
+            stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
+        )
+        self.seconds["store"] = time.perf_counter() - t0
+        return RunResult(run_id, metrics, infos, dict(self.seconds), len(members), len(nonmembers))
+
+    # ------------------------------------------------------------ stages
+
+    def _data(self) -> tuple[Examples, Examples, str]:
+        split = self.dataset.load(self.dataset_args)
+        if not split.members or not split.nonmembers:
+            raise UsageError(f"dataset {self.dataset.name} yielded {len(split.members)} members and "
+                             f"{len(split.nonmembers)} non-members; it needs both")
+        dataset_hash = content_hash(self.dataset, split)
+        self.tokenizer, self.tokenizer_key = self._tokenizer(split, dataset_hash)
+        cut_args = (self.tokenizer, self.preset.example_len, self.dataset.chunk, self.dataset.name)
+        members = cut("member", split.members, *cut_args).head(self.req.limit)
+        nonmembers = cut("nonmember", split.nonmembers, *cut_args).head(self.req.limit)
+        return members, nonmembers, dataset_hash
+
+    def _tokenizer(self, split, dataset_hash: str):
+        from transformers import AutoTokenizer
+
+        deps = {"stage": "tokenizer", "family": self.family.name, "dataset_hash": dataset_hash,
+                "harness": harness.__version__}
+        k = key(deps)
+        path = self.cache.get("tokenizers", k)
+        if path is None:
+            tokenizer = self.family.tokenizer([ex.text for ex in split.members])
+            path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
+        return AutoTokenizer.from_pretrained(path), k
+
+    def _model(self, role: str, size: str, rows: torch.Tensor, recipe: dict[str, Any],
+               loss_fn=None, teacher=None) -> tuple[Any, ModelInfo]:
+        from transformers import AutoModelForCausalLM
+
+        cfg = self.preset.training(role)
+        deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
+                "data": _tensor_hash(rows), "training": cfg.__dict__, "seed": self.req.seed,
+                "recipe": recipe, "harness": harness.__version__}
+        k = key(deps)
+        path = self.cache.get("models", k)
+        if path is not None:
+            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+            train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
+            log(f"{role}: {self.family.name} {size} from the cache ({path})")
+            self.seconds[role] = 0.0
+            return model, ModelInfo(role, size, k, path, True, train_seconds, _n_params(model))
+        log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(rows)} sequences")
+        t0 = time.perf_counter()
+        torch.manual_seed(self.req.seed)  # the baseline and the student start from the same weights
+        model = self.family.model(size, self.tokenizer)
+        model = train(model, rows, cfg, seed=self.req.seed, stage=role, loss_fn=loss_fn, teacher=teacher)
+        train_seconds = time.perf_counter() - t0
+        self.seconds[role] = train_seconds
+
+        def write(folder: Path) -> None:
+            model.save_pretrained(folder, safe_serialization=True)
+            self.tokenizer.save_pretrained(folder)
+            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps}, indent=2))
+
+        path = self.cache.build("models", k, deps, write)
+        log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
+        return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
+
+    def _student(self, models, members: Examples, train_rows: torch.Tensor):
+        teacher, teacher_info = models["teacher"]
+        recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
+        if self.method.loss is not None:
+            method, args = self.method, self.method_args
+            return self._model("student", self.family.student, train_rows, recipe,
+                               loss_fn=lambda batch: method.loss(batch, args), teacher=teacher)
+        rows = self._teacher_data(teacher, teacher_info, members)
+        return self._model("student", self.family.student, rows[members.training_rows()], recipe)
+
+    def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
+        """A data-level method's training texts, made once per teacher and cached."""
+        from safetensors.torch import load_file, save_file
+
+        deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids), "method": self.method.name,
+                "args": self.method_args, "prefix_len": self.preset.prefix_len, "harness": harness.__version__}
+        k = key(deps)
+        path = self.cache.get("teacher-data", k)
+        if path is not None:
+            log(f"student: {self.method.name} training data from the cache ({path})")
+            self.seconds["teacher_data"] = 0.0
+            return load_file(path / "tokens.safetensors")["input_ids"]
+        t0 = time.perf_counter()
+        batch = self.preset.generate_batch_size
+        data = TeacherData(teacher, members.ids, self.preset.prefix_len,
+                           generate=lambda model, prompts, n: greedy(model, prompts, n, batch, desc="teacher: generating"))
+        rows = self.method.make_data(data, self.method_args)
+        if rows.shape[0] != len(members):
+            raise RunFailed(f"method {self.method.name} returned {rows.shape[0]} rows for {len(members)} members")
+        self.seconds["teacher_data"] = time.perf_counter() - t0
+        self.cache.build("teacher-data", k, deps,
+                         lambda folder: save_file({"input_ids": rows.contiguous()}, folder / "tokens.safetensors"))
+        log(f"student: {self.method.name} made its training data in {self.seconds['teacher_data']:.1f}s")
+        return rows
+
+    def _extract(self, model, examples: Examples, desc: str) -> Extraction:
+        return extract(model, examples.ids, self.preset.prefix_len, self.preset.suffix_len,
+                       self.preset.eval_batch_size, desc=desc)
+
+    # ------------------------------------------------------------ rows
+
+    def _run_row(self, run_id: str, dataset_hash: str, members: Examples, nonmembers: Examples) -> dict[str, Any]:
+        import transformers
+
+        config = {"family": self.family.name, "dataset": self.dataset.name, "dataset_hash": dataset_hash,
+                  "dataset_args": self.dataset_args, "method": self.method.name, "method_args": self.method_args,
+                  "preset": _preset_dict(self.preset), "seed": self.req.seed, "limit": self.req.limit,
+                  "harness": harness.__version__}
+        return {
+            "run_id": run_id, "family": self.family.name, "dataset": self.dataset.name, "method": self.method.name,
+            "method_label": _label(self.method, self.method_args), "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
+            "teacher_access": self.method.teacher_access, "preset": self.preset.name,
+            "preset_values": json.dumps(_preset_dict(self.preset)), "seed": self.req.seed,
+            "example_limit": self.req.limit, "prefix_len": self.preset.prefix_len,
+            "suffix_len": self.preset.suffix_len, "n_members": len(members), "n_nonmembers": len(nonmembers),
+            "config_hash": key(config), "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
+            "harness_version": harness.__version__, "git_commit": git_commit(),
+            "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+            "python_version": platform.python_version(), "device": _device(), "command": self.req.command,
+        }
+
+    def _model_row(self, run_id: str, info: ModelInfo, metrics: dict[str, float]) -> dict[str, Any]:
+        size = info.size
+        return {
+            "run_id": run_id, "role": info.role, "model_name": f"{self.family.name}-{size}", "size": size,
+            "n_params": info.n_params, "artifact_key": info.key, "artifact_path": str(info.path.resolve()),
+            "cached": info.cached, "train_seconds": info.train_seconds,
+            "val_loss": metrics[f"val_loss_{info.role}"], "val_ppl": metrics[f"val_ppl_{info.role}"],
+        }
+
+    def _example_rows(self, dataset_hash: str, *splits: Examples) -> list[dict[str, Any]]:
+        rows = []
+        for examples in splits:
+            texts = self.tokenizer.batch_decode(examples.ids)
+            for sid, ids, repeats, kind, text in zip(examples.sample_ids, examples.ids.tolist(),
+                                                     examples.repeats.tolist(), examples.kinds, texts):
+                rows.append({"dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key, "sample_id": sid,
+                             "split": examples.split, "repeats": repeats, "kind": kind, "token_ids": ids,
+                             "text": text})
+        return rows
+
+
+def _sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonmembers) -> dict[str, list]:
+    cols: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
+                                             "loss", "suffix_loss", "tie")}
+    for role in ROLES:
+        for examples, result in ((members, on_members[role]), (nonmembers, on_nonmembers[role])):
+            n = len(examples)
+            cols["role"] += [role] * n
+            cols["sample_id"] += examples.sample_ids
+            cols["split"] += [examples.split] * n
+            cols["repeats"] += examples.repeats.tolist()
+            cols["memorized"] += result.memorized.tolist()
+            cols["match_len"] += result.match_len.tolist()
+            cols["loss"] += result.loss.tolist()
+            cols["suffix_loss"] += result.suffix_loss.tolist()
+            cols["tie"] += result.ties.tolist()
+    return cols
+
+
+def _label(method: KDMethod, args: dict[str, Any]) -> str:
+    """The method's name, plus the arguments that differ from its defaults: how boards name it."""
+    changed = [f"{p.name}={args[p.name]}" for p in method.params if args[p.name] != p.default]
+    return " ".join([method.name, *changed])
+
+
+def _preset_dict(preset: Preset) -> dict[str, Any]:
+    return {k: (v.__dict__ if isinstance(v, Training) else v) for k, v in preset.__dict__.items()}
+
+
+def _tensor_hash(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:20] + f"-{tuple(t.shape)}"
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _device() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str | None:
+    """The source tree's commit, with `+dirty` if it has uncommitted changes; None outside a checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("+dirty" if dirty else "")

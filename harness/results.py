@@ -1,0 +1,166 @@
+"""Reading the store back: one run's report, and the leaderboard. All filters are query parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness import tables
+from harness.errors import UsageError, unknown
+from harness.metrics import ROLES
+from harness.store import Store
+
+# The leaderboard ranks by what the student memorized: the privacy side of the trade-off.
+BOARD_FIGURES = ("mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
+                 "mem_rate_teacher", "mem_rate_baseline", "val_ppl_baseline")
+
+
+def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: int) -> str:
+    """The three roles side by side, then the inheritance figures."""
+    rows = []
+    for m in models:
+        role = m["role"]
+        rate = metrics.get(f"mem_rate_{role}")
+        memorized = "n/a" if rate is None else f"{round(rate * n_members)}/{n_members}"
+        rows.append([role, m["model_name"], tables.count(m["n_params"]), memorized, tables.pct(rate),
+                     tables.pct(metrics.get(f"nonmember_rate_{role}")), tables.num(metrics.get(f"val_ppl_{role}")),
+                     "cache" if m["cached"] else f"trained {m['train_seconds']:.0f}s"])
+    table = tables.render(["role", "model", "params", "memorized", "mem rate", "non-member rate", "val ppl", "source"],
+                          rows)
+    g = metrics.get
+    inheritance = (
+        f"teacher-exclusive {int(g('teacher_exclusive') or 0)}, inherited by the student {int(g('inherited') or 0)} "
+        f"(inheritance rate {tables.pct(g('inheritance_rate'))}); easy share {tables.pct(g('easy_share'))}; "
+        f"student-only {int(g('student_only') or 0)}; reduction vs baseline {tables.num(g('reduction'), 2, 'x')}"
+    )
+    return f"{table}\n\n{inheritance}"
+
+
+def resolve_run_id(store: Store, run_id: str) -> str:
+    if run_id == "latest":
+        _, rows = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
+        if not rows:
+            raise UsageError(f"no runs in {store.path}")
+        return rows[0][0]
+    _, rows = store.query("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run_id])
+    if len(rows) == 1:
+        return rows[0][0]
+    if len(rows) > 1:
+        raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
+    _, recent = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 50")
+    raise unknown("run", run_id, [r[0] for r in recent])
+
+
+def show(store: Store, run_id: str) -> str:
+    run_id = resolve_run_id(store, run_id)
+    cols, rows = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    run = dict(zip(cols, rows[0]))
+    lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
+    for label, value in (
+        ("family / dataset", f"{run['family']} / {run['dataset']} (preset {run['preset']})"),
+        ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
+        ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
+                                            f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
+        ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
+        ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
+        ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
+        ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
+        ("seconds per stage", _stage_seconds(run["stage_seconds"])),
+    ):
+        lines.append(f"  {label:<22}{value}")
+    if run["status"] != "finished":
+        lines.append("\nThis run did not finish: it has no results.")
+        return "\n".join(lines)
+    _, metric_rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
+    metrics = dict(metric_rows)
+    mcols, mrows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
+                               "list_position(['teacher', 'baseline', 'student'], role)", [run_id])
+    models = [dict(zip(mcols, r)) for r in mrows]
+    lines += ["", summary(metrics, models, run["n_members"]), "", "Checkpoints (Hugging Face folders):"]
+    lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
+    lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(store, run_id)]
+    return "\n".join(lines)
+
+
+def by_repeats(store: Store, run_id: str) -> str:
+    _, rows = store.query(
+        "SELECT repeats, role, count(*), avg(memorized::INTEGER) FROM samples "
+        "WHERE run_id = ? AND split = 'member' GROUP BY repeats, role", [run_id])
+    table: dict[int, dict[str, float]] = {}
+    sizes: dict[int, int] = {}
+    for repeats, role, n, rate in rows:
+        table.setdefault(repeats, {})[role] = rate
+        sizes[repeats] = n
+    return tables.render(["repeats", "members", *ROLES],
+                         [[r, sizes[r], *(tables.pct(table[r].get(role)) for role in ROLES)] for r in sorted(table)])
+
+
+@dataclass(frozen=True)
+class Board:
+    family: str
+    dataset: str
+    preset: str
+    dataset_hash: str
+    n_members: int
+    rows: list[list[Any]]
+
+    @property
+    def title(self) -> str:
+        return (f"{self.family} on {self.dataset} (preset {self.preset}, {self.n_members} members, "
+                f"dataset {self.dataset_hash})")
+
+
+def leaderboard(store: Store, family: str | None = None, dataset: str | None = None) -> list[Board]:
+    """Methods ranked per family and dataset: mean over seeds of each finished run's figures.
+
+    Where one seed was run twice, its latest run counts.
+    """
+    names = ", ".join(f"'{n}'" for n in BOARD_FIGURES)
+    _, rows = store.query(
+        f"""
+        WITH latest AS (
+            SELECT * FROM runs WHERE status = 'finished'
+              AND (? IS NULL OR family = ?) AND (? IS NULL OR dataset = ?)
+            QUALIFY row_number() OVER (PARTITION BY family, dataset, dataset_hash, preset, example_limit,
+                                       method_label, seed ORDER BY finished_at DESC) = 1
+        )
+        SELECT l.family, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label,
+               any_value(l.teacher_access), count(DISTINCT l.seed), m.name, avg(m.value)
+        FROM latest l JOIN metrics m USING (run_id)
+        WHERE m.name IN ({names})
+        GROUP BY l.family, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label, m.name
+        """, [family, family, dataset, dataset])
+    groups: dict[tuple, dict] = {}
+    for fam, ds, preset, ds_hash, n_members, label, access, seeds, name, value in rows:
+        board = (fam, ds, preset, ds_hash, n_members)
+        entry = groups.setdefault(board, {}).setdefault(label, {"access": access, "seeds": seeds})
+        entry[name] = value
+    boards = []
+    for (fam, ds, preset, ds_hash, n_members), methods in sorted(groups.items()):
+        ranked = sorted(methods.items(), key=lambda kv: (_nan_last(kv[1].get("mem_rate_student")), kv[0]))
+        rows_out = []
+        for rank, (label, f) in enumerate(ranked, 1):
+            rows_out.append([rank, label, f["access"], f["seeds"], tables.pct(f.get("mem_rate_student")),
+                             tables.num(f.get("reduction"), 2, "x"), tables.pct(f.get("inheritance_rate")),
+                             tables.pct(f.get("easy_share")), tables.num(f.get("val_ppl_student"))])
+        base = [f.get("mem_rate_baseline") for f in methods.values() if f.get("mem_rate_baseline") is not None]
+        base_ppl = [f.get("val_ppl_baseline") for f in methods.values() if f.get("val_ppl_baseline") is not None]
+        rows_out.append(["-", "(baseline: fine-tuned)", "none", "-", tables.pct(sum(base) / len(base) if base else None),
+                         "1.00x", "-", "-", tables.num(sum(base_ppl) / len(base_ppl) if base_ppl else None)])
+        boards.append(Board(fam, ds, preset, ds_hash, n_members, rows_out))
+    return boards
+
+
+BOARD_HEADERS = ["rank", "method", "teacher access", "seeds", "student mem", "reduction", "inheritance",
+                 "easy share", "val ppl"]
+
+
+def _nan_last(v):
+    return float("inf") if v is None else v
+
+
+def _stage_seconds(raw: str | None) -> str:
+    if not raw:
+        return "n/a"
+    return ", ".join(f"{k} {v:.1f}" for k, v in json.loads(raw).items())

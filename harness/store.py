@@ -1,0 +1,214 @@
+"""The DuckDB results store. Its tables are a public interface (ARCHITECTURE.md section 4).
+
+A run is inserted as `running` before its first stage and becomes `finished` in one
+transaction that writes all of its rows, so a failed or killed run never shows partial
+figures. DuckDB lets one process write a file at a time: every write opens the file briefly
+and waits, bounded, for another writer's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harness.errors import UsageError
+
+SCHEMA_VERSION = 1
+LOCK_WAIT_SECONDS = 120.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    family VARCHAR, dataset VARCHAR, method VARCHAR, method_label VARCHAR, method_args JSON, dataset_args JSON,
+    teacher_access VARCHAR, preset VARCHAR, preset_values JSON, seed INTEGER, example_limit INTEGER,
+    prefix_len INTEGER, suffix_len INTEGER, n_members INTEGER, n_nonmembers INTEGER,
+    config_hash VARCHAR, dataset_hash VARCHAR, tokenizer_key VARCHAR,
+    harness_version VARCHAR, git_commit VARCHAR, torch_version VARCHAR, transformers_version VARCHAR,
+    python_version VARCHAR, device VARCHAR, hostname VARCHAR, pid INTEGER, command VARCHAR,
+    status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON
+);
+CREATE TABLE IF NOT EXISTS models (
+    run_id VARCHAR, role VARCHAR, model_name VARCHAR, size VARCHAR, n_params BIGINT,
+    artifact_key VARCHAR, artifact_path VARCHAR, cached BOOLEAN, train_seconds DOUBLE,
+    val_loss DOUBLE, val_ppl DOUBLE,
+    PRIMARY KEY (run_id, role)
+);
+CREATE TABLE IF NOT EXISTS examples (
+    dataset_hash VARCHAR, tokenizer_key VARCHAR, sample_id VARCHAR, split VARCHAR,
+    repeats INTEGER, kind VARCHAR, token_ids INTEGER[], text VARCHAR,
+    PRIMARY KEY (dataset_hash, tokenizer_key, sample_id)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id VARCHAR, role VARCHAR, sample_id VARCHAR, split VARCHAR, repeats INTEGER,
+    memorized BOOLEAN, match_len INTEGER, loss DOUBLE, suffix_loss DOUBLE, tie BOOLEAN,
+    PRIMARY KEY (run_id, role, sample_id)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR, name VARCHAR, value DOUBLE,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("HARNESS_DB") or "results/harness.duckdb")
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
+        self.path = Path(path)
+        self.lock_wait = lock_wait
+
+    # ------------------------------------------------------------ connections
+
+    @contextmanager
+    def connect(self, read_only: bool = False):
+        if read_only and not self.path.is_file():
+            raise UsageError(f"no results database at {self.path}: run `harness eval` first, or pass --db")
+        con = self._open(read_only)
+        try:
+            if not read_only:
+                con.execute(SCHEMA)
+                if con.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 0:
+                    con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise UsageError(f"cannot write results to {self.path}: {err.strerror}") from None
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as err:
+                message = str(err)
+                if "lock" not in message.lower():
+                    raise UsageError(f"cannot open results database {self.path}: {message.splitlines()[0]}") from None
+                if time.monotonic() > deadline:
+                    raise UsageError(f"results database {self.path} stayed locked by another process "
+                                     f"for {self.lock_wait:.0f}s; try again when it finishes") from None
+                time.sleep(0.2)
+            except duckdb.Error as err:
+                raise UsageError(f"cannot open results database {self.path}: {str(err).splitlines()[0]}") from None
+
+    def check_writable(self) -> None:
+        """Fail before any training if the results cannot be written."""
+        with self.connect():
+            pass
+
+    # ------------------------------------------------------------ run lifecycle
+
+    def start_run(self, row: dict[str, Any]) -> None:
+        row = {**row, "status": "running", "started_at": _now(), "hostname": socket.gethostname(), "pid": os.getpid()}
+        with self.connect() as con:
+            self._mark_stale(con)
+            _insert(con, "runs", [row])
+
+    def finish_run(self, run_id: str, *, models: list[dict], examples: list[dict], samples: dict[str, list],
+                   metrics: dict[str, float], stage_seconds: dict[str, float]) -> None:
+        """Everything a finished run wrote, in one transaction: all of it lands, or none."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _insert(con, "models", models)
+                if examples:
+                    con.execute("CREATE TEMP TABLE new_examples AS SELECT * FROM examples LIMIT 0")
+                    _insert(con, "new_examples", examples)
+                    con.execute("INSERT INTO examples SELECT * FROM new_examples n WHERE NOT EXISTS ("
+                                "SELECT 1 FROM examples e WHERE e.dataset_hash = n.dataset_hash "
+                                "AND e.tokenizer_key = n.tokenizer_key AND e.sample_id = n.sample_id)")
+                    con.execute("DROP TABLE new_examples")
+                _insert_columns(con, "samples", {"run_id": run_id, **samples})
+                _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in metrics.items()])
+                con.execute("UPDATE runs SET status = 'finished', finished_at = ?, stage_seconds = ? WHERE run_id = ?",
+                            [_now(), json.dumps(stage_seconds), run_id])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def fail_run(self, run_id: str, error: str, stage_seconds: dict[str, float] | None = None) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ?, stage_seconds = ? "
+                        "WHERE run_id = ?", [error, _now(), json.dumps(stage_seconds or {}), run_id])
+
+    def _mark_stale(self, con) -> None:
+        """A `running` run whose process on this host is gone was killed: say so."""
+        host = socket.gethostname()
+        for run_id, pid in con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND hostname = ?",
+                                       [host]).fetchall():
+            if pid is not None and not _alive(pid):
+                con.execute("UPDATE runs SET status = 'failed', error = ? WHERE run_id = ?",
+                            [f"process {pid} ended without finishing (killed?)", run_id])
+
+    # ------------------------------------------------------------ reading
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> tuple[list[str], list[tuple]]:
+        with self.connect(read_only=True) as con:
+            cur = con.execute(sql, list(params))
+            return [d[0] for d in cur.description], cur.fetchall()
+
+
+def _insert(con, table: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    _insert_columns(con, table, {k: [_jsonable(r.get(k)) for r in rows] for k in columns})
+
+
+def _insert_columns(con, table: str, data: dict[str, Any]) -> None:
+    """Insert column-wise through Arrow: thousands of sample rows in one statement."""
+    import pyarrow as pa
+
+    length = max(len(v) for v in data.values() if isinstance(v, list))
+    cols = {k: (v if isinstance(v, list) else [v] * length) for k, v in data.items()}
+    arrow = pa.table(cols)
+    con.register("incoming", arrow)
+    try:
+        names = ", ".join(f'"{k}"' for k in cols)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return _finite(value)
+    return value
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

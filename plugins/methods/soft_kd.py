@@ -1,0 +1,39 @@
+"""`soft-kd`: Hinton et al. (2015), "Distilling the Knowledge in a Neural Network".
+
+The student matches the teacher's temperature-softened next-token distribution, token by
+token: forward KL(teacher || student) at temperature T, scaled by T^2 so that its gradients
+keep the same size as T changes, optionally mixed with cross-entropy on the true tokens.
+"""
+
+import torch.nn.functional as F
+
+from harness.hookspecs import hookimpl
+from harness.specs import KDMethod, LogitBatch, Param
+
+
+def soft_kd_loss(batch: LogitBatch, args: dict):
+    t = args["temperature"]
+    vocab = batch.student_logits.shape[-1]
+    student = F.log_softmax(batch.student_logits.reshape(-1, vocab) / t, dim=-1)
+    teacher = F.log_softmax(batch.teacher_logits.reshape(-1, vocab) / t, dim=-1)
+    kd = F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+    w = args["ce_weight"]
+    if w == 0:
+        return kd
+    ce = F.cross_entropy(batch.student_logits.reshape(-1, vocab), batch.labels.reshape(-1))
+    return (1 - w) * kd + w * ce
+
+
+@hookimpl
+def register_kd_methods(register):
+    register(KDMethod(
+        name="soft-kd",
+        description="forward KL(teacher || student) on temperature-softened logits, scaled by T^2",
+        teacher_access="logits",
+        params=(
+            Param("temperature", float, 2.0, "softmax temperature T", min=0.05, max=100.0),
+            Param("ce_weight", float, 0.0, "weight of cross-entropy on the true tokens", min=0.0, max=1.0),
+        ),
+        loss=soft_kd_loss,
+        paper="Hinton et al., 2015, arXiv:1503.02531",
+    ))
