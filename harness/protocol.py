@@ -115,12 +115,12 @@ class Protocol:
         return result
 
     def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
-        train_rows = members.ids[members.training_rows()]
+        order = members.training_rows()
         models = {
-            "teacher": self._model("teacher", self.family.teacher, train_rows, recipe={"loss": "ce"}),
-            "baseline": self._model("baseline", self.family.student, train_rows, recipe={"loss": "ce"}),
+            "teacher": self._model("teacher", self.family.teacher, members.ids, order, recipe={"loss": "ce"}),
+            "baseline": self._model("baseline", self.family.student, members.ids, order, recipe={"loss": "ce"}),
         }
-        models["student"] = self._student(models, members, train_rows)
+        models["student"] = self._student(models, members)
 
         t0 = time.perf_counter()
         on_members, on_nonmembers = {}, {}
@@ -169,13 +169,13 @@ class Protocol:
             path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
         return AutoTokenizer.from_pretrained(path), k
 
-    def _model(self, role: str, size: str, rows: torch.Tensor, recipe: dict[str, Any],
+    def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
                loss_fn=None, teacher=None) -> tuple[Any, ModelInfo]:
         from transformers import AutoModelForCausalLM
 
         cfg = self.preset.training(role)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
-                "data": _tensor_hash(rows), "training": cfg.__dict__, "seed": self.req.seed,
+                "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
                 "recipe": recipe, "harness": harness.__version__}
         k = key(deps)
         path = self.cache.get("models", k)
@@ -185,11 +185,11 @@ class Protocol:
             log(f"{role}: {self.family.name} {size} from the cache ({path})")
             self.seconds[role] = 0.0
             return model, ModelInfo(role, size, k, path, True, train_seconds, _n_params(model))
-        log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(rows)} sequences")
+        log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} sequences")
         t0 = time.perf_counter()
         torch.manual_seed(self.req.seed)  # the baseline and the student start from the same weights
         model = self.family.model(size, self.tokenizer)
-        model = train(model, rows, cfg, seed=self.req.seed, stage=role, loss_fn=loss_fn, teacher=teacher)
+        model = train(model, rows, order, cfg, seed=self.req.seed, stage=role, loss_fn=loss_fn, teacher=teacher)
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = train_seconds
 
@@ -202,15 +202,15 @@ class Protocol:
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
 
-    def _student(self, models, members: Examples, train_rows: torch.Tensor):
+    def _student(self, models, members: Examples):
         teacher, teacher_info = models["teacher"]
         recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
         if self.method.loss is not None:
             method, args = self.method, self.method_args
-            return self._model("student", self.family.student, train_rows, recipe,
+            return self._model("student", self.family.student, members.ids, members.training_rows(), recipe,
                                loss_fn=lambda batch: method.loss(batch, args), teacher=teacher)
         rows = self._teacher_data(teacher, teacher_info, members)
-        return self._model("student", self.family.student, rows[members.training_rows()], recipe)
+        return self._model("student", self.family.student, rows, members.training_rows(), recipe)
 
     def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
         """A data-level method's training texts, made once per teacher and cached."""

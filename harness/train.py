@@ -2,6 +2,11 @@
 
 One loop serves every role. On one CPU it is a plain loop; under `accelerate launch` the same
 code runs data-parallel on several GPUs or machines.
+
+The training set D repeats some members many times, so the loop takes the distinct rows and
+an `order` of row indices. A logit-level method then needs the teacher's logits only once per
+distinct row, not once per row per epoch: they are computed up front when they fit in
+`TEACHER_LOGITS_BUDGET` bytes, and per batch otherwise.
 """
 
 from __future__ import annotations
@@ -24,43 +29,60 @@ from harness.specs import LogitBatch
 
 LossFn = Callable[[LogitBatch], torch.Tensor]
 
+TEACHER_LOGITS_BUDGET = int(os.environ.get("HARNESS_TEACHER_LOGITS_BYTES", 2 << 30))
+
 
 def progress_enabled() -> bool:
     return os.environ.get("HARNESS_PROGRESS", "1") != "0"
 
 
-def train(model, sequences: torch.Tensor, cfg: Training, *, seed: int, stage: str,
-          loss_fn: LossFn | None = None, teacher=None) -> None:
-    """Train `model` in place on `sequences` (rows of token ids, all the same length).
+def progress(total: int, desc: str, unit: str, main_process: bool = True) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_enabled() or not main_process,
+                dynamic_ncols=True, leave=False)
+
+
+def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed: int, stage: str,
+          loss_fn: LossFn | None = None, teacher=None, precompute_teacher: bool | None = None):
+    """Train `model` on `rows[order]` (token ids, all rows the same length); returns the trained model.
 
     Without `loss_fn` the loss is next-token cross-entropy; with it, the teacher's logits for
-    the same batch are computed without gradient and handed to the method's loss.
+    the same rows are handed to the method's loss. `precompute_teacher` forces (True) or
+    forbids (False) computing them once up front; by default they are when they fit.
     """
     set_seed(seed)
     accelerator = Accelerator()
-    loader = DataLoader(TensorDataset(sequences), batch_size=cfg.batch_size, shuffle=True,
+    loader = DataLoader(TensorDataset(order), batch_size=cfg.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * math.ceil(len(sequences) / cfg.batch_size)
+    total = cfg.epochs * math.ceil(len(order) / cfg.batch_size)
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if teacher is not None:
+    rows = rows.to(accelerator.device)
+    teacher_logits = None
+    if loss_fn is not None:
         teacher = teacher.to(accelerator.device).eval()
+        if precompute_teacher is None:
+            precompute_teacher = _logits_bytes(rows, model) <= TEACHER_LOGITS_BUDGET
+        if precompute_teacher:
+            teacher_logits = _teacher_logits(teacher, rows, cfg.batch_size, stage, accelerator.is_main_process)
     model.train()
-    bar = tqdm(total=total, desc=stage, unit="step", disable=not progress_enabled() or not accelerator.is_main_process,
-               dynamic_ncols=True, leave=False)
+    bar = progress(total, stage, "step", accelerator.is_main_process)
     step = 0
     for _ in range(cfg.epochs):
-        for (batch,) in loader:
+        for (index,) in loader:
+            batch = rows[index]
             logits = model(input_ids=batch).logits[:, :-1]
             labels = batch[:, 1:]
             if loss_fn is None:
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
             else:
-                with torch.no_grad():
-                    teacher_logits = teacher(input_ids=batch).logits[:, :-1]
-                loss = loss_fn(LogitBatch(logits, teacher_logits, labels))
+                if teacher_logits is not None:
+                    t_logits = teacher_logits[index]
+                else:
+                    with torch.no_grad():
+                        t_logits = teacher(input_ids=batch).logits[:, :-1]
+                loss = loss_fn(LogitBatch(logits, t_logits, labels))
             if not torch.isfinite(loss):
                 lr = scheduler.get_last_lr()[0]
                 raise RunFailed(f"{stage}: loss became {loss.item()} at step {step + 1} of {total} (lr {lr:.3g})")
@@ -76,3 +98,20 @@ def train(model, sequences: torch.Tensor, cfg: Training, *, seed: int, stage: st
     bar.close()
     model.eval()
     return accelerator.unwrap_model(model)
+
+
+def _logits_bytes(rows: torch.Tensor, model) -> int:
+    vocab = getattr(model, "module", model).config.vocab_size  # unwrapped under DDP
+    return rows.shape[0] * (rows.shape[1] - 1) * vocab * 4
+
+
+@torch.no_grad()
+def _teacher_logits(teacher, rows: torch.Tensor, batch_size: int, stage: str, main: bool) -> torch.Tensor:
+    """The teacher's logits for every distinct row, once: the same values a per-batch pass gives."""
+    out = []
+    bar = progress(len(rows), f"{stage}: teacher logits", "ex", main)
+    for start in range(0, len(rows), batch_size):
+        out.append(teacher(input_ids=rows[start : start + batch_size]).logits[:, :-1].float())
+        bar.update(len(out[-1]))
+    bar.close()
+    return torch.cat(out)
