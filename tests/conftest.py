@@ -1,0 +1,61 @@
+"""Shared fixtures: a quick registry, isolated cache and results, no progress bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+QUICK_PRESET = """
+[presets.quick]
+prefix_len = 8
+suffix_len = 8
+eval_batch_size = 32
+generate_batch_size = 32
+
+[presets.quick.teacher]
+epochs = 3
+lr = 3e-3
+batch_size = 16
+
+[presets.quick.baseline]
+epochs = 2
+lr = 3e-3
+batch_size = 16
+
+[presets.quick.student]
+epochs = 2
+lr = 3e-3
+batch_size = 16
+"""
+
+# The dataset arguments that make synthetic-pii small enough for a test.
+SMALL_DATA = ["--dataset-arg", "n_members=48", "--dataset-arg", "n_nonmembers=24"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test gets its own cache and results file, and no progress bars."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_DB", str(tmp_path / "results" / "harness.duckdb"))
+    monkeypatch.setenv("HARNESS_PROGRESS", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.delenv("HARNESS_REGISTRY", raising=False)
+
+
+@pytest.fixture
+def quick_registry(tmp_path) -> Path:
+    """The project's registry.toml plus a `quick` preset, with `quick` as the tiny family's preset."""
+    text = (ROOT / "registry.toml").read_text() + QUICK_PRESET
+    path = tmp_path / "registry.toml"
+    path.write_text(text)
+    return path
+
+
+def quick_args(registry: Path, method: str = "hard-kd", *extra: str) -> list[str]:
+    """`harness` arguments for a quick run of the protocol on the embedded default."""
+    return ["--registry", str(registry), "eval", "--method", method, "--preset", "quick", *SMALL_DATA, *extra]
