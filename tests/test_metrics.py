@@ -1,0 +1,44 @@
+"""The figures of ARCHITECTURE.md section 1 on hand-built memorized sets."""
+
+import math
+
+import pytest
+import torch
+
+from harness.extract import Extraction
+from harness.metrics import figures
+
+
+def result(memorized: list[int], n: int = 10, loss: float = 1.0) -> Extraction:
+    flags = torch.zeros(n, dtype=torch.bool)
+    flags[memorized] = True
+    return Extraction(memorized=flags, match_len=flags.long() * 8, loss=torch.full((n,), loss),
+                      suffix_loss=torch.full((n,), loss), ties=torch.zeros(n, dtype=torch.bool))
+
+
+def test_figures_by_hand():
+    members = {
+        "teacher": result([0, 1, 2, 3, 4, 5]),  # M_T
+        "baseline": result([0, 1, 6]),  # M_B
+        "student": result([0, 2, 7]),  # M_S
+    }
+    nonmembers = {"teacher": result([0], loss=2.0), "baseline": result([], loss=1.0), "student": result([], loss=0.5)}
+    f = figures(members, nonmembers)
+    assert f["mem_rate_teacher"] == 0.6 and f["mem_rate_baseline"] == 0.3 and f["mem_rate_student"] == 0.3
+    assert f["reduction"] == 1.0
+    assert f["teacher_exclusive"] == 4  # {2, 3, 4, 5}
+    assert f["inherited"] == 1  # {2}
+    assert f["inheritance_rate"] == 0.25
+    assert f["easy_share"] == pytest.approx(1 / 3)  # {0} of {0, 2, 7}
+    assert f["student_only"] == 1  # {7}
+    assert f["nonmember_rate_teacher"] == 0.1 and f["nonmember_rate_student"] == 0.0
+    assert f["val_ppl_teacher"] == pytest.approx(math.exp(2.0))
+    assert f["val_ppl_student"] == pytest.approx(math.exp(0.5))
+
+
+def test_undefined_ratios_are_nan_not_zero():
+    members = {"teacher": result([]), "baseline": result([1]), "student": result([])}
+    nonmembers = {role: result([]) for role in members}
+    f = figures(members, nonmembers)
+    assert math.isnan(f["reduction"]) and math.isnan(f["inheritance_rate"]) and math.isnan(f["easy_share"])
+    assert f["teacher_exclusive"] == 0
