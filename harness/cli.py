@@ -133,17 +133,19 @@ def cmd_list(args, argv) -> int:
     for f in found.families.values():
         print(f"  {f.name:<16}{f.description}")
         print(f"  {'':<16}sizes {', '.join(f.sizes)}; teacher {f.teacher}, student {f.student}; "
-              f"from {found.origin[('families', f.name)]}")
+              f"from plugin {found.origin[('families', f.name)]}")
     print("\nDatasets")
     for d in found.datasets.values():
         print(f"  {d.name:<16}{d.description} [licence: {d.licence}]")
+        print(f"  {'':<18}from plugin {found.origin[('datasets', d.name)]}")
         for p in d.params:
             print(f"  {'':<18}--dataset-arg {p.describe()}")
     print("\nKD methods")
     for m in found.methods.values():
         alias = f" (alias {', '.join(m.aliases)})" if m.aliases else ""
         print(f"  {m.name:<16}{m.description}{alias}")
-        print(f"  {'':<18}teacher access: {m.teacher_access}" + (f"; {m.paper}" if m.paper else ""))
+        print(f"  {'':<18}teacher access: {m.teacher_access}" + (f"; {m.paper}" if m.paper else "")
+              + f"; from plugin {found.origin[('methods', m.name)]}")
         for p in m.params:
             print(f"  {'':<18}--method-arg {p.describe()}")
     print("\nPresets: " + ", ".join(reg.presets))

@@ -66,7 +66,7 @@ def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, c
         if not rows:
             longest = max((len(ids) for ids in encoded), default=0)
             raise UsageError(
-                f"dataset {dataset}: no {split_name} document reaches {example_len} tokens "
+                f"dataset {dataset}: none of the {len(encoded)} {split_name} documents reaches {example_len} tokens "
                 f"(prefix + suffix; the longest has {longest}): use longer texts or a smaller preset"
             )
     else:

@@ -68,14 +68,19 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
 def greedy(model, prompts: torch.Tensor, new_tokens: int, batch_size: int = 64, desc: str = "generating") -> torch.Tensor:
     """Batched greedy decoding with a KV cache: prompts (n, p) -> (n, p + new_tokens).
 
-    Prompts all have the same length, so no padding is needed; end-of-text never stops a row.
+    Prompts all have the same length, so no padding is needed. End-of-text is an ordinary token
+    here: a row neither stops at it nor is kept from choosing it, so every new token is the
+    arg-max (the continuation the one-pass verdict of `extract` speaks about).
     """
     from transformers import GenerationConfig
 
     model.eval()
     device = next(model.parameters()).device
+    # eos_token_id=[] (no end-of-text token), not None: generate fills a None from the model's own
+    # generation_config, and with min_new_tokens it would then forbid end-of-text at every step,
+    # which changes the continuation wherever end-of-text is the arg-max.
     config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                              num_beams=1, use_cache=True, eos_token_id=None,
+                              num_beams=1, use_cache=True, eos_token_id=[],
                               pad_token_id=model.config.pad_token_id or 0)
     out = []
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress_enabled(), leave=False, dynamic_ncols=True)

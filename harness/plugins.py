@@ -15,7 +15,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.errors import UsageError
+from harness.errors import UsageError, unknown
 from harness.registry import Registry
 from harness.specs import Dataset, KDMethod, ModelFamily, Registered
 
@@ -33,11 +33,11 @@ def manager(registry: Registry) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
     for module in registry.modules:
-        if module not in registry.disabled:
-            pm.register(_import_module(module), name=module)
+        if module not in registry.disabled and not pm.has_plugin(module):
+            _register(pm, _import_module(module), module)
     for path in registry.files:
-        if path.name not in registry.disabled and str(path) not in registry.disabled:
-            pm.register(_import_file(path), name=str(path))
+        if path.name not in registry.disabled and str(path) not in registry.disabled and not pm.has_plugin(str(path)):
+            _register(pm, _import_file(path), str(path))
     if registry.entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in registry.disabled or pm.has_plugin(ep.name):
@@ -46,8 +46,22 @@ def manager(registry: Registry) -> pluggy.PluginManager:
                 plugin = ep.load()
             except Exception as err:  # noqa: BLE001 - any import error is the plugin's, reported as such
                 raise UsageError(f"plugin {ep.name!r} (entry point {ep.value}) failed to import: {_cause(err)}") from None
-            pm.register(plugin, name=ep.name)
+            _register(pm, plugin, ep.name)
+    for hook_name, caller in vars(pm.hook).items():
+        impls = [] if caller.has_spec() else caller.get_hookimpls()
+        if impls:  # a hookimpl that no hookspec declares: a misspelt hook, silently never called
+            raise unknown(f"hook in plugin {impls[0].plugin_name!r}", hook_name, _HOOKS)
     return pm
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    if pm.is_registered(plugin):  # listed as a module and also installed with an entry point: once is enough
+        return
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as err:
+        detail = str(err).splitlines()[-1]
+        raise UsageError(f"plugin {name!r} does not match the hooks of harness.hookspecs: {detail}") from None
 
 
 def collect(pm: pluggy.PluginManager) -> Registered:

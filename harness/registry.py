@@ -143,6 +143,10 @@ def _preset(name: str, table: Any, path: Path) -> Preset:
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table")
     flat = {k: v for k, v in table.items() if k not in ROLES}
+    known = [p.name for p in PROTOCOL_PARAMS]
+    for key in flat:
+        if key not in known:  # a misspelt role section is as likely as a misspelt key
+            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES])}")
     try:
         protocol = resolve_params(PROTOCOL_PARAMS, flat, f"[presets.{name}]")
         roles = {}

@@ -91,7 +91,11 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise UsageError(f"cannot write results to {self.path}: {err.strerror}") from None
+                reason = err.strerror  # "File exists" when an ancestor is a file: name that file instead
+                blocker = next((p for p in self.path.parents if p.exists()), None)
+                if blocker is not None and not blocker.is_dir():
+                    reason = f"{blocker} is a file, not a directory"
+                raise UsageError(f"cannot write results to {self.path}: {reason}") from None
         deadline = time.monotonic() + self.lock_wait
         while True:
             try:

@@ -1,0 +1,389 @@
+"""The plugin manager: built-ins, file plugins, installed (entry-point) plugins, and their mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from harness import plugins, registry
+from harness.cli import main
+from harness.errors import UsageError
+from harness.specs import Dataset, KDMethod, ModelFamily
+
+BUILTIN_MODULES = (
+    "harness_plugins.families.tiny",
+    "harness_plugins.datasets.synthetic_pii",
+    "harness_plugins.datasets.text_files",
+    "harness_plugins.methods.soft_kd",
+    "harness_plugins.methods.hard_kd",
+)
+
+HEADER = """\
+import torch
+from harness.hookspecs import hookimpl
+from harness.specs import Dataset, KDMethod, ModelFamily, Param, Split
+
+
+def loss(batch, args):
+    return torch.zeros(())
+
+"""
+
+
+def method_plugin(name: str, aliases: tuple[str, ...] = ()) -> str:
+    return HEADER + textwrap.dedent(f"""\
+        @hookimpl
+        def register_kd_methods(register):
+            register(KDMethod(name={name!r}, description="test", teacher_access="logits", loss=loss,
+                              aliases={aliases!r}))
+        """)
+
+
+def write_plugin(tmp_path: Path, filename: str, source: str) -> Path:
+    path = tmp_path / filename
+    path.write_text(source)
+    return path
+
+
+def write_registry(tmp_path: Path, modules=(), files=(), disabled=(), entry_points=False) -> Path:
+    """A registry.toml with only these plugins (JSON string lists are valid TOML arrays)."""
+    path = tmp_path / "registry.toml"
+    path.write_text(
+        "[plugins]\n"
+        f"modules = {json.dumps(list(modules))}\n"
+        f"files = {json.dumps(list(files))}\n"
+        f"disabled = {json.dumps(list(disabled))}\n"
+        f"entry_points = {'true' if entry_points else 'false'}\n"
+    )
+    return path
+
+
+def load(path: Path):
+    return plugins.load(registry.load(path))
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(UsageError) as err:
+        load(path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------- built-ins
+
+
+def test_builtins_register_through_the_registry_like_any_plugin():
+    found = load(ROOT / "registry.toml")
+    assert set(found.families) == {"tiny"}
+    assert set(found.datasets) == {"synthetic-pii", "text-files"}
+    assert {"soft-kd", "hard-kd"} <= set(found.methods)
+    assert found.origin[("methods", "soft-kd")] == "harness_plugins.methods.soft_kd"
+    assert found.origin[("methods", "hard-kd")] == "harness_plugins.methods.hard_kd"
+    assert found.origin[("families", "tiny")] == "harness_plugins.families.tiny"
+    assert found.origin[("datasets", "text-files")] == "harness_plugins.datasets.text_files"
+
+
+def test_builtins_live_in_plugins_dir():
+    import harness_plugins.methods.soft_kd as soft_kd
+
+    assert Path(soft_kd.__file__).resolve() == ROOT / "plugins" / "methods" / "soft_kd.py"
+
+
+def test_without_the_registry_listing_there_are_no_builtins(tmp_path):
+    found = load(write_registry(tmp_path))
+    assert not found.families and not found.datasets and not found.methods
+
+
+def test_aliases_resolve_to_the_method():
+    found = load(ROOT / "registry.toml")
+    assert found.method("seqkd") is found.methods["hard-kd"]
+    assert found.aliases == {"seqkd": "hard-kd"}
+    with pytest.raises(UsageError) as err:
+        found.method("seqk")
+    assert "did you mean 'seqkd'?" in str(err.value) and "hard-kd, seqkd, soft-kd" in str(err.value)
+
+
+def test_disabled_module_is_skipped(tmp_path):
+    reg = write_registry(tmp_path, modules=BUILTIN_MODULES, disabled=["harness_plugins.methods.soft_kd"])
+    found = load(reg)
+    assert "soft-kd" not in found.methods and "hard-kd" in found.methods
+    with pytest.raises(UsageError) as err:
+        found.method("soft-kd")
+    assert "unknown method 'soft-kd'" in str(err.value) and "choose from: hard-kd, seqkd" in str(err.value)
+
+
+def test_disabled_file_is_skipped_by_name_or_path(tmp_path):
+    a = write_plugin(tmp_path, "a.py", method_plugin("a-kd"))
+    b = write_plugin(tmp_path, "b.py", method_plugin("b-kd"))
+    assert set(load(write_registry(tmp_path, files=["a.py", "b.py"], disabled=["a.py"])).methods) == {"b-kd"}
+    assert set(load(write_registry(tmp_path, files=["a.py", "b.py"], disabled=[str(b)])).methods) == {"a-kd"}
+    assert a.is_file()
+
+
+def test_files_are_relative_to_the_registry_not_the_cwd(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    write_plugin(tmp_path, "mine.py", method_plugin("mine-kd"))
+    reg = write_registry(tmp_path / "conf", files=["../mine.py"])
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    found = load(reg)
+    assert "mine-kd" in found.methods
+    assert found.origin[("methods", "mine-kd")] == str((tmp_path / "mine.py").resolve())
+
+
+def test_missing_plugin_file_names_the_resolved_path(tmp_path):
+    (tmp_path / "conf").mkdir()
+    message = load_error(write_registry(tmp_path / "conf", files=["gone.py"]))
+    assert message == f"plugin file not found: {(tmp_path / 'conf' / 'gone.py').resolve()}"
+
+
+def test_module_listed_twice_registers_once(tmp_path):
+    found = load(write_registry(tmp_path, modules=["harness_plugins.methods.hard_kd"] * 2, files=[]))
+    assert set(found.methods) == {"hard-kd"}
+
+
+def test_file_listed_twice_registers_once(tmp_path):
+    write_plugin(tmp_path, "a.py", method_plugin("a-kd"))
+    assert set(load(write_registry(tmp_path, files=["a.py", "./a.py"])).methods) == {"a-kd"}
+
+
+# ---------------------------------------------------------------- plugin mistakes
+
+
+def test_duplicate_names_across_two_plugins_name_both(tmp_path):
+    a = write_plugin(tmp_path, "a.py", method_plugin("dup-kd"))
+    b = write_plugin(tmp_path, "b.py", method_plugin("dup-kd"))
+    message = load_error(write_registry(tmp_path, files=["a.py", "b.py"]))
+    assert "'dup-kd' is registered twice" in message
+    assert str(a.resolve()) in message and str(b.resolve()) in message
+
+
+def test_duplicate_of_a_builtin_names_the_builtin(tmp_path):
+    mine = write_plugin(tmp_path, "mine.py", method_plugin("hard-kd"))
+    message = load_error(write_registry(tmp_path, modules=["harness_plugins.methods.hard_kd"], files=["mine.py"]))
+    assert "'hard-kd' is registered twice" in message
+    assert "harness_plugins.methods.hard_kd" in message and str(mine.resolve()) in message
+
+
+def test_a_name_that_clashes_with_an_alias_names_both(tmp_path):
+    mine = write_plugin(tmp_path, "mine.py", method_plugin("seqkd"))
+    message = load_error(write_registry(tmp_path, modules=["harness_plugins.methods.hard_kd"], files=["mine.py"]))
+    assert "'seqkd' is registered twice" in message
+    assert "harness_plugins.methods.hard_kd" in message and str(mine.resolve()) in message
+
+
+def test_an_alias_that_clashes_with_a_name_names_both(tmp_path):
+    mine = write_plugin(tmp_path, "mine.py", method_plugin("other-kd", aliases=("soft-kd",)))
+    message = load_error(write_registry(tmp_path, modules=["harness_plugins.methods.soft_kd"], files=["mine.py"]))
+    assert "'soft-kd' is registered twice" in message
+    assert "harness_plugins.methods.soft_kd" in message and str(mine.resolve()) in message
+
+
+def test_a_hook_that_raises_names_the_plugin_and_the_cause(tmp_path):
+    path = write_plugin(tmp_path, "boom.py", HEADER + textwrap.dedent("""\
+        @hookimpl
+        def register_datasets(register):
+            raise RuntimeError("no corpus here")
+        """))
+    message = load_error(write_registry(tmp_path, files=["boom.py"]))
+    assert message == f"plugin {str(path.resolve())!r} failed in register_datasets: RuntimeError: no corpus here"
+
+
+def test_an_invalid_kd_method_is_reported_with_the_plugin(tmp_path):
+    path = write_plugin(tmp_path, "both.py", HEADER + textwrap.dedent("""\
+        @hookimpl
+        def register_kd_methods(register):
+            register(KDMethod(name="both", description="", teacher_access="logits", loss=loss, make_data=loss))
+        """))
+    message = load_error(write_registry(tmp_path, files=["both.py"]))
+    assert str(path.resolve()) in message and "register_kd_methods" in message
+    assert "must give exactly one of loss or make_data" in message
+
+
+@pytest.mark.parametrize(("hook", "thing", "kind", "registered"), [
+    ("register_kd_methods", 'Dataset("x", "", "", load=lambda a: None)', "KD method", "Dataset"),
+    ("register_datasets", 'KDMethod("x", "", "logits", loss=loss)', "dataset", "KDMethod"),
+    ("register_model_families", '"tiny"', "model family", "str"),
+])
+def test_registering_the_wrong_type_names_the_plugin(tmp_path, hook, thing, kind, registered):
+    path = write_plugin(tmp_path, "wrong.py", HEADER + f"@hookimpl\ndef {hook}(register):\n    register({thing})\n")
+    message = load_error(write_registry(tmp_path, files=["wrong.py"]))
+    assert message == f"plugin {str(path.resolve())!r} registered a {registered} as a {kind}"
+
+
+def test_a_misspelt_hook_is_an_error_not_silence(tmp_path):
+    path = write_plugin(tmp_path, "typo.py", HEADER + textwrap.dedent("""\
+        @hookimpl
+        def register_kd_method(register):
+            register(KDMethod("typo-kd", "", "logits", loss=loss))
+        """))
+    message = load_error(write_registry(tmp_path, files=["typo.py"]))
+    assert str(path.resolve()) in message and "'register_kd_method'" in message
+    assert "did you mean 'register_kd_methods'?" in message
+
+
+def test_a_hook_with_wrong_arguments_names_the_plugin(tmp_path):
+    path = write_plugin(tmp_path, "args.py", HEADER + "@hookimpl\ndef register_kd_methods(registry):\n    pass\n")
+    message = load_error(write_registry(tmp_path, files=["args.py"]))
+    assert str(path.resolve()) in message and "registry" in message
+
+
+def test_a_plugin_module_that_does_not_exist(tmp_path):
+    message = load_error(write_registry(tmp_path, modules=["harness_plugins.methods.nope"]))
+    assert message.startswith("plugin 'harness_plugins.methods.nope' failed to import: ModuleNotFoundError")
+
+
+def test_a_plugin_file_that_fails_to_import_names_plugin_and_cause(tmp_path):
+    path = write_plugin(tmp_path, "broken.py", "import json\nraise ImportError('needs libfoo >= 2')\n")
+    message = load_error(write_registry(tmp_path, files=["broken.py"]))
+    assert message == f"plugin {str(path.resolve())!r} failed to import: ImportError: needs libfoo >= 2"
+
+
+def test_a_plugin_file_with_a_syntax_error(tmp_path):
+    path = write_plugin(tmp_path, "syntax.py", "def oops(:\n")
+    message = load_error(write_registry(tmp_path, files=["syntax.py"]))
+    assert str(path.resolve()) in message and "SyntaxError" in message
+
+
+# ---------------------------------------------------------------- harness list
+
+
+def test_list_prints_every_builtin_with_its_parameters(capsys):
+    assert main(["--registry", str(ROOT / "registry.toml"), "list"]) == 0
+    out = capsys.readouterr().out
+    found = load(ROOT / "registry.toml")
+    assert f"registry: {ROOT / 'registry.toml'}" in out
+    for family in found.families.values():
+        assert f"  {family.name} " in out and f"from plugin {found.origin[('families', family.name)]}" in out
+    for dataset in found.datasets.values():
+        assert f"  {dataset.name} " in out and f"from plugin {found.origin[('datasets', dataset.name)]}" in out
+        assert dataset.params
+        for p in dataset.params:
+            assert f"--dataset-arg {p.describe()}" in out
+    for method in found.methods.values():
+        assert f"  {method.name} " in out and f"from plugin {found.origin[('methods', method.name)]}" in out
+        assert f"teacher access: {method.teacher_access}" in out
+        for p in method.params:
+            assert f"--method-arg {p.describe()}" in out
+    assert "--method-arg temperature: float = 2.0" in out
+    assert "(alias seqkd)" in out
+    assert out.rstrip().endswith("Presets: tiny")
+
+
+def test_list_uses_harness_registry_env(tmp_path, monkeypatch, capsys):
+    write_plugin(tmp_path, "mine.py", method_plugin("mine-kd"))
+    monkeypatch.setenv("HARNESS_REGISTRY", str(write_registry(tmp_path, files=["mine.py"])))
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mine-kd" in out and "soft-kd" not in out
+    assert f"from plugin {(tmp_path / 'mine.py').resolve()}" in out
+
+
+def test_list_with_a_broken_plugin_is_one_line_and_status_2(tmp_path, capsys):
+    write_plugin(tmp_path, "broken.py", "raise ImportError('needs libfoo')\n")
+    assert main(["--registry", str(write_registry(tmp_path, files=["broken.py"])), "list"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "broken.py" in captured.err and "needs libfoo" in captured.err
+
+
+# ---------------------------------------------------------------- installed plugins (entry points)
+
+EXAMPLE = Path(__file__).parent / "fixtures" / "example_plugin"
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> Path:
+    """The example plugin package, pip-installed into a directory of its own (a copy is built, so
+    the source tree gets no build/ or egg-info)."""
+    pytest.importorskip("setuptools", reason="--no-build-isolation needs setuptools (the `test` extra)")
+    work = tmp_path_factory.mktemp("example_plugin")
+    source = shutil.copytree(EXAMPLE, work / "src")
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
+         "--disable-pip-version-check", "--target", str(target), str(source)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    assert (target / "harness_example_plugin.py").is_file()
+    return target
+
+
+def harness_with(site: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=site)
+
+
+def test_installed_plugin_is_picked_up_through_its_entry_point(installed_example):
+    result = harness_with(installed_example, "--registry", str(ROOT / "registry.toml"), "list")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    block = out[out.index("  example-kd "):]
+    assert "reverse KL(student || teacher)" in block.splitlines()[0]
+    assert "teacher access: logits; from plugin example" in block
+    assert "--method-arg temperature: float = 1.0 (0.05 <= temperature <= 100.0)" in block
+    assert "  soft-kd " in out and "  hard-kd " in out  # the built-ins are still there
+
+
+def test_installed_plugin_is_usable_by_the_protocol(installed_example):
+    code = textwrap.dedent(f"""\
+        import torch
+        from harness import plugins, registry
+        from harness.specs import LogitBatch, resolve_params
+        found = plugins.load(registry.load({str(ROOT / 'registry.toml')!r}))
+        m = found.method("example-kd")
+        args = resolve_params(m.params, {{"temperature": "2"}}, "method example-kd")
+        torch.manual_seed(0)
+        s = torch.randn(2, 3, 11, requires_grad=True)
+        t = torch.randn(2, 3, 11)
+        labels = torch.zeros(2, 3, dtype=torch.long)
+        loss = m.loss(LogitBatch(s, t, labels), args)
+        loss.backward()
+        same = m.loss(LogitBatch(t.clone(), t, labels), args)
+        print(found.origin[("methods", "example-kd")], args["temperature"], float(loss) > 0,
+              float(s.grad.abs().sum()) > 0, abs(float(same)) < 1e-6)
+        """)
+    env = {**os.environ, "PYTHONPATH": str(installed_example)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["example", "2.0", "True", "True", "True"]
+
+
+def test_disabled_entry_point_is_skipped(installed_example, tmp_path):
+    text = (ROOT / "registry.toml").read_text().replace("disabled = []", 'disabled = ["example"]')
+    assert 'disabled = ["example"]' in text
+    reg = tmp_path / "registry.toml"
+    reg.write_text(text)
+    result = harness_with(installed_example, "--registry", str(reg), "list")
+    assert result.returncode == 0, result.stderr
+    assert "example-kd" not in result.stdout and "soft-kd" in result.stdout
+
+
+def test_entry_points_false_skips_installed_plugins(installed_example, tmp_path):
+    text = (ROOT / "registry.toml").read_text().replace("entry_points = true", "entry_points = false")
+    reg = tmp_path / "registry.toml"
+    reg.write_text(text)
+    result = harness_with(installed_example, "--registry", str(reg), "list")
+    assert result.returncode == 0, result.stderr
+    assert "example-kd" not in result.stdout and "hard-kd" in result.stdout
+
+
+def test_installed_plugin_also_listed_as_a_module_registers_once(installed_example, tmp_path):
+    text = (ROOT / "registry.toml").read_text().replace(
+        '"harness_plugins.methods.hard_kd",', '"harness_plugins.methods.hard_kd",\n    "harness_example_plugin",')
+    reg = tmp_path / "registry.toml"
+    reg.write_text(text)
+    result = harness_with(installed_example, "--registry", str(reg), "list")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("  example-kd ") == 1
+    assert "from plugin harness_example_plugin" in result.stdout

@@ -1,0 +1,237 @@
+"""registry.toml: the project's own file, every check on a malformed one, and where it is found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from harness import registry
+from harness.errors import UsageError
+from harness.registry import PROTOCOL_PARAMS, ROLES, TRAIN_PARAMS
+
+
+def write(tmp_path: Path, text: str, name: str = "registry.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(UsageError) as err:
+        registry.load(path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------- the project's file
+
+
+def test_project_registry_parses_with_valid_presets():
+    reg = registry.load(ROOT / "registry.toml")
+    assert reg.path == ROOT / "registry.toml"
+    assert reg.modules == (
+        "harness_plugins.families.tiny",
+        "harness_plugins.datasets.synthetic_pii",
+        "harness_plugins.datasets.text_files",
+        "harness_plugins.methods.soft_kd",
+        "harness_plugins.methods.hard_kd",
+    )
+    assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
+    assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
+    assert set(reg.presets) == {"tiny"}
+    for preset in reg.presets.values():
+        assert preset.example_len >= preset.prefix_len + preset.suffix_len
+        for role in ROLES:
+            t = preset.training(role)
+            assert t.epochs >= 1 and 0 < t.lr <= 1 and t.batch_size >= 1
+
+
+def test_project_tiny_preset_values():
+    tiny = registry.load(ROOT / "registry.toml").preset("tiny")
+    assert (tiny.prefix_len, tiny.suffix_len, tiny.example_len) == (32, 32, 64)
+    assert tiny.teacher.epochs == 10 and tiny.teacher.lr == 2e-3 and tiny.teacher.warmup_ratio == 0.05
+    assert tiny.student.schedule == "cosine"  # the declared default, not given in the file
+
+
+def test_quick_registry_adds_the_quick_preset(quick_registry):
+    reg = registry.load(quick_registry)
+    assert set(reg.presets) == {"tiny", "quick"}
+    assert reg.preset("quick").example_len == 16
+
+
+def test_example_len_defaults_to_prefix_plus_suffix(tmp_path):
+    reg = registry.load(write(tmp_path, "[presets.p]\nprefix_len = 5\nsuffix_len = 7\n"))
+    assert reg.preset("p").example_len == 12
+
+
+def test_example_len_may_exceed_prefix_plus_suffix(tmp_path):
+    reg = registry.load(write(tmp_path, "[presets.p]\nprefix_len = 5\nsuffix_len = 7\nexample_len = 20\n"))
+    assert reg.preset("p").example_len == 20
+
+
+def test_every_default_applies_to_an_empty_preset(tmp_path):
+    p = registry.load(write(tmp_path, "[presets.p]\n")).preset("p")
+    for param in PROTOCOL_PARAMS:
+        if param.name != "example_len":
+            assert getattr(p, param.name) == param.default
+    for role in ROLES:
+        for param in TRAIN_PARAMS:
+            assert getattr(p.training(role), param.name) == param.default
+
+
+def test_unknown_preset_lists_the_presets_with_did_you_mean():
+    reg = registry.load(ROOT / "registry.toml")
+    with pytest.raises(UsageError) as err:
+        reg.preset("tinny")
+    assert "did you mean 'tiny'?" in str(err.value) and "choose from: tiny" in str(err.value)
+    assert str(ROOT / "registry.toml") in str(err.value)
+
+
+# ---------------------------------------------------------------- malformed files
+
+
+def test_toml_syntax_error_names_the_file_and_line(tmp_path):
+    path = write(tmp_path, "[plugins]\nmodules = []\n\n[defaults]\nfamily = tiny\n")
+    message = error_of(path)
+    assert str(path) in message
+    assert "line 5" in message
+
+
+@pytest.mark.parametrize(("text", "key", "problem"), [
+    ("[presets.p]\nprefix_len = 8.5\n", "prefix_len", "must be int, got 8.5"),
+    ("[presets.p]\nprefix_len = true\n", "prefix_len", "must be int, got True"),
+    ("[presets.p]\nprefix_len = 0\n", "prefix_len", "must be >= 1, got 0"),
+    ("[presets.p]\nsuffix_len = 5000\n", "suffix_len", "must be <= 4096, got 5000"),
+    ("[presets.p.teacher]\nlr = 2\n", "lr", "must be <= 1.0, got 2.0"),
+    ('[presets.p.student]\nlr = "fast"\n', "lr", "must be float, got 'fast'"),
+    ("[presets.p.baseline]\nepochs = 0\n", "epochs", "must be >= 1, got 0"),
+    ('[presets.p.teacher]\nschedule = "step"\n', "schedule", "must be one of cosine, linear, constant, got 'step'"),
+])
+def test_preset_value_errors_name_the_file_the_table_and_the_key(tmp_path, text, key, problem):
+    path = write(tmp_path, text)
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    table = text.splitlines()[0]
+    assert table in message  # e.g. [presets.p.teacher]
+    assert f"argument {key} {problem}" in message
+
+
+def test_example_len_shorter_than_prefix_plus_suffix(tmp_path):
+    path = write(tmp_path, "[presets.p]\nprefix_len = 8\nsuffix_len = 8\nexample_len = 10\n")
+    message = error_of(path)
+    assert str(path) in message and "[presets.p]" in message
+    assert "example_len must be at least prefix_len + suffix_len" in message
+
+
+def test_unknown_preset_key_has_did_you_mean(tmp_path):
+    message = error_of(write(tmp_path, "[presets.p]\nprefix_lne = 8\n"))
+    assert "'prefix_lne'" in message and "did you mean 'prefix_len'?" in message and "[presets.p]" in message
+
+
+def test_unknown_role_section_has_did_you_mean(tmp_path):
+    path = write(tmp_path, "[presets.p.studnt]\nepochs = 1\n")
+    message = error_of(path)
+    assert str(path) in message and "'studnt'" in message
+    assert "did you mean 'student'?" in message
+    for role in ROLES:
+        assert role in message
+
+
+def test_unknown_key_in_a_role_section_has_did_you_mean(tmp_path):
+    message = error_of(write(tmp_path, "[presets.p.teacher]\nepochz = 1\n"))
+    assert "[presets.p.teacher]" in message and "did you mean 'epochs'?" in message
+
+
+@pytest.mark.parametrize(("text", "key", "near"), [
+    ("[plugin]\nmodules = []\n", "plugin", "plugins"),
+    ("[plugins]\nmodulez = []\n", "modulez", "modules"),
+    ("[plugins]\ndisable = []\n", "disable", "disabled"),
+    ('[defaults]\nfamilly = "tiny"\n', "familly", "family"),
+])
+def test_unknown_keys_have_did_you_mean(tmp_path, text, key, near):
+    path = write(tmp_path, text)
+    message = error_of(path)
+    assert str(path) in message and f"'{key}'" in message and f"did you mean '{near}'?" in message
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[plugins]\nmodules = "a"\n', "plugins.modules must be a list of strings"),
+    ("[plugins]\nfiles = [1]\n", "plugins.files must be a list of strings"),
+    ('[plugins]\nentry_points = "yes"\n', "plugins.entry_points must be true or false"),
+    ("[defaults]\nfamily = 3\n", "defaults.family must be a string"),
+    ("plugins = 3\n", "[plugins] must be a table"),
+    ("[presets]\np = 3\n", "[presets.p] must be a table"),
+    ("[presets.p]\nteacher = 3\n", "[presets.p.teacher] must be a table"),
+])
+def test_wrong_shapes_name_the_file_and_key(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    message = error_of(path)
+    assert str(path) in message and problem in message
+
+
+def test_unreadable_registry_is_a_usage_error(tmp_path):
+    path = tmp_path / "registry.toml"
+    path.write_bytes(b"\xff\xfe[plugins]\n")
+    message = error_of(path)
+    assert str(path) in message and "cannot read" in message
+
+
+def test_files_resolve_relative_to_the_registry(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    reg = registry.load(write(tmp_path / "conf", '[plugins]\nfiles = ["../plug/p.py", "q.py"]\n'))
+    monkeypatch.chdir(ROOT)
+    assert reg.files == ((tmp_path / "plug" / "p.py").resolve(), (tmp_path / "conf" / "q.py").resolve())
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_explicit_path_wins_over_env_and_cwd(tmp_path, monkeypatch):
+    explicit, env = (write(tmp_path, "", f"{n}.toml") for n in ("explicit", "env"))
+    write(tmp_path, "")  # ./registry.toml
+    monkeypatch.setenv(registry.ENV_VAR, str(env))
+    monkeypatch.chdir(tmp_path)
+    assert registry.find(explicit) == explicit
+    assert registry.load(explicit).path == explicit
+
+
+def test_env_var_wins_over_cwd(tmp_path, monkeypatch):
+    env = write(tmp_path, "", "env.toml")
+    write(tmp_path, "")  # ./registry.toml
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(registry.ENV_VAR, str(env))
+    assert registry.find() == env
+
+
+def test_cwd_registry_wins_over_the_project_one(tmp_path, monkeypatch):
+    local = write(tmp_path, "")
+    monkeypatch.chdir(tmp_path)
+    assert registry.find() == tmp_path / "registry.toml" == local
+
+
+def test_the_project_registry_is_the_last_resort(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no registry.toml here, no env var (conftest removes it)
+    assert registry.find() == ROOT / "registry.toml"
+
+
+def test_empty_env_var_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(registry.ENV_VAR, "")
+    assert registry.find() == ROOT / "registry.toml"
+
+
+@pytest.mark.parametrize("via", ["explicit", "env"])
+def test_missing_named_registry_is_a_usage_error(tmp_path, monkeypatch, via):
+    missing = tmp_path / "nope.toml"
+    if via == "env":
+        monkeypatch.setenv(registry.ENV_VAR, str(missing))
+    with pytest.raises(UsageError, match=r"^registry file not found: .*nope\.toml$"):
+        registry.find(missing if via == "explicit" else None)
+
+
+def test_a_directory_is_not_a_registry(tmp_path):
+    with pytest.raises(UsageError, match="registry file not found"):
+        registry.find(tmp_path)
