@@ -176,7 +176,7 @@ def _insert(con, table: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         for key in row:
             columns.setdefault(key, None)
-    _insert_columns(con, table, {k: [_jsonable(r.get(k)) for r in rows] for k in columns})
+    _insert_columns(con, table, {k: [_db_value(r.get(k)) for r in rows] for k in columns})
 
 
 def _insert_columns(con, table: str, data: dict[str, Any]) -> None:
@@ -194,7 +194,7 @@ def _insert_columns(con, table: str, data: dict[str, Any]) -> None:
         con.unregister("incoming")
 
 
-def _jsonable(value: Any) -> Any:
+def _db_value(value: Any) -> Any:
     if isinstance(value, float):
         return _finite(value)
     return value

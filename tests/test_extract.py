@@ -9,7 +9,6 @@ on every example; and `greedy`, the batched decoding the harness uses where it n
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import pytest

@@ -16,7 +16,6 @@ from conftest import ROOT
 from harness import plugins, registry
 from harness.cli import main
 from harness.errors import UsageError
-from harness.specs import Dataset, KDMethod, ModelFamily
 
 BUILTIN_MODULES = (
     "harness_plugins.families.tiny",
