@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from harness.train import progress_enabled
+from harness import progress
 
 # Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
 TIE_TOLERANCE = 1e-4
@@ -40,7 +39,7 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
     device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in Extraction.__dataclass_fields__}
     end = prefix_len + suffix_len
-    bar = tqdm(total=len(ids), desc=desc, unit="ex", disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    bar = progress.bar(len(ids), desc, "ex")
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size].to(device)
         logits = model(input_ids=batch).logits.float()
@@ -83,7 +82,7 @@ def greedy(model, prompts: torch.Tensor, new_tokens: int, batch_size: int = 64, 
                               num_beams=1, use_cache=True, eos_token_id=[],
                               pad_token_id=model.config.pad_token_id or 0)
     out = []
-    bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    bar = progress.bar(len(prompts), desc, "ex")
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size].to(device)
         out.append(model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),

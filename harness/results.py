@@ -41,7 +41,7 @@ def resolve_run_id(store: Store, run_id: str) -> str:
     if run_id == "latest":
         _, rows = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
         if not rows:
-            raise UsageError(f"no runs in {store.path}")
+            raise UsageError(f"no runs in {store.path} yet")
         return rows[0][0]
     _, rows = store.query("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run_id])
     if len(rows) == 1:
@@ -49,6 +49,8 @@ def resolve_run_id(store: Store, run_id: str) -> str:
     if len(rows) > 1:
         raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
     _, recent = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 50")
+    if not recent:
+        raise UsageError(f"no run {run_id!r}: {store.path} holds no runs yet")
     raise unknown("run", run_id, [r[0] for r in recent])
 
 

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from harness import progress
 from harness.errors import RunFailed
 from harness.registry import Training
 from harness.specs import LogitBatch
@@ -30,15 +30,6 @@ from harness.specs import LogitBatch
 LossFn = Callable[[LogitBatch], torch.Tensor]
 
 TEACHER_LOGITS_BUDGET = int(os.environ.get("HARNESS_TEACHER_LOGITS_BYTES", 2 << 30))
-
-
-def progress_enabled() -> bool:
-    return os.environ.get("HARNESS_PROGRESS", "1") != "0"
-
-
-def progress(total: int, desc: str, unit: str, main_process: bool = True) -> tqdm:
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_enabled() or not main_process,
-                dynamic_ncols=True, leave=False)
 
 
 def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed: int, stage: str,
@@ -67,7 +58,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
         if precompute_teacher:
             teacher_logits = _teacher_logits(teacher, rows, cfg.batch_size, stage, accelerator.is_main_process)
     model.train()
-    bar = progress(total, stage, "step", accelerator.is_main_process)
+    bar = progress.bar(total, stage, "step", accelerator.is_main_process)
     step = 0
     for _ in range(cfg.epochs):
         for (index,) in loader:
@@ -109,7 +100,7 @@ def _logits_bytes(rows: torch.Tensor, model) -> int:
 def _teacher_logits(teacher, rows: torch.Tensor, batch_size: int, stage: str, main: bool) -> torch.Tensor:
     """The teacher's logits for every distinct row, once: the same values a per-batch pass gives."""
     out = []
-    bar = progress(len(rows), f"{stage}: teacher logits", "ex", main)
+    bar = progress.bar(len(rows), f"{stage}: teacher logits", "ex", main)
     for start in range(0, len(rows), batch_size):
         out.append(teacher(input_ids=rows[start : start + batch_size]).logits[:, :-1].float())
         bar.update(len(out[-1]))

@@ -327,7 +327,7 @@ def test_missing_db(capsys, tmp_path, command):
 
 def test_show_on_an_empty_db(capsys, tmp_path):
     db = _db_with_runs(tmp_path / "r.duckdb")
-    assert "unknown run 'NOPE'" in usage_error(["show", "NOPE", "--db", str(db)], capsys)
+    assert f"no run 'NOPE': {db} holds no runs yet" in usage_error(["show", "NOPE", "--db", str(db)], capsys)
     assert f"no runs in {db}" in usage_error(["show", "latest", "--db", str(db)], capsys)
 
 

@@ -1,0 +1,71 @@
+"""Soft-KD student training with the teacher's logits computed once per distinct member, against per batch.
+
+    python benchmarks/teacher_logits.py [--epochs 3] [--members 512]
+
+D repeats some members up to 16 times, and every epoch sees every row again, so a teacher pass
+per batch recomputes the same logits many times over. `harness.train.train` computes them once
+per distinct member when they fit in memory. This script trains the same student from the same
+starting weights both ways, on the embedded default's data and model sizes, prints both times,
+checks the two students agree, and ends with `ratio R.RRx` (per-batch time / once time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+
+import torch
+
+os.environ.setdefault("HARNESS_PROGRESS", "0")
+
+from harness.data import cut  # noqa: E402
+from harness.registry import Training  # noqa: E402
+from harness.specs import resolve_params  # noqa: E402
+from harness.train import train  # noqa: E402
+from harness_plugins.datasets import synthetic_pii  # noqa: E402
+from harness_plugins.families import tiny  # noqa: E402
+from harness_plugins.methods.soft_kd import soft_kd_loss  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--members", type=int, default=512)
+    opts = parser.parse_args()
+
+    registered = []
+    synthetic_pii.register_datasets(register=registered.append)
+    dataset = registered[0]
+    split = dataset.load(resolve_params(dataset.params, {"n_members": opts.members}, dataset.name))
+    tokenizer = tiny.build_tokenizer([ex.text for ex in split.members])
+    members = cut("member", split.members, tokenizer, 64, False, dataset.name)
+    order = members.training_rows()
+    torch.manual_seed(0)
+    teacher = tiny.build_model("2.6m", tokenizer).eval()  # its logits' values do not change the cost
+    torch.manual_seed(0)
+    start = tiny.build_model("0.6m", tokenizer)
+    cfg = Training(epochs=opts.epochs, lr=2e-3, batch_size=32, warmup_ratio=0.05, weight_decay=0.0,
+                   schedule="cosine")
+    args = {"temperature": 2.0, "ce_weight": 0.0}
+    print(f"soft KD, tiny 2.6m teacher -> 0.6m student, {len(members)} distinct members, {len(order)} rows "
+          f"per epoch, {opts.epochs} epochs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    students, seconds = {}, {}
+    for label, once in (("per batch", False), ("once", True)):
+        t0 = time.perf_counter()
+        students[label] = train(copy.deepcopy(start), members.ids, order, cfg, seed=0, stage=label,
+                                loss_fn=lambda batch: soft_kd_loss(batch, args), teacher=teacher,
+                                precompute_teacher=once)
+        seconds[label] = time.perf_counter() - t0
+        print(f"teacher logits {label:<9}: {seconds[label]:7.1f} s")
+
+    diff = max((a - b).abs().max().item() for a, b in zip(students["per batch"].parameters(),
+                                                         students["once"].parameters()))
+    print(f"largest difference between the two students' weights: {diff:.2e}")
+    print(f"ratio {seconds['per batch'] / seconds['once']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
