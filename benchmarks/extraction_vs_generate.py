@@ -39,18 +39,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-os.environ.setdefault("HARNESS_PROGRESS", "0")
-
-from harness.data import cut  # noqa: E402
-from harness.extract import extract  # noqa: E402
-from harness.registry import Training  # noqa: E402
-from harness.train import train  # noqa: E402
+from harness.data import cut
+from harness.extract import extract
+from harness.registry import Training
+from harness.train import train
 
 # Pythia-160m's architecture (EleutherAI/pythia-160m config.json), built randomly initialised.
-PYTHIA_160M = dict(vocab_size=50304, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                   intermediate_size=3072, hidden_act="gelu", max_position_embeddings=2048, rotary_pct=0.25,
-                   rotary_emb_base=10000, use_parallel_residual=True, layer_norm_eps=1e-5,
-                   initializer_range=0.02, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
+PYTHIA_160M = {"vocab_size": 50304, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+               "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 2048,
+               "rotary_pct": 0.25, "rotary_emb_base": 10000, "use_parallel_residual": True,
+               "layer_norm_eps": 1e-5, "initializer_range": 0.02, "tie_word_embeddings": False,
+               "bos_token_id": 0, "eos_token_id": 0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -183,6 +182,7 @@ def best_time(fn, repeat: int):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    os.environ.setdefault("HARNESS_PROGRESS", "0")  # read when a bar is made, so setting it here is enough
     torch.manual_seed(args.seed)
     model, members, nonmembers, what = setup(args)
     ids = torch.cat([members, nonmembers])
