@@ -120,7 +120,7 @@ class Protocol:
             "teacher": self._model("teacher", self.family.teacher, members.ids, order, recipe={"loss": "ce"}),
             "baseline": self._model("baseline", self.family.student, members.ids, order, recipe={"loss": "ce"}),
         }
-        models["student"] = self._student(models, members)
+        models["student"] = self._student(models, members, order)
 
         t0 = time.perf_counter()
         on_members, on_nonmembers = {}, {}
@@ -202,15 +202,15 @@ class Protocol:
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
 
-    def _student(self, models, members: Examples):
+    def _student(self, models, members: Examples, order: torch.Tensor):
         teacher, teacher_info = models["teacher"]
         recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
         if self.method.loss is not None:
             method, args = self.method, self.method_args
-            return self._model("student", self.family.student, members.ids, members.training_rows(), recipe,
+            return self._model("student", self.family.student, members.ids, order, recipe,
                                loss_fn=lambda batch: method.loss(batch, args), teacher=teacher)
         rows = self._teacher_data(teacher, teacher_info, members)
-        return self._model("student", self.family.student, rows, members.training_rows(), recipe)
+        return self._model("student", self.family.student, rows, order, recipe)
 
     def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
         """A data-level method's training texts, made once per teacher and cached."""

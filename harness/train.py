@@ -54,7 +54,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     if loss_fn is not None:
         teacher = teacher.to(accelerator.device).eval()
         if precompute_teacher is None:
-            precompute_teacher = _logits_bytes(rows, model) <= TEACHER_LOGITS_BUDGET
+            precompute_teacher = _logits_bytes(rows, teacher) <= TEACHER_LOGITS_BUDGET
         if precompute_teacher:
             teacher_logits = _teacher_logits(teacher, rows, cfg.batch_size, stage, accelerator.is_main_process)
     model.train()
@@ -91,9 +91,9 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     return accelerator.unwrap_model(model)
 
 
-def _logits_bytes(rows: torch.Tensor, model) -> int:
-    vocab = getattr(model, "module", model).config.vocab_size  # unwrapped under DDP
-    return rows.shape[0] * (rows.shape[1] - 1) * vocab * 4
+def _logits_bytes(rows: torch.Tensor, teacher) -> int:
+    """What the teacher's float32 logits for every distinct row would take."""
+    return rows.shape[0] * (rows.shape[1] - 1) * teacher.config.vocab_size * 4
 
 
 @torch.no_grad()
