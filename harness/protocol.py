@@ -25,6 +25,7 @@ import harness
 from harness import plugins, registry as registry_mod
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
+from harness.distill import Distiller
 from harness.errors import RunFailed, UsageError
 from harness.extract import Extraction, extract, greedy
 from harness.metrics import ROLES, figures
@@ -170,7 +171,7 @@ class Protocol:
         return AutoTokenizer.from_pretrained(path), k
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
-               loss_fn=None, teacher=None) -> tuple[Any, ModelInfo]:
+               distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
         from transformers import AutoModelForCausalLM
 
         cfg = self.preset.training(role)
@@ -189,7 +190,7 @@ class Protocol:
         t0 = time.perf_counter()
         torch.manual_seed(self.req.seed)  # the baseline and the student start from the same weights
         model = self.family.model(size, self.tokenizer)
-        model = train(model, rows, order, cfg, seed=self.req.seed, stage=role, loss_fn=loss_fn, teacher=teacher)
+        model = train(model, rows, order, cfg, seed=self.req.seed, stage=role, distiller=distiller)
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = train_seconds
 
@@ -205,10 +206,12 @@ class Protocol:
     def _student(self, models, members: Examples, order: torch.Tensor):
         teacher, teacher_info = models["teacher"]
         recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
-        if self.method.loss is not None:
-            method, args = self.method, self.method_args
-            return self._model("student", self.family.student, members.ids, order, recipe,
-                               loss_fn=lambda batch: method.loss(batch, args), teacher=teacher)
+        if self.method.kind != "make_data":
+            distiller = Distiller(self.method, self.method_args, teacher, members.ids,
+                                  prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
+                                  batch_size=self.preset.training("student").batch_size, stage="student",
+                                  seed=self.req.seed)
+            return self._model("student", self.family.student, members.ids, order, recipe, distiller)
         rows = self._teacher_data(teacher, teacher_info, members)
         return self._model("student", self.family.student, rows, order, recipe)
 

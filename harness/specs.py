@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import UsageError, unknown
 
@@ -143,18 +143,49 @@ class ModelFamily:
     tokenizer: Callable[[Sequence[str]], PreTrainedTokenizerBase]
     model: Callable[[str, PreTrainedTokenizerBase], PreTrainedModel]
     preset: str = ""  # the registry.toml preset used by default; the family's name if empty
+    # Which teacher layer each student layer is matched with by hidden-state methods, as pairs
+    # of `hidden_states` indices (0 is the embeddings); None spaces them evenly.
+    layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None
+
+    def layers(self, student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
+        if self.layer_map is not None:
+            return tuple(self.layer_map(student_layers, teacher_layers))
+        return uniform_layer_map(student_layers, teacher_layers)
+
+
+def uniform_layer_map(student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
+    """Student layer i is matched with teacher layer round(i * teacher/student), as in TinyBERT."""
+    return tuple((i, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1))
 
 
 # ---------------------------------------------------------------- KD methods
+#
+# A method is one of three kinds, by which of `loss`, `make_data` and `step` it gives:
+#   loss       a loss on one batch of the members, given the teacher's logits (or top-K logits)
+#              for the same tokens: soft KD and the divergences.
+#   make_data  new training texts made once from the teacher: sequence-level (hard) KD.
+#   step       the whole loss of one training step, with the student, the teacher and the
+#              shared sampler at hand: on-policy methods and hidden-state matching.
+# Token-level divergences for all of them are in `harness.divergences`.
 
 
 @dataclass(frozen=True)
 class LogitBatch:
-    """What a logit-level method sees per batch; position t of the logits predicts labels[:, t]."""
+    """What a `loss` method with `logits` access sees; position t of the logits predicts labels[:, t]."""
 
     student_logits: torch.Tensor  # (batch, positions, vocab)
     teacher_logits: torch.Tensor  # (batch, positions, vocab), no gradient
     labels: torch.Tensor  # (batch, positions), the true next tokens
+
+
+@dataclass(frozen=True)
+class TopKBatch:
+    """What a `loss` method with `top-k logits` access sees: only the teacher's K largest logits."""
+
+    student_logits: torch.Tensor  # (batch, positions, vocab)
+    teacher_values: torch.Tensor  # (batch, positions, K), the largest teacher logits, no gradient
+    teacher_indices: torch.Tensor  # (batch, positions, K), their token ids
+    labels: torch.Tensor  # (batch, positions)
 
 
 @dataclass(frozen=True)
@@ -168,34 +199,82 @@ class TeacherData:
     """`generate(model, prompts, new_tokens)`: batched greedy decoding with a KV cache."""
 
 
+class Step(Protocol):
+    """What a `step` method sees at one training step (built by `harness.distill`).
+
+    `student(ids)` and `teacher(ids)` return `Outputs` whose logits are shifted so that
+    position t predicts ids[:, t + 1]; `teacher()` with no ids is the teacher on `rows`, read
+    from a cache of once-computed logits where one fits. `sample` is the shared batched,
+    KV-cached sampler: it continues `prompts` by `new_tokens` tokens drawn from the student,
+    or from the mixture (1 - teacher_mix) * student + teacher_mix * teacher.
+    """
+
+    rows: torch.Tensor  # (batch, example_len), this step's training rows
+    prefix_len: int
+    step: int  # 0-based
+    total_steps: int
+    generator: torch.Generator  # seeded: the method's own coin flips
+    modules: torch.nn.Module | None  # what the method's `modules` built, trained with the student
+    layer_map: tuple[tuple[int, int], ...]  # (student, teacher) hidden_states indices
+
+    def student(self, ids: torch.Tensor, hidden: bool = False) -> Outputs: ...
+    def teacher(self, ids: torch.Tensor | None = None, hidden: bool = False) -> Outputs: ...
+    def sample(self, prompts: torch.Tensor, new_tokens: int, teacher_mix: float = 0.0) -> Sampled: ...
+
+
+@dataclass(frozen=True)
+class Outputs:
+    logits: torch.Tensor  # (batch, positions - 1, vocab), position t predicts ids[:, t + 1]
+    hidden: tuple[torch.Tensor, ...] = ()  # (batch, positions, hidden) per layer, embeddings first
+
+
+@dataclass(frozen=True)
+class Sampled:
+    ids: torch.Tensor  # (batch, prompt + new_tokens): the prompts and their sampled continuations
+    log_probs: torch.Tensor  # (batch, new_tokens): log-probability of each token under what drew it
+
+
 TEACHER_ACCESS = ("logits", "top-k logits", "hidden states", "text")
 
 
 @dataclass(frozen=True)
 class KDMethod:
-    """How the student learns from the teacher: a loss on logits, or new training data.
+    """How the student learns from the teacher (see the three kinds above).
 
-    Give `loss` for a logit-level method (soft KD and its relatives): it returns the scalar
-    training loss of a batch. Give `make_data` for a data-level method (hard / sequence-level
-    KD): it returns the student's training token ids, one row per distinct member (the core
-    repeats each row as often as the member is repeated in D). `teacher_access` says what the
-    method reads from the teacher, which bounds what it can leak.
+    `teacher_access` says what the method reads from the teacher, which bounds what it can
+    leak: `loss` methods get `LogitBatch` for "logits" and `TopKBatch` for "top-k logits"
+    (with K = `top_k(args)`). `modules(student, teacher, layer_map, args)` may build extra
+    trainable modules for a `step` method (a projection, say); they are trained with the
+    student and not saved.
     """
 
     name: str
     description: str
     teacher_access: str
     params: tuple[Param, ...] = ()
-    loss: Callable[[LogitBatch, dict[str, Any]], torch.Tensor] | None = None
+    loss: Callable[[Any, dict[str, Any]], torch.Tensor] | None = None
     make_data: Callable[[TeacherData, dict[str, Any]], torch.Tensor] | None = None
+    step: Callable[[Step, dict[str, Any]], torch.Tensor] | None = None
+    top_k: Callable[[dict[str, Any]], int] | None = None
+    modules: Callable[..., torch.nn.Module] | None = None
+    on_policy: bool = False  # trains on the student's own samples
     aliases: tuple[str, ...] = ()
     paper: str = ""
 
     def __post_init__(self) -> None:
-        if (self.loss is None) == (self.make_data is None):
-            raise ValueError(f"KD method {self.name!r} must give exactly one of loss or make_data")
+        kinds = [k for k in ("loss", "make_data", "step") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"KD method {self.name!r} must give exactly one of loss, make_data or step")
         if self.teacher_access not in TEACHER_ACCESS:
             raise ValueError(f"KD method {self.name!r}: teacher_access must be one of {TEACHER_ACCESS}")
+        if (self.teacher_access == "top-k logits") != (self.top_k is not None):
+            raise ValueError(f"KD method {self.name!r}: give top_k exactly when teacher_access is 'top-k logits'")
+        if self.make_data is not None and self.teacher_access != "text":
+            raise ValueError(f"KD method {self.name!r}: a make_data method reads only the teacher's text")
+
+    @property
+    def kind(self) -> str:
+        return "loss" if self.loss is not None else "make_data" if self.make_data is not None else "step"
 
 
 @dataclass

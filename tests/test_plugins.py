@@ -108,7 +108,7 @@ def test_aliases_resolve_to_the_method():
     assert found.aliases == {"seqkd": "hard-kd"}
     with pytest.raises(UsageError) as err:
         found.method("seqk")
-    assert "did you mean 'seqkd'?" in str(err.value) and "hard-kd, seqkd, soft-kd" in str(err.value)
+    assert "did you mean 'seqkd'?" in str(err.value) and "imitkd, jsd, minillm, reverse-kl, seqkd, skew-kl" in str(err.value)
 
 
 def test_disabled_module_is_skipped(tmp_path):
@@ -205,7 +205,7 @@ def test_an_invalid_kd_method_is_reported_with_the_plugin(tmp_path):
         """))
     message = load_error(write_registry(tmp_path, files=["both.py"]))
     assert str(path.resolve()) in message and "register_kd_methods" in message
-    assert "must give exactly one of loss or make_data" in message
+    assert "must give exactly one of loss, make_data or step" in message
 
 
 @pytest.mark.parametrize(("hook", "thing", "kind", "registered"), [

@@ -148,18 +148,32 @@ def test_resolve_params_checks_each_given_value():
 # ---------------------------------------------------------------- KDMethod
 
 
-def test_kd_method_takes_exactly_one_of_loss_and_make_data():
-    assert KDMethod("a", "d", "logits", loss=_loss).loss is _loss
-    assert KDMethod("b", "d", "text", make_data=_data).make_data is _data
-    with pytest.raises(ValueError, match=r"'both' must give exactly one of loss or make_data"):
-        KDMethod("both", "d", "logits", loss=_loss, make_data=_data)
-    with pytest.raises(ValueError, match=r"'neither' must give exactly one of loss or make_data"):
+def test_kd_method_takes_exactly_one_of_loss_make_data_and_step():
+    assert KDMethod("a", "d", "logits", loss=_loss).kind == "loss"
+    assert KDMethod("b", "d", "text", make_data=_data).kind == "make_data"
+    assert KDMethod("c", "d", "logits", step=_loss).kind == "step"
+    with pytest.raises(ValueError, match=r"'both' must give exactly one of loss, make_data or step"):
+        KDMethod("both", "d", "logits", loss=_loss, step=_data)
+    with pytest.raises(ValueError, match=r"'neither' must give exactly one of loss, make_data or step"):
         KDMethod("neither", "d", "logits")
 
 
 @pytest.mark.parametrize("access", TEACHER_ACCESS)
 def test_kd_method_accepts_every_declared_teacher_access(access):
-    assert KDMethod("m", "d", access, loss=_loss).teacher_access == access
+    top_k = (lambda args: 8) if access == "top-k logits" else None
+    assert KDMethod("m", "d", access, step=_loss, top_k=top_k).teacher_access == access
+
+
+def test_top_k_is_given_exactly_for_top_k_access():
+    with pytest.raises(ValueError, match=r"'m': give top_k exactly when teacher_access is 'top-k logits'"):
+        KDMethod("m", "d", "top-k logits", loss=_loss)
+    with pytest.raises(ValueError, match=r"give top_k exactly"):
+        KDMethod("m", "d", "logits", loss=_loss, top_k=lambda args: 8)
+
+
+def test_a_data_method_reads_only_text():
+    with pytest.raises(ValueError, match=r"'m': a make_data method reads only the teacher's text"):
+        KDMethod("m", "d", "logits", make_data=_data)
 
 
 def test_kd_method_refuses_an_unknown_teacher_access():

@@ -7,20 +7,18 @@ keep the same size as T changes, optionally mixed with cross-entropy on the true
 
 import torch.nn.functional as F
 
+from harness.divergences import forward_kl
 from harness.hookspecs import hookimpl
 from harness.specs import KDMethod, LogitBatch, Param
 
 
 def soft_kd_loss(batch: LogitBatch, args: dict):
     t = args["temperature"]
-    vocab = batch.student_logits.shape[-1]
-    student = F.log_softmax(batch.student_logits.reshape(-1, vocab) / t, dim=-1)
-    teacher = F.log_softmax(batch.teacher_logits.reshape(-1, vocab) / t, dim=-1)
-    kd = F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+    kd = forward_kl(batch.student_logits, batch.teacher_logits, temperature=t) * t * t
     w = args["ce_weight"]
     if w == 0:
         return kd
-    ce = F.cross_entropy(batch.student_logits.reshape(-1, vocab), batch.labels.reshape(-1))
+    ce = F.cross_entropy(batch.student_logits.flatten(0, 1).float(), batch.labels.flatten())
     return (1 - w) * kd + w * ce
 
 

@@ -1,0 +1,65 @@
+"""`minillm`: sequence-level reverse KL by policy gradient (Gu et al., 2024, "MiniLLM").
+
+The student q is a policy and the teacher p scores what it writes: the objective is
+KL(q || p) over whole continuations, whose gradient is
+  -E_{y ~ q} sum_t R_t grad log q(y_t | y_<t),  with reward r_t = log p(y_t | .) - log q(y_t | .).
+MiniLLM's three fixes are all here:
+  single-step decomposition  the term of step t itself is taken exactly, as the token-level
+                             reverse KL over the whole vocabulary, leaving the policy gradient
+                             only the future rewards R_{t+1};
+  length normalisation       R_{t+1} is the mean of the future rewards, not their sum;
+  teacher-mixed sampling     tokens are drawn from (1 - teacher_mix) q + teacher_mix p, with
+                             importance weights q / mix clipped to [1 - 0.2, 1 + 0.2].
+A language-modelling loss on the members keeps the student fluent:
+  loss = kd_ratio * policy loss + (1 - kd_ratio) * cross-entropy.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from harness.divergences import reverse_kl
+from harness.hookspecs import hookimpl
+from harness.specs import KDMethod, Param, Step
+
+CLIP = 0.2
+
+
+def future_mean(rewards: torch.Tensor) -> torch.Tensor:
+    """R_{t+1}: the mean of rewards[:, t+1:], and 0 after the last token."""
+    n = rewards.shape[1]
+    after = rewards.flip(1).cumsum(1).flip(1) - rewards  # sum over t' > t
+    count = torch.arange(n - 1, -1, -1, device=rewards.device, dtype=rewards.dtype)
+    return after / count.clamp_min(1)
+
+
+def minillm_step(step: Step, args: dict):
+    p_len = step.prefix_len
+    drawn = step.sample(step.rows[:, :p_len], step.rows.shape[1] - p_len, teacher_mix=args["teacher_mix"])
+    tokens = drawn.ids[:, p_len:]
+    student = step.student(drawn.ids).logits[:, p_len - 1 :]  # the positions that predict `tokens`
+    teacher = step.teacher(drawn.ids).logits[:, p_len - 1 :]
+    log_q = F.log_softmax(student.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)
+    log_p = F.log_softmax(teacher, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    weight = (log_q.detach() - drawn.log_probs).exp().clamp(1 - CLIP, 1 + CLIP)
+    future = future_mean((log_p - log_q).detach())
+    policy = -(weight * future * log_q).mean()
+    single = reverse_kl(student, teacher, mask=weight)  # weighted mean of the exact per-token term
+    lm = F.cross_entropy(step.student(step.rows).logits.flatten(0, 1).float(), step.rows[:, 1:].flatten())
+    return args["kd_ratio"] * (policy + single) + (1 - args["kd_ratio"]) * lm
+
+
+@hookimpl
+def register_kd_methods(register):
+    register(KDMethod(
+        name="minillm",
+        description="on-policy: sequence-level reverse KL by policy gradient, teacher-mixed sampling, LM loss",
+        teacher_access="logits",
+        params=(
+            Param("teacher_mix", float, 0.2, "share of the teacher in the sampling mixture", min=0.0, max=1.0),
+            Param("kd_ratio", float, 0.5, "weight of the policy loss against cross-entropy on the members",
+                  min=0.0, max=1.0),
+        ),
+        step=minillm_step,
+        on_policy=True,
+        paper="Gu et al., 2024, arXiv:2306.08543",
+    ))

@@ -1,0 +1,34 @@
+"""`topk-kd`: soft KD from only the teacher's K largest logits per position.
+
+Distilling from stored logits keeps just the top K of each position (the full vocabulary is too
+large to store), as in sparse-logit distillation (Anshumann et al., 2025). The teacher's
+distribution is renormalised over its K tokens and the student matches it there:
+  sum_{v in K} p_K(v) (log p_K(v) - log q(v)) * T^2
+with q the student's softmax over the whole vocabulary. The student never sees the teacher's
+tail, which bounds what it can copy.
+"""
+
+from harness.divergences import top_k_kl
+from harness.hookspecs import hookimpl
+from harness.specs import KDMethod, Param, TopKBatch
+
+
+def topk_kd_loss(batch: TopKBatch, args: dict):
+    t = args["temperature"]
+    return top_k_kl(batch.student_logits, batch.teacher_values, batch.teacher_indices, temperature=t) * t * t
+
+
+@hookimpl
+def register_kd_methods(register):
+    register(KDMethod(
+        name="topk-kd",
+        description="soft KD against the teacher's top-K logits only, as distillation from stored logits does",
+        teacher_access="top-k logits",
+        params=(
+            Param("k", int, 64, "how many of the teacher's largest logits are kept per position", min=1, max=1 << 20),
+            Param("temperature", float, 2.0, "softmax temperature T", min=0.05, max=100.0),
+        ),
+        loss=topk_kd_loss,
+        top_k=lambda args: args["k"],
+        paper="Anshumann et al., 2025, arXiv:2503.16870",
+    ))
