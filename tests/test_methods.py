@@ -1,0 +1,231 @@
+"""The built-in KD methods: their losses by hand, what they may see of the teacher, and each one
+end to end through the protocol on the tiny family."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pytest
+import torch
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+from harness import plugins, registry
+from harness.cli import main
+from harness.distill import Distiller
+from harness.registry import Training
+from harness.specs import LogitBatch, TopKBatch, resolve_params
+from harness.train import train
+
+from conftest import ROOT, quick_args
+
+FOUND = plugins.load(registry.load(ROOT / "registry.toml"))
+ALL_METHODS = sorted(FOUND.methods)
+EXPECTED = {"soft-kd", "hard-kd", "reverse-kl", "jsd", "tvd", "skew-kl", "skew-rkl", "gkd", "imitkd", "minillm",
+            "hidden-mse", "topk-kd"}
+
+# The worked point of tests/test_divergences.py: teacher p = (1/4, 3/4), student q = (1/2, 1/2).
+P, Q = (0.25, 0.75), (0.5, 0.5)
+TEACHER = torch.tensor([[[0.0, math.log(3)]]])
+STUDENT = torch.tensor([[[0.0, 0.0]]])
+LABELS = torch.tensor([[1]])
+
+
+def kl(a, b):
+    return sum(x * math.log(x / y) for x, y in zip(a, b))
+
+
+def method_loss(name: str, batch, **args):
+    method = FOUND.method(name)
+    return method.loss(batch, resolve_params(method.params, args, name)).item()
+
+
+def test_every_method_of_the_study_is_registered():
+    assert EXPECTED <= set(FOUND.methods)
+    assert FOUND.method("seqkd") is FOUND.methods["hard-kd"]
+
+
+def test_every_method_declares_what_it_reads_of_the_teacher():
+    access = {name: FOUND.methods[name].teacher_access for name in EXPECTED}
+    assert access["hard-kd"] == "text"
+    assert access["topk-kd"] == "top-k logits"
+    assert access["hidden-mse"] == "hidden states"
+    assert {n for n, a in access.items() if a == "logits"} == EXPECTED - {"hard-kd", "topk-kd", "hidden-mse"}
+    assert {n for n in EXPECTED if FOUND.methods[n].on_policy} == {"gkd", "imitkd", "minillm"}
+
+
+@pytest.mark.parametrize("name, args, expected", [
+    # soft KD at T: KL of the softened distributions times T^2; at T = 1 plain KL(p || q).
+    ("soft-kd", {"temperature": 1.0}, kl(P, Q)),
+    ("soft-kd", {"temperature": 1.0, "ce_weight": 0.5}, 0.5 * kl(P, Q) + 0.5 * -math.log(0.5)),
+    ("reverse-kl", {}, kl(Q, P)),
+    ("reverse-kl", {"temperature": 2.0},
+     4 * kl(Q, (1 / (1 + math.sqrt(3)), math.sqrt(3) / (1 + math.sqrt(3))))),
+    ("jsd", {"beta": 0.5}, 0.5 * kl(P, (0.375, 0.625)) + 0.5 * kl(Q, (0.375, 0.625))),
+    ("tvd", {}, 0.25),
+    ("skew-kl", {"alpha": 0.1}, kl(P, (0.475, 0.525))),
+    ("skew-rkl", {"alpha": 0.1}, kl(Q, (0.275, 0.725))),
+])
+def test_logit_method_loss_by_hand(name, args, expected):
+    assert method_loss(name, LogitBatch(STUDENT, TEACHER, LABELS), **args) == pytest.approx(expected, rel=1e-5)
+
+
+def test_topk_kd_loss_by_hand():
+    # Teacher p = (0.5, 0.3, 0.2) over 3 tokens, K = 2: renormalised (5/8, 3/8); the student is uniform.
+    teacher = torch.log(torch.tensor([[[0.5, 0.3, 0.2]]]))
+    values, indices = teacher.topk(2, dim=-1)
+    batch = TopKBatch(torch.zeros(1, 1, 3), values, indices, LABELS)
+    expected = 5 / 8 * math.log((5 / 8) / (1 / 3)) + 3 / 8 * math.log((3 / 8) / (1 / 3))
+    assert method_loss("topk-kd", batch, k=2, temperature=1.0) == pytest.approx(expected, rel=1e-5)
+
+
+def test_minillm_future_reward_is_the_mean_of_the_rewards_after_each_token():
+    from harness_plugins.methods.minillm import future_mean
+
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 6.0]], dtype=torch.float64)
+    assert future_mean(rewards)[0].tolist() == pytest.approx([(2 + 3 + 6) / 3, (3 + 6) / 2, 6.0, 0.0])
+
+
+# ---------------------------------------------------------------- what the distiller hands over
+
+
+def tiny(seed: int, hidden: int = 32, layers: int = 2):
+    torch.manual_seed(seed)
+    return GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=40, hidden_size=hidden, num_hidden_layers=layers,
+                                            num_attention_heads=4, intermediate_size=2 * hidden,
+                                            max_position_embeddings=32))
+
+
+ROWS = torch.randint(0, 40, (12, 10), generator=torch.Generator().manual_seed(0))
+ORDER = torch.arange(12).repeat(3)  # every row three times, as repeated members are
+CFG = Training(epochs=2, lr=1e-3, batch_size=4, warmup_ratio=0.0, weight_decay=0.0, schedule="constant")
+
+
+class CountingTeacher(torch.nn.Module):
+    """The teacher, counting how many rows it is asked about."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config, self.rows_seen = model, model.config, 0
+
+    def forward(self, input_ids, **kwargs):
+        self.rows_seen += len(input_ids)
+        return self.model(input_ids=input_ids, **kwargs)
+
+
+def distill(name: str, teacher, precompute=None, **args):
+    method = FOUND.method(name)
+    params = resolve_params(method.params, args, name)
+    distiller = Distiller(method, params, teacher, ROWS, prefix_len=4, batch_size=4, stage="test", seed=0,
+                          layer_map=lambda s, t: ((1, 2), (2, 4)), precompute_teacher=precompute)
+    student = train(tiny(1), ROWS, ORDER, CFG, seed=0, stage="test", distiller=distiller)
+    return student, distiller
+
+
+@pytest.mark.parametrize("name, args", [("soft-kd", {}), ("gkd", {"lmbda": 0.0})])
+def test_teacher_logits_are_computed_once_per_distinct_row(name, args):
+    once = CountingTeacher(tiny(2, 48, 4))
+    distill(name, once, **args)
+    assert once.rows_seen == len(ROWS)
+    every_batch = CountingTeacher(tiny(2, 48, 4))
+    distill(name, every_batch, precompute=False, **args)
+    assert every_batch.rows_seen == len(ORDER) * CFG.epochs
+
+
+def test_precomputed_and_per_batch_teacher_logits_train_the_same_student():
+    a, _ = distill("soft-kd", tiny(2, 48, 4), precompute=True)
+    b, _ = distill("soft-kd", tiny(2, 48, 4), precompute=False)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, msg=name)
+
+
+def test_topk_method_sees_only_the_teachers_top_k():
+    seen = []
+    method = FOUND.method("topk-kd")
+    teacher = tiny(2, 48, 4).eval()
+    params = resolve_params(method.params, {"k": 5}, "topk-kd")
+    distiller = Distiller(method, params, teacher, ROWS, prefix_len=4, batch_size=4, stage="test", seed=0)
+    original = method.loss
+    object.__setattr__(method, "loss", lambda batch, a: (seen.append(batch), original(batch, a))[1])
+    try:
+        distiller.loss(tiny(1), torch.tensor([3, 7]), 0, 1)
+    finally:
+        object.__setattr__(method, "loss", original)
+    (batch,) = seen
+    assert isinstance(batch, TopKBatch) and not hasattr(batch, "teacher_logits")
+    with torch.no_grad():
+        full = teacher(input_ids=ROWS[[3, 7]]).logits[:, :-1]
+    values, indices = full.topk(5, dim=-1)
+    torch.testing.assert_close(batch.teacher_values, values)
+    assert torch.equal(batch.teacher_indices, indices)
+
+
+def test_hidden_mse_trains_its_projections_and_the_student_keeps_none():
+    teacher = tiny(2, 48, 4)
+    student, distiller = distill("hidden-mse", teacher)
+    assert distiller.layer_map == ((1, 2), (2, 4))
+    projections = distiller.modules
+    assert [tuple(p.weight.shape) for p in projections] == [(48, 32), (48, 32)]
+    torch.manual_seed(0)
+    fresh = torch.nn.Linear(32, 48)
+    assert not torch.equal(projections[0].weight.detach(), fresh.weight)  # moved from its initial values
+    assert set(student.state_dict()) == set(tiny(1).state_dict())
+
+
+@pytest.mark.parametrize("name", ["gkd", "imitkd", "minillm"])
+def test_on_policy_methods_are_reproducible_at_a_seed(name):
+    a, _ = distill(name, tiny(2, 48, 4))
+    b, _ = distill(name, tiny(2, 48, 4))
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, msg=key)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def every_method_run(tmp_path_factory):
+    """Each built-in method through `harness eval` on the tiny family, sharing one cache and one DB."""
+    root = tmp_path_factory.mktemp("methods")
+    registry_path = root / "registry.toml"
+    from conftest import QUICK_PRESET
+
+    registry_path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
+    db = root / "harness.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE", str(root / "cache"))
+        mp.setenv("HARNESS_DB", str(db))
+        mp.setenv("HARNESS_PROGRESS", "0")
+        codes = {m: main(quick_args(registry_path, m, "--dataset-arg", "n_members=24",
+                                    "--dataset-arg", "n_nonmembers=8")) for m in ALL_METHODS}
+    return codes, db, registry_path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_method_trains_a_student_and_lands_its_figures(every_method_run, name):
+    codes, db, _ = every_method_run
+    assert codes[name] == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        run_id, status, access = con.execute(
+            "SELECT run_id, status, teacher_access FROM runs WHERE method = ?", [name]).fetchone()
+        assert status == "finished" and access == FOUND.methods[name].teacher_access
+        figures = dict(con.execute("SELECT name, value FROM metrics WHERE run_id = ?", [run_id]).fetchall())
+        students = con.execute("SELECT count(*) FROM samples WHERE run_id = ? AND role = 'student'",
+                               [run_id]).fetchone()[0]
+        cached = con.execute("SELECT role, cached FROM models WHERE run_id = ?", [run_id]).fetchall()
+    assert 0.0 <= figures["mem_rate_student"] <= 1.0
+    assert math.isfinite(figures["val_ppl_student"]) and figures["val_ppl_student"] > 1
+    assert students == 24 + 8
+    assert dict(cached)["student"] is False
+
+
+@pytest.mark.slow
+def test_leaderboard_ranks_every_method(every_method_run, capsys):
+    _, db, registry_path = every_method_run
+    capsys.readouterr()
+    assert main(["--registry", str(registry_path), "leaderboard", "--db", str(db)]) == 0
+    board = capsys.readouterr().out
+    ranked = [line.split()[1] for line in board.splitlines() if line[:1].isdigit()]
+    assert sorted(ranked) == ALL_METHODS
+    assert "top-k logits" in board and "hidden states" in board
