@@ -144,7 +144,8 @@ def cmd_list(args, argv) -> int:
     for m in found.methods.values():
         alias = f" (alias {', '.join(m.aliases)})" if m.aliases else ""
         print(f"  {m.name:<16}{m.description}{alias}")
-        print(f"  {'':<18}teacher access: {m.teacher_access}" + (f"; {m.paper}" if m.paper else "")
+        print(f"  {'':<18}teacher access: {m.teacher_access}" + ("; on-policy" if m.on_policy else "")
+              + (f"; {m.paper}" if m.paper else "")
               + f"; from plugin {found.origin[('methods', m.name)]}")
         for p in m.params:
             print(f"  {'':<18}--method-arg {p.describe()}")

@@ -297,7 +297,7 @@ def test_list_with_a_broken_plugin_is_one_line_and_status_2(tmp_path, capsys):
 
 # ---------------------------------------------------------------- installed plugins (entry points)
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "example_plugin"
+EXAMPLE = ROOT / "examples" / "jeffreys-kd"
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +305,7 @@ def installed_example(tmp_path_factory) -> Path:
     """The example plugin package, pip-installed into a directory of its own (a copy is built, so
     the source tree gets no build/ or egg-info)."""
     pytest.importorskip("setuptools", reason="--no-build-isolation needs setuptools (the `test` extra)")
-    work = tmp_path_factory.mktemp("example_plugin")
+    work = tmp_path_factory.mktemp("jeffreys_kd")
     source = shutil.copytree(EXAMPLE, work / "src")
     target = work / "site"
     subprocess.run(
@@ -313,23 +313,23 @@ def installed_example(tmp_path_factory) -> Path:
          "--disable-pip-version-check", "--target", str(target), str(source)],
         check=True, capture_output=True, text=True, timeout=120,
     )
-    assert (target / "harness_example_plugin.py").is_file()
+    assert (target / "jeffreys_kd.py").is_file()
     return target
 
 
-def harness_with(site: Path, *args: str) -> subprocess.CompletedProcess:
+def harness_with(site: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=site)
+                          timeout=timeout, cwd=site)
 
 
 def test_installed_plugin_is_picked_up_through_its_entry_point(installed_example):
     result = harness_with(installed_example, "--registry", str(ROOT / "registry.toml"), "list")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    block = out[out.index("  example-kd "):]
-    assert "reverse KL(student || teacher)" in block.splitlines()[0]
-    assert "teacher access: logits; from plugin example" in block
+    block = out[out.index("  jeffreys-kd "):]
+    assert "Jeffreys divergence" in block.splitlines()[0]
+    assert "teacher access: logits; Jeffreys, 1946; from plugin jeffreys_kd" in block
     assert "--method-arg temperature: float = 1.0 (0.05 <= temperature <= 100.0)" in block
     assert "  soft-kd " in out and "  hard-kd " in out  # the built-ins are still there
 
@@ -340,8 +340,8 @@ def test_installed_plugin_is_usable_by_the_protocol(installed_example):
         from harness import plugins, registry
         from harness.specs import LogitBatch, resolve_params
         found = plugins.load(registry.load({str(ROOT / 'registry.toml')!r}))
-        m = found.method("example-kd")
-        args = resolve_params(m.params, {{"temperature": "2"}}, "method example-kd")
+        m = found.method("jeffreys-kd")
+        args = resolve_params(m.params, {{"temperature": "2"}}, "method jeffreys-kd")
         torch.manual_seed(0)
         s = torch.randn(2, 3, 11, requires_grad=True)
         t = torch.randn(2, 3, 11)
@@ -349,23 +349,23 @@ def test_installed_plugin_is_usable_by_the_protocol(installed_example):
         loss = m.loss(LogitBatch(s, t, labels), args)
         loss.backward()
         same = m.loss(LogitBatch(t.clone(), t, labels), args)
-        print(found.origin[("methods", "example-kd")], args["temperature"], float(loss) > 0,
+        print(found.origin[("methods", "jeffreys-kd")], args["temperature"], float(loss) > 0,
               float(s.grad.abs().sum()) > 0, abs(float(same)) < 1e-6)
         """)
     env = {**os.environ, "PYTHONPATH": str(installed_example)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["example", "2.0", "True", "True", "True"]
+    assert result.stdout.split() == ["jeffreys_kd", "2.0", "True", "True", "True"]
 
 
 def test_disabled_entry_point_is_skipped(installed_example, tmp_path):
-    text = (ROOT / "registry.toml").read_text().replace("disabled = []", 'disabled = ["example"]')
-    assert 'disabled = ["example"]' in text
+    text = (ROOT / "registry.toml").read_text().replace("disabled = []", 'disabled = ["jeffreys_kd"]')
+    assert 'disabled = ["jeffreys_kd"]' in text
     reg = tmp_path / "registry.toml"
     reg.write_text(text)
     result = harness_with(installed_example, "--registry", str(reg), "list")
     assert result.returncode == 0, result.stderr
-    assert "example-kd" not in result.stdout and "soft-kd" in result.stdout
+    assert "jeffreys-kd" not in result.stdout and "soft-kd" in result.stdout
 
 
 def test_entry_points_false_skips_installed_plugins(installed_example, tmp_path):
@@ -374,15 +374,31 @@ def test_entry_points_false_skips_installed_plugins(installed_example, tmp_path)
     reg.write_text(text)
     result = harness_with(installed_example, "--registry", str(reg), "list")
     assert result.returncode == 0, result.stderr
-    assert "example-kd" not in result.stdout and "hard-kd" in result.stdout
+    assert "jeffreys-kd" not in result.stdout and "hard-kd" in result.stdout
 
 
 def test_installed_plugin_also_listed_as_a_module_registers_once(installed_example, tmp_path):
     text = (ROOT / "registry.toml").read_text().replace(
-        '"harness_plugins.methods.hard_kd",', '"harness_plugins.methods.hard_kd",\n    "harness_example_plugin",')
+        '"harness_plugins.methods.hard_kd",', '"harness_plugins.methods.hard_kd",\n    "jeffreys_kd",')
     reg = tmp_path / "registry.toml"
     reg.write_text(text)
     result = harness_with(installed_example, "--registry", str(reg), "list")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("  example-kd ") == 1
-    assert "from plugin harness_example_plugin" in result.stdout
+    assert result.stdout.count("  jeffreys-kd ") == 1
+    assert "from plugin jeffreys_kd" in result.stdout
+
+
+@pytest.mark.slow
+def test_installed_plugin_runs_through_the_protocol_and_ranks(installed_example, quick_registry, tmp_path):
+    """What the README promises a contributor: pip install, `harness eval --method`, the leaderboard."""
+    from conftest import quick_args
+
+    result = harness_with(installed_example, *quick_args(quick_registry, "jeffreys-kd", "--dataset-arg",
+                                                         "n_members=24", "--dataset-arg", "n_nonmembers=8"),
+                          timeout=540)
+    assert result.returncode == 0, result.stderr
+    assert "tiny / synthetic-pii / jeffreys-kd (seed 0)" in result.stdout
+    board = harness_with(installed_example, "--registry", str(quick_registry), "leaderboard")
+    assert board.returncode == 0, board.stderr
+    [row] = [line for line in board.stdout.splitlines() if line[:1].isdigit()]
+    assert row.split()[:3] == ["1", "jeffreys-kd", "logits"]
