@@ -3,8 +3,8 @@
     python benchmarks/teacher_logits.py [--epochs 3] [--members 512]
 
 D repeats some members up to 16 times, and every epoch sees every row again, so a teacher pass
-per batch recomputes the same logits many times over. `harness.train.train` computes them once
-per distinct member when they fit in memory. This script trains the same student from the same
+per batch recomputes the same logits many times over. The harness computes them once
+per distinct member when they fit in memory (`harness.distill`). This script trains the same student from the same
 starting weights both ways, on the embedded default's data and model sizes, prints both times,
 checks the two students agree, and ends with `ratio R.RRx` (per-batch time / once time).
 """
@@ -21,12 +21,13 @@ import torch
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 
 from harness.data import cut  # noqa: E402
+from harness.distill import Distiller  # noqa: E402
 from harness.registry import Training  # noqa: E402
 from harness.specs import resolve_params  # noqa: E402
 from harness.train import train  # noqa: E402
 from harness_plugins.datasets import synthetic_pii  # noqa: E402
 from harness_plugins.families import tiny  # noqa: E402
-from harness_plugins.methods.soft_kd import soft_kd_loss  # noqa: E402
+from harness_plugins.methods import soft_kd  # noqa: E402
 
 
 def main() -> None:
@@ -48,16 +49,20 @@ def main() -> None:
     start = tiny.build_model("0.6m", tokenizer)
     cfg = Training(epochs=opts.epochs, lr=2e-3, batch_size=32, warmup_ratio=0.05, weight_decay=0.0,
                    schedule="cosine")
-    args = {"temperature": 2.0, "ce_weight": 0.0}
+    methods = []
+    soft_kd.register_kd_methods(register=methods.append)
+    method = methods[0]
+    args = resolve_params(method.params, {}, method.name)
     print(f"soft KD, tiny 2.6m teacher -> 0.6m student, {len(members)} distinct members, {len(order)} rows "
           f"per epoch, {opts.epochs} epochs, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     students, seconds = {}, {}
     for label, once in (("per batch", False), ("once", True)):
         t0 = time.perf_counter()
+        distiller = Distiller(method, args, teacher, members.ids, prefix_len=32, batch_size=cfg.batch_size,
+                              stage=label, seed=0, precompute_teacher=once)
         students[label] = train(copy.deepcopy(start), members.ids, order, cfg, seed=0, stage=label,
-                                loss_fn=lambda batch: soft_kd_loss(batch, args), teacher=teacher,
-                                precompute_teacher=once)
+                                distiller=distiller)
         seconds[label] = time.perf_counter() - t0
         print(f"teacher logits {label:<9}: {seconds[label]:7.1f} s")
 
