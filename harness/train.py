@@ -73,6 +73,9 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
                 else:
                     with torch.no_grad():
                         t_logits = teacher(input_ids=batch).logits[:, :-1]
+                if t_logits.shape[-1] != logits.shape[-1]:  # embeddings padded differently (Pythia 12b vs 1.4b)
+                    common = min(t_logits.shape[-1], logits.shape[-1])  # the shared tokenizer lies within both
+                    t_logits, logits = t_logits[..., :common], logits[..., :common]
                 loss = loss_fn(LogitBatch(logits, t_logits, labels))
             if not torch.isfinite(loss):
                 lr = scheduler.get_last_lr()[0]
