@@ -27,6 +27,7 @@ from harness.errors import UsageError
 from harness.specs import ModelFamily, Param
 
 SPECIAL = {"bos_token": "<|bos|>", "eos_token": "<|eos|>", "pad_token": "<|pad|>", "unk_token": "<|unk|>"}
+POSITIONS = ("max_position_embeddings", "n_positions")  # what the config classes call the context length
 TINY_LAYERS = 2
 TINY_HEADS = 4
 
@@ -59,7 +60,7 @@ def params(max_vocab: int = 8192) -> tuple[Param, ...]:
         Param("path", str, "", "a folder with a copy of each hub repo under its name, instead of the hub"),
         Param("vocab_size", int, 4096, "with weights=scratch: vocabulary of the BPE trained on the members",
               min=256, max=max_vocab),
-        Param("max_length", int, 2048, "with weights=scratch: positions of the model and its tokenizer", min=64,
+        Param("max_length", int, 0, "with weights=scratch: positions of the model; 0 for the size's own", min=0,
               max=1 << 20),
     )
 
@@ -135,8 +136,8 @@ class _Bound:
             shape["vocab_size"] = len(tokenizer)
         else:  # the real embedding, padded beyond the local tokenizer as the released models are
             shape["vocab_size"] = max(shape.get("vocab_size", 0), len(tokenizer))
-        for key in ("max_position_embeddings", "n_positions"):
-            if key in shape:
+        for key in POSITIONS:
+            if key in shape and self.args["max_length"]:
                 shape[key] = self.args["max_length"]
         ids = {f"{t}_token_id": getattr(tokenizer, f"{t}_token_id") for t in ("bos", "eos", "pad")}
         return getattr(transformers, self.arch.config_class)(**shape, **ids)
@@ -166,7 +167,9 @@ class _Bound:
     def tokenizer(self, texts: Sequence[str], teacher: str):
         if not self.scratch:
             return self._hub_tokenizer(teacher)
-        return train_tokenizer(texts, self.args["vocab_size"], self.args["max_length"])
+        shape = self.sizes[teacher].shape
+        positions = self.args["max_length"] or next(shape[k] for k in POSITIONS if k in shape)
+        return train_tokenizer(texts, self.args["vocab_size"], positions)
 
     def model(self, size: str, tokenizer):
         from transformers import AutoModelForCausalLM
