@@ -16,7 +16,7 @@ from harness.registry import Preset
 from harness.specs import ModelFamily
 
 ADAM_STATES = 2  # exp_avg and exp_avg_sq, in the parameters' dtype
-MATMUL_EFFICIENCY = 0.5  # share of a bare matmul's speed a training step reaches, roughly (CPU: 23 vs 14-40 GFLOP/s)
+MATMUL_EFFICIENCY = 0.5  # share of a bare matmul's speed a training step reaches, roughly
 
 
 def estimate(family: ModelFamily, tokenizer, sizes: dict[str, str], preset: Preset, train_rows: int,

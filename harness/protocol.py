@@ -111,8 +111,12 @@ class Protocol:
         started = time.perf_counter()
         members, nonmembers, dataset_hash = self._data()
         self.seconds["data"] = time.perf_counter() - started
-        for line in estimate(self.family, self.tokenizer, {"teacher": self.teacher_size, "student": self.student_size},
-                             self.preset, len(members.training_rows()), members.ids.shape[1]):
+        try:
+            lines = estimate(self.family, self.tokenizer, {"teacher": self.teacher_size, "student": self.student_size},
+                             self.preset, len(members.training_rows()), members.ids.shape[1])
+        except Exception as err:  # noqa: BLE001 - an estimate must never stop a run; the stage that fails says why
+            lines = [f"estimate: not available ({type(err).__name__}: {err})"]
+        for line in lines:
             log(line)
         run_id = _new_run_id()
         self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
