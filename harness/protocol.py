@@ -282,6 +282,9 @@ class Protocol:
         return {
             "run_id": run_id, "family": self.family.name, "dataset": self.dataset.name, "method": self.method.name,
             "method_label": _label(self.method, self.method_args), "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
+            # only those that differ from the family's defaults: what tells boards and `show` apart
+            "family_args": json.dumps({p.name: self.family_args[p.name] for p in self.family.params
+                                       if self.family_args[p.name] != p.default}),
             "teacher_access": self.method.teacher_access, "preset": self.preset.name,
             "preset_values": json.dumps(_preset_dict(self.preset)), "seed": self.req.seed,
             "example_limit": self.req.limit, "prefix_len": self.preset.prefix_len,

@@ -65,8 +65,9 @@ def test_every_family_runs_the_protocol_from_its_own_config_class(registry, fami
     assert main(eval_args(registry, family, *TINY, "--dataset", dataset, *data_args)) == 0
     err = capsys.readouterr().err
     assert "estimate: teacher" in err and "peak about" in err
-    [(status, fam, ds)] = db_rows("SELECT status, family, dataset FROM runs")
+    [(status, fam, ds, args)] = db_rows("SELECT status, family, dataset, family_args FROM runs")
     assert (status, fam, ds) == ("finished", family, dataset)
+    assert json.loads(args) == {"weights": "scratch", "shape": "tiny", "vocab_size": 512}  # told apart from pretrained
     models = dict(db_rows("SELECT role, artifact_path FROM models"))
     params = dict(db_rows("SELECT role, n_params FROM models"))
     assert params["teacher"] > params["student"] == params["baseline"]
@@ -109,8 +110,9 @@ def test_pretrained_weights_load_from_local_copies_and_keep_their_size(registry,
 
     local = AutoModelForCausalLM.from_pretrained(tmp_path / "hub" / "pythia-410m", use_safetensors=True)
     assert teacher == sum(p.numel() for p in local.parameters())  # the local weights, not a fresh build
-    [(args,)] = db_rows("SELECT preset_values FROM runs")
-    assert json.loads(args)["sizes"] == {"pythia": ["410m", "70m"]}
+    [(values, args)] = db_rows("SELECT preset_values, family_args FROM runs")
+    assert json.loads(values)["sizes"] == {"pythia": ["410m", "70m"]}
+    assert json.loads(args) == {"path": str(tmp_path / "hub")}
 
 
 def test_a_pair_whose_tokenizers_differ_is_refused_before_anything_trains(registry, tmp_path, capsys):
@@ -177,3 +179,14 @@ def test_a_hub_family_without_network_fails_at_once_with_one_line(tmp_path, env)
     [line] = done.stderr.strip().splitlines()
     assert "EleutherAI/pythia-410m" in line and "HF_HOME" in line and "--family-arg path=" in line
     assert "Traceback" not in done.stderr
+
+
+def test_a_results_file_from_before_family_args_gains_the_column(tmp_path):
+    from harness.store import Store
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, family VARCHAR)")
+        con.execute("INSERT INTO runs VALUES ('r1', 'tiny')")
+    with Store(path).connect() as con:
+        assert con.execute("SELECT run_id, family, family_args FROM runs").fetchall() == [("r1", "tiny", None)]
