@@ -22,8 +22,7 @@ MATMUL_EFFICIENCY = 0.5  # share of a bare matmul's speed a training step reache
 def estimate(family: ModelFamily, tokenizer, sizes: dict[str, str], preset: Preset, train_rows: int,
              example_len: int) -> list[str]:
     """Lines for the log: per model its size and memory, per role tokens x epochs and time; a warning if too big."""
-    dtype = _dtype()
-    width = torch.finfo(dtype).bits // 8
+    width = 4  # float32 weights, gradients and moments; on a GPU the arithmetic runs under bf16 autocast
     n = {role: n_params(family, size, tokenizer) for role, size in sizes.items()}
     tokens = train_rows * example_len
     flops = {
@@ -34,10 +33,10 @@ def estimate(family: ModelFamily, tokenizer, sizes: dict[str, str], preset: Pres
     }
     train_bytes = {role: count * width * (2 + ADAM_STATES) for role, count in n.items()}
     peak = max(train_bytes["teacher"], train_bytes["student"] + n["teacher"] * width)
-    speed = matmul_flops(dtype) * MATMUL_EFFICIENCY
+    speed = matmul_flops(_compute_dtype()) * MATMUL_EFFICIENCY
     lines = [
         f"estimate: teacher {family.name}-{sizes['teacher']} {_count(n['teacher'])} params, "
-        f"student {family.name}-{sizes['student']} {_count(n['student'])} params, {str(dtype).removeprefix('torch.')} "
+        f"student {family.name}-{sizes['student']} {_count(n['student'])} params, float32 "
         f"({width} bytes each; x{2 + ADAM_STATES} with gradients and AdamW): peak about {_bytes(peak)} "
         f"(teacher training {_bytes(train_bytes['teacher'])})",
         f"estimate: {train_rows} sequences x {example_len} tokens = {_count(tokens)} tokens per epoch; "
@@ -86,7 +85,7 @@ def matmul_flops(dtype: torch.dtype, n: int = 1024, seconds: float = 0.1) -> flo
             return 2 * n**3 * reps / elapsed
 
 
-def _dtype() -> torch.dtype:
+def _compute_dtype() -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
 
 

@@ -10,7 +10,7 @@ argument only changes where the starting weights come from:
 - `scratch`: the same config class at the size's real shape (or `shape=tiny`, a few thousand
   times smaller, for tests), random weights, and a byte-level BPE trained on the members.
 
-Everything after that (the tokenizer-sharing check, dtype, the vocabulary check) is shared, so the
+Everything after that (the tokenizer-sharing check, float32 weights, the vocabulary check) is shared, so the
 offline tests that build tiny models from config run the plugin's own code.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hub
-from harness.errors import UsageError
+from harness.errors import UsageError, unknown
 from harness.specs import ModelFamily, Param
 
 SPECIAL = {"bos_token": "<|bos|>", "eos_token": "<|eos|>", "pad_token": "<|pad|>", "unk_token": "<|unk|>"}
@@ -156,8 +156,6 @@ class _Bound:
         """Teacher and student must tokenize identically, or logit-level KD compares different things."""
         for size in (teacher, student):
             if size not in self.sizes:
-                from harness.errors import unknown
-
                 raise unknown(f"size of family {self.name}", size, self.sizes)
         if self.scratch or teacher == student:
             return  # one tokenizer is trained for both
@@ -172,19 +170,21 @@ class _Bound:
         return train_tokenizer(texts, self.args["vocab_size"], positions)
 
     def model(self, size: str, tokenizer):
+        import torch
         from transformers import AutoModelForCausalLM
 
         config = self.config(size, tokenizer)
         if self.scratch:
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
         else:
+            # float32 weights: training runs under bf16 autocast on a GPU (harness.train.precision)
             model = self._pretrained(AutoModelForCausalLM.from_pretrained, size, config=config,
-                                     use_safetensors=True, dtype=dtype())
+                                     use_safetensors=True, dtype=torch.float32)
         width = model.get_output_embeddings().weight.shape[0]
         if width < len(tokenizer):
             raise UsageError(f"family {self.name}: {size} predicts {width} tokens but its tokenizer has "
                              f"{len(tokenizer)}")
-        return model.to(dtype())
+        return model.float()
 
     def n_params(self, size: str, tokenizer) -> int:
         import torch
@@ -193,15 +193,6 @@ class _Bound:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(self.config(size, tokenizer))
         return sum(p.numel() for p in model.parameters())
-
-
-def dtype():
-    """bf16 on a GPU that has it (as the published runs), float32 otherwise."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
 
 
 def same_tokenizer(a, b, what: str) -> None:

@@ -58,7 +58,7 @@ def pretrained(load: Callable[..., T], repo: str, *, owner: str, local_hint: str
     online = reachable()
     try:
         return load(repo, trust_remote_code=False, local_files_only=not online, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:
         if online:
             raise UsageError(f"{owner}: cannot load {repo} from the hub: {_first_line(err)}") from None
         raise UsageError(

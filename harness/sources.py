@@ -69,7 +69,8 @@ def read_hub(repo: str, owner: str, columns: Iterable[str], *, config: str | Non
     except Exception as err:  # noqa: BLE001 - missing, gated or offline: one line with the way out
         where = "" if hub.reachable() else f" ({hub.why_offline()}; not in the cache HF_HOME={hub.hf_home()})"
         raise UsageError(f"{owner}: cannot load {repo}{where}: {_cause(err)}; {local_hint}") from None
-    _check_columns(data.column_names or [], columns, owner, repo)
+    if data.column_names is not None:  # a stream may not know its columns before its first record
+        _check_columns(data.column_names, columns, owner, repo)
     return data
 
 

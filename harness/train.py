@@ -41,7 +41,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     forbids (False) computing them once up front; by default they are when they fit.
     """
     set_seed(seed)
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=precision())
     loader = DataLoader(TensorDataset(order), batch_size=cfg.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -92,6 +92,15 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     bar.close()
     model.eval()
     return accelerator.unwrap_model(model)
+
+
+def precision() -> str | None:
+    """bf16 autocast over float32 weights on a GPU that has it, as the published runs (and the
+    optimizer keeps full-precision weights, so lr 5e-5 updates are not rounded away); None leaves
+    it to accelerate's config or ACCELERATE_MIXED_PRECISION, which is float32 on a CPU."""
+    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
+        return None
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
 
 
 def _logits_bytes(rows: torch.Tensor, teacher) -> int:

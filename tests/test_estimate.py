@@ -51,8 +51,7 @@ def test_estimate_warns_when_the_machine_cannot_hold_the_run(found, tokenizer, m
                    estimate_mod.estimate(family, tokenizer, sizes, preset, train_rows=1000, example_len=256))
 
 
-def test_memory_counts_weights_gradients_and_both_adam_moments(found, tokenizer, monkeypatch):
-    monkeypatch.setattr(estimate_mod, "_dtype", lambda: __import__("torch").float32)
+def test_memory_counts_weights_gradients_and_both_adam_moments(found, tokenizer):
     family, preset = bound(found, "pythia"), registry.load().preset("small")
     [first, *_] = estimate_mod.estimate(family, tokenizer, {"teacher": "410m", "student": "70m"}, preset, 10, 256)
     assert f"teacher training {estimate_mod._bytes(405_334_016 * 4 * 4)}" in first

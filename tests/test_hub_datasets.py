@@ -139,3 +139,8 @@ def test_without_network_each_hub_dataset_is_one_line_naming_the_way_out(module,
     assert len(message.splitlines()) == 1
     assert registered(module).name in message and "path=" in message
     assert "HF_HUB_OFFLINE" in message or "cannot be reached" in message
+
+
+def test_wikitext_path_must_be_the_folder_of_both_splits():
+    with pytest.raises(UsageError, match="path must be a folder holding train-\\*.parquet and test-\\*.parquet"):
+        load(wikitext, path=str(SOURCES / "wikitext" / "train-00000-of-00001.parquet"))

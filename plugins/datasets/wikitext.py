@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pathlib import Path
+
 from harness import sources
+from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.specs import Dataset, Example, Param, Split
 
@@ -35,6 +38,9 @@ def articles(lines: list[str]) -> list[str]:
 def _split(args: dict[str, Any], split: str) -> list[str]:
     owner = f"dataset {NAME}"
     if args["path"]:
+        if not Path(args["path"]).expanduser().is_dir():
+            raise UsageError(f"{owner}: path must be a folder holding train-*.parquet and test-*.parquet, "
+                             f"got {args['path']}")
         records = sources.read_local(sources.local_files(args["path"], owner, f"{split}-*"), owner, ["text"])
     else:
         records = sources.read_hub(REPO, owner, ["text"], config=args["config"], split=split, local_hint=LOCAL_HINT)
