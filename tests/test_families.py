@@ -97,11 +97,14 @@ def _save_local_copies(folder: Path, family: str, sizes: dict[str, list[str]]) -
 
 
 @pytest.mark.slow
-def test_pretrained_weights_load_from_local_copies_and_keep_their_size(registry, tmp_path, capsys):
+def test_the_documented_small_setting_runs_with_local_copies_in_place_of_the_hub(tmp_path, capsys):
+    """`harness eval --family pythia --dataset wikitext --method soft-kd --preset small`, as documented,
+    with the hub's files replaced by local copies: tiny pretrained-format Pythias and WikiText parquet."""
     texts = (SOURCES / "nemotron-cc.jsonl").read_text().splitlines()
     _save_local_copies(tmp_path / "hub", "pythia", {"410m": texts, "70m": texts})
-    argv = eval_args(registry, "pythia", "--family-arg", f"path={tmp_path / 'hub'}", "--dataset", "text-files",
-                     "--dataset-arg", f"path={SOURCES / 'nemotron-cc.jsonl'}", preset="quick-pair")
+    argv = ["eval", "--family", "pythia", "--dataset", "wikitext", "--method", "soft-kd", "--preset", "small",
+            "--family-arg", f"path={tmp_path / 'hub'}", "--dataset-arg", f"path={SOURCES / 'wikitext'}",
+            "--limit", "12"]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "training pythia 410m" in err and "training pythia 70m" in err
@@ -111,7 +114,8 @@ def test_pretrained_weights_load_from_local_copies_and_keep_their_size(registry,
     local = AutoModelForCausalLM.from_pretrained(tmp_path / "hub" / "pythia-410m", use_safetensors=True)
     assert teacher == sum(p.numel() for p in local.parameters())  # the local weights, not a fresh build
     [(values, args)] = db_rows("SELECT preset_values, family_args FROM runs")
-    assert json.loads(values)["sizes"] == {"pythia": ["410m", "70m"]}
+    assert json.loads(values)["sizes"]["pythia"] == ["410m", "70m"]
+    assert json.loads(values)["prefix_len"] == json.loads(values)["suffix_len"] == 50
     assert json.loads(args) == {"path": str(tmp_path / "hub")}
 
 
