@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a method parameter; repeat for several (see `harness list`)")
     ev.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a dataset parameter, e.g. path=corpus.txt for text-files")
+    ev.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a family parameter, e.g. weights=scratch (see `harness list`)")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
 
     sub.add_parser("list", help="the registered model families, datasets and KD methods with their parameters")
@@ -109,7 +111,8 @@ def cmd_eval(args, argv) -> int:
 
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
-                      method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg), limit=args.limit,
+                      method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
+                      family_args=dict(args.family_arg), limit=args.limit,
                       registry=args.registry, command=shlex.join(["harness", *argv]))
     protocol = Protocol(req)
     result = protocol.run()
@@ -134,6 +137,8 @@ def cmd_list(args, argv) -> int:
         print(f"  {f.name:<16}{f.description}")
         print(f"  {'':<16}sizes {', '.join(f.sizes)}; teacher {f.teacher}, student {f.student}; "
               f"from plugin {found.origin[('families', f.name)]}")
+        for p in f.params:
+            print(f"  {'':<18}--family-arg {p.describe()}")
     print("\nDatasets")
     for d in found.datasets.values():
         print(f"  {d.name:<16}{d.description} [licence: {d.licence}]")

@@ -4,6 +4,10 @@ The training set repeats some members many times, so the loop hands over the ind
 row in the distinct rows. What the teacher says about a row never changes, so its logits (or
 its top-K logits, for a method that may only see those) are computed once per distinct row,
 on first use, when they fit in `TEACHER_LOGITS_BUDGET` bytes, and per batch otherwise.
+
+Teacher and student share a tokenizer but may pad their embeddings to different widths (Pythia
+12b to 50688, 1.4b to 50304); every logit a method sees is cut to the common width, which holds
+the whole shared vocabulary.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ class TeacherOutputs:
         self.precompute = precompute if precompute is not None else (
             rows.shape[0] * (rows.shape[1] - 1) * width * 4 <= TEACHER_LOGITS_BUDGET)
         self._all: tuple[torch.Tensor, ...] | None = None
+        self.width: int | None = None  # the common vocabulary width, set when the student is known
 
     @torch.no_grad()
     def _compute(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.teacher(input_ids=ids).logits[:, :-1].float()
+        logits = self.teacher(input_ids=ids).logits[:, :-1, : self.width].float()
         if self.top_k:
-            values, indices = logits.topk(self.top_k, dim=-1)
+            values, indices = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)
             return values, indices.to(torch.int32)
         return (logits,)
 
@@ -72,12 +77,14 @@ class Distiller:
         self._layer_map_fn = layer_map
         self.layer_map: tuple[tuple[int, int], ...] = ()
         self.modules: torch.nn.Module | None = None
+        self.width: int | None = None  # the vocabulary width teacher and student share, from `bind`
         self.generator = torch.Generator().manual_seed(seed)
         top_k = method.top_k(args) if method.top_k is not None else None
         self.outputs = TeacherOutputs(teacher, rows, batch_size, stage, top_k=top_k, precompute=precompute_teacher)
 
     def bind(self, student) -> torch.nn.Module | None:
         """Build the method's own trainable modules for this student; the loop trains them with it."""
+        self.width = self.outputs.width = min(_vocab_width(student), _vocab_width(self.teacher))
         if self._layer_map_fn is not None:
             self.layer_map = tuple(self._layer_map_fn(student.config.num_hidden_layers,
                                                       self.teacher.config.num_hidden_layers))
@@ -97,7 +104,7 @@ class Distiller:
         if self.method.kind == "step":
             context = StepContext(self, student, batch, index, step, total_steps)
             return self.method.step(context, self.args)
-        logits = student(input_ids=batch).logits[:, :-1]
+        logits = student(input_ids=batch).logits[:, :-1, : self.width]
         labels = batch[:, 1:]
         if self.method.teacher_access == "top-k logits":
             values, indices = self.outputs[index]
@@ -135,15 +142,19 @@ class StepContext:
 
     def student(self, ids: torch.Tensor, hidden: bool = False) -> Outputs:
         out = self.model(input_ids=ids, output_hidden_states=hidden)
-        return Outputs(out.logits[:, :-1], tuple(out.hidden_states) if hidden else ())
+        return Outputs(out.logits[:, :-1, : self.distiller.width], tuple(out.hidden_states) if hidden else ())
 
     def teacher(self, ids: torch.Tensor | None = None, hidden: bool = False) -> Outputs:
         if ids is None and not hidden:
             return Outputs(self.distiller.outputs[self.index][0])
         with torch.no_grad():
             out = self.distiller.teacher(input_ids=self.rows if ids is None else ids, output_hidden_states=hidden)
-        return Outputs(out.logits[:, :-1].float(), tuple(out.hidden_states) if hidden else ())
+        return Outputs(out.logits[:, :-1, : self.distiller.width].float(), tuple(out.hidden_states) if hidden else ())
 
     def sample(self, prompts: torch.Tensor, new_tokens: int, teacher_mix: float = 0.0) -> Sampled:
         return sample(self.model, prompts, new_tokens, teacher=self.distiller.teacher, teacher_mix=teacher_mix,
                       generator=self.generator)
+
+
+def _vocab_width(model) -> int:
+    return model.get_output_embeddings().weight.shape[0]

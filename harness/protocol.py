@@ -26,7 +26,8 @@ from harness import plugins, registry as registry_mod
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller
-from harness.errors import RunFailed, UsageError
+from harness.errors import RunFailed, UsageError, unknown
+from harness.estimate import estimate
 from harness.extract import Extraction, extract, greedy
 from harness.metrics import ROLES, figures
 from harness.registry import Preset, Training
@@ -46,6 +47,7 @@ class EvalRequest:
     cache_dir: Path = Path(".cache")
     method_args: dict[str, str] = field(default_factory=dict)
     dataset_args: dict[str, str] = field(default_factory=dict)
+    family_args: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     registry: Path | None = None
     command: str = ""
@@ -87,8 +89,18 @@ class Protocol:
         self.dataset = self.found.dataset(req.dataset or self.registry.defaults.get("dataset", "synthetic-pii"))
         self.method: KDMethod = self.found.method(req.method)
         self.method_args = resolve_params(self.method.params, req.method_args, f"method {self.method.name}")
-        self.dataset_args = resolve_params(self.dataset.params, req.dataset_args, f"dataset {self.dataset.name}")
         self.preset: Preset = self.registry.preset(req.preset or self.family.preset or self.family.name)
+        declared = {p.name for p in self.dataset.params}
+        preset_args = {k: v for k, v in self.preset.dataset_args.items() if k in declared}
+        self.dataset_args = resolve_params(self.dataset.params, {**preset_args, **req.dataset_args},
+                                           f"dataset {self.dataset.name}")
+        self.family_args = resolve_params(self.family.params, req.family_args, f"family {self.family.name}")
+        self.teacher_size, self.student_size = self.preset.pair(self.family.name, (self.family.teacher, self.family.student))
+        for size in (self.teacher_size, self.student_size):
+            if size not in self.family.sizes:
+                raise unknown(f"size of family {self.family.name} (preset {self.preset.name})", size, self.family.sizes)
+        if self.family.configure is not None:  # binds the family's args; refuses a pair it cannot distil
+            self.family = self.family.configure(self.family_args, self.teacher_size, self.student_size)
         self.cache = Cache(req.cache_dir)
         self.store = Store(req.db)
         self.seconds: dict[str, float] = {}
@@ -100,6 +112,13 @@ class Protocol:
         started = time.perf_counter()
         members, nonmembers, dataset_hash = self._data()
         self.seconds["data"] = time.perf_counter() - started
+        try:
+            lines = estimate(self.family, self.tokenizer, {"teacher": self.teacher_size, "student": self.student_size},
+                             self.preset, len(members.training_rows()), members.ids.shape[1])
+        except Exception as err:  # noqa: BLE001 - an estimate must never stop a run; the stage that fails says why
+            lines = [f"estimate: not available ({type(err).__name__}: {err})"]
+        for line in lines:
+            log(line)
         run_id = _new_run_id()
         self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
         log(f"run {run_id}: {self.family.name} / {self.dataset.name} / {self.method.name}, seed {self.req.seed}, "
@@ -118,8 +137,8 @@ class Protocol:
     def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
         order = members.training_rows()
         models = {
-            "teacher": self._model("teacher", self.family.teacher, members.ids, order, recipe={"loss": "ce"}),
-            "baseline": self._model("baseline", self.family.student, members.ids, order, recipe={"loss": "ce"}),
+            "teacher": self._model("teacher", self.teacher_size, members.ids, order, recipe={"loss": "ce"}),
+            "baseline": self._model("baseline", self.student_size, members.ids, order, recipe={"loss": "ce"}),
         }
         models["student"] = self._student(models, members, order)
 
@@ -154,15 +173,19 @@ class Protocol:
         dataset_hash = content_hash(self.dataset, split)
         self.tokenizer, self.tokenizer_key = self._tokenizer(split, dataset_hash)
         cut_args = (self.tokenizer, self.preset.example_len, self.dataset.chunk, self.dataset.name)
-        members = cut("member", split.members, *cut_args).head(self.req.limit)
-        nonmembers = cut("nonmember", split.nonmembers, *cut_args).head(self.req.limit)
+        kw = {"prefix_len": self.preset.prefix_len, "drop_short": self.dataset.drop_short}
+        members = cut("member", split.members, *cut_args, **kw).head(self.req.limit)
+        nonmembers = cut("nonmember", split.nonmembers, *cut_args, **kw).head(self.req.limit)
+        if members.dropped or nonmembers.dropped:
+            log(f"{self.dataset.name}: left out {members.dropped} member and {nonmembers.dropped} non-member texts "
+                f"shorter than an example of {self.preset.example_len} tokens")
         return members, nonmembers, dataset_hash
 
     def _tokenizer(self, split, dataset_hash: str):
         from transformers import AutoTokenizer
 
         deps = {"stage": "tokenizer", "family": self.family.name, "dataset_hash": dataset_hash,
-                "harness": harness.__version__}
+                "harness": harness.__version__, **self._family_deps()}
         k = key(deps)
         path = self.cache.get("tokenizers", k)
         if path is None:
@@ -177,7 +200,7 @@ class Protocol:
         cfg = self.preset.training(role)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
                 "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
-                "recipe": recipe, "harness": harness.__version__}
+                "recipe": recipe, "harness": harness.__version__, **self._family_deps()}
         k = key(deps)
         path = self.cache.get("models", k)
         if path is not None:
@@ -203,6 +226,12 @@ class Protocol:
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
 
+    def _family_deps(self) -> dict[str, Any]:
+        """A family with arguments (pretrained or scratch weights, ...) keys its artifacts by them too."""
+        if not self.family.params:
+            return {}
+        return {"family_args": self.family_args, "pair": [self.teacher_size, self.student_size]}
+
     def _student(self, models, members: Examples, order: torch.Tensor):
         teacher, teacher_info = models["teacher"]
         recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
@@ -211,9 +240,9 @@ class Protocol:
                                   prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
                                   batch_size=self.preset.training("student").batch_size, stage="student",
                                   seed=self.req.seed)
-            return self._model("student", self.family.student, members.ids, order, recipe, distiller)
+            return self._model("student", self.student_size, members.ids, order, recipe, distiller)
         rows = self._teacher_data(teacher, teacher_info, members)
-        return self._model("student", self.family.student, rows, order, recipe)
+        return self._model("student", self.student_size, rows, order, recipe)
 
     def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
         """A data-level method's training texts, made once per teacher and cached."""
@@ -250,12 +279,15 @@ class Protocol:
         import transformers
 
         config = {"family": self.family.name, "dataset": self.dataset.name, "dataset_hash": dataset_hash,
-                  "dataset_args": self.dataset_args, "method": self.method.name, "method_args": self.method_args,
+                  "dataset_args": self.dataset_args, "family_args": self.family_args, "method": self.method.name, "method_args": self.method_args,
                   "preset": _preset_dict(self.preset), "seed": self.req.seed, "limit": self.req.limit,
                   "harness": harness.__version__}
         return {
             "run_id": run_id, "family": self.family.name, "dataset": self.dataset.name, "method": self.method.name,
             "method_label": _label(self.method, self.method_args), "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
+            # only those that differ from the family's defaults: what tells boards and `show` apart
+            "family_args": json.dumps({p.name: self.family_args[p.name] for p in self.family.params
+                                       if self.family_args[p.name] != p.default}),
             "teacher_access": self.method.teacher_access, "preset": self.preset.name,
             "preset_values": json.dumps(_preset_dict(self.preset)), "seed": self.req.seed,
             "example_limit": self.req.limit, "prefix_len": self.preset.prefix_len,

@@ -7,7 +7,7 @@ the key, not a traceback from deep inside a training loop.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ TRAIN_PARAMS = (
 )
 
 ROLES = ("teacher", "baseline", "student")
+SECTIONS = ("sizes", "dataset_args")
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,17 @@ class Preset:
     teacher: Training
     baseline: Training
     student: Training
+    # family -> (teacher size, student size) where this preset departs from the family's pair
+    sizes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # dataset arguments this preset sets (e.g. members = 1000000), for datasets that declare them;
+    # --dataset-arg still wins
+    dataset_args: dict[str, Any] = field(default_factory=dict)
 
     def training(self, role: str) -> Training:
         return getattr(self, role)
+
+    def pair(self, family: str, default: tuple[str, str]) -> tuple[str, str]:
+        return self.sizes.get(family, default)
 
 
 @dataclass(frozen=True)
@@ -142,11 +151,11 @@ def _preset(name: str, table: Any, path: Path) -> Preset:
     where = f"{path}: [presets.{name}]"
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table")
-    flat = {k: v for k, v in table.items() if k not in ROLES}
+    flat = {k: v for k, v in table.items() if k not in (*ROLES, *SECTIONS)}
     known = [p.name for p in PROTOCOL_PARAMS]
     for key in flat:
         if key not in known:  # a misspelt role section is as likely as a misspelt key
-            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES])}")
+            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES, *SECTIONS])}")
     try:
         protocol = resolve_params(PROTOCOL_PARAMS, flat, f"[presets.{name}]")
         roles = {}
@@ -161,7 +170,23 @@ def _preset(name: str, table: Any, path: Path) -> Preset:
         protocol["example_len"] = protocol["prefix_len"] + protocol["suffix_len"]
     if protocol["example_len"] < protocol["prefix_len"] + protocol["suffix_len"]:
         raise UsageError(f"{where}: example_len must be at least prefix_len + suffix_len")
-    return Preset(name=name, **protocol, **roles)
+    dataset_args = table.get("dataset_args", {})
+    if not isinstance(dataset_args, dict):
+        raise UsageError(f"{path}: [presets.{name}.dataset_args] must be a table")
+    return Preset(name=name, **protocol, **roles, sizes=_sizes(table.get("sizes", {}), f"{path}: [presets.{name}.sizes]"),
+                  dataset_args=dataset_args)
+
+
+def _sizes(table: Any, where: str) -> dict[str, tuple[str, str]]:
+    """`pythia = ["410m", "70m"]`: the teacher and student sizes of a family under this preset."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table of family = [teacher, student]")
+    pairs = {}
+    for family, pair in table.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) and s for s in pair)):
+            raise UsageError(f"{where}: {family} must be [teacher size, student size], got {pair!r}")
+        pairs[family] = (pair[0], pair[1])
+    return pairs
 
 
 def _only(table: dict, allowed: set[str], path: Path, where: str) -> None:

@@ -60,7 +60,8 @@ def show(store: Store, run_id: str) -> str:
     run = dict(zip(cols, rows[0]))
     lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
     for label, value in (
-        ("family / dataset", f"{run['family']} / {run['dataset']} (preset {run['preset']})"),
+        ("family / dataset", f"{run['family']}{_args(run.get('family_args'))} / {run['dataset']} "
+                             f"(preset {run['preset']})"),
         ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
                                             f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
@@ -106,10 +107,11 @@ class Board:
     dataset_hash: str
     n_members: int
     rows: list[list[Any]]
+    family_args: str | None = None  # pretrained or from-scratch weights are different boards
 
     @property
     def title(self) -> str:
-        return (f"{self.family} on {self.dataset} (preset {self.preset}, {self.n_members} members, "
+        return (f"{self.family}{_args(self.family_args)} on {self.dataset} (preset {self.preset}, {self.n_members} members, "
                 f"dataset {self.dataset_hash})")
 
 
@@ -124,22 +126,22 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         WITH latest AS (
             SELECT * FROM runs WHERE status = 'finished'
               AND (? IS NULL OR family = ?) AND (? IS NULL OR dataset = ?)
-            QUALIFY row_number() OVER (PARTITION BY family, dataset, dataset_hash, preset, example_limit,
+            QUALIFY row_number() OVER (PARTITION BY family, family_args, dataset, dataset_hash, preset, example_limit,
                                        method_label, seed ORDER BY finished_at DESC) = 1
         )
-        SELECT l.family, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label,
+        SELECT l.family, l.family_args, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label,
                any_value(l.teacher_access), count(DISTINCT l.seed), m.name, avg(m.value)
         FROM latest l JOIN metrics m USING (run_id)
         WHERE m.name IN ({names})
-        GROUP BY l.family, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label, m.name
+        GROUP BY l.family, l.family_args, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label, m.name
         """, [family, family, dataset, dataset])
     groups: dict[tuple, dict] = {}
-    for fam, ds, preset, ds_hash, n_members, label, access, seeds, name, value in rows:
-        board = (fam, ds, preset, ds_hash, n_members)
+    for fam, fam_args, ds, preset, ds_hash, n_members, label, access, seeds, name, value in rows:
+        board = (fam, ds, preset, ds_hash, n_members, fam_args or "")
         entry = groups.setdefault(board, {}).setdefault(label, {"access": access, "seeds": seeds})
         entry[name] = value
     boards = []
-    for (fam, ds, preset, ds_hash, n_members), methods in sorted(groups.items()):
+    for (fam, ds, preset, ds_hash, n_members, fam_args), methods in sorted(groups.items()):
         ranked = sorted(methods.items(), key=lambda kv: (_nan_last(kv[1].get("mem_rate_student")), kv[0]))
         rows_out = []
         for rank, (label, f) in enumerate(ranked, 1):
@@ -150,12 +152,18 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         base_ppl = [f.get("val_ppl_baseline") for f in methods.values() if f.get("val_ppl_baseline") is not None]
         rows_out.append(["-", "(baseline: fine-tuned)", "none", "-", tables.pct(sum(base) / len(base) if base else None),
                          "1.00x", "-", "-", tables.num(sum(base_ppl) / len(base_ppl) if base_ppl else None)])
-        boards.append(Board(fam, ds, preset, ds_hash, n_members, rows_out))
+        boards.append(Board(fam, ds, preset, ds_hash, n_members, rows_out, fam_args))
     return boards
 
 
 BOARD_HEADERS = ["rank", "method", "teacher access", "seeds", "student mem", "reduction", "inheritance",
                  "easy share", "val ppl"]
+
+
+def _args(raw: str | None) -> str:
+    """` (weights=scratch, shape=tiny)` for a family run with arguments; empty for one without."""
+    args = json.loads(raw) if raw else {}
+    return f" ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else ""
 
 
 def _nan_last(v):

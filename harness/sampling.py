@@ -2,7 +2,8 @@
 
 Prompts all have the same length, so no padding is needed. With `teacher` and `teacher_mix`
 > 0 each token is drawn from (1 - teacher_mix) * student + teacher_mix * teacher, MiniLLM's
-teacher-mixed sampling; both models then keep their own cache and advance together.
+teacher-mixed sampling; both models then keep their own cache and advance together, over the
+vocabulary width they share (embeddings may be padded differently).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ def sample(student, prompts: torch.Tensor, new_tokens: int, *, teacher=None, tea
         caches: list = [None] * len(models)
         step_input = prompts
         tokens, log_probs = [], []
-        for i in range(new_tokens):
+        width = min(m.get_output_embeddings().weight.shape[0] for m in models)
+        for _ in range(new_tokens):
             probs = None
             for j, model in enumerate(models):
                 out = model(input_ids=step_input, past_key_values=caches[j], use_cache=True)
                 caches[j] = out.past_key_values
-                p = torch.softmax(out.logits[:, -1].float() / temperature, dim=-1)
+                p = torch.softmax(out.logits[:, -1, :width].float() / temperature, dim=-1)
                 probs = p if j == 0 else (1 - teacher_mix) * probs + teacher_mix * p
             token = torch.multinomial(probs, 1, generator=generator)
             tokens.append(token)

@@ -93,6 +93,10 @@ class Example:
     text: str
     repeats: int = 1
     kind: str = ""  # a free tag for breakdowns, e.g. "record", "message", "secret"
+    # Instruction data: the prompt the model is given. The core then builds the example from the
+    # last prefix_len tokens of the prompt and the first tokens of `text` (the response), so
+    # memorization is measured on the response alone.
+    prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class Dataset:
     # True when one text should be cut into several examples (a corpus of long documents);
     # False when every text is one example (records), cut to its first prefix+suffix tokens.
     chunk: bool = False
+    # Records shorter than an example are dropped (and counted) rather than refused: for sources
+    # filtered by length, whose exact token count depends on the family's tokenizer.
+    drop_short: bool = False
 
 
 # ---------------------------------------------------------------- model families
@@ -143,6 +150,15 @@ class ModelFamily:
     tokenizer: Callable[[Sequence[str]], PreTrainedTokenizerBase]
     model: Callable[[str, PreTrainedTokenizerBase], PreTrainedModel]
     preset: str = ""  # the registry.toml preset used by default; the family's name if empty
+    # Declared `--family-arg`s (e.g. pretrained or from-scratch weights). A family with params
+    # gives `configure`, which the core calls once, before anything is loaded, with the resolved
+    # args and the run's teacher and student sizes; it returns the family bound to them and
+    # refuses (UsageError) a pair that cannot be distilled, e.g. one whose tokenizers differ.
+    params: tuple[Param, ...] = ()
+    configure: Callable[[dict[str, Any], str, str], ModelFamily] | None = None
+    # Parameters of a size without building it, for the estimate printed before a run; when
+    # absent the core builds the model on the meta device (no memory) and counts.
+    n_params: Callable[[str, PreTrainedTokenizerBase], int] | None = None
     # Which teacher layer each student layer is matched with by hidden-state methods, as pairs
     # of `hidden_states` indices (0 is the embeddings); None spaces them evenly.
     layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None

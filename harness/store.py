@@ -36,8 +36,11 @@ CREATE TABLE IF NOT EXISTS runs (
     config_hash VARCHAR, dataset_hash VARCHAR, tokenizer_key VARCHAR,
     harness_version VARCHAR, git_commit VARCHAR, torch_version VARCHAR, transformers_version VARCHAR,
     python_version VARCHAR, device VARCHAR, hostname VARCHAR, pid INTEGER, command VARCHAR,
-    status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON
+    status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON,
+    family_args JSON
 );
+-- added after schema version 1 shipped; a no-op on files created since
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON;
 CREATE TABLE IF NOT EXISTS models (
     run_id VARCHAR, role VARCHAR, model_name VARCHAR, size VARCHAR, n_params BIGINT,
     artifact_key VARCHAR, artifact_path VARCHAR, cached BOOLEAN, train_seconds DOUBLE,

@@ -11,6 +11,7 @@ into the KD method's loss, reusing what the teacher said about each distinct row
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     Without a `distiller` the loss is next-token cross-entropy on the rows.
     """
     set_seed(seed)
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=precision())
     loader = DataLoader(TensorDataset(order), batch_size=cfg.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     extra = distiller.bind(model) if distiller is not None else None
@@ -74,3 +75,13 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     bar.close()
     model.eval()
     return accelerator.unwrap_model(model)
+
+
+def precision() -> str | None:
+    """bf16 autocast over float32 weights on a GPU that has it, as the published runs (and the
+    optimizer keeps full-precision weights, so lr 5e-5 updates are not rounded away); None leaves
+    it to accelerate's config or ACCELERATE_MIXED_PRECISION, which is float32 on a CPU."""
+    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
+        return None
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+

@@ -101,13 +101,13 @@ def test_unknown_method_without_near_name_lists_choices(quick_registry, capsys):
 
 def test_unknown_family(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, "--family", "tiney")
-    assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line and "choose from: tiny" in line
+    assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line and "choose from: gpt2, olmo2, opt, pythia, qwen3, tiny" in line
 
 
 def test_unknown_dataset(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, "--dataset", "synthetic-pi")
     assert "unknown dataset 'synthetic-pi'" in line and "did you mean 'synthetic-pii'?" in line
-    assert "choose from: synthetic-pii, text-files" in line
+    assert "choose from: dolly, fineweb, nemotron-cc, synthetic-pii, text-files, wikitext" in line
 
 
 def test_unknown_default_family_in_the_registry(tmp_path, capsys):
@@ -117,12 +117,12 @@ def test_unknown_default_family_in_the_registry(tmp_path, capsys):
     assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line
 
 
-@pytest.mark.parametrize(("preset", "hint"), [("nope", None), ("quik", "quick")])
+@pytest.mark.parametrize(("preset", "hint"), [("xyzzy", None), ("quik", "quick")])
 def test_unknown_preset(quick_registry, capsys, preset, hint):
     argv = ["--registry", str(quick_registry), "eval", "--method", "hard-kd", "--preset", preset]
     line = usage_error(argv, capsys)
     assert f"unknown preset (in {quick_registry}) {preset!r}" in line
-    assert "choose from: quick, tiny" in line
+    assert "choose from: gpt2, olmo2, opt, pythia, quick, qwen3, small, tiny" in line
     assert (f"did you mean {hint!r}?" in line) if hint else ("did you mean" not in line)
 
 

@@ -89,9 +89,9 @@ def test_minillm_future_reward_is_the_mean_of_the_rewards_after_each_token():
 # ---------------------------------------------------------------- what the distiller hands over
 
 
-def tiny(seed: int, hidden: int = 32, layers: int = 2):
+def tiny(seed: int, hidden: int = 32, layers: int = 2, vocab: int = 40):
     torch.manual_seed(seed)
-    return GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=40, hidden_size=hidden, num_hidden_layers=layers,
+    return GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
                                             num_attention_heads=4, intermediate_size=2 * hidden,
                                             max_position_embeddings=32))
 
@@ -107,6 +107,9 @@ class CountingTeacher(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model, self.config, self.rows_seen = model, model.config, 0
+
+    def get_output_embeddings(self):
+        return self.model.get_output_embeddings()
 
     def forward(self, input_ids, **kwargs):
         self.rows_seen += len(input_ids)
@@ -170,6 +173,14 @@ def test_hidden_mse_trains_its_projections_and_the_student_keeps_none():
     fresh = torch.nn.Linear(32, 48)
     assert not torch.equal(projections[0].weight.detach(), fresh.weight)  # moved from its initial values
     assert set(student.state_dict()) == set(tiny(1).state_dict())
+
+
+@pytest.mark.parametrize("name", ["soft-kd", "topk-kd", "minillm"])
+def test_a_teacher_with_wider_padded_embeddings_is_cut_to_the_shared_vocabulary(name):
+    """Pythia 12b pads its embeddings to 50688 and 1.4b to 50304: the same tokenizer, other widths."""
+    student, distiller = distill(name, tiny(2, 48, 4, vocab=56))
+    assert distiller.width == 40
+    assert all(torch.isfinite(p).all() for p in student.parameters())
 
 
 @pytest.mark.parametrize("name", ["gkd", "imitkd", "minillm"])

@@ -82,8 +82,8 @@ def load_error(path: Path) -> str:
 
 def test_builtins_register_through_the_registry_like_any_plugin():
     found = load(ROOT / "registry.toml")
-    assert set(found.families) == {"tiny"}
-    assert set(found.datasets) == {"synthetic-pii", "text-files"}
+    assert set(found.families) == {"tiny", "pythia", "olmo2", "qwen3", "gpt2", "opt"}
+    assert set(found.datasets) == {"synthetic-pii", "text-files", "wikitext", "fineweb", "nemotron-cc", "dolly"}
     assert {"soft-kd", "hard-kd"} <= set(found.methods)
     assert found.origin[("methods", "soft-kd")] == "harness_plugins.methods.soft_kd"
     assert found.origin[("methods", "hard-kd")] == "harness_plugins.methods.hard_kd"
@@ -263,6 +263,8 @@ def test_list_prints_every_builtin_with_its_parameters(capsys):
     assert f"registry: {ROOT / 'registry.toml'}" in out
     for family in found.families.values():
         assert f"  {family.name} " in out and f"from plugin {found.origin[('families', family.name)]}" in out
+        for p in family.params:
+            assert f"--family-arg {p.describe()}" in out
     for dataset in found.datasets.values():
         assert f"  {dataset.name} " in out and f"from plugin {found.origin[('datasets', dataset.name)]}" in out
         assert dataset.params
@@ -275,7 +277,7 @@ def test_list_prints_every_builtin_with_its_parameters(capsys):
             assert f"--method-arg {p.describe()}" in out
     assert "--method-arg temperature: float = 2.0" in out
     assert "(alias seqkd)" in out
-    assert out.rstrip().endswith("Presets: tiny")
+    assert out.rstrip().endswith("Presets: tiny, pythia, olmo2, qwen3, gpt2, opt, small")
 
 
 def test_list_uses_harness_registry_env(tmp_path, monkeypatch, capsys):

@@ -38,7 +38,7 @@ def test_project_registry_parses_with_valid_presets():
     assert reg.modules[0] == "harness_plugins.families.tiny"
     assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
     assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
-    assert set(reg.presets) == {"tiny"}
+    assert set(reg.presets) == {"tiny", "pythia", "olmo2", "qwen3", "gpt2", "opt", "small"}
     for preset in reg.presets.values():
         assert preset.example_len >= preset.prefix_len + preset.suffix_len
         for role in ROLES:
@@ -55,7 +55,7 @@ def test_project_tiny_preset_values():
 
 def test_quick_registry_adds_the_quick_preset(quick_registry):
     reg = registry.load(quick_registry)
-    assert set(reg.presets) == {"tiny", "quick"}
+    assert set(reg.presets) == set(registry.load(ROOT / "registry.toml").presets) | {"quick"}
     assert reg.preset("quick").example_len == 16
 
 
@@ -83,7 +83,7 @@ def test_unknown_preset_lists_the_presets_with_did_you_mean():
     reg = registry.load(ROOT / "registry.toml")
     with pytest.raises(UsageError) as err:
         reg.preset("tinny")
-    assert "did you mean 'tiny'?" in str(err.value) and "choose from: tiny" in str(err.value)
+    assert "did you mean 'tiny'?" in str(err.value) and "choose from: gpt2, olmo2, opt, pythia, qwen3, small, tiny" in str(err.value)
     assert str(ROOT / "registry.toml") in str(err.value)
 
 
@@ -232,3 +232,26 @@ def test_missing_named_registry_is_a_usage_error(tmp_path, monkeypatch, via):
 def test_a_directory_is_not_a_registry(tmp_path):
     with pytest.raises(UsageError, match="registry file not found"):
         registry.find(tmp_path)
+
+
+@pytest.mark.parametrize("name, epochs", [("pythia", 4), ("olmo2", 5), ("qwen3", 5), ("small", 4)])
+def test_study_presets_follow_the_published_recipe(name, epochs):
+    preset = registry.load(ROOT / "registry.toml").preset(name)
+    assert (preset.prefix_len, preset.suffix_len, preset.example_len) == (50, 50, 256)
+    assert preset.teacher.epochs == 3 and preset.baseline.epochs == preset.student.epochs == epochs
+    for role in ROLES:
+        assert (preset.training(role).lr, preset.training(role).schedule) == (5e-5, "cosine")
+    assert preset.pair("pythia", ("12b", "1.4b")) == (("410m", "70m") if name == "small" else ("12b", "1.4b"))
+    assert preset.dataset_args["members"] == (2000 if name == "small" else 1_000_000)
+
+
+@pytest.mark.parametrize("section, problem", [
+    ('[presets.p.sizes]\npythia = ["410m"]', "pythia must be [teacher size, student size]"),
+    ('[presets.p.sizes]\npythia = "410m"', "pythia must be [teacher size, student size]"),
+    ("[presets.p]\nsizes = 3", "[presets.p.sizes] must be a table"),
+    ("[presets.p]\ndataset_args = 3", "[presets.p.dataset_args] must be a table"),
+])
+def test_bad_preset_pairs_and_dataset_args(tmp_path, section, problem):
+    path = tmp_path / "registry.toml"
+    path.write_text(section + "\n")
+    assert problem in error_of(path)
