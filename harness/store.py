@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from harness.errors import UsageError
+from harness.faults import fault
 
 SCHEMA_VERSION = 1
 LOCK_WAIT_SECONDS = 120.0
@@ -142,6 +143,7 @@ class Store:
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in metrics.items()])
                 con.execute("UPDATE runs SET status = 'finished', finished_at = ?, stage_seconds = ? WHERE run_id = ?",
                             [_now(), json.dumps(stage_seconds), run_id])
+                fault("store:commit")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
