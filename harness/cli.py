@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a dataset parameter, e.g. path=corpus.txt for text-files")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    ev.add_argument("--trust-remote-code", action="store_true",
+                    help="let a hub family run the model code its checkpoints ship (off by default; "
+                    "recorded in the run's provenance)")
 
     sub.add_parser("list", help="the registered model families, datasets and KD methods with their parameters")
 
@@ -102,6 +105,8 @@ def cmd_eval(args, argv) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if not 0 <= args.seed < 2**32:  # what numpy's and torch's generators take
+        raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
     _quiet_libraries()
     from harness.cache import default_dir
     from harness.protocol import EvalRequest, Protocol
@@ -110,7 +115,8 @@ def cmd_eval(args, argv) -> int:
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                       method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg), limit=args.limit,
-                      registry=args.registry, command=shlex.join(["harness", *argv]))
+                      registry=args.registry, command=shlex.join(["harness", *argv]),
+                      trust_remote_code=args.trust_remote_code)
     protocol = Protocol(req)
     result = protocol.run()
     models = [{"role": i.role, "model_name": f"{protocol.family.name}-{i.size}", "n_params": i.n_params,

@@ -133,6 +133,10 @@ class ModelFamily:
     the member texts, a hub family loads its own and ignores them. `model(size, tokenizer)`
     returns the starting weights of that size (random for a from-scratch family, pretrained
     for a hub family). The core caches both with `save_pretrained`.
+
+    A family whose checkpoints may need code from the hub sets `remote_code=True`; its two
+    callables then also take a keyword `trust_remote_code`, which is the user's
+    `--trust-remote-code` (False unless given) and goes to every `from_pretrained` they make.
     """
 
     name: str
@@ -143,6 +147,7 @@ class ModelFamily:
     tokenizer: Callable[[Sequence[str]], PreTrainedTokenizerBase]
     model: Callable[[str, PreTrainedTokenizerBase], PreTrainedModel]
     preset: str = ""  # the registry.toml preset used by default; the family's name if empty
+    remote_code: bool = False  # the callables take trust_remote_code=...; see above
 
 
 # ---------------------------------------------------------------- KD methods

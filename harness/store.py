@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     config_hash VARCHAR, dataset_hash VARCHAR, tokenizer_key VARCHAR,
     harness_version VARCHAR, git_commit VARCHAR, torch_version VARCHAR, transformers_version VARCHAR,
     python_version VARCHAR, device VARCHAR, hostname VARCHAR, pid INTEGER, command VARCHAR,
-    trust_remote_code BOOLEAN DEFAULT false, status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON
+    trust_remote_code BOOLEAN DEFAULT false,
+    status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON
 );
 CREATE TABLE IF NOT EXISTS models (
     run_id VARCHAR, role VARCHAR, model_name VARCHAR, size VARCHAR, n_params BIGINT,
