@@ -212,19 +212,33 @@ class Registered:
     methods: dict[str, KDMethod] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+    skipped: dict[str, str] = field(default_factory=dict)  # plugin -> why its hook failed
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> skipped plugin
 
     def family(self, name: str) -> ModelFamily:
         if name not in self.families:
-            raise unknown("model family", name, self.families)
+            raise self._missing("families", "model family", name, self.families)
         return self.families[name]
 
     def dataset(self, name: str) -> Dataset:
         if name not in self.datasets:
-            raise unknown("dataset", name, self.datasets)
+            raise self._missing("datasets", "dataset", name, self.datasets)
         return self.datasets[name]
 
     def method(self, name: str) -> KDMethod:
         name = self.aliases.get(name, name)
         if name not in self.methods:
-            raise unknown("method", name, [*self.methods, *self.aliases])
+            raise self._missing("methods", "method", name, [*self.methods, *self.aliases])
         return self.methods[name]
+
+    def _missing(self, attr: str, kind: str, name: str, choices) -> UsageError:
+        """Unknown name; when a skipped plugin provides it (or may), the error names that plugin."""
+        plugin = self.unavailable.get((attr, name))
+        if plugin is not None:
+            return UsageError(f"{kind} {name!r} comes from plugin {plugin!r}, which was skipped: "
+                              f"{self.skipped[plugin]}")
+        err = unknown(kind, name, choices)
+        if self.skipped:
+            notes = "; ".join(f"plugin {p!r} was skipped ({why})" for p, why in self.skipped.items())
+            return UsageError(f"{err}; {notes}")
+        return err
