@@ -12,6 +12,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -147,6 +148,7 @@ class Store:
                     reason = f"{blocker} is a file, not a directory"
                 raise UsageError(f"cannot write results to {self.path}: {reason}") from None
         deadline = time.monotonic() + self.lock_wait
+        said = False
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
@@ -157,6 +159,10 @@ class Store:
                 if time.monotonic() > deadline:
                     raise UsageError(f"results database {self.path} stayed locked by another process "
                                      f"for {self.lock_wait:.0f}s; try again when it finishes") from None
+                if not said:
+                    print(f"harness: results database {self.path} is locked by another process; waiting up to "
+                          f"{self.lock_wait:.0f}s", file=sys.stderr, flush=True)
+                    said = True
                 time.sleep(0.2)
             except duckdb.Error as err:
                 raise UsageError(f"cannot open results database {self.path}: {str(err).splitlines()[0]}") from None
