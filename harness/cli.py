@@ -20,9 +20,14 @@ trains only its student. Results go to --db; see them with `harness show latest`
 """
 
 
+def one_line(message: str) -> str:
+    """A message that stays one line whatever the user typed: newlines and other controls escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
         sys.exit(2)
 
 
@@ -84,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, argv)
     except UsageError as err:
-        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        print(one_line(f"harness {args.command}: error: {err}"), file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(f"harness {args.command}: {err}", file=sys.stderr)
+        print(one_line(f"harness {args.command}: {err}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
