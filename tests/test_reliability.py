@@ -193,3 +193,28 @@ def test_a_diverging_cross_entropy_stage_is_stopped_too():
     cfg = Training(epochs=1, lr=0.5, batch_size=8, warmup_ratio=0.0, weight_decay=0.0, schedule="constant")
     with pytest.raises(RunFailed, match=r"^teacher: loss became nan at step 1 of 1 \(lr 0\.5\)$"):
         train(model, rows, torch.arange(8), cfg, seed=0, stage="teacher")
+
+
+# ---------------------------------------------------------------- corrupted cache
+
+
+@pytest.mark.slow
+def test_altered_cached_teacher_output_is_reported_once_and_rebuilt(quick_registry, tmp_path, capsys):
+    from harness.cli import main
+
+    assert main(quick_args(quick_registry, "hard-kd")) == 0
+    [tokens] = list((Path(os.environ["HARNESS_CACHE"]) / "teacher-data").glob("*/tokens.safetensors"))
+    data = bytearray(tokens.read_bytes())
+    data[-5] ^= 0x01  # one bit of one generated token: still a valid safetensors file
+    tokens.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(quick_args(quick_registry, "hard-kd")) == 0
+    err = capsys.readouterr().err
+    corrupt = [line for line in err.splitlines() if "is corrupt" in line]
+    assert corrupt == [f"harness: cached teacher-data {tokens.parent.name} is corrupt (tokens.safetensors changed); "
+                       "rebuilding it"]
+    assert "student: hard-kd made its training data" in err
+    assert "student: tiny 0.6m from the cache" in err  # the rebuilt data is the data the student was trained on
+    db = Path(os.environ["HARNESS_DB"])
+    first, second = (figures(db, r)[0] for (r,) in query(db, "SELECT run_id FROM runs ORDER BY started_at"))
+    assert first == second

@@ -58,6 +58,11 @@ SECRETS = {"HF_TOKEN": "secret-xyz-hf", "HUGGING_FACE_HUB_TOKEN": "secret-xyz-hu
            "AWS_SECRET_ACCESS_KEY": "secret-xyz-aws", "WANDB_API_KEY": "secret-xyz-wandb", "MY_DB_PASSWORD": "secret-xyz-pw"}
 
 
+def _run_id(db: Path, method: str) -> str:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT run_id FROM runs WHERE method = ?", [method]).fetchone()[0]
+
+
 def _everything_stored(db: Path) -> str:
     """Every value of every column of every table, as text."""
     with duckdb.connect(str(db), read_only=True) as con:
@@ -90,8 +95,11 @@ def test_remote_code_flag_reaches_the_loaders_and_provenance_holds_no_secrets(qu
         got = con.execute("SELECT method, trust_remote_code, command FROM runs ORDER BY started_at").fetchall()
     assert [(m, t) for m, t, _ in got] == [("hard-kd", True), ("soft-kd", False)]
     assert "--trust-remote-code" in got[0][2]
-    assert main(["show", "latest"]) == 0
     capsys.readouterr()
+    assert main(["show", "latest"]) == 0
+    assert "remote code           not trusted" in capsys.readouterr().out
+    assert main(["show", _run_id(db, "hard-kd")]) == 0
+    assert "remote code           trusted (--trust-remote-code)" in capsys.readouterr().out
 
     stored = _everything_stored(db)
     assert "remote-tiny" in stored  # the check reads what was written
