@@ -22,7 +22,41 @@ from harness.registry import Training
 from harness.train import train
 from tests.conftest import quick_args
 
-N_EXAMPLES = 48 + 24  # members + non-members at SMALL_DATA
+# The quick preset cut further: these tests start many processes, and each trains something.
+FAST_PRESET = """
+[presets.fast]
+prefix_len = 8
+suffix_len = 8
+eval_batch_size = 32
+generate_batch_size = 32
+
+[presets.fast.teacher]
+epochs = 2
+lr = 3e-3
+batch_size = 8
+
+[presets.fast.baseline]
+epochs = 1
+lr = 3e-3
+batch_size = 8
+
+[presets.fast.student]
+epochs = 1
+lr = 3e-3
+batch_size = 8
+"""
+LIMIT = 24
+N_EXAMPLES = 2 * LIMIT  # members + non-members
+
+
+@pytest.fixture
+def fast_registry(quick_registry) -> Path:
+    quick_registry.write_text(quick_registry.read_text() + FAST_PRESET)
+    return quick_registry
+
+
+def fast_args(registry: Path, method: str, *extra: str) -> list[str]:
+    return quick_args(registry, method, "--preset", "fast", "--limit", str(LIMIT), *extra)
 
 
 def harness(registry: Path, method: str, *extra: str, env: dict[str, str] | None = None,
@@ -31,7 +65,7 @@ def harness(registry: Path, method: str, *extra: str, env: dict[str, str] | None
     env.pop("HARNESS_FAULT", None)
     if fault:
         env["HARNESS_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *quick_args(registry, method, *extra)],
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *fast_args(registry, method, *extra)],
                             env=env, text=True, **popen)
 
 
@@ -62,26 +96,26 @@ def cached_models(err: str) -> set[str]:
 # Each step kills the run at one point; the next resumes it: (fault, the models the killed run took
 # from the cache and the ones it finished training before the kill).
 KILLS = [
-    ("teacher:step@10", {"cached": [], "trained": []}),
-    ("baseline:step@5", {"cached": [], "trained": ["teacher"]}),
+    ("teacher:step@6", {"cached": [], "trained": []}),
+    ("baseline:step@3", {"cached": [], "trained": ["teacher"]}),
     ("generate:batch", {"cached": ["teacher"], "trained": ["baseline"]}),
-    ("student:step@3", {"cached": ["teacher", "baseline"], "trained": []}),
-    ("cache:write", {"cached": ["teacher", "baseline"], "trained": ["student"]}),  # trained, not yet in place
+    ("student:step@2", {"cached": ["teacher", "baseline"], "trained": []}),
+    ("cache:write", {"cached": ["teacher", "baseline"], "trained": []}),  # the student written, not yet in place
     ("extraction:batch@3", {"cached": ["teacher", "baseline"], "trained": ["student"]}),
     ("store:commit", {"cached": ["teacher", "baseline", "student"], "trained": []}),
 ]
 
 
 @pytest.mark.slow
-def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(quick_registry, tmp_path):
+def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(fast_registry, tmp_path):
     db, cache = tmp_path / "killed.duckdb", tmp_path / "killed-cache"
     env = {"HARNESS_DB": str(db), "HARNESS_CACHE": str(cache)}
     for fault, log in KILLS:
-        code, err = run_to_end(quick_registry, "hard-kd", env=env, fault=fault)
+        code, err = run_to_end(fast_registry, "hard-kd", env=env, fault=fault)
         assert code == -signal.SIGKILL, err
         assert "HARNESS_FAULT: killing process" in err and f"at {fault.split('@')[0]} " in err, err
         assert cached_models(err) == set(log["cached"]), err
-        assert {r for r in ("teacher", "baseline", "student") if f"harness: {r}: trained in" in err} == set(log["trained"])
+        assert {r for r in ("teacher", "baseline", "student") if f"harness: {r}: trained in" in err} == set(log["trained"]), err
         # the killed run is `running` until the next run finds its process gone; it never has figures
         [(run_id, status)] = query(db, "SELECT run_id, status FROM runs WHERE status <> 'failed'")
         assert status == "running"
@@ -90,7 +124,7 @@ def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(quick_
     # the killed cache write left a temporary folder behind; a later write removed it
     assert not list((cache / "models").glob(".tmp-*"))
 
-    code, err = run_to_end(quick_registry, "hard-kd", env=env)
+    code, err = run_to_end(fast_registry, "hard-kd", env=env)
     assert code == 0, err
     assert err.count("from the cache") == 4  # teacher, baseline, hard-kd's data, student
     statuses = query(db, "SELECT status, count(*) FROM runs GROUP BY ALL ORDER BY ALL")
@@ -106,7 +140,7 @@ def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(quick_
     assert query(db, "SELECT count(DISTINCT run_id) FROM metrics") == [(1,)]
 
     fresh = tmp_path / "fresh.duckdb"
-    code, err = run_to_end(quick_registry, "hard-kd", env={"HARNESS_DB": str(fresh),
+    code, err = run_to_end(fast_registry, "hard-kd", env={"HARNESS_DB": str(fresh),
                                                            "HARNESS_CACHE": str(tmp_path / "fresh-cache")})
     assert code == 0, err
     [(fresh_id,)] = query(fresh, "SELECT run_id FROM runs")
@@ -119,10 +153,10 @@ def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(quick_
 
 
 @pytest.mark.slow
-def test_four_concurrent_writers_all_land_whole(quick_registry, tmp_path):
+def test_four_concurrent_writers_all_land_whole(fast_registry, tmp_path):
     db = tmp_path / "shared.duckdb"
     env = {"HARNESS_DB": str(db)}
-    code, err = run_to_end(quick_registry, "hard-kd", env=env)  # the teacher and the baseline, cached once
+    code, err = run_to_end(fast_registry, "hard-kd", env=env)  # the teacher and the baseline, cached once
     assert code == 0, err
     variants = [("soft-kd",), ("soft-kd", "--method-arg", "temperature=4"),
                 ("soft-kd", "--method-arg", "ce_weight=0.5"), ("hard-kd", "--seed", "0")]
@@ -135,7 +169,7 @@ def test_four_concurrent_writers_all_land_whole(quick_registry, tmp_path):
     procs = []
     try:
         for (method, *extra), log in zip(variants, logs):
-            procs.append(harness(quick_registry, method, *extra, env=env, fault="store:commit=sleep:1",
+            procs.append(harness(fast_registry, method, *extra, env=env, fault="store:commit=sleep:1",
                                  stdout=subprocess.DEVNULL, stderr=log.open("w")))
         deadline = time.monotonic() + 300  # a guard against a hang, not a measurement
         while not all(log.exists() and "is locked by another process" in log.read_text() for log in logs):
@@ -199,16 +233,16 @@ def test_a_diverging_cross_entropy_stage_is_stopped_too():
 
 
 @pytest.mark.slow
-def test_altered_cached_teacher_output_is_reported_once_and_rebuilt(quick_registry, tmp_path, capsys):
+def test_altered_cached_teacher_output_is_reported_once_and_rebuilt(fast_registry, tmp_path, capsys):
     from harness.cli import main
 
-    assert main(quick_args(quick_registry, "hard-kd")) == 0
+    assert main(fast_args(fast_registry, "hard-kd")) == 0
     [tokens] = list((Path(os.environ["HARNESS_CACHE"]) / "teacher-data").glob("*/tokens.safetensors"))
     data = bytearray(tokens.read_bytes())
     data[-5] ^= 0x01  # one bit of one generated token: still a valid safetensors file
     tokens.write_bytes(bytes(data))
     capsys.readouterr()
-    assert main(quick_args(quick_registry, "hard-kd")) == 0
+    assert main(fast_args(fast_registry, "hard-kd")) == 0
     err = capsys.readouterr().err
     corrupt = [line for line in err.splitlines() if "is corrupt" in line]
     assert corrupt == [f"harness: cached teacher-data {tokens.parent.name} is corrupt (tokens.safetensors changed); "
