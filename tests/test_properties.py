@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 import math
-from pathlib import Path
+import os
 from unittest import mock
 
 import pytest
@@ -172,9 +172,24 @@ def test_a_registry_of_arbitrary_bytes_gets_a_result_or_one_line(tmp_path, conte
     assert_result_or_one_line(["--registry", str(registry), "list"])
 
 
-def test_a_registry_that_is_a_directory_or_missing(tmp_path, capsys):
+def test_a_registry_that_is_a_directory_or_missing(tmp_path):
     for path in (tmp_path, tmp_path / "missing.toml"):
         assert assert_result_or_one_line(["--registry", str(path), "list"]) == 2
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_registry_and_corpus_are_one_line(quick_registry, tmp_path, monkeypatch):
+    locked = tmp_path / "locked.toml"
+    locked.write_text(quick_registry.read_text())
+    corpus = tmp_path / "locked.txt"
+    corpus.write_text("some words " * 500)
+    for path in (locked, corpus):
+        path.chmod(0)
+    assert assert_result_or_one_line(["--registry", str(locked), "list"]) == 2
+    monkeypatch.setattr(Protocol, "run", REAL_RUN)
+    monkeypatch.setattr(Store, "start_run", mock.Mock(side_effect=Reached))
+    assert assert_result_or_one_line(["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--dataset",
+                                      "text-files", "--dataset-arg", f"path={corpus}"]) == 2
 
 
 def test_duplicate_plugin_names_are_one_line(tmp_path):
