@@ -80,7 +80,7 @@ def test_remote_code_flag_reaches_the_loaders_and_provenance_holds_no_secrets(qu
     plugin = ROOT / "tests" / "fixtures" / "remote_family.py"
     quick_registry.write_text(quick_registry.read_text().replace("files = []", f"files = [{str(plugin)!r}]"))
     db, cache = Path(os.environ["HARNESS_DB"]), Path(os.environ["HARNESS_CACHE"])
-    base = ["--registry", str(quick_registry), "eval", "--family", "remote-tiny", *SMALL_DATA]
+    base = ["--registry", str(quick_registry), "eval", "--family", "remote-tiny", *SMALL_DATA, "--limit", "16"]
 
     assert main([*base, "--method", "hard-kd", "--trust-remote-code"]) == 0
     calls = [json.loads(line) for line in log.read_text().splitlines()]
