@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.faults import fault
+
 MANIFEST = "artifact.json"
 
 
@@ -41,15 +43,21 @@ class Cache:
         """The artifact's folder if it is whole and its files match their checksums; else None."""
         folder = self.path(kind, k)
         manifest = folder / MANIFEST
-        if not manifest.is_file():
+        if not folder.exists():
             return None
         try:
             files = json.loads(manifest.read_text())["files"]
-            bad = [name for name, digest in files.items() if _sha256(folder / name) != digest]
-        except (OSError, ValueError, KeyError) as err:
-            bad = [f"{MANIFEST} ({err})"]
+            if not isinstance(files, dict):
+                raise TypeError(f"files is a {type(files).__name__}")
+        except (OSError, ValueError, KeyError, TypeError):
+            bad = [f"{MANIFEST} missing or unreadable"]
+        else:
+            present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+            bad = [f"{name} missing" if name not in present else f"{name} changed"
+                   for name, digest in files.items() if name not in present or _sha256(folder / name) != digest]
+            bad += [f"{name} not in the manifest" for name in sorted(present - set(files))]
         if bad:
-            print(f"harness: cached {kind} {k} is corrupt ({', '.join(bad)} changed); rebuilding it", file=sys.stderr)
+            print(f"harness: cached {kind} {k} is corrupt ({', '.join(bad)}); rebuilding it", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
             return None
         return folder
@@ -58,10 +66,12 @@ class Cache:
         """Run `write(tmp_folder)`, checksum what it wrote, and move it into place atomically."""
         final = self.path(kind, k)
         final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(final.parent, k)
         tmp = final.parent / f".tmp-{k}-{os.getpid()}-{time.monotonic_ns()}"
         tmp.mkdir()
         try:
             write(tmp)
+            fault("cache:write")
             files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / MANIFEST).write_text(json.dumps({"key": k, "kind": kind, "deps": deps, "files": files},
                                                    indent=2, sort_keys=True, default=str))
@@ -73,6 +83,24 @@ class Cache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+
+def _remove_orphans(parent: Path, k: str) -> None:
+    """Temporary folders of writers that were killed: never artifacts, only wasted disk."""
+    for tmp in parent.glob(f".tmp-{k}-*"):
+        pid = tmp.name.removeprefix(f".tmp-{k}-").split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sha256(path: Path) -> str:

@@ -20,9 +20,14 @@ trains only its student. Results go to --db; see them with `harness show latest`
 """
 
 
+def one_line(message: str) -> str:
+    """A message that stays one line whatever the user typed: newlines and other controls escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
         sys.exit(2)
 
 
@@ -61,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a family parameter, e.g. weights=scratch (see `harness list`)")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    ev.add_argument("--trust-remote-code", action="store_true",
+                    help="let a hub family run the model code its checkpoints ship (off by default; "
+                    "recorded in the run's provenance)")
 
     sub.add_parser("list", help="the registered model families, datasets and KD methods with their parameters")
 
@@ -83,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, argv)
     except UsageError as err:
-        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        print(one_line(f"harness {args.command}: error: {err}"), file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(f"harness {args.command}: {err}", file=sys.stderr)
+        print(one_line(f"harness {args.command}: {err}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
@@ -104,6 +112,8 @@ def cmd_eval(args, argv) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if not 0 <= args.seed < 2**32:  # what numpy's and torch's generators take
+        raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
     _quiet_libraries()
     from harness.cache import default_dir
     from harness.protocol import EvalRequest, Protocol
@@ -113,7 +123,8 @@ def cmd_eval(args, argv) -> int:
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                       method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
                       family_args=dict(args.family_arg), limit=args.limit,
-                      registry=args.registry, command=shlex.join(["harness", *argv]))
+                      registry=args.registry, command=shlex.join(["harness", *argv]),
+                      trust_remote_code=args.trust_remote_code)
     protocol = Protocol(req)
     result = protocol.run()
     models = [{"role": i.role, "model_name": f"{protocol.family.name}-{i.size}", "n_params": i.n_params,

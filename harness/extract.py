@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import progress
+from harness.faults import fault
 
 # Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
 TIE_TOLERANCE = 1e-4
@@ -58,6 +59,7 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
         parts["loss"].append((-token_lp.mean(dim=1)).cpu())
         parts["suffix_loss"].append((-token_lp[:, prefix_len - 1 : end - 1].mean(dim=1)).cpu())
         parts["ties"].append((tied & deciding).any(dim=1).cpu())
+        fault("extraction:batch")
         bar.update(len(batch))
     bar.close()
     return Extraction(**{k: torch.cat(v) for k, v in parts.items()})
@@ -87,6 +89,7 @@ def greedy(model, prompts: torch.Tensor, new_tokens: int, batch_size: int = 64, 
         batch = prompts[start : start + batch_size].to(device)
         out.append(model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
                                   generation_config=config).cpu())
+        fault("generate:batch")
         bar.update(len(batch))
     bar.close()
     return torch.cat(out)

@@ -1,7 +1,7 @@
 """The plugin manager: built-ins and file plugins from registry.toml, installed ones from entry points.
 
-Every registration is attributed to the plugin that made it, so a duplicate name or a hook
-that raises is reported with the plugin's name.
+Every registration is attributed to the plugin that made it, so a duplicate name is reported
+with both plugins' names, and a hook that raises skips its plugin with a warning that names it.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +66,47 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
 
 
 def collect(pm: pluggy.PluginManager) -> Registered:
-    """Call every plugin's hooks and gather what they register; names must be unique."""
+    """Call every plugin's hooks and gather what they register; names must be unique.
+
+    A plugin whose hook raises (or registers the wrong type) is skipped whole, with a one-line
+    warning naming it: one broken plugin must not take the others down. Asking for something
+    it registered, or for a name nothing provides while it is skipped, names it in the error.
+    """
     found = Registered()
+    staged: list[tuple[str, str, Any, str]] = []  # (attr, kind, item, plugin), in registration order
     for hook_name, (attr, spec_type, kind) in _HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin = impl.plugin_name
+            if plugin in found.skipped:
+                continue
+            mine: list[tuple[str, str, Any, str]] = []
 
-            def register(item: Any, _plugin: str = plugin, _attr=attr, _type=spec_type, _kind=kind) -> None:
+            def register(item: Any, _plugin: str = plugin, _attr=attr, _type=spec_type, _kind=kind,
+                         _mine=mine, _hook=hook_name) -> None:
                 if not isinstance(item, _type):
-                    raise UsageError(f"plugin {_plugin!r} registered a {type(item).__name__} as a {_kind}")
-                _add(found, _attr, _kind, item, _plugin)
+                    raise _WrongType(f"{_hook} registered a {type(item).__name__} as a {_kind}")
+                _mine.append((_attr, _kind, item, _plugin))
 
             try:
                 impl.function(register=register)
-            except UsageError:
-                raise
-            except Exception as err:  # noqa: BLE001
-                raise UsageError(f"plugin {plugin!r} failed in {hook_name}: {_cause(err)}") from None
+            except Exception as err:  # noqa: BLE001 - the plugin's bug: skip it, keep the others
+                reason = str(err) if isinstance(err, _WrongType) else f"{hook_name} raised {_cause(err)}"
+                found.skipped[plugin] = reason
+                for a, _, item, _ in [*mine, *(s for s in staged if s[3] == plugin)]:
+                    for name in (getattr(item, "name", None), *getattr(item, "aliases", ())):
+                        if isinstance(name, str):
+                            found.unavailable[(a, name)] = plugin
+                staged = [s for s in staged if s[3] != plugin]
+                print(f"harness: warning: skipping plugin {plugin!r}: {reason}", file=sys.stderr, flush=True)
+                continue
+            staged += mine
+    for attr, kind, item, plugin in staged:
+        _add(found, attr, kind, item, plugin)
     return found
+
+
+class _WrongType(Exception):
+    """A plugin handed `register` something other than the hook's spec type."""
 
 
 def load(registry: Registry) -> Registered:

@@ -51,6 +51,7 @@ class EvalRequest:
     limit: int | None = None
     registry: Path | None = None
     command: str = ""
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -101,6 +102,12 @@ class Protocol:
                 raise unknown(f"size of family {self.family.name} (preset {self.preset.name})", size, self.family.sizes)
         if self.family.configure is not None:  # binds the family's args; refuses a pair it cannot distil
             self.family = self.family.configure(self.family_args, self.teacher_size, self.student_size)
+        if req.trust_remote_code and not self.family.remote_code:
+            raise UsageError(f"model family {self.family.name} runs no code from the hub, so --trust-remote-code "
+                             "does not apply to it")
+        # Passed to the family's loaders only when it declares that it takes it: the contract stays
+        # `tokenizer(texts)` and `model(size, tokenizer)` for every family that loads no remote code.
+        self.remote = {"trust_remote_code": req.trust_remote_code} if self.family.remote_code else {}
         self.cache = Cache(req.cache_dir)
         self.store = Store(req.db)
         self.seconds: dict[str, float] = {}
@@ -189,9 +196,9 @@ class Protocol:
         k = key(deps)
         path = self.cache.get("tokenizers", k)
         if path is None:
-            tokenizer = self.family.tokenizer([ex.text for ex in split.members])
+            tokenizer = self.family.tokenizer([ex.text for ex in split.members], **self.remote)
             path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
-        return AutoTokenizer.from_pretrained(path), k
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=self.req.trust_remote_code), k
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
                distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
@@ -204,7 +211,8 @@ class Protocol:
         k = key(deps)
         path = self.cache.get("models", k)
         if path is not None:
-            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True,
+                                                         trust_remote_code=self.req.trust_remote_code)
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
             log(f"{role}: {self.family.name} {size} from the cache ({path})")
             self.seconds[role] = 0.0
@@ -212,7 +220,7 @@ class Protocol:
         log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} sequences")
         t0 = time.perf_counter()
         torch.manual_seed(self.req.seed)  # the baseline and the student start from the same weights
-        model = self.family.model(size, self.tokenizer)
+        model = self.family.model(size, self.tokenizer, **self.remote)
         model = train(model, rows, order, cfg, seed=self.req.seed, stage=role, distiller=distiller)
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = train_seconds
@@ -296,6 +304,7 @@ class Protocol:
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
             "python_version": platform.python_version(), "device": _device(), "command": self.req.command,
+            "trust_remote_code": self.req.trust_remote_code,
         }
 
     def _model_row(self, run_id: str, info: ModelInfo, metrics: dict[str, float]) -> dict[str, Any]:

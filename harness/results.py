@@ -68,6 +68,7 @@ def show(store: Store, run_id: str) -> str:
         ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
         ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
         ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
+        ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
         ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
         ("seconds per stage", _stage_seconds(run["stage_seconds"])),
     ):

@@ -140,6 +140,10 @@ class ModelFamily:
     the member texts, a hub family loads its own and ignores them. `model(size, tokenizer)`
     returns the starting weights of that size (random for a from-scratch family, pretrained
     for a hub family). The core caches both with `save_pretrained`.
+
+    A family whose checkpoints may need code from the hub sets `remote_code=True`; its two
+    callables then also take a keyword `trust_remote_code`, which is the user's
+    `--trust-remote-code` (False unless given) and goes to every `from_pretrained` they make.
     """
 
     name: str
@@ -162,6 +166,8 @@ class ModelFamily:
     # Which teacher layer each student layer is matched with by hidden-state methods, as pairs
     # of `hidden_states` indices (0 is the embeddings); None spaces them evenly.
     layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None
+
+    remote_code: bool = False  # the callables take trust_remote_code=...; see above
 
     def layers(self, student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
         if self.layer_map is not None:
@@ -302,19 +308,33 @@ class Registered:
     methods: dict[str, KDMethod] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+    skipped: dict[str, str] = field(default_factory=dict)  # plugin -> why its hook failed
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> skipped plugin
 
     def family(self, name: str) -> ModelFamily:
         if name not in self.families:
-            raise unknown("model family", name, self.families)
+            raise self._missing("families", "model family", name, self.families)
         return self.families[name]
 
     def dataset(self, name: str) -> Dataset:
         if name not in self.datasets:
-            raise unknown("dataset", name, self.datasets)
+            raise self._missing("datasets", "dataset", name, self.datasets)
         return self.datasets[name]
 
     def method(self, name: str) -> KDMethod:
         name = self.aliases.get(name, name)
         if name not in self.methods:
-            raise unknown("method", name, [*self.methods, *self.aliases])
+            raise self._missing("methods", "method", name, [*self.methods, *self.aliases])
         return self.methods[name]
+
+    def _missing(self, attr: str, kind: str, name: str, choices) -> UsageError:
+        """Unknown name; when a skipped plugin provides it (or may), the error names that plugin."""
+        plugin = self.unavailable.get((attr, name))
+        if plugin is not None:
+            return UsageError(f"{kind} {name!r} comes from plugin {plugin!r}, which was skipped: "
+                              f"{self.skipped[plugin]}")
+        err = unknown(kind, name, choices)
+        if self.skipped:
+            notes = "; ".join(f"plugin {p!r} was skipped ({why})" for p, why in self.skipped.items())
+            return UsageError(f"{err}; {notes}")
+        return err

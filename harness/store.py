@@ -12,6 +12,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -21,10 +22,20 @@ from typing import Any
 
 import duckdb
 
+import harness
 from harness.errors import UsageError
+from harness.faults import fault
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 LOCK_WAIT_SECONDS = 120.0
+
+# What turns a file of schema version v into v + 1, applied in order, each in its own transaction,
+# when an older file is opened. A schema change bumps SCHEMA_VERSION, edits SCHEMA (what a new
+# file gets) and appends the step that brings an old file to the same place.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false",),
+    2: ("ALTER TABLE runs ADD COLUMN family_args JSON",),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -36,11 +47,10 @@ CREATE TABLE IF NOT EXISTS runs (
     config_hash VARCHAR, dataset_hash VARCHAR, tokenizer_key VARCHAR,
     harness_version VARCHAR, git_commit VARCHAR, torch_version VARCHAR, transformers_version VARCHAR,
     python_version VARCHAR, device VARCHAR, hostname VARCHAR, pid INTEGER, command VARCHAR,
+    trust_remote_code BOOLEAN DEFAULT false,
     status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON,
     family_args JSON
 );
--- added after schema version 1 shipped; a no-op on files created since
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON;
 CREATE TABLE IF NOT EXISTS models (
     run_id VARCHAR, role VARCHAR, model_name VARCHAR, size VARCHAR, n_params BIGINT,
     artifact_key VARCHAR, artifact_path VARCHAR, cached BOOLEAN, train_seconds DOUBLE,
@@ -81,13 +91,53 @@ class Store:
             raise UsageError(f"no results database at {self.path}: run `harness eval` first, or pass --db")
         con = self._open(read_only)
         try:
-            if not read_only:
-                con.execute(SCHEMA)
-                if con.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 0:
-                    con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+            version = self._version(con)
+            if read_only and version < SCHEMA_VERSION:  # migrate through a writing connection, then read
+                con.close()
+                with self.connect():
+                    pass
+                con = self._open(read_only)
+            elif not read_only:
+                self._upgrade(con, version)
             yield con
         finally:
             con.close()
+
+    def _version(self, con) -> int:
+        """The file's schema version: 0 for a new, empty file; refuses a newer or a foreign file."""
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                            "current_database() AND schema_name = 'main'").fetchall()}
+        if "schema_info" not in tables:
+            if tables:
+                raise UsageError(f"{self.path} is a DuckDB file but not a harness results database "
+                                 f"(it has tables {', '.join(sorted(tables))} and no schema_info); pass another --db")
+            return 0
+        version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0
+        if version > SCHEMA_VERSION:
+            raise UsageError(f"results database {self.path} has schema version {version}, newer than this harness "
+                             f"({harness.__version__}) understands ({SCHEMA_VERSION}); upgrade the harness to read it")
+        return version
+
+    def _upgrade(self, con, version: int) -> None:
+        """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
+        if version == 0:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(SCHEMA)
+            con.execute("DELETE FROM schema_info")
+            con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+            con.execute("COMMIT")
+            return
+        for step in range(version, SCHEMA_VERSION):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in MIGRATIONS[step]:
+                    con.execute(statement)
+                con.execute("UPDATE schema_info SET version = ?", [step + 1])
+                con.execute("COMMIT")
+            except duckdb.Error as err:
+                con.execute("ROLLBACK")
+                raise UsageError(f"cannot migrate results database {self.path} from schema version {step} "
+                                 f"to {step + 1}: {str(err).splitlines()[0]}") from None
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if not read_only:
@@ -100,6 +150,7 @@ class Store:
                     reason = f"{blocker} is a file, not a directory"
                 raise UsageError(f"cannot write results to {self.path}: {reason}") from None
         deadline = time.monotonic() + self.lock_wait
+        said = False
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
@@ -110,6 +161,10 @@ class Store:
                 if time.monotonic() > deadline:
                     raise UsageError(f"results database {self.path} stayed locked by another process "
                                      f"for {self.lock_wait:.0f}s; try again when it finishes") from None
+                if not said:
+                    print(f"harness: results database {self.path} is locked by another process; waiting up to "
+                          f"{self.lock_wait:.0f}s", file=sys.stderr, flush=True)
+                    said = True
                 time.sleep(0.2)
             except duckdb.Error as err:
                 raise UsageError(f"cannot open results database {self.path}: {str(err).splitlines()[0]}") from None
@@ -145,6 +200,7 @@ class Store:
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in metrics.items()])
                 con.execute("UPDATE runs SET status = 'finished', finished_at = ?, stage_seconds = ? WHERE run_id = ?",
                             [_now(), json.dumps(stage_seconds), run_id])
+                fault("store:commit")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

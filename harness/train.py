@@ -23,6 +23,7 @@ from transformers import get_scheduler
 from harness import progress
 from harness.distill import Distiller
 from harness.errors import RunFailed
+from harness.faults import fault
 from harness.registry import Training
 
 
@@ -69,6 +70,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            fault(f"{stage}:step")
             bar.update()
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -183,14 +183,3 @@ def test_a_hub_family_without_network_fails_at_once_with_one_line(tmp_path, env)
     [line] = done.stderr.strip().splitlines()
     assert "EleutherAI/pythia-410m" in line and "HF_HOME" in line and "--family-arg path=" in line
     assert "Traceback" not in done.stderr
-
-
-def test_a_results_file_from_before_family_args_gains_the_column(tmp_path):
-    from harness.store import Store
-
-    path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, family VARCHAR)")
-        con.execute("INSERT INTO runs VALUES ('r1', 'tiny')")
-    with Store(path).connect() as con:
-        assert con.execute("SELECT run_id, family, family_args FROM runs").fetchall() == [("r1", "tiny", None)]

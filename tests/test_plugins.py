@@ -187,25 +187,64 @@ def test_an_alias_that_clashes_with_a_name_names_both(tmp_path):
     assert "harness_plugins.methods.soft_kd" in message and str(mine.resolve()) in message
 
 
-def test_a_hook_that_raises_names_the_plugin_and_the_cause(tmp_path):
-    path = write_plugin(tmp_path, "boom.py", HEADER + textwrap.dedent("""\
+WITH_BUILTINS = {"modules": BUILTIN_MODULES}
+
+
+def skipped(tmp_path, capsys, source: str, filename: str = "boom.py"):
+    """Load the built-ins plus a broken plugin file: returns what loaded, the plugin path, the warning."""
+    path = write_plugin(tmp_path, filename, source)
+    found = load(write_registry(tmp_path, files=[filename], **WITH_BUILTINS))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return found, str(path.resolve()), err.rstrip("\n")
+
+
+def test_a_hook_that_raises_skips_its_plugin_with_a_warning_and_the_others_work(tmp_path, capsys):
+    found, plugin, warning = skipped(tmp_path, capsys, HEADER + textwrap.dedent("""\
         @hookimpl
         def register_datasets(register):
             raise RuntimeError("no corpus here")
         """))
-    message = load_error(write_registry(tmp_path, files=["boom.py"]))
-    assert message == f"plugin {str(path.resolve())!r} failed in register_datasets: RuntimeError: no corpus here"
+    assert warning == f"harness: warning: skipping plugin {plugin!r}: register_datasets raised RuntimeError: no corpus here"
+    assert set(found.methods) == {"soft-kd", "hard-kd"} and set(found.datasets) == {"synthetic-pii", "text-files"}
+    assert found.method("seqkd").name == "hard-kd" and found.family("tiny").name == "tiny"
+    with pytest.raises(UsageError) as err:
+        found.dataset("wiki")
+    assert str(err.value) == ("unknown dataset 'wiki'; choose from: synthetic-pii, text-files; "
+                              f"plugin {plugin!r} was skipped (register_datasets raised RuntimeError: no corpus here)")
 
 
-def test_an_invalid_kd_method_is_reported_with_the_plugin(tmp_path):
-    path = write_plugin(tmp_path, "both.py", HEADER + textwrap.dedent("""\
+def test_what_a_skipped_plugin_registered_is_an_error_naming_it(tmp_path, capsys):
+    found, plugin, warning = skipped(tmp_path, capsys, HEADER + textwrap.dedent("""\
+        @hookimpl
+        def register_kd_methods(register):
+            register(KDMethod(name="half-kd", description="", teacher_access="logits", loss=loss, aliases=("hk",)))
+            raise KeyError("config")
+
+        @hookimpl
+        def register_model_families(register):
+            register(ModelFamily("fam", "", ("a", "b"), "a", "b", tokenizer=len, model=len))
+        """))
+    assert "register_kd_methods raised KeyError: 'config'" in warning
+    # skipped whole: what it registered in its other hook is gone too
+    assert "half-kd" not in found.methods and "fam" not in found.families
+    for lookup, name, kind in [(found.method, "half-kd", "method"), (found.method, "hk", "method"),
+                               (found.family, "fam", "model family")]:
+        with pytest.raises(UsageError) as err:
+            lookup(name)
+        assert str(err.value) == (f"{kind} {name!r} comes from plugin {plugin!r}, which was skipped: "
+                                  "register_kd_methods raised KeyError: 'config'")
+
+
+def test_an_invalid_kd_method_skips_its_plugin(tmp_path, capsys):
+    found, plugin, warning = skipped(tmp_path, capsys, HEADER + textwrap.dedent("""\
         @hookimpl
         def register_kd_methods(register):
             register(KDMethod(name="both", description="", teacher_access="logits", loss=loss, make_data=loss))
-        """))
-    message = load_error(write_registry(tmp_path, files=["both.py"]))
-    assert str(path.resolve()) in message and "register_kd_methods" in message
-    assert "must give exactly one of loss, make_data or step" in message
+        """), "both.py")
+    assert plugin in warning and "register_kd_methods raised ValueError" in warning
+    assert "must give exactly one of loss, make_data or step" in warning
+    assert set(found.methods) == {"soft-kd", "hard-kd"}
 
 
 @pytest.mark.parametrize(("hook", "thing", "kind", "registered"), [
@@ -213,10 +252,39 @@ def test_an_invalid_kd_method_is_reported_with_the_plugin(tmp_path):
     ("register_datasets", 'KDMethod("x", "", "logits", loss=loss)', "dataset", "KDMethod"),
     ("register_model_families", '"tiny"', "model family", "str"),
 ])
-def test_registering_the_wrong_type_names_the_plugin(tmp_path, hook, thing, kind, registered):
-    path = write_plugin(tmp_path, "wrong.py", HEADER + f"@hookimpl\ndef {hook}(register):\n    register({thing})\n")
-    message = load_error(write_registry(tmp_path, files=["wrong.py"]))
-    assert message == f"plugin {str(path.resolve())!r} registered a {registered} as a {kind}"
+def test_registering_the_wrong_type_skips_the_plugin_naming_it(tmp_path, capsys, hook, thing, kind, registered):
+    found, plugin, warning = skipped(tmp_path, capsys, HEADER + f"@hookimpl\ndef {hook}(register):\n    register({thing})\n",
+                                     "wrong.py")
+    assert warning == f"harness: warning: skipping plugin {plugin!r}: {hook} registered a {registered} as a {kind}"
+    assert found.family("tiny").name == "tiny"
+
+
+RAISING_METHODS = HEADER + textwrap.dedent("""\
+    @hookimpl
+    def register_kd_methods(register):
+        register(KDMethod(name="my-kd", description="", teacher_access="logits", loss=loss))
+        raise RuntimeError("the GPU extension is missing")
+    """)
+
+
+def test_list_with_a_raising_plugin_warns_and_lists_the_rest(tmp_path, capsys):
+    write_plugin(tmp_path, "boom.py", RAISING_METHODS)
+    assert main(["--registry", str(write_registry(tmp_path, files=["boom.py"], **WITH_BUILTINS)), "list"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "boom.py" in err and "the GPU extension is missing" in err
+    assert "soft-kd" in out and "hard-kd" in out and "my-kd" not in out
+
+
+def test_eval_of_a_method_from_a_raising_plugin_is_a_clear_error(tmp_path, capsys):
+    path = write_plugin(tmp_path, "boom.py", RAISING_METHODS)
+    reg = tmp_path / "registry.toml"
+    reg.write_text((ROOT / "registry.toml").read_text().replace("files = []", 'files = ["boom.py"]'))
+    assert main(["--registry", str(reg), "eval", "--method", "my-kd"]) == 2
+    out, err = capsys.readouterr()
+    warning, error = err.splitlines()
+    assert out == "" and "warning: skipping plugin" in warning
+    assert error == (f"harness eval: error: method 'my-kd' comes from plugin {str(path.resolve())!r}, which was "
+                     "skipped: register_kd_methods raised RuntimeError: the GPU extension is missing")
 
 
 def test_a_misspelt_hook_is_an_error_not_silence(tmp_path):

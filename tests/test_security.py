@@ -1,0 +1,111 @@
+"""Untrusted files and secrets: no unpickling, no remote code unless asked, no environment in provenance."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from tests.conftest import ROOT, SMALL_DATA
+
+SOURCES = sorted([*(ROOT / "harness").rglob("*.py"), *(ROOT / "plugins").rglob("*.py"), ROOT / "app.py"])
+UNPICKLERS = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            yield name, {k.arg: k.value for k in node.keywords}, node
+
+
+@pytest.mark.parametrize("source", [p for p in SOURCES if p.is_file()], ids=lambda p: str(p.relative_to(ROOT)))
+def test_source_never_unpickles_or_trusts_remote_code(source):
+    tree = ast.parse(source.read_text(), filename=str(source))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            assert not {str(n).split(".")[0] for n in names} & UNPICKLERS, f"{source}:{node.lineno} imports {names}"
+    for name, kwargs, node in _calls(tree):
+        where = f"{source.relative_to(ROOT)}:{node.lineno}"
+        if name == "load" and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") == "torch":
+            flag = kwargs.get("weights_only")
+            assert isinstance(flag, ast.Constant) and flag.value is True, f"{where}: torch.load without weights_only=True"
+        if "allow_pickle" in kwargs:
+            assert isinstance(kwargs["allow_pickle"], ast.Constant) and kwargs["allow_pickle"].value is False, where
+        if "trust_remote_code" in kwargs:
+            value = kwargs["trust_remote_code"]
+            assert not (isinstance(value, ast.Constant) and value.value is True), f"{where}: trust_remote_code=True"
+        if name == "from_pretrained" and isinstance(node.func.value, ast.Name) and "Model" in node.func.value.id:
+            assert "use_safetensors" in kwargs, f"{where}: a model loaded without use_safetensors=True"
+
+
+def test_trust_remote_code_is_refused_for_a_family_that_runs_no_hub_code(quick_registry, capsys):
+    argv = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",
+            "--trust-remote-code"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == ("harness eval: error: model family tiny runs no code from the hub, so --trust-remote-code "
+                   "does not apply to it\n")
+
+
+SECRETS = {"HF_TOKEN": "secret-xyz-hf", "HUGGING_FACE_HUB_TOKEN": "secret-xyz-hub", "OPENAI_API_KEY": "secret-xyz-oa",
+           "AWS_SECRET_ACCESS_KEY": "secret-xyz-aws", "WANDB_API_KEY": "secret-xyz-wandb", "MY_DB_PASSWORD": "secret-xyz-pw"}
+
+
+def _run_id(db: Path, method: str) -> str:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT run_id FROM runs WHERE method = ?", [method]).fetchone()[0]
+
+
+def _everything_stored(db: Path) -> str:
+    """Every value of every column of every table, as text."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        return "\n".join(str(row) for t in tables for row in con.execute(f"SELECT * FROM {t}").fetchall())
+
+
+@pytest.mark.slow
+def test_remote_code_flag_reaches_the_loaders_and_provenance_holds_no_secrets(quick_registry, tmp_path, monkeypatch,
+                                                                              capsys):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("REMOTE_FAMILY_LOG", str(log))
+    plugin = ROOT / "tests" / "fixtures" / "remote_family.py"
+    quick_registry.write_text(quick_registry.read_text().replace("files = []", f"files = [{str(plugin)!r}]"))
+    db, cache = Path(os.environ["HARNESS_DB"]), Path(os.environ["HARNESS_CACHE"])
+    base = ["--registry", str(quick_registry), "eval", "--family", "remote-tiny", *SMALL_DATA, "--limit", "16"]
+
+    assert main([*base, "--method", "hard-kd", "--trust-remote-code"]) == 0
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {c["call"] for c in calls} == {"tokenizer", "model 2.6m", "model 0.6m"}
+    assert all(c["trust_remote_code"] is True for c in calls)
+    log.unlink()
+    assert main([*base, "--method", "soft-kd"]) == 0  # teacher and baseline cached: only the student is built
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        {"call": "model 0.6m", "trust_remote_code": False}]
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute("SELECT method, trust_remote_code, command FROM runs ORDER BY started_at").fetchall()
+    assert [(m, t) for m, t, _ in got] == [("hard-kd", True), ("soft-kd", False)]
+    assert "--trust-remote-code" in got[0][2]
+    capsys.readouterr()
+    assert main(["show", "latest"]) == 0
+    assert "remote code           not trusted" in capsys.readouterr().out
+    assert main(["show", _run_id(db, "hard-kd")]) == 0
+    assert "remote code           trusted (--trust-remote-code)" in capsys.readouterr().out
+
+    stored = _everything_stored(db)
+    assert "remote-tiny" in stored  # the check reads what was written
+    cached = [p for p in cache.rglob("*") if p.is_file()]
+    assert any(p.name == "training.json" for p in cached)
+    for name, value in SECRETS.items():
+        assert value not in stored, f"{name} leaked into the results database"
+        for path in cached:
+            assert value.encode() not in path.read_bytes(), f"{name} leaked into {path}"

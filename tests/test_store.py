@@ -1,0 +1,149 @@
+"""The results file: schema versions and migrations, refusal of newer or foreign files, the writer lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from harness.errors import UsageError
+from harness.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+V1 = Path(__file__).parent / "fixtures" / "results_v1.sql"
+V1_RUN = "20261123-152741-a2d2f6"
+
+
+def v1_file(path: Path) -> Path:
+    """A results file exactly as schema version 1 left it."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(V1.read_text())
+    return path
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def columns(path: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {t: con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                               "ORDER BY column_name", [t]).fetchall() for t in tables}
+
+
+def one_line_exit_2(argv: list[str], capsys) -> str:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, (code, out, err)
+    return err
+
+
+def test_every_older_version_has_a_migration():
+    assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
+
+
+def test_a_v1_file_is_migrated_when_read(tmp_path, capsys):
+    db = v1_file(tmp_path / "old.duckdb")
+    before = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in ("runs", "models", "metrics", "samples", "examples")}
+    assert rows(db, "SELECT version FROM schema_info") == [(1,)]
+    assert main(["show", V1_RUN, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"run {V1_RUN}: finished" in out and "hard-kd" in out
+    assert main(["leaderboard", "--db", str(db)]) == 0
+    assert "hard-kd" in capsys.readouterr().out
+    assert rows(db, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
+    assert {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in before} == before
+    assert rows(db, "SELECT trust_remote_code, family_args FROM runs") == [(False, None)]
+
+
+def test_a_migrated_file_has_exactly_the_tables_of_a_new_one(tmp_path):
+    old = v1_file(tmp_path / "old.duckdb")
+    Store(old).check_writable()
+    new = tmp_path / "new.duckdb"
+    Store(new).check_writable()
+    assert columns(old) == columns(new)
+
+
+def test_a_migrated_file_takes_new_runs(tmp_path):
+    store = Store(v1_file(tmp_path / "old.duckdb"))
+    store.start_run({"run_id": "r2", "method": "soft-kd", "trust_remote_code": True})
+    store.finish_run("r2", models=[], examples=[], samples={"role": ["student"], "sample_id": ["m000000"]},
+                     metrics={"mem_rate_student": 0.5}, stage_seconds={})
+    _, got = store.query("SELECT run_id, status, trust_remote_code FROM runs ORDER BY run_id")
+    assert got == [(V1_RUN, "finished", False), ("r2", "finished", True)]
+
+
+def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    db = v1_file(tmp_path / "old.duckdb")
+    monkeypatch.setitem(MIGRATIONS, 1, ("ALTER TABLE runs ADD COLUMN x INTEGER", "ALTER TABLE nope ADD COLUMN y INT"))
+    with pytest.raises(UsageError, match="cannot migrate results database .* from schema version 1 to 2"):
+        Store(db).check_writable()
+    assert rows(db, "SELECT version FROM schema_info") == [(1,)]
+    assert "x" not in {c for c, _ in columns(db)["runs"]}
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["leaderboard"], ["eval", "--method", "hard-kd"]])
+def test_a_newer_file_is_refused_and_left_alone(tmp_path, capsys, command):
+    db = tmp_path / "new.duckdb"
+    Store(db).check_writable()
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION + 1])
+    err = one_line_exit_2([*command, "--db", str(db)], capsys)
+    assert f"has schema version {SCHEMA_VERSION + 1}, newer than this harness" in err
+    assert f"understands ({SCHEMA_VERSION})" in err
+    assert rows(db, "SELECT version FROM schema_info") == [(SCHEMA_VERSION + 1,)]
+    assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["eval", "--method", "hard-kd"]])
+def test_a_foreign_duckdb_file_is_refused_and_left_alone(tmp_path, capsys, command):
+    db = tmp_path / "mine.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE my_notes (note VARCHAR)")
+    err = one_line_exit_2([*command, "--db", str(db)], capsys)
+    assert "is a DuckDB file but not a harness results database (it has tables my_notes" in err
+    assert columns(db).keys() == {"my_notes"}
+
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold_lock(db: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_writer_waits_for_the_lock_then_writes(tmp_path):
+    db = tmp_path / "r.duckdb"
+    Store(db).check_writable()
+    holder = _hold_lock(db, 2.0)
+    try:
+        Store(db, lock_wait=60).start_run({"run_id": "r1"})
+    finally:
+        holder.wait()
+    assert rows(db, "SELECT run_id, status FROM runs") == [("r1", "running")]
+
+
+def test_a_writer_gives_up_after_the_bound_with_a_clear_message(tmp_path, monkeypatch):
+    db = tmp_path / "r.duckdb"
+    Store(db).check_writable()
+    holder = _hold_lock(db, 30.0)
+    try:
+        with pytest.raises(UsageError, match=r"results database .* stayed locked by another process for 1s"):
+            Store(db, lock_wait=1).start_run({"run_id": "r1"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
