@@ -34,7 +34,7 @@ LOCK_WAIT_SECONDS = 120.0
 # file gets) and appends the step that brings an old file to the same place.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false",),
-    2: ("ALTER TABLE runs ADD COLUMN family_args JSON",),
+    2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON",),
 }
 
 SCHEMA = """
