@@ -120,6 +120,9 @@ class Dataset:
     # True when one text should be cut into several examples (a corpus of long documents);
     # False when every text is one example (records), cut to its first prefix+suffix tokens.
     chunk: bool = False
+    # True when the texts may be published: a published leaderboard snapshot keeps the examples'
+    # text (and token ids) only for public datasets, so a private corpus never leaves the machine.
+    public: bool = False
 
 
 # ---------------------------------------------------------------- model families
