@@ -389,3 +389,46 @@ def provenance(con, filters: Filters = Filters()) -> pd.DataFrame:
     cols = ["run_id", "family", "dataset", "method_label", "seed", "teacher_access", "preset", "config_hash",
             "dataset_hash", "harness_version", "git_commit", "finished_at"]
     return rs[cols] if not rs.empty else pd.DataFrame(columns=cols)
+
+
+def load_pieces(folder: str | Path) -> list[str] | None:
+    """Every token id's text, from a saved tokenizer (a checkpoint folder holds one)."""
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError):
+        return None
+    return [tok.decode([i]) for i in range(len(tok))]
+
+
+def pieces(con, run: dict) -> list[str] | None:
+    """The run's tokenizer as text pieces: from a snapshot's vocab, else the local checkpoint."""
+    if "vocab" in tables(con):
+        rows = con.execute("SELECT token_id, piece FROM vocab WHERE tokenizer_key = ? ORDER BY token_id",
+                           [run["tokenizer_key"]]).fetchall()
+        if rows:
+            out = [""] * (rows[-1][0] + 1)
+            for i, p in rows:
+                out[i] = p
+            return out
+    paths = [r[0] for r in con.execute("SELECT artifact_path FROM models WHERE run_id = ? AND artifact_path IS NOT NULL",
+                                       [run["run_id"]]).fetchall()]
+    for path in paths:
+        if Path(path).is_dir():
+            return load_pieces(path)
+    return None
+
+
+def live_continuation(artifact_path: str, prefix: Sequence[int], suffix_len: int) -> list[int] | None:
+    """A role's greedy continuation computed now from its local checkpoint (None if it is gone)."""
+    if not artifact_path or not Path(artifact_path).is_dir():
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.extract import greedy
+
+    model = AutoModelForCausalLM.from_pretrained(artifact_path, use_safetensors=True)
+    out = greedy(model, torch.tensor([list(prefix)], dtype=torch.long), suffix_len, 1)
+    return out[0, len(prefix):].tolist()

@@ -30,6 +30,7 @@ TABLES = ("runs", "models", "examples", "samples", "metrics")
 NOTES = "CREATE TABLE IF NOT EXISTS snapshot_notes (kind VARCHAR, subject VARCHAR, note VARCHAR)"
 CONTINUATIONS = ("CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
                  "token_ids INTEGER[], PRIMARY KEY (run_id, role, sample_id))")
+VOCAB = "CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEGER, piece VARCHAR)"
 # What a published file must not carry: where it was run, by whom, from which paths.
 PRIVATE_RUN_COLUMNS = ("hostname", "pid", "command")
 
@@ -115,12 +116,19 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
         con.execute(f"UPDATE runs SET {', '.join(f'{c} = NULL' for c in PRIVATE_RUN_COLUMNS)}")
         for table in ("models", "samples", "metrics"):
             con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} WHERE list_contains(?, run_id)", [ids])
+        _write_vocab(con, public)
         con.execute("UPDATE models SET artifact_path = NULL")
         con.execute("""INSERT INTO examples SELECT DISTINCT e.* FROM src.examples e
                        JOIN (SELECT DISTINCT dataset_hash, tokenizer_key FROM runs) r USING (dataset_hash, tokenizer_key)""")
         con.execute("""UPDATE examples SET text = NULL, token_ids = NULL WHERE dataset_hash IN (
                        SELECT dataset_hash FROM runs WHERE NOT list_contains(?, dataset))""", [sorted(public)])
         _copy_continuations(con, ids)
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
+                       "AND table_name = 'vocab'").fetchone()[0]:
+            con.execute("INSERT INTO vocab SELECT * FROM src.vocab v WHERE list_contains(?, v.tokenizer_key) "
+                        "AND v.tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)",
+                        [[r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM runs WHERE "
+                                                    "list_contains(?, dataset)", [sorted(public)]).fetchall()]])
         for (run_id, role, sample_id), tokens in (continuations or {}).items():
             con.execute("INSERT OR REPLACE INTO continuations VALUES (?, ?, ?, ?)", [run_id, role, sample_id, tokens])
         withheld = [r[0] for r in con.execute("SELECT DISTINCT dataset FROM runs WHERE NOT list_contains(?, dataset)",
@@ -135,6 +143,24 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
     finally:
         con.close()
     tmp.replace(dest)
+
+
+def _write_vocab(con, public: set[str]) -> None:
+    """Each public dataset's tokenizer as (id, text piece), so a fresh clone can show tokens as text.
+
+    A tokenizer trained on a private corpus is left out: its merges are fragments of that corpus.
+    """
+    con.execute(VOCAB)
+    rows = con.execute("SELECT DISTINCT r.tokenizer_key, m.artifact_path FROM runs r JOIN models m USING (run_id) "
+                       "WHERE list_contains(?, r.dataset) AND m.artifact_path IS NOT NULL", [sorted(public)]).fetchall()
+    done = {r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM vocab").fetchall()}
+    for tok_key, path in rows:
+        if tok_key in done or not Path(path).is_dir():
+            continue
+        pieces = board_mod.load_pieces(path)
+        if pieces:
+            con.executemany("INSERT INTO vocab VALUES (?, ?, ?)", [[tok_key, i, p] for i, p in enumerate(pieces)])
+            done.add(tok_key)
 
 
 def _copy_continuations(con, ids: list[str]) -> None:
@@ -436,6 +462,10 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
         if "continuations" in attached:
             con.execute("INSERT OR REPLACE INTO continuations SELECT run_id, role, sample_id, token_ids "
                         "FROM bundle.continuations WHERE list_contains(?, run_id)", [ids])
+        if "vocab" in attached:
+            con.execute(VOCAB)
+            con.execute("INSERT INTO vocab SELECT tokenizer_key, token_id, piece FROM bundle.vocab "
+                        "WHERE tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)")
         if "snapshot_notes" in attached:
             con.execute("INSERT INTO snapshot_notes SELECT kind, subject, note FROM bundle.snapshot_notes "
                         "WHERE kind = 'withheld' AND subject NOT IN "
