@@ -115,7 +115,7 @@ def chart_roles(rates: pd.DataFrame) -> alt.Chart:
         y=alt.Y("rate:Q", title="members memorized", axis=alt.Axis(format="%")),
         tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
     rules = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
-    return (bars + rules).properties(width=110, height=220).facet(
+    return (bars + rules).properties(width=90, height=230).facet(
         column=alt.Column("method:N", title=None, header=alt.Header(labelOrient="bottom", labelFontSize=12)))
 
 
@@ -133,7 +133,7 @@ def chart_plane(points: pd.DataFrame) -> alt.Chart:
         shape=alt.Shape("reference:N", legend=None),
         tooltip=["method", alt.Tooltip("mem_rate_student:Q", format=".1%"), alt.Tooltip("val_ppl_student:Q", format=".2f")])
     labels = base.mark_text(align="left", dx=9, dy=-6, fontSize=12).encode(text="method:N")
-    return (line + dots + labels).properties(height=320)
+    return (line + dots + labels).properties(height=280)
 
 
 def chart_overlap(df: pd.DataFrame) -> alt.Chart:
@@ -296,7 +296,7 @@ def page(con, path: Path) -> None:
             m1, m2, m3, m4 = st.columns(4)
             m1.metric("leaks least", best["method"])
             m2.metric("its student memorizes", fmt(best["mem_rate_student"], "rate"),
-                      delta=f"{fmt(best['mem_rate_student'] - base['mem_rate_student'], 'rate')} vs baseline",
+                      delta=f"{100 * (best['mem_rate_student'] - base['mem_rate_student']):+.1f} pts vs baseline",
                       delta_color="inverse")
             m3.metric("baseline memorizes", fmt(base["mem_rate_student"], "rate"))
             m4.metric("its validation perplexity", fmt(best["val_ppl_student"], "num"),
@@ -318,15 +318,17 @@ def page(con, path: Path) -> None:
 def charts(con, family, dataset, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame) -> None:
     sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     rates = B.role_rates(con, sub)
-    tabs = ["memorization by role", "privacy–utility", "overlap", "k-extractability", "log-prob vs zlib",
-            "membership attack (ROC)"]
-    t = dict(zip(tabs, st.tabs(tabs)))
-    with t["memorization by role"]:
+    left, right = st.columns([1, 1.2])
+    with left:
+        st.markdown("**Memorization rate by role** (95% intervals over seeds)")
         st.altair_chart(chart_roles(rates), width="content")
-    with t["privacy–utility"]:
+    with right:
+        st.markdown("**Privacy–utility plane**: the frontier in green")
         st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
+    tabs = ["overlap of memorized sets", "k-extractability", "log-prob vs zlib", "membership attack (ROC)"]
+    t = dict(zip(tabs, st.tabs(tabs)))
     by_run = {f"{r.method_label} · seed {r.seed}": r.run_id for r in runs.itertuples()}
-    with t["overlap"]:
+    with t["overlap of memorized sets"]:
         pick = st.selectbox("run", list(by_run), key=f"ov_{family}_{dataset}")
         ov = B.overlap(con, by_run[pick])
         if ov.empty:

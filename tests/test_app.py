@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from board_data import build, token_ids
-from conftest import ROOT
+from tests.board_data import build, token_ids
+from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
 
