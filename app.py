@@ -139,8 +139,8 @@ def chart_plane(points: pd.DataFrame) -> alt.Chart:
 def chart_overlap(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(df).mark_bar(color="#4c78a8").encode(
         x=alt.X("members:Q", title="members memorized by exactly these roles"),
-        y=alt.Y("combo:N", sort="-x", title=None),
-        tooltip=["combo", "members"]).properties(height=max(80, 28 * len(df)))
+        y=alt.Y("combo:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
+        tooltip=["combo", "members"]).properties(height=alt.Step(28))
 
 
 def chart_k(df: pd.DataFrame) -> alt.Chart:

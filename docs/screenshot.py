@@ -71,7 +71,7 @@ def capture(tab: Tab, app_port: int, args) -> None:
     while time.monotonic() < deadline:
         ready = tab.js("document.querySelectorAll('[data-testid=\"stDataFrame\"]').length > 0 && "
                        "document.querySelectorAll('canvas.marks, svg.marks').length > 0 && "
-                       "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
+                       "document.body.innerText.includes('greedy continuation')")
         if ready:
             break
         time.sleep(0.5)

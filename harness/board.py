@@ -8,6 +8,7 @@ Every filter is a query parameter, never SQL text. Figures the schema does not h
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import pandas as pd
 from harness.store import SCHEMA_VERSION
 
 ROLES = ("teacher", "baseline", "student")
+LOCK_WAIT_SECONDS = 10.0
 
 # The tables and columns the app reads; a database without them is from an older schema.
 REQUIRED = {
@@ -74,10 +76,16 @@ def connect(path: str | Path):
     if not path.is_file():
         raise BoardError(f"No results database at {path}. Run `harness eval --method soft-kd` first, "
                          "or `harness app --db FILE`.")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as err:
-        raise BoardError(f"Cannot open {path}: {str(err).splitlines()[0]}") from None
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:  # a harness writing holds the file's lock for a moment per write
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.Error as err:
+            if "lock" in str(err).lower() and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise BoardError(f"Cannot open {path}: {str(err).splitlines()[0]}") from None
     try:
         yield con
     finally:

@@ -303,15 +303,22 @@ def _merge_into(db: Path, snapshot: Path, imported: list[str], dest: Path) -> No
     con = duckdb.connect(str(dest))
     try:
         con.execute(CONTINUATIONS)
+        con.execute(VOCAB)
         con.execute("ATTACH ? AS snap (READ_ONLY)", [str(snapshot)])
         _append(con, "snap", imported)
+        con.execute("INSERT OR REPLACE INTO continuations SELECT * FROM snap.continuations "
+                    "WHERE list_contains(?, run_id)", [imported])
+        con.execute("INSERT INTO vocab SELECT * FROM snap.vocab WHERE tokenizer_key NOT IN "
+                    "(SELECT tokenizer_key FROM vocab)")
         con.execute("DETACH snap")
     finally:
         con.close()
 
 
 def _append(con, alias: str, run_ids: list[str]) -> None:
-    """Insert the runs' rows from an attached database, skipping examples already present."""
+    """Insert the runs' rows from an attached database, skipping runs and examples already present."""
+    present = {r[0] for r in con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)", [run_ids]).fetchall()}
+    run_ids = [r for r in run_ids if r not in present]
     for table in ("runs", "models", "samples", "metrics"):
         con.execute(f"INSERT INTO {table} SELECT * FROM {alias}.{table} WHERE list_contains(?, run_id)", [run_ids])
     con.execute(f"""INSERT INTO examples SELECT e.* FROM {alias}.examples e WHERE NOT EXISTS (
@@ -458,6 +465,7 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
         con.execute(SCHEMA)
         con.execute(NOTES)
         con.execute(CONTINUATIONS)
+        con.execute(VOCAB)
         if con.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 0:
             con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         con.execute("ATTACH ? AS bundle (READ_ONLY)", [str(bundle)])
@@ -469,7 +477,6 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
             con.execute("INSERT OR REPLACE INTO continuations SELECT run_id, role, sample_id, token_ids "
                         "FROM bundle.continuations WHERE list_contains(?, run_id)", [ids])
         if "vocab" in attached:
-            con.execute(VOCAB)
             con.execute("INSERT INTO vocab SELECT tokenizer_key, token_id, piece FROM bundle.vocab "
                         "WHERE tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)")
         if "snapshot_notes" in attached:
