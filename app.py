@@ -188,6 +188,16 @@ def tokens_html(ids: list[int], pieces: list[str] | None, hits: list[bool] | Non
     return "<code style='white-space:pre-wrap'>" + "".join(out) + "</code>"
 
 
+@st.cache_resource(show_spinner=False)
+def cached_pieces(folder: str) -> list[str] | None:
+    return B.load_pieces(folder)
+
+
+@st.cache_data(show_spinner="generating the continuation from the local checkpoint")
+def cached_continuation(artifact_path: str | None, prefix: tuple[int, ...], suffix_len: int) -> list[int] | None:
+    return B.live_continuation(artifact_path, prefix, suffix_len)
+
+
 def drill_down(con, runs: pd.DataFrame) -> None:
     st.subheader("Drill-down: the examples that leaked")
     labels = {f"{r.method_label} · seed {r.seed} · {r.family}/{r.dataset} · run {r.run_id}": r.run_id
@@ -208,13 +218,13 @@ def drill_down(con, runs: pd.DataFrame) -> None:
     if d.token_ids is None:
         st.warning(d.withheld)
     else:
-        pieces = B.pieces(con, d.run)
+        pieces = B.pieces(con, d.run, loader=cached_pieces)
         prefix, suffix = d.token_ids[:prefix_len], d.token_ids[prefix_len:prefix_len + suffix_len]
         st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
         st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
         paths = dict(con.execute("SELECT role, artifact_path FROM models WHERE run_id = ?", [run_id]).fetchall())
         for role in ("teacher", "baseline", "student"):
-            cont = d.continuations.get(role) or B.live_continuation(paths.get(role), prefix, suffix_len)
+            cont = d.continuations.get(role) or cached_continuation(paths.get(role), tuple(prefix), suffix_len)
             row = d.scores[d.scores["role"] == role]
             verdict = ""
             if not row.empty:

@@ -410,7 +410,7 @@ def load_pieces(folder: str | Path) -> list[str] | None:
     return [tok.decode([i]) for i in range(len(tok))]
 
 
-def pieces(con, run: dict) -> list[str] | None:
+def pieces(con, run: dict, loader=None) -> list[str] | None:
     """The run's tokenizer as text pieces: from a snapshot's vocab, else the local checkpoint."""
     if "vocab" in tables(con):
         rows = con.execute("SELECT token_id, piece FROM vocab WHERE tokenizer_key = ? ORDER BY token_id",
@@ -424,7 +424,7 @@ def pieces(con, run: dict) -> list[str] | None:
                                        [run["run_id"]]).fetchall()]
     for path in paths:
         if Path(path).is_dir():
-            return load_pieces(path)
+            return (loader or load_pieces)(path)
     return None
 
 

@@ -239,7 +239,8 @@ def cmd_app(args, argv) -> int:
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.is_file():
         raise UsageError(f"no app.py next to the harness package ({app}): run from a source checkout")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app)]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
     if args.port is not None:
         if not 1 <= args.port <= 65535:
             raise UsageError(f"--port must be between 1 and 65535, got {args.port}")

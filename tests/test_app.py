@@ -152,3 +152,36 @@ def test_streamlit_server_answers_health(app_env):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_drill_down_on_a_real_run_agrees_with_the_verdicts(app_env, quick_registry):
+    """Local results store no continuations: the app generates them from the checkpoints, and the
+    greedy tokens it highlights agree with the one-pass `match_len` of every role."""
+    import re
+
+    from harness.cli import main
+    from tests.conftest import quick_args
+
+    assert main(quick_args(quick_registry, "soft-kd")) == 0
+    db = os.environ["HARNESS_DB"]
+    at = run_app(db)
+    at.selectbox(key="drill_who").set_value("anyone (all members)").run()
+    options = at.selectbox(key="drill_example").options
+    con = duckdb.connect(db, read_only=True)
+    matches = dict(con.execute("SELECT role || sample_id, match_len FROM samples").fetchall())
+    con.close()
+    for option in options[:3]:
+        at.selectbox(key="drill_example").set_value(option).run()
+        assert not at.exception
+        sample_id = option.split(" ")[0]
+        for m in at.markdown:
+            role = m.value.split("**")[1] if m.value.startswith("**") else None
+            if role not in ("teacher", "baseline", "student"):
+                continue
+            spans = re.findall(r'background:(#[0-9a-f]+)', m.value)
+            assert len(spans) == 8  # suffix_len of the quick preset
+            k = matches[role + sample_id]
+            assert spans[:k] == ["#c7f0c2"] * k
+            if k < 8:
+                assert spans[k] == "#f6c6c6"

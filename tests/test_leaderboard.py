@@ -135,6 +135,7 @@ def test_bundle_checks_refuse_before_reading(quick_registry, tmp_path, monkeypat
     assert not (tmp_path / "boards" / "quick.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch, capsys):
     boards = tmp_path / "boards"
     boards.mkdir()
@@ -188,6 +189,7 @@ def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch,
     assert len(rows(snap, "SELECT run_id FROM runs")) == 2
 
 
+@pytest.mark.slow
 def test_private_dataset_text_is_withheld(quick_registry, tmp_path, monkeypatch):
     args = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",
             "--dataset", "text-files", "--dataset-arg", f"path={WIKITEXT}", "--limit", "40"]
