@@ -358,8 +358,8 @@ class Drill:
 
 def drill(con, run_id: str, sample_id: str) -> Drill:
     run = frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0].to_dict()
-    ex = frame(con, "SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
-                    "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id])
+    ex = con.execute("SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
+                     "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id]).fetchone()
     scores = frame(con, "SELECT * EXCLUDE (run_id, sample_id) FROM samples WHERE run_id = ? AND sample_id = ? "
                         "ORDER BY list_position(['teacher', 'baseline', 'student'], role)", [run_id, sample_id])
     conts = {}
@@ -367,10 +367,8 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
         for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
                                      [run_id, sample_id]).fetchall():
             conts[role] = list(ids)
-    text = ids = None
-    if not ex.empty:
-        text, ids = ex["text"].iloc[0], ex["token_ids"].iloc[0]
-        ids = None if ids is None else [int(i) for i in ids]
+    ids, text = ex if ex else (None, None)
+    ids = None if ids is None else [int(i) for i in ids]
     withheld = None
     if text is None:
         withheld = snapshot_note(con, "withheld", run["dataset"]) or (
