@@ -120,7 +120,8 @@ def chart_roles(rates: pd.DataFrame) -> alt.Chart:
 
 
 def chart_plane(points: pd.DataFrame) -> alt.Chart:
-    points = points.assign(on_frontier=B.frontier(points).map({True: "on the frontier", False: "dominated"}))
+    points = points.assign(on_frontier=B.frontier(points).map({True: "on the frontier", False: "dominated"}),
+                           label=[("baseline" if r else m) for m, r in zip(points["method"], points["reference"])])
     base = alt.Chart(points).encode(
         x=alt.X("val_ppl_student:Q", title="validation perplexity (lower is more useful)", scale=alt.Scale(zero=False)),
         y=alt.Y("mem_rate_student:Q", title="student memorization (lower leaks less)", axis=alt.Axis(format="%")))
@@ -132,7 +133,7 @@ def chart_plane(points: pd.DataFrame) -> alt.Chart:
                                                          range=["#2ca02c", "#bbbbbb"]), title=None),
         shape=alt.Shape("reference:N", legend=None),
         tooltip=["method", alt.Tooltip("mem_rate_student:Q", format=".1%"), alt.Tooltip("val_ppl_student:Q", format=".2f")])
-    labels = base.mark_text(align="left", dx=9, dy=-6, fontSize=12).encode(text="method:N")
+    labels = base.mark_text(align="left", dx=9, dy=-6, fontSize=12).encode(text="label:N")
     return (line + dots + labels).properties(height=280)
 
 
