@@ -80,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--db", type=Path, help="DuckDB results file")
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
+    lbsub = lb.add_subparsers(dest="board_command", parser_class=_Parser, metavar="ACTION")
+    pub = lbsub.add_parser("publish", help="run what a board in leaderboards/ is missing and write its snapshot")
+    pub.add_argument("name", metavar="NAME", help="a board: leaderboards/NAME.toml")
+    pub.add_argument("--db", dest="publish_db", type=Path, help="DuckDB results file the runs go to and come from")
+    pub.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+    imp = lbsub.add_parser("import", help="check a bundle from `harness export` and add it to a board's snapshot")
+    imp.add_argument("bundle", metavar="BUNDLE", type=Path, help="a .duckdb bundle made by `harness export`")
+    imp.add_argument("--board", required=True, metavar="NAME", help="the board: leaderboards/NAME.toml")
+
+    ex = sub.add_parser("export", help="write runs to one bundle file to submit to a published board")
+    ex.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids, unique prefixes of them, or `latest`")
+    ex.add_argument("--db", type=Path, help="DuckDB results file")
+    ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
+
+    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run app.py)")
+    ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
+                    "snapshot in leaderboards/)")
+    ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
     return parser
 
 
@@ -178,6 +196,10 @@ def cmd_show(args, argv) -> int:
 
 
 def cmd_leaderboard(args, argv) -> int:
+    if args.board_command == "publish":
+        return _publish(args)
+    if args.board_command == "import":
+        return _import(args)
     from harness import tables
     from harness.results import BOARD_HEADERS, leaderboard
     from harness.store import Store
@@ -191,6 +213,62 @@ def cmd_leaderboard(args, argv) -> int:
     return 0
 
 
+def _publish(args) -> int:
+    from harness import snapshot
+    from harness.cache import default_dir
+
+    spec = snapshot.load_spec(args.name)
+    _quiet_libraries()
+    db = args.publish_db or args.db or _db(args)
+    path = snapshot.publish(spec, db, args.cache_dir or default_dir(), args.registry,
+                            log=lambda m: print(f"harness: {m}", file=sys.stderr, flush=True))
+    print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _import(args) -> int:
+    from harness import snapshot
+
+    spec = snapshot.load_spec(args.board)
+    ids = snapshot.import_bundle(args.bundle, spec, args.registry)
+    print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}")
+    return 0
+
+
+def cmd_export(args, argv) -> int:
+    from harness import snapshot
+    from harness.store import Store
+
+    _quiet_libraries()
+    store = Store(_db(args))
+    out = args.output or Path(f"bundle-{args.run_ids[0]}.duckdb")
+    path = snapshot.export(store, args.run_ids, out, args.registry)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): submit it with "
+          f"`harness leaderboard import {path} --board NAME` in a pull request")
+    return 0
+
+
+def cmd_app(args, argv) -> int:
+    import subprocess
+
+    from harness.errors import UsageError
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.is_file():
+        raise UsageError(f"no app.py next to the harness package ({app}): run from a source checkout")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+        cmd += ["--server.port", str(args.port)]
+    if args.db is not None:
+        if not args.db.is_file():
+            raise UsageError(f"no results database at {args.db}")
+        cmd += ["--", "--db", str(args.db.resolve())]
+    return subprocess.call(cmd)
+
+
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -202,7 +280,8 @@ def _quiet_libraries() -> None:
     logging.set_verbosity_error()
 
 
-_COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard}
+_COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
+             "export": cmd_export, "app": cmd_app}
 
 
 if __name__ == "__main__":

@@ -127,6 +127,9 @@ class Dataset:
     # Records shorter than an example are dropped (and counted) rather than refused: for sources
     # filtered by length, whose exact token count depends on the family's tokenizer.
     drop_short: bool = False
+    # True when the texts may be published: a published leaderboard snapshot keeps the examples'
+    # text (and token ids) only for public datasets, so a private corpus never leaves the machine.
+    public: bool = False
 
 
 # ---------------------------------------------------------------- model families

@@ -48,6 +48,7 @@ def register_datasets(register):
         name=NAME,
         description="databricks-dolly-15k (hub): prompt as the prefix, memorization measured on the response",
         licence="CC BY-SA 3.0",
+        public=True,  # a published corpus: boards may show its text (with the licence's attribution)
         load=load,
         params=(
             Param("path", str, "", "a local copy of databricks-dolly-15k.jsonl instead of the hub"),

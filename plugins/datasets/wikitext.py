@@ -61,6 +61,7 @@ def register_datasets(register):
         name=NAME,
         description="WikiText-103/-2 raw (hub Salesforce/wikitext): train articles are members, test articles non-members",
         licence="CC BY-SA 3.0 (Wikipedia)",
+        public=True,  # a published corpus: boards may show its text (with the licence's attribution)
         load=load,
         chunk=True,
         params=(

@@ -1,0 +1,187 @@
+"""The Streamlit app under AppTest, against databases the tests build; and the server's health check."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.board_data import build, token_ids
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """The app reads $HARNESS_DB and finds no published snapshot."""
+    (tmp_path / "boards").mkdir()
+    monkeypatch.setenv("HARNESS_LEADERBOARDS", str(tmp_path / "boards"))
+    return tmp_path
+
+
+def run_app(db) -> AppTest:
+    os.environ["HARNESS_DB"] = str(db)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def board_methods(at: AppTest) -> list[str]:
+    return at.dataframe[0].value["method"].tolist()
+
+
+def test_board_rows_in_order_with_baseline_reference(app_env):
+    at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
+    assert board_methods(at) == ["soft-kd", "topk-kd", "◦ (baseline: fine-tuned, no teacher)", "hard-kd"]
+    table = at.dataframe[0].value
+    assert table["student memorization"].tolist()[0] == "10.0%"
+    assert table["reduction vs baseline"].tolist()[0] == "3.00×"
+    assert table["teacher access"].tolist() == ["logits", "top-k logits", "none", "text"]
+    assert at.metric[0].value == "soft-kd"  # leaks least
+
+
+def test_filters_and_sort_change_the_board(app_env):
+    at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
+    at.multiselect(key="f_access").set_value(["text", "logits"]).run()
+    assert board_methods(at) == ["soft-kd", "◦ (baseline: fine-tuned, no teacher)", "hard-kd"]
+    at.multiselect(key="f_access").set_value([]).run()
+    at.text_input(key="f_search").set_value("TOPK").run()
+    assert board_methods(at) == ["topk-kd", "◦ (baseline: fine-tuned, no teacher)"]
+    at.text_input(key="f_search").set_value("").run()
+    at.selectbox(key="sort").set_value("val_ppl_student").run()
+    assert board_methods(at) == ["topk-kd", "◦ (baseline: fine-tuned, no teacher)", "soft-kd", "hard-kd"]
+    at.toggle(key="desc").set_value(True).run()
+    assert board_methods(at)[0] == "hard-kd"
+    at.text_input(key="f_search").set_value("no such method").run()
+    assert "No run matches" in at.warning[0].value
+
+
+def test_columns_can_be_chosen(app_env):
+    at = run_app(build(app_env / "h.duckdb"))
+    at.multiselect(key="columns").set_value(["mem_rate_student", "config_hash", "git_commit"]).run()
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["method", "student memorization", "config hash", "git commit"]
+    assert table["git commit"].tolist()[0] == "abc1234"
+
+
+def test_drill_down_shows_each_roles_continuation(app_env):
+    at = run_app(build(app_env / "h.duckdb"))
+    run = next(o for o in at.selectbox(key="drill_run").options if "run-hard-kd" in o)
+    at.selectbox(key="drill_run").set_value(run).run()
+    at.selectbox(key="drill_who").set_value("teacher").run()
+    example = next(o for o in at.selectbox(key="drill_example").options if o.startswith("m000005"))
+    at.selectbox(key="drill_example").set_value(example).run()
+    texts = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("**")}
+    suffix = token_ids(5)[4:]
+    green = '<span style="background:#c7f0c2">'
+    red = '<span style="background:#f6c6c6">'
+    # The teacher memorized member 5: every token of its continuation is the true one.
+    assert texts["teacher"].count(green) == 4 and red not in texts["teacher"]
+    assert "memorized, 4/4" in texts["teacher"]
+    for t in suffix:
+        assert f"w{t} " in texts["True suffix"]
+    # hard-kd's student did not: two right, then token 49 twice.
+    assert texts["student"].count(green) == 2 and texts["student"].count(f"{red}w49 </span>") == 2
+    assert "not memorized, 2/4" in texts["student"]
+
+
+def test_empty_database_gets_a_message(app_env):
+    db = app_env / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    at = run_app(db)
+    assert "empty" in at.info[0].value
+
+
+def test_missing_database_gets_a_message(app_env):
+    at = run_app(app_env / "nothing-here.duckdb")
+    assert "No results database" in at.info[0].value
+
+
+def test_older_schema_gets_a_message(app_env):
+    db = app_env / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE runs (run_id VARCHAR, method VARCHAR, status VARCHAR)")
+    con.execute("INSERT INTO runs VALUES ('r1', 'soft-kd', 'finished')")
+    con.close()
+    at = run_app(db)
+    assert "older harness" in at.info[0].value
+
+
+def test_failed_run_is_reported_not_ranked(app_env):
+    at = run_app(build(app_env / "h.duckdb", methods=(), failed=True))
+    assert "No finished run" in at.info[0].value and "1 failed" in at.info[0].value
+    at = run_app(build(app_env / "h2.duckdb", methods=("soft-kd",), failed=True))
+    assert board_methods(at) == ["soft-kd", "◦ (baseline: fine-tuned, no teacher)"]
+    assert any("1 run(s) failed" in e.label for e in at.expander)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_streamlit_server_answers_health(app_env):
+    db = build(app_env / "h.duckdb")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false", "--", "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=app_env)
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                time.sleep(0.5)
+        assert body == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_drill_down_on_a_real_run_agrees_with_the_verdicts(app_env, quick_registry):
+    """Local results store no continuations: the app generates them from the checkpoints, and the
+    greedy tokens it highlights agree with the one-pass `match_len` of every role."""
+    import re
+
+    from harness.cli import main
+    from tests.conftest import quick_args
+
+    assert main(quick_args(quick_registry, "soft-kd")) == 0
+    db = os.environ["HARNESS_DB"]
+    at = run_app(db)
+    at.selectbox(key="drill_who").set_value("anyone (all members)").run()
+    options = at.selectbox(key="drill_example").options
+    con = duckdb.connect(db, read_only=True)
+    matches = dict(con.execute("SELECT role || sample_id, match_len FROM samples").fetchall())
+    con.close()
+    for option in options[:3]:
+        at.selectbox(key="drill_example").set_value(option).run()
+        assert not at.exception
+        sample_id = option.split(" ")[0]
+        for m in at.markdown:
+            role = m.value.split("**")[1] if m.value.startswith("**") else None
+            if role not in ("teacher", "baseline", "student"):
+                continue
+            spans = re.findall(r'background:(#[0-9a-f]+)', m.value)
+            assert len(spans) == 8  # suffix_len of the quick preset
+            k = matches[role + sample_id]
+            assert spans[:k] == ["#c7f0c2"] * k
+            if k < 8:
+                assert spans[k] == "#f6c6c6"

@@ -1,0 +1,212 @@
+"""The board's data layer, published boards, and export/import of submission bundles."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from harness import board as B
+from harness.cli import main
+from harness.snapshot import config_hash, load_spec
+from tests.board_data import build
+from tests.conftest import quick_args
+from tests.test_protocol import WIKITEXT
+
+BOARD = """
+title = "quick"
+family = "tiny"
+dataset = "synthetic-pii"
+preset = "quick"
+methods = ["soft-kd"]
+dataset_args = {n_members = 48, n_nonmembers = 24}
+"""
+
+
+def rows(db: Path, sql: str, params=()):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------ the data layer
+
+
+def test_interval_is_a_t_interval_over_seeds():
+    assert B.interval([0.2]) == (0.2, 0.2, 0.2)
+    mean, lo, hi = B.interval([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2)
+    assert hi - mean == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
+    assert all(math.isnan(v) for v in B.interval([None, float("nan")]))
+
+
+def test_frontier_marks_the_undominated_points():
+    pts = pd.DataFrame({"val_ppl_student": [30.0, 29.0, 33.0, 30.0], "mem_rate_student": [0.1, 0.25, 0.4, 0.3]})
+    assert B.frontier(pts).tolist() == [True, True, False, False]
+
+
+def test_filters_are_parameters_not_sql(tmp_path):
+    db = build(tmp_path / "h.duckdb", methods=("soft-kd", "hard-kd"))
+    with B.connect(db) as con:
+        assert B.board(con, B.Filters(search="' OR 1=1 --")).empty
+        assert B.board(con, B.Filters(method=["x'); DROP TABLE runs; --"])).empty
+        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned, no teacher)"}
+        assert set(B.board(con, B.Filters(size=["0.6m"]))["method"]) >= {"soft-kd"}
+        assert B.board(con, B.Filters(size=["70b"])).empty
+
+
+def test_board_figures_and_charts_data(tmp_path):
+    db = build(tmp_path / "h.duckdb", methods=("soft-kd", "hard-kd"))
+    with B.connect(db) as con:
+        b = B.board(con).set_index("method")
+        assert b.loc["soft-kd", "mem_rate_student"] == pytest.approx(0.1)
+        assert b.loc["(baseline: fine-tuned, no teacher)", "mem_rate_student"] == pytest.approx(0.3)
+        assert b.loc["hard-kd", "inheritance_rate"] == pytest.approx(3 / 6)  # members 6, 7, 8 of teacher-only 6..11
+        assert "best_attack_auc" not in b.columns  # no attack figures stored yet
+        ov = dict(B.overlap(con, "run-hard-kd").values.tolist())
+        assert ov == {"teacher + baseline + student": 5, "teacher + student": 3, "teacher": 3, "teacher + baseline": 1}
+        k = B.k_extractability(con, ["run-soft-kd"]).set_index(["role", "k"])["share"]
+        assert k[("student", 2)] == 1.0 and k[("student", 3)] == pytest.approx(0.1)
+        roc = B.loss_attack_roc(con, "run-soft-kd")
+        assert set(roc["role"]) == {"teacher", "baseline", "student"} and roc["auc"].between(0, 1).all()
+
+
+def test_attack_aucs_show_when_stored(tmp_path):
+    db = build(tmp_path / "h.duckdb", methods=("soft-kd",))
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO metrics VALUES ('run-soft-kd', 'auc_loss_student', 0.61), "
+                "('run-soft-kd', 'auc_mink_student', 0.66)")
+    con.close()
+    with B.connect(db) as con:
+        b = B.board(con).set_index("method")
+    assert b.loc["soft-kd", "best_attack_auc"] == pytest.approx(0.66)
+
+
+# ------------------------------------------------------------ board definitions
+
+
+def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_LEADERBOARDS", str(tmp_path))
+    (tmp_path / "good.toml").write_text(BOARD)
+    (tmp_path / "bad.toml").write_text("family = 'tiny'\n")
+    assert main(["leaderboard", "publish", "godo"]) == 2
+    assert "did you mean 'good'" in capsys.readouterr().err
+    assert main(["leaderboard", "publish", "bad"]) == 2
+    assert "missing dataset, preset, methods" in capsys.readouterr().err
+    (tmp_path / "typo.toml").write_text(BOARD + "sortt = 'x'\n")
+    assert main(["leaderboard", "publish", "typo"]) == 2
+    assert "did you mean 'sort'" in capsys.readouterr().err
+
+
+def test_the_shipped_default_board_and_snapshot():
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
+    assert (spec.family, spec.dataset, spec.preset) == ("tiny", "synthetic-pii", "tiny")
+    assert spec.snapshot.is_file() and spec.snapshot.stat().st_size < 5_000_000
+    with B.connect(spec.snapshot) as con:
+        assert B.schema_problem(con) is None
+        methods = set(B.board(con)["method"])
+        assert {"soft-kd", "hard-kd"} <= methods
+        assert con.execute("SELECT count(*) FROM runs WHERE hostname IS NOT NULL OR command IS NOT NULL").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM models WHERE artifact_path IS NOT NULL").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------ publish, export, import
+
+
+def test_bundle_checks_refuse_before_reading(quick_registry, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_LEADERBOARDS", str(tmp_path / "boards"))
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "quick.toml").write_text(BOARD)
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"\x80\x04not a database at all, maybe a pickle")
+    reg = ["--registry", str(quick_registry)]
+    assert main([*reg, "leaderboard", "import", str(junk), "--board", "quick"]) == 2
+    assert "not a DuckDB bundle" in capsys.readouterr().err
+    wrong = build(tmp_path / "wrong.duckdb", methods=("soft-kd",))  # another dataset hash, another preset
+    assert main([*reg, "leaderboard", "import", str(wrong), "--board", "quick"]) == 2
+    assert "board quick needs" in capsys.readouterr().err
+    assert not (tmp_path / "boards" / "quick.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch, capsys):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    monkeypatch.setenv("HARNESS_LEADERBOARDS", str(boards))
+    (boards / "quick.toml").write_text(BOARD)
+    db = Path(os.environ["HARNESS_DB"])
+    reg = ["--registry", str(quick_registry)]
+
+    # publish runs what is missing, then writes a snapshot without local paths or hosts
+    assert main([*reg, "leaderboard", "publish", "quick"]) == 0
+    snap = boards / "quick.duckdb"
+    [(run_id, cfg)] = rows(snap, "SELECT run_id, config_hash FROM runs")
+    assert rows(snap, "SELECT count(*) FROM continuations")[0][0] == 3 * 48
+    assert rows(snap, "SELECT count(*) FROM vocab")[0][0] > 100
+    assert rows(snap, "SELECT count(*) FROM examples WHERE text IS NULL")[0][0] == 0  # synthetic-pii is public
+    assert rows(snap, "SELECT count(*) FROM models WHERE artifact_path IS NOT NULL")[0][0] == 0
+    # the config hash recomputed from the stored row is the protocol's
+    run = dict(zip(*[[d[0] for d in duckdb.connect(str(snap), read_only=True).execute(
+        "SELECT * FROM runs").description], rows(snap, "SELECT * FROM runs")[0]]))
+    assert config_hash(run) == cfg
+    # a second publish finds the run and trains nothing
+    assert main([*reg, "leaderboard", "publish", "quick"]) == 0
+    assert "already in" in capsys.readouterr().err
+    assert rows(db, "SELECT count(*) FROM runs")[0][0] == 1
+
+    # a contributor runs another method and exports it
+    assert main(quick_args(quick_registry, "hard-kd")) == 0
+    bundle = tmp_path / "hard.duckdb"
+    assert main([*reg, "export", "latest", "--output", str(bundle)]) == 0
+    assert bundle.stat().st_size < 2_000_000
+
+    # a tampered copy is refused whole
+    bad = tmp_path / "tampered.duckdb"
+    shutil.copyfile(bundle, bad)
+    con = duckdb.connect(str(bad))
+    con.execute("UPDATE runs SET method_args = '{\"temperature\": 9.0}'")
+    con.close()
+    capsys.readouterr()
+    assert main([*reg, "leaderboard", "import", str(bad), "--board", "quick"]) == 2
+    assert "config hash" in capsys.readouterr().err
+    assert len(rows(snap, "SELECT run_id FROM runs")) == 1
+
+    # the genuine one lands on the board, once
+    assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 0
+    with B.connect(snap) as con:
+        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned, no teacher)"}
+    assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 2
+    assert "already on board quick" in capsys.readouterr().err
+    # re-publishing keeps the imported run
+    assert main([*reg, "leaderboard", "publish", "quick"]) == 0
+    assert len(rows(snap, "SELECT run_id FROM runs")) == 2
+
+
+@pytest.mark.slow
+def test_private_dataset_text_is_withheld(quick_registry, tmp_path, monkeypatch):
+    args = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",
+            "--dataset", "text-files", "--dataset-arg", f"path={WIKITEXT}", "--limit", "40"]
+    assert main(args) == 0
+    out = tmp_path / "b.duckdb"
+    assert main(["--registry", str(quick_registry), "export", "latest", "-o", str(out)]) == 0
+    assert rows(out, "SELECT count(*) FROM examples WHERE text IS NOT NULL OR token_ids IS NOT NULL")[0][0] == 0
+    assert rows(out, "SELECT count(*) FROM vocab")[0][0] == 0
+    [(note,)] = rows(out, "SELECT note FROM snapshot_notes WHERE kind = 'withheld'")
+    assert "not marked public" in note
+    with B.connect(out) as con:
+        run_id = con.execute("SELECT run_id FROM runs").fetchone()[0]
+        d = B.drill(con, run_id, "m000000")
+    assert d.text is None and "not marked public" in d.withheld
+
+
+def test_app_command_checks_its_arguments(tmp_path, capsys):
+    assert main(["app", "--db", str(tmp_path / "missing.duckdb")]) == 2
+    assert "no results database" in capsys.readouterr().err
+    assert main(["app", "--port", "99999"]) == 2
