@@ -32,7 +32,7 @@ from harness.extract import Extraction, extract, greedy
 from harness.metrics import ROLES, figures
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
-from harness.store import Store
+from harness.store import Store, config_hash
 from harness.train import train
 
 
@@ -286,11 +286,7 @@ class Protocol:
     def _run_row(self, run_id: str, dataset_hash: str, members: Examples, nonmembers: Examples) -> dict[str, Any]:
         import transformers
 
-        config = {"family": self.family.name, "dataset": self.dataset.name, "dataset_hash": dataset_hash,
-                  "dataset_args": self.dataset_args, "family_args": self.family_args, "method": self.method.name, "method_args": self.method_args,
-                  "preset": _preset_dict(self.preset), "seed": self.req.seed, "limit": self.req.limit,
-                  "harness": harness.__version__}
-        return {
+        row = {
             "run_id": run_id, "family": self.family.name, "dataset": self.dataset.name, "method": self.method.name,
             "method_label": _label(self.method, self.method_args), "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
             # only those that differ from the family's defaults: what tells boards and `show` apart
@@ -300,12 +296,14 @@ class Protocol:
             "preset_values": json.dumps(_preset_dict(self.preset)), "seed": self.req.seed,
             "example_limit": self.req.limit, "prefix_len": self.preset.prefix_len,
             "suffix_len": self.preset.suffix_len, "n_members": len(members), "n_nonmembers": len(nonmembers),
-            "config_hash": key(config), "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
+            "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
             "python_version": platform.python_version(), "device": _device(), "command": self.req.command,
             "trust_remote_code": self.req.trust_remote_code,
         }
+        row["config_hash"] = config_hash(row)
+        return row
 
     def _model_row(self, run_id: str, info: ModelInfo, metrics: dict[str, float]) -> dict[str, Any]:
         size = info.size

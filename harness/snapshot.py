@@ -21,9 +21,8 @@ import duckdb
 import tomli
 
 from harness import board as board_mod
-from harness.cache import key
 from harness.errors import UsageError, unknown
-from harness.store import SCHEMA, SCHEMA_VERSION, Store
+from harness.store import SCHEMA, SCHEMA_VERSION, Store, config_hash
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
 TABLES = ("runs", "models", "examples", "samples", "metrics")
@@ -420,20 +419,6 @@ def _schema_columns() -> dict[str, set[str]]:
         return {t: c for t, c in board_mod.tables(con).items() if t in TABLES}
     finally:
         con.close()
-
-
-def config_hash(run: dict) -> str:
-    """The run's config hash, recomputed from its stored configuration as the protocol makes it."""
-    config = {"family": run["family"], "dataset": run["dataset"], "dataset_hash": run["dataset_hash"],
-              "dataset_args": json.loads(run["dataset_args"]), "method": run["method"],
-              "method_args": json.loads(run["method_args"]), "preset": json.loads(run["preset_values"]),
-              "seed": int(run["seed"]), "limit": _int_or_none(run["example_limit"]),
-              "harness": run["harness_version"]}
-    return key(config)
-
-
-def _int_or_none(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
 
 def _check_verdicts(con, run: dict, where: str) -> None:

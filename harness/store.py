@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 import harness
+from harness.cache import key
 from harness.errors import UsageError
 from harness.faults import fault
 
@@ -228,13 +229,32 @@ class Store:
             return [d[0] for d in cur.description], cur.fetchall()
 
 
+def config_hash(run: dict[str, Any]) -> str:
+    """The hash of a run's configuration, computed from its stored row alone.
+
+    Importing a bundle recomputes it, so it may use only what `runs` keeps. Family args
+    enter only when they differ from the family's defaults, which keeps the hashes of runs
+    stored before family args existed unchanged.
+    """
+    config = {"family": run["family"], "dataset": run["dataset"], "dataset_hash": run["dataset_hash"],
+              "dataset_args": json.loads(run["dataset_args"]), "method": run["method"],
+              "method_args": json.loads(run["method_args"]), "preset": json.loads(run["preset_values"]),
+              "seed": int(run["seed"]), "limit": _int_or_none(run["example_limit"]),
+              "harness": run["harness_version"]}
+    family_args = json.loads(run.get("family_args") or "{}")
+    if family_args:
+        config["family_args"] = family_args
+    return key(config)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
 def _insert(con, table: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    columns = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, None)
+    columns = dict.fromkeys(name for row in rows for name in row)
     _insert_columns(con, table, {k: [_db_value(r.get(k)) for r in rows] for k in columns})
 
 

@@ -9,7 +9,7 @@ import torch
 
 from harness.extract import Extraction
 from harness.metrics import ROLES, figures
-from harness.snapshot import config_hash
+from harness.store import config_hash
 from harness.store import Store
 
 N_MEMBERS, N_NONMEMBERS, PREFIX, SUFFIX = 20, 10, 4, 4

@@ -13,7 +13,8 @@ import pytest
 
 from harness import board as B
 from harness.cli import main
-from harness.snapshot import config_hash, load_spec
+from harness.snapshot import load_spec
+from harness.store import config_hash
 from tests.board_data import build
 from tests.conftest import quick_args
 from tests.test_protocol import WIKITEXT
