@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from harness.stats import interval
 from harness.store import SCHEMA_VERSION
 
 ROLES = ("teacher", "baseline", "student")
@@ -183,21 +184,6 @@ def attack_auc_names(con) -> list[str]:
 
 
 BOARD_KEYS = ["family", "dataset", "preset", "dataset_hash", "example_limit"]
-
-
-def interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds; one seed gives a zero-width interval."""
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return math.nan, math.nan, math.nan
-    mean = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return mean, mean, mean
-    from scipy import stats
-
-    sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-    half = stats.t.ppf(0.975, len(vals) - 1) * sd / math.sqrt(len(vals))
-    return mean, mean - half, mean + half
 
 
 def board(con, filters: Filters = Filters()) -> pd.DataFrame:

@@ -66,11 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a family parameter, e.g. weights=scratch (see `harness list`)")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    ev.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="run seeds --seed .. --seed+N-1 and store mean and 95%% interval of every figure, "
+                    "and the members memorized at every seed (default 1)")
+    ev.add_argument("--reference", metavar="MODEL",
+                    help="a model folder or hub id (same tokenizer) as every role's reference for the "
+                    "reference attack (default: the baseline for teacher and student, the small model before "
+                    "fine-tuning for the baseline)")
+    ev.add_argument("--filter", metavar="predicted",
+                    help="`predicted`: fit the memorization predictor on the unfiltered run (running it if "
+                    "needed), leave the members it flags out of distillation, and compare")
     ev.add_argument("--trust-remote-code", action="store_true",
                     help="let a hub family run the model code its checkpoints ship (off by default; "
                     "recorded in the run's provenance)")
 
-    sub.add_parser("list", help="the registered model families, datasets and KD methods with their parameters")
+    sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
+
+    pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
+                        "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
+    pr.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
+    pr.add_argument("--db", type=Path, help="DuckDB results file")
+
+    cp = sub.add_parser("compare", help="methods side by side: memorization, inheritance, overlap of the "
+                        "students' memorized sets")
+    cp.add_argument("--methods", required=True, metavar="A,B", help="comma-separated methods, e.g. soft-kd,hard-kd")
+    cp.add_argument("--family", help="model family (default from registry.toml)")
+    cp.add_argument("--dataset", help="dataset (default from registry.toml)")
+    cp.add_argument("--seeds", metavar="S,S", help="only these seeds (default every seed all methods have)")
+    cp.add_argument("--db", type=Path, help="DuckDB results file")
 
     sh = sub.add_parser("show", help="one run's figures, provenance and checkpoints")
     sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
@@ -126,23 +149,29 @@ def _db(args) -> Path:
 
 
 def cmd_eval(args, argv) -> int:
-    from harness.errors import UsageError
+    from harness.errors import UsageError, unknown
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if not 0 <= args.seed < 2**32:  # what numpy's and torch's generators take
         raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
+    if not 1 <= args.seeds <= 1000 or args.seed + args.seeds > 2**32:
+        raise UsageError(f"--seeds must be between 1 and 1000, got {args.seeds}")
+    if args.filter is not None and args.filter not in ("predicted",):
+        raise unknown("--filter", args.filter, ["predicted"])
     _quiet_libraries()
     from harness.cache import default_dir
     from harness.protocol import EvalRequest, Protocol
-    from harness.results import summary
+    from harness.results import approx_line, attack_table, summary
 
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                       method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
                       family_args=dict(args.family_arg), limit=args.limit,
                       registry=args.registry, command=shlex.join(["harness", *argv]),
-                      trust_remote_code=args.trust_remote_code)
+                      trust_remote_code=args.trust_remote_code, reference=args.reference, filter=args.filter)
+    if args.seeds > 1:
+        return _eval_seeds(req, args.seeds)
     protocol = Protocol(req)
     result = protocol.run()
     models = [{"role": i.role, "model_name": f"{protocol.family.name}-{i.size}", "n_params": i.n_params,
@@ -151,8 +180,94 @@ def cmd_eval(args, argv) -> int:
           f"memorization of {result.n_members} members, prefix {protocol.preset.prefix_len} + suffix "
           f"{protocol.preset.suffix_len} tokens\n")
     print(summary(result.metrics, models, result.n_members))
+    for text in (approx_line(result.metrics), attack_table(result.metrics), _filter_line(result.metrics)):
+        if text:
+            print(f"\n{text}")
     total = sum(result.stage_seconds.values())
     print(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
+    return 0
+
+
+def _filter_line(metrics: dict[str, float]) -> str:
+    if "filter_removed" not in metrics:
+        return ""
+    from harness import tables
+
+    n = metrics.get
+    return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
+            f"(predictor AUC {tables.num(n('filter_predict_auc'), 3)}); student memorization "
+            f"{tables.pct(n('filter_unfiltered_mem_rate_student'))} unfiltered -> {tables.pct(n('mem_rate_student'))}; "
+            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> {tables.num(n('val_ppl_student'))}")
+
+
+def _eval_seeds(req, count: int) -> int:
+    from harness import tables
+    from harness.results import attack_table
+    from harness.seeds import run_seeds
+
+    group = run_seeds(req, count)
+    rows = []
+    for name in ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "reduction", "inheritance_rate",
+                 "easy_share", "val_ppl_student", "auc_loss_student"):
+        if name in group.summary:
+            n, mean, lo, hi = group.summary[name]
+            fmt = tables.pct if name.startswith(("mem_rate", "inheritance", "easy")) else tables.num
+            per_seed = ", ".join(fmt(r.metrics.get(name)) for r in group.runs.values())
+            rows.append([name, fmt(mean), f"[{fmt(lo)}, {fmt(hi)}]", per_seed])
+    seeds = list(group.runs)
+    print(f"\n{req.method} over seeds {seeds[0]}..{seeds[-1]} (group {group.group_id}): mean, 95% interval, per seed\n")
+    print(tables.render(["figure", "mean", "95% interval", "per seed"], rows, right=[False, True, True, False]))
+    print("\nmembers memorized at every seed: " + ", ".join(f"{role} {len(ids)}" for role, ids in group.always.items()))
+    last = list(group.runs.values())[-1]
+    means = {k: v[1] for k, v in group.summary.items()}
+    table = attack_table({k: v for k, v in means.items() if k.startswith(("auc_", "tpr_")) and not k.endswith(("_lo", "_hi"))})
+    if table:
+        print(f"\nmembership attacks, means over seeds:\n{table}")
+    print(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} (`harness show {last.run_id}`)")
+    return 0
+
+
+def cmd_predict(args, argv) -> int:
+    from harness import tables
+    from harness.predict import FEATURES, THRESHOLD, predict_run
+    from harness.results import resolve_run_id
+    from harness.store import Store
+
+    store = Store(_db(args))
+    run_id = resolve_run_id(store, args.run_id)
+    report, ids, risk = predict_run(store, run_id)
+    print(f"run {run_id}: predicting the student's memorized members from what is known before distilling\n"
+          f"{report.n} members, {report.n_positive} memorized by the student; logistic regression, "
+          f"{report.splits} stratified 70/30 splits\n")
+    print(tables.render(["figure", "mean", "spread (sd)"], [
+        ["AUC", tables.num(report.auc_mean, 3), tables.num(report.auc_std, 3)],
+        ["precision", tables.num(report.precision_mean, 3), tables.num(report.precision_std, 3)],
+        ["recall", tables.num(report.recall_mean, 3), tables.num(report.recall_std, 3)]]))
+    print("\nstandardized coefficients (per sd; perplexities as logs):")
+    print(tables.render(["feature", "coefficient"], [[f, tables.num(report.coefficients[f], 3)] for f in FEATURES]))
+    flagged = int((risk >= THRESHOLD).sum())
+    print(f"\nout-of-fold risk stored for {len(ids)} members (features.risk); {flagged} at or above {THRESHOLD}: "
+          f"what `harness eval --filter predicted` leaves out")
+    return 0
+
+
+def cmd_compare(args, argv) -> int:
+    from harness import registry
+    from harness.compare import compare, render
+    from harness.errors import UsageError
+    from harness.store import Store
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(methods) < 2 or len(set(methods)) != len(methods):
+        raise UsageError(f"--methods needs two or more different methods, got {args.methods!r}")
+    try:
+        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    defaults = registry.load(args.registry).defaults
+    family, dataset = args.family or defaults.get("family", "tiny"), args.dataset or defaults.get("dataset", "synthetic-pii")
+    print(f"{family} / {dataset}: {' vs '.join(methods)}")
+    print(render(compare(Store(_db(args)), methods, family, dataset, seeds)))
     return 0
 
 
@@ -183,6 +298,12 @@ def cmd_list(args, argv) -> int:
               + f"; from plugin {found.origin[('methods', m.name)]}")
         for p in m.params:
             print(f"  {'':<18}--method-arg {p.describe()}")
+    print("\nMembership attacks (every one runs on every role)")
+    for a in found.attacks.values():
+        print(f"  {a.name:<16}{a.description}" + ("; needs a reference model" if a.needs_reference else ""))
+        print(f"  {'':<18}" + (f"{a.paper}; " if a.paper else "") + f"from plugin {found.origin[('attacks', a.name)]}")
+        for p in a.params:
+            print(f"  {'':<18}{p.describe()}")
     print("\nPresets: " + ", ".join(reg.presets))
     return 0
 
@@ -281,7 +402,7 @@ def _quiet_libraries() -> None:
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
-             "export": cmd_export, "app": cmd_app}
+             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "compare": cmd_compare}
 
 
 if __name__ == "__main__":

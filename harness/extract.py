@@ -4,7 +4,9 @@ Greedy decoding from the prefix reproduces the true suffix exactly if and only i
 true text as context, the arg-max at every suffix position is the true next token (while
 every earlier token matched, the context is the same). So one forward pass gives the verdict,
 the length of the matching run (`match_len`, hence k-extractability for every k) and the
-per-token losses, with no decoding loop.
+per-token losses, with no decoding loop. The same pass keeps what the membership attacks score
+from: each true token's log-probability and the mean and spread of the model's own next-token
+log-probabilities at that position.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class Extraction:
     loss: torch.Tensor  # (n,) mean next-token loss over the whole example
     suffix_loss: torch.Tensor  # (n,) mean loss over the suffix tokens only
     ties: torch.Tensor  # (n,) bool: an arg-max tie where the verdict was decided
+    # What the attacks score from, (n, T-1) each; absent when built by hand (tests, older callers)
+    token_logprobs: torch.Tensor | None = None  # log p(x_t | x_<t) of each true token
+    token_mean: torch.Tensor | None = None  # E_z~p[log p(z)] at each position
+    token_std: torch.Tensor | None = None  # its standard deviation
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -46,6 +52,11 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
         logits = model(input_ids=batch).logits.float()
         logprobs = F.log_softmax(logits[:, :-1], dim=-1)
         token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
+        probs = logprobs.exp()
+        mean = (probs * logprobs).sum(-1)
+        # E[(log p)^2] - mean^2 loses everything to cancellation when p is sharp: take the centred form
+        std = (probs * (logprobs - mean[..., None]).square()).sum(-1).sqrt()
+        del probs
         window = logits[:, prefix_len - 1 : end - 1]
         target = batch[:, prefix_len:end]
         hits = window.argmax(-1) == target
@@ -59,6 +70,9 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
         parts["loss"].append((-token_lp.mean(dim=1)).cpu())
         parts["suffix_loss"].append((-token_lp[:, prefix_len - 1 : end - 1].mean(dim=1)).cpu())
         parts["ties"].append((tied & deciding).any(dim=1).cpu())
+        parts["token_logprobs"].append(token_lp.cpu())
+        parts["token_mean"].append(mean.cpu())
+        parts["token_std"].append(std.cpu())
         fault("extraction:batch")
         bar.update(len(batch))
     bar.close()

@@ -32,3 +32,8 @@ def register_datasets(register):
 @hookspec
 def register_kd_methods(register):
     """Register knowledge-distillation methods: `register(KDMethod(...))`."""
+
+
+@hookspec
+def register_attacks(register):
+    """Register membership-inference attacks: `register(Attack(...))`."""

@@ -18,7 +18,7 @@ import pluggy
 from harness import hookspecs
 from harness.errors import UsageError, unknown
 from harness.registry import Registry
-from harness.specs import Dataset, KDMethod, ModelFamily, Registered
+from harness.specs import Attack, Dataset, KDMethod, ModelFamily, Registered
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -26,6 +26,7 @@ _HOOKS = {
     "register_model_families": ("families", ModelFamily, "model family"),
     "register_datasets": ("datasets", Dataset, "dataset"),
     "register_kd_methods": ("methods", KDMethod, "KD method"),
+    "register_attacks": ("attacks", Attack, "attack"),
 }
 
 

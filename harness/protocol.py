@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 import harness
-from harness import plugins, registry as registry_mod
+from harness import analysis, plugins, registry as registry_mod
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller
@@ -52,6 +52,10 @@ class EvalRequest:
     registry: Path | None = None
     command: str = ""
     trust_remote_code: bool = False
+    reference: str | None = None  # a model folder or hub id: every role's reference for calibrated attacks
+    filter: str | None = None  # "predicted": leave out of distillation the members predicted to be memorized
+
+FILTERS = ("predicted",)
 
 
 @dataclass
@@ -108,9 +112,13 @@ class Protocol:
         # Passed to the family's loaders only when it declares that it takes it: the contract stays
         # `tokenizer(texts)` and `model(size, tokenizer)` for every family that loads no remote code.
         self.remote = {"trust_remote_code": req.trust_remote_code} if self.family.remote_code else {}
+        if req.filter is not None and req.filter not in FILTERS:
+            raise unknown("filter", req.filter, FILTERS)
         self.cache = Cache(req.cache_dir)
         self.store = Store(req.db)
         self.seconds: dict[str, float] = {}
+        self.reference = None
+        self.filtered: dict[str, Any] | None = None  # what --filter did: the source run and the members left out
 
     # ------------------------------------------------------------ the run
 
@@ -126,6 +134,10 @@ class Protocol:
             lines = [f"estimate: not available ({type(err).__name__}: {err})"]
         for line in lines:
             log(line)
+        if self.req.reference:
+            self.reference = self._load_reference()
+        if self.req.filter == "predicted":
+            self.filtered = self._predicted_filter(dataset_hash, members, nonmembers)
         run_id = _new_run_id()
         self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
         log(f"run {run_id}: {self.family.name} / {self.dataset.name} / {self.method.name}, seed {self.req.seed}, "
@@ -147,6 +159,8 @@ class Protocol:
             "teacher": self._model("teacher", self.teacher_size, members.ids, order, recipe={"loss": "ce"}),
             "baseline": self._model("baseline", self.student_size, members.ids, order, recipe={"loss": "ce"}),
         }
+        if self.filtered is not None:
+            order = order[~torch.isin(order, torch.tensor(self.filtered["rows"], dtype=torch.long))]
         models["student"] = self._student(models, members, order)
 
         t0 = time.perf_counter()
@@ -158,14 +172,22 @@ class Protocol:
         metrics = figures(on_members, on_nonmembers)
 
         t0 = time.perf_counter()
+        derived, tables, approx = self._analysis(models, members, nonmembers, on_members, on_nonmembers)
+        metrics.update(derived)
+        if self.filtered is not None:
+            metrics.update({f"filter_{k}": v for k, v in self.filtered["figures"].items()})
+        self.seconds["analysis"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
         infos = {role: info for role, (_, info) in models.items()}
         self.store.finish_run(
             run_id,
             models=[self._model_row(run_id, info, metrics) for info in infos.values()],
             examples=self._example_rows(dataset_hash, members, nonmembers),
-            samples=_sample_columns(members, nonmembers, on_members, on_nonmembers),
+            samples=_sample_columns(members, nonmembers, on_members, on_nonmembers, approx),
             metrics=metrics,
             stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
+            tables=tables,
         )
         self.seconds["store"] = time.perf_counter() - t0
         return RunResult(run_id, metrics, infos, dict(self.seconds), len(members), len(nonmembers))
@@ -281,6 +303,116 @@ class Protocol:
         return extract(model, examples.ids, self.preset.prefix_len, self.preset.suffix_len,
                        self.preset.eval_batch_size, desc=desc)
 
+    def _analysis(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers):
+        """Attacks, curves, approximate memorization and predictor features: figures, tables, per-sample extras."""
+        p = self.preset
+        z_m = analysis.zlib_bits(self.tokenizer.batch_decode(members.ids))
+        z_n = analysis.zlib_bits(self.tokenizer.batch_decode(nonmembers.ids))
+        refs = self._references(models, members, nonmembers, on_members, on_nonmembers)
+        ev_m = {r: analysis.evidence(on_members[r], z_m, analysis.evidence(refs[r][0], z_m)) for r in ROLES}
+        ev_n = {r: analysis.evidence(on_nonmembers[r], z_n, analysis.evidence(refs[r][1], z_n)) for r in ROLES}
+        log(f"membership attacks: {', '.join(self.found.attacks)} on every role")
+        metrics, scores, roc = analysis.attack(self.found.attacks, ev_m, ev_n, members.sample_ids,
+                                               nonmembers.sample_ids, seed=self.req.seed)
+        curves = analysis.k_extractability(on_members, p.suffix_len)
+        for k in curves:
+            curves[k] += roc[k]
+
+        pick = analysis.approx_sample(len(members), p.approx_sample).tolist()
+        picked_ids = [members.sample_ids[i] for i in pick]
+        conts: dict[str, list] = {"role": [], "sample_id": [], "token_ids": [], "text": []}
+        approx: dict[str, dict[str, tuple[float, float]]] = {}
+        for role, (model, _) in models.items():
+            if not pick:
+                break
+            generated, match, edit = analysis.approximate(model, members.ids[pick], p.prefix_len, p.suffix_len,
+                                                          p.generate_batch_size, desc=f"{role}: continuations")
+            approx[role] = dict(zip(picked_ids, zip(match.tolist(), edit.tolist())))
+            conts["role"] += [role] * len(pick)
+            conts["sample_id"] += picked_ids
+            conts["token_ids"] += generated.tolist()
+            conts["text"] += self.tokenizer.batch_decode(generated)
+            metrics[f"approx_match_{role}"] = match.mean().item()
+            metrics[f"edit_distance_{role}"] = edit.mean().item()
+
+        kl = analysis.pair_kl(models["teacher"][0], models["baseline"][0], members.ids, p.eval_batch_size)
+        features = {"sample_id": list(members.sample_ids),
+                    "teacher_ppl": on_members["teacher"].loss.exp().tolist(),
+                    "baseline_ppl": on_members["baseline"].loss.exp().tolist(),
+                    "kl_teacher_baseline": kl.tolist(), "zlib_entropy": z_m.tolist(),
+                    "memorized_student": on_members["student"].memorized.tolist()}
+        return metrics, {"scores": scores, "curves": curves, "continuations": conts, "features": features}, approx
+
+    def _load_reference(self):
+        """The model named by --reference; it must read the family's tokens, or its losses mean nothing here."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = self.req.reference
+        where = path if Path(path).exists() else f"{path} (hub id)"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.req.trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True,
+                                                         trust_remote_code=self.req.trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"cannot load reference model {where}: {str(err).splitlines()[0]}") from None
+        if tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise UsageError(f"reference model {where} has a different tokenizer from the {self.family.name} family's "
+                             "models: a reference must score the same tokens")
+        log(f"reference model: {path}")
+        return model
+
+    def _predicted_filter(self, dataset_hash: str, members: Examples, nonmembers: Examples) -> dict[str, Any]:
+        """The members a predictor trained on the unfiltered run expects the student to memorize.
+
+        The unfiltered run at the same configuration is the source of the labels; it is run first
+        when the results hold none (the teacher and baseline come from the cache).
+        """
+        from harness.predict import THRESHOLD, predict_run
+
+        unfiltered = {**self._run_row("", dataset_hash, members, nonmembers), "filter": None}
+        source = self._finished_run(config_hash(unfiltered))
+        if source is None:
+            log(f"filter: no unfiltered {self.method.name} run at this configuration yet; running it first")
+            from dataclasses import replace
+
+            source = Protocol(replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")).run().run_id
+        report, ids, risk = predict_run(self.store, source)
+        position = {sid: i for i, sid in enumerate(members.sample_ids)}
+        rows = sorted(position[sid] for sid, r in zip(ids, risk) if r >= THRESHOLD)
+        _, [(mem, ppl)] = self.store.query(
+            "SELECT max(value) FILTER (name = 'mem_rate_student'), max(value) FILTER (name = 'val_ppl_student') "
+            "FROM metrics WHERE run_id = ?", [source])
+        log(f"filter: predictor from run {source} (AUC {report.auc_mean:.3f} over {report.splits} splits) leaves out "
+            f"{len(rows)} of {len(members)} members predicted to be memorized")
+        return {"source_run": source, "rows": rows,
+                "figures": {"removed": float(len(rows)), "predict_auc": report.auc_mean,
+                            "unfiltered_mem_rate_student": mem, "unfiltered_val_ppl_student": ppl}}
+
+    def _finished_run(self, config: str) -> str | None:
+        if not self.store.path.is_file():
+            return None
+        _, rows = self.store.query("SELECT r.run_id FROM runs r WHERE r.config_hash = ? AND r.status = 'finished' "
+                                   "AND EXISTS (SELECT 1 FROM features f WHERE f.run_id = r.run_id) "
+                                   "ORDER BY r.finished_at DESC LIMIT 1", [config])
+        return rows[0][0] if rows else None
+
+    def _references(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers):
+        """Each role's reference model's extractions on (members, non-members).
+
+        The baseline is the teacher's and the student's reference; the baseline's own is the small
+        model before fine-tuning. `--reference PATH` replaces all three with one named model.
+        """
+        if self.reference is not None:
+            on = (self._extract(self.reference, members, "reference: members"),
+                  self._extract(self.reference, nonmembers, "reference: non-members"))
+            return dict.fromkeys(ROLES, on)
+        torch.manual_seed(self.req.seed)  # the very weights the baseline started from
+        start = self.family.model(self.student_size, self.tokenizer, **self.remote)
+        before = (self._extract(start, members, "small model before fine-tuning: members"),
+                  self._extract(start, nonmembers, "small model before fine-tuning: non-members"))
+        after = (on_members["baseline"], on_nonmembers["baseline"])
+        return {"teacher": after, "baseline": before, "student": after}
+
     # ------------------------------------------------------------ rows
 
     def _run_row(self, run_id: str, dataset_hash: str, members: Examples, nonmembers: Examples) -> dict[str, Any]:
@@ -288,7 +420,8 @@ class Protocol:
 
         row = {
             "run_id": run_id, "family": self.family.name, "dataset": self.dataset.name, "method": self.method.name,
-            "method_label": _label(self.method, self.method_args), "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
+            "method_label": _label(self.method, self.method_args, self.req.filter),
+            "method_args": json.dumps(self.method_args), "dataset_args": json.dumps(self.dataset_args),
             # only those that differ from the family's defaults: what tells boards and `show` apart
             "family_args": json.dumps({p.name: self.family_args[p.name] for p in self.family.params
                                        if self.family_args[p.name] != p.default}),
@@ -300,7 +433,9 @@ class Protocol:
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
             "python_version": platform.python_version(), "device": _device(), "command": self.req.command,
-            "trust_remote_code": self.req.trust_remote_code,
+            "trust_remote_code": self.req.trust_remote_code, "reference": self.req.reference,
+            "filter": None if self.filtered is None else json.dumps(
+                {"by": self.req.filter, "source_run": self.filtered["source_run"], "removed": len(self.filtered["rows"])}),
         }
         row["config_hash"] = config_hash(row)
         return row
@@ -326,9 +461,10 @@ class Protocol:
         return rows
 
 
-def _sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonmembers) -> dict[str, list]:
+def _sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonmembers,
+                    approx: dict[str, dict[str, tuple[float, float]]]) -> dict[str, list]:
     cols: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
-                                             "loss", "suffix_loss", "tie")}
+                                             "loss", "suffix_loss", "tie", "approx_match", "edit_distance")}
     for role in ROLES:
         for examples, result in ((members, on_members[role]), (nonmembers, on_nonmembers[role])):
             n = len(examples)
@@ -341,13 +477,16 @@ def _sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonm
             cols["loss"] += result.loss.tolist()
             cols["suffix_loss"] += result.suffix_loss.tolist()
             cols["tie"] += result.ties.tolist()
+            generated = approx.get(role, {}) if examples is members else {}
+            cols["approx_match"] += [generated.get(sid, (None, None))[0] for sid in examples.sample_ids]
+            cols["edit_distance"] += [generated.get(sid, (None, None))[1] for sid in examples.sample_ids]
     return cols
 
 
-def _label(method: KDMethod, args: dict[str, Any]) -> str:
+def _label(method: KDMethod, args: dict[str, Any], filter: str | None = None) -> str:
     """The method's name, plus the arguments that differ from its defaults: how boards name it."""
     changed = [f"{p.name}={args[p.name]}" for p in method.params if args[p.name] != p.default]
-    return " ".join([method.name, *changed])
+    return " ".join([method.name, *changed, *([f"[filter: {filter}]"] if filter else [])])
 
 
 def _preset_dict(preset: Preset) -> dict[str, Any]:

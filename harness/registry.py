@@ -24,6 +24,8 @@ PROTOCOL_PARAMS = (
     Param("example_len", int, 0, "tokens per example; 0 means prefix_len + suffix_len", min=0, max=65536),
     Param("eval_batch_size", int, 64, "examples per forward pass in extraction", min=1, max=65536),
     Param("generate_batch_size", int, 64, "prompts per batch when a teacher generates", min=1, max=65536),
+    Param("approx_sample", int, 128, "members whose greedy continuation is generated for approximate "
+          "memorization (0: none)", min=0, max=10_000_000),
 )
 
 TRAIN_PARAMS = (
@@ -65,6 +67,8 @@ class Preset:
     # dataset arguments this preset sets (e.g. members = 1000000), for datasets that declare them;
     # --dataset-arg still wins
     dataset_args: dict[str, Any] = field(default_factory=dict)
+    # members whose greedy continuation is generated for approximate-memorization figures
+    approx_sample: int = 128
 
     def training(self, role: str) -> Training:
         return getattr(self, role)

@@ -37,6 +37,29 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
     return f"{table}\n\n{inheritance}"
 
 
+def attack_table(metrics: dict[str, float]) -> str:
+    """Membership attacks: AUC and TPR at 1% and 0.1% FPR per attack and role, with 95% intervals."""
+    pairs = sorted({tuple(n.split("_")[1:3]) for n in metrics if n.startswith("auc_") and not n.endswith(("_lo", "_hi"))},
+                   key=lambda p: (p[0], ROLES.index(p[1]) if p[1] in ROLES else 9))
+    if not pairs:
+        return ""
+
+    def cell(name: str, fmt) -> str:
+        v = metrics.get(name)
+        return "n/a" if v is None else f"{fmt(v)} [{fmt(metrics.get(name + '_lo'))}, {fmt(metrics.get(name + '_hi'))}]"
+
+    rows = [[attack, role, cell(f"auc_{attack}_{role}", lambda v: tables.num(v, 3)),
+             cell(f"tpr_1_{attack}_{role}", tables.pct), cell(f"tpr_0.1_{attack}_{role}", tables.pct)]
+            for attack, role in pairs]
+    return tables.render(["attack", "role", "AUC [95%]", "TPR at 1% FPR", "TPR at 0.1% FPR"], rows)
+
+
+def approx_line(metrics: dict[str, float]) -> str:
+    parts = [f"{role} {tables.pct(metrics[f'approx_match_{role}'])} of tokens, edit distance "
+             f"{tables.num(metrics.get(f'edit_distance_{role}'), 3)}" for role in ROLES if f"approx_match_{role}" in metrics]
+    return "generated continuations of sampled members: " + "; ".join(parts) if parts else ""
+
+
 def resolve_run_id(store: Store, run_id: str) -> str:
     if run_id == "latest":
         _, rows = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
@@ -81,7 +104,10 @@ def show(store: Store, run_id: str) -> str:
     mcols, mrows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
                                "list_position(['teacher', 'baseline', 'student'], role)", [run_id])
     models = [dict(zip(mcols, r)) for r in mrows]
-    lines += ["", summary(metrics, models, run["n_members"]), "", "Checkpoints (Hugging Face folders):"]
+    lines += ["", summary(metrics, models, run["n_members"])]
+    extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
+    lines += [x for t in extra for x in ("", t)]
+    lines += ["", "Checkpoints (Hugging Face folders):"]
     lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
     lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(store, run_id)]
     return "\n".join(lines)

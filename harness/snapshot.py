@@ -27,8 +27,6 @@ from harness.store import SCHEMA, SCHEMA_VERSION, Store, config_hash
 ENV_VAR = "HARNESS_LEADERBOARDS"
 TABLES = ("runs", "models", "examples", "samples", "metrics")
 NOTES = "CREATE TABLE IF NOT EXISTS snapshot_notes (kind VARCHAR, subject VARCHAR, note VARCHAR)"
-CONTINUATIONS = ("CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
-                 "token_ids INTEGER[], PRIMARY KEY (run_id, role, sample_id))")
 BLOCK_SIZE = 16384
 VOCAB = "CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEGER, piece VARCHAR)"
 # What a published file must not carry: where it was run, by whom, from which paths.
@@ -111,29 +109,32 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
         con.execute("USE out")
         con.execute(SCHEMA)
         con.execute(NOTES)
-        con.execute(CONTINUATIONS)
         con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(source)])
         ids = list(run_ids)
-        con.execute("INSERT INTO runs SELECT * FROM src.runs WHERE list_contains(?, run_id)", [ids])
+        con.execute("INSERT INTO runs BY NAME SELECT * FROM src.runs WHERE list_contains(?, run_id)", [ids])
         con.execute(f"UPDATE runs SET {', '.join(f'{c} = NULL' for c in PRIVATE_RUN_COLUMNS)}")
-        for table in ("models", "samples", "metrics"):
-            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} WHERE list_contains(?, run_id)", [ids])
+        for table in ("models", "samples", "metrics", "curves"):
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM src.{table} WHERE list_contains(?, run_id)", [ids])
         _write_vocab(con, public)
         con.execute("UPDATE models SET artifact_path = NULL")
-        con.execute("""INSERT INTO examples SELECT DISTINCT e.* FROM src.examples e
+        con.execute("""INSERT INTO examples BY NAME SELECT DISTINCT e.* FROM src.examples e
                        JOIN (SELECT DISTINCT dataset_hash, tokenizer_key FROM runs) r USING (dataset_hash, tokenizer_key)""")
         con.execute("""UPDATE examples SET text = NULL, token_ids = NULL WHERE dataset_hash IN (
                        SELECT dataset_hash FROM runs WHERE NOT list_contains(?, dataset))""", [sorted(public)])
         _copy_continuations(con, ids)
         if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
                        "AND table_name = 'vocab'").fetchone()[0]:
-            con.execute("INSERT INTO vocab SELECT * FROM src.vocab v WHERE list_contains(?, v.tokenizer_key) "
+            con.execute("INSERT INTO vocab BY NAME SELECT * FROM src.vocab v WHERE list_contains(?, v.tokenizer_key) "
                         "AND v.tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)",
                         [[r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM runs WHERE "
                                                     "list_contains(?, dataset)", [sorted(public)]).fetchall()]])
         for (run_id, role, sample_id), tokens in (continuations or {}).items():
-            con.execute("INSERT OR REPLACE INTO continuations VALUES (?, ?, ?, ?)", [run_id, role, sample_id, tokens])
+            con.execute("INSERT OR REPLACE INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)",
+                        [run_id, role, sample_id, tokens])
+        # A continuation of a memorized example is the training text itself: private datasets keep none
+        con.execute("DELETE FROM continuations WHERE run_id IN (SELECT run_id FROM runs WHERE NOT list_contains(?, dataset))",
+                    [sorted(public)])
         withheld = [r[0] for r in con.execute("SELECT DISTINCT dataset FROM runs WHERE NOT list_contains(?, dataset)",
                                               [sorted(public)]).fetchall()]
         for ds in withheld:
@@ -172,7 +173,7 @@ def _copy_continuations(con, ids: list[str]) -> None:
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
                       "AND table_name = 'continuations'").fetchone()[0]
     if has:
-        con.execute("INSERT OR REPLACE INTO continuations SELECT * FROM src.continuations "
+        con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT * FROM src.continuations "
                     "WHERE list_contains(?, run_id)", [ids])
 
 
@@ -301,13 +302,12 @@ def _merge_into(db: Path, snapshot: Path, imported: list[str], dest: Path) -> No
     shutil.copyfile(db, dest)
     con = duckdb.connect(str(dest))
     try:
-        con.execute(CONTINUATIONS)
         con.execute(VOCAB)
         con.execute("ATTACH ? AS snap (READ_ONLY)", [str(snapshot)])
         _append(con, "snap", imported)
-        con.execute("INSERT OR REPLACE INTO continuations SELECT * FROM snap.continuations "
+        con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT * FROM snap.continuations "
                     "WHERE list_contains(?, run_id)", [imported])
-        con.execute("INSERT INTO vocab SELECT * FROM snap.vocab WHERE tokenizer_key NOT IN "
+        con.execute("INSERT INTO vocab BY NAME SELECT * FROM snap.vocab WHERE tokenizer_key NOT IN "
                     "(SELECT tokenizer_key FROM vocab)")
         con.execute("DETACH snap")
     finally:
@@ -319,8 +319,8 @@ def _append(con, alias: str, run_ids: list[str]) -> None:
     present = {r[0] for r in con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)", [run_ids]).fetchall()}
     run_ids = [r for r in run_ids if r not in present]
     for table in ("runs", "models", "samples", "metrics"):
-        con.execute(f"INSERT INTO {table} SELECT * FROM {alias}.{table} WHERE list_contains(?, run_id)", [run_ids])
-    con.execute(f"""INSERT INTO examples SELECT e.* FROM {alias}.examples e WHERE NOT EXISTS (
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {alias}.{table} WHERE list_contains(?, run_id)", [run_ids])
+    con.execute(f"""INSERT INTO examples BY NAME SELECT e.* FROM {alias}.examples e WHERE NOT EXISTS (
                     SELECT 1 FROM examples x WHERE x.dataset_hash = e.dataset_hash
                     AND x.tokenizer_key = e.tokenizer_key AND x.sample_id = e.sample_id)""")
 
@@ -445,11 +445,12 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
             dup = con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)", [ids]).fetchall()
         if dup:
             raise UsageError(f"run {dup[0][0]} is already on board {spec.name}")
+        with Store(snapshot).connect():  # an older snapshot is migrated before runs are added to it
+            pass
     con = duckdb.connect(str(snapshot))
     try:
         con.execute(SCHEMA)
         con.execute(NOTES)
-        con.execute(CONTINUATIONS)
         con.execute(VOCAB)
         if con.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 0:
             con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
@@ -459,13 +460,13 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
         attached = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                               "WHERE table_catalog = 'bundle'").fetchall()}
         if "continuations" in attached:
-            con.execute("INSERT OR REPLACE INTO continuations SELECT run_id, role, sample_id, token_ids "
+            con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT run_id, role, sample_id, token_ids "
                         "FROM bundle.continuations WHERE list_contains(?, run_id)", [ids])
         if "vocab" in attached:
-            con.execute("INSERT INTO vocab SELECT tokenizer_key, token_id, piece FROM bundle.vocab "
+            con.execute("INSERT INTO vocab BY NAME SELECT tokenizer_key, token_id, piece FROM bundle.vocab "
                         "WHERE tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)")
         if "snapshot_notes" in attached:
-            con.execute("INSERT INTO snapshot_notes SELECT kind, subject, note FROM bundle.snapshot_notes "
+            con.execute("INSERT INTO snapshot_notes BY NAME SELECT kind, subject, note FROM bundle.snapshot_notes "
                         "WHERE kind = 'withheld' AND subject NOT IN "
                         "(SELECT subject FROM snapshot_notes WHERE kind = 'withheld')")
         con.executemany("INSERT INTO snapshot_notes VALUES ('imported', ?, ?)",

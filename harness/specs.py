@@ -1,4 +1,4 @@
-"""What a plugin registers: model families, datasets and KD methods, with declared parameters.
+"""What a plugin registers: model families, datasets, KD methods and membership attacks, with declared parameters.
 
 These dataclasses are the whole contract between the core and its plugins: a plugin builds
 one and hands it to the `register` callable of a hook (see `harness.hookspecs`).
@@ -302,6 +302,45 @@ class KDMethod:
         return "loss" if self.loss is not None else "make_data" if self.make_data is not None else "step"
 
 
+# ---------------------------------------------------------------- membership-inference attacks
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one teacher-forced pass of a model tells about each example: every attack scores from it.
+
+    The extraction pass computes it anyway, so an attack costs no forward pass of its own.
+    """
+
+    token_logprobs: torch.Tensor  # (n, T-1): log p(x_t | x_<t) of each true token
+    token_mean: torch.Tensor  # (n, T-1): the model's expected log-probability at that position, E_z~p[log p(z)]
+    token_std: torch.Tensor  # (n, T-1): its standard deviation over the model's own next-token distribution
+    zlib_bits: torch.Tensor  # (n,): the example's text compressed with zlib, in bits
+    reference: Evidence | None = None  # a reference model's evidence on the same examples, for calibrated attacks
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return -self.token_logprobs.mean(dim=1)
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A membership-inference attack: a score per example, higher meaning "more likely a member".
+
+    `score(evidence, args)` gets the `Evidence` of one model on a set of examples and returns an
+    (n,) tensor. An attack with `needs_reference` gets `evidence.reference` filled in: by default
+    the baseline for the teacher and the student, and the small model before fine-tuning for the
+    baseline (`harness eval --reference PATH` names another).
+    """
+
+    name: str
+    description: str
+    score: Callable[[Evidence, dict[str, Any]], torch.Tensor]
+    params: tuple[Param, ...] = ()
+    needs_reference: bool = False
+    paper: str = ""
+
+
 @dataclass
 class Registered:
     """Everything the active plugins registered, by name, with the plugin that gave each."""
@@ -309,6 +348,7 @@ class Registered:
     families: dict[str, ModelFamily] = field(default_factory=dict)
     datasets: dict[str, Dataset] = field(default_factory=dict)
     methods: dict[str, KDMethod] = field(default_factory=dict)
+    attacks: dict[str, Attack] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
     skipped: dict[str, str] = field(default_factory=dict)  # plugin -> why its hook failed
@@ -329,6 +369,11 @@ class Registered:
         if name not in self.methods:
             raise self._missing("methods", "method", name, [*self.methods, *self.aliases])
         return self.methods[name]
+
+    def attack(self, name: str) -> Attack:
+        if name not in self.attacks:
+            raise self._missing("attacks", "attack", name, self.attacks)
+        return self.attacks[name]
 
     def _missing(self, attr: str, kind: str, name: str, choices) -> UsageError:
         """Unknown name; when a skipped plugin provides it (or may), the error names that plugin."""

@@ -27,8 +27,42 @@ from harness.cache import key
 from harness.errors import UsageError
 from harness.faults import fault
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LOCK_WAIT_SECONDS = 120.0
+
+# Tables that schema version 4 added (membership attacks, curves, approximate memorization,
+# the memorization predictor, seed groups); what each holds is in README's "Results tables".
+NEW_IN_4 = """
+CREATE TABLE IF NOT EXISTS scores (
+    run_id VARCHAR, role VARCHAR, sample_id VARCHAR, attack VARCHAR, score DOUBLE,
+    PRIMARY KEY (run_id, role, sample_id, attack)
+);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id VARCHAR, role VARCHAR, curve VARCHAR, i INTEGER, x DOUBLE, y DOUBLE,
+    PRIMARY KEY (run_id, role, curve, i)
+);
+CREATE TABLE IF NOT EXISTS continuations (
+    run_id VARCHAR, role VARCHAR, sample_id VARCHAR, token_ids INTEGER[], text VARCHAR,
+    PRIMARY KEY (run_id, role, sample_id)
+);
+CREATE TABLE IF NOT EXISTS features (
+    run_id VARCHAR, sample_id VARCHAR, teacher_ppl DOUBLE, baseline_ppl DOUBLE, kl_teacher_baseline DOUBLE,
+    zlib_entropy DOUBLE, memorized_student BOOLEAN, risk DOUBLE,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS seed_groups (
+    group_id VARCHAR, run_id VARCHAR, seed INTEGER,
+    PRIMARY KEY (group_id, run_id)
+);
+CREATE TABLE IF NOT EXISTS group_metrics (
+    group_id VARCHAR, name VARCHAR, n INTEGER, mean DOUBLE, lo DOUBLE, hi DOUBLE,
+    PRIMARY KEY (group_id, name)
+);
+CREATE TABLE IF NOT EXISTS group_sets (
+    group_id VARCHAR, role VARCHAR, sample_id VARCHAR,
+    PRIMARY KEY (group_id, role, sample_id)
+);
+"""
 
 # What turns a file of schema version v into v + 1, applied in order, each in its own transaction,
 # when an older file is opened. A schema change bumps SCHEMA_VERSION, edits SCHEMA (what a new
@@ -36,6 +70,16 @@ LOCK_WAIT_SECONDS = 120.0
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false",),
     2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON",),
+    3: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS filter JSON",
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference VARCHAR",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS approx_match DOUBLE",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS edit_distance DOUBLE",
+        # published snapshots of version 3 carry a continuations table without the text
+        "CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
+        "token_ids INTEGER[], PRIMARY KEY (run_id, role, sample_id))",
+        "ALTER TABLE continuations ADD COLUMN IF NOT EXISTS text VARCHAR",
+        *[f"CREATE TABLE IF NOT EXISTS {t}" for t in NEW_IN_4.split("CREATE TABLE IF NOT EXISTS ")[1:]
+          if not t.startswith("continuations")]),
 }
 
 SCHEMA = """
@@ -50,7 +94,7 @@ CREATE TABLE IF NOT EXISTS runs (
     python_version VARCHAR, device VARCHAR, hostname VARCHAR, pid INTEGER, command VARCHAR,
     trust_remote_code BOOLEAN DEFAULT false,
     status VARCHAR, error VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, stage_seconds JSON,
-    family_args JSON
+    family_args JSON, filter JSON, reference VARCHAR
 );
 CREATE TABLE IF NOT EXISTS models (
     run_id VARCHAR, role VARCHAR, model_name VARCHAR, size VARCHAR, n_params BIGINT,
@@ -66,13 +110,14 @@ CREATE TABLE IF NOT EXISTS examples (
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR, role VARCHAR, sample_id VARCHAR, split VARCHAR, repeats INTEGER,
     memorized BOOLEAN, match_len INTEGER, loss DOUBLE, suffix_loss DOUBLE, tie BOOLEAN,
+    approx_match DOUBLE, edit_distance DOUBLE,
     PRIMARY KEY (run_id, role, sample_id)
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, name VARCHAR, value DOUBLE,
     PRIMARY KEY (run_id, name)
 );
-"""
+""" + NEW_IN_4
 
 
 def default_path() -> Path:
@@ -184,8 +229,13 @@ class Store:
             _insert(con, "runs", [row])
 
     def finish_run(self, run_id: str, *, models: list[dict], examples: list[dict], samples: dict[str, list],
-                   metrics: dict[str, float], stage_seconds: dict[str, float]) -> None:
-        """Everything a finished run wrote, in one transaction: all of it lands, or none."""
+                   metrics: dict[str, float], stage_seconds: dict[str, float],
+                   tables: dict[str, dict[str, list]] | None = None) -> None:
+        """Everything a finished run wrote, in one transaction: all of it lands, or none.
+
+        `tables` holds the per-run tables beyond samples and metrics (scores, curves,
+        continuations, features), column-wise, without the run_id.
+        """
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -198,10 +248,51 @@ class Store:
                                 "AND e.tokenizer_key = n.tokenizer_key AND e.sample_id = n.sample_id)")
                     con.execute("DROP TABLE new_examples")
                 _insert_columns(con, "samples", {"run_id": run_id, **samples})
+                for table, columns in (tables or {}).items():
+                    if any(columns.values()):
+                        _insert_columns(con, table, {"run_id": run_id, **columns})
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in metrics.items()])
                 con.execute("UPDATE runs SET status = 'finished', finished_at = ?, stage_seconds = ? WHERE run_id = ?",
                             [_now(), json.dumps(stage_seconds), run_id])
                 fault("store:commit")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def record_prediction(self, run_id: str, risk: dict[str, float], figures: dict[str, float]) -> None:
+        """A memorization predictor's per-member risk and its figures, added to a finished run."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("CREATE TEMP TABLE new_risk (sample_id VARCHAR, risk DOUBLE)")
+                _insert_columns(con, "new_risk", {"sample_id": list(risk), "risk": list(risk.values())})
+                con.execute("UPDATE features SET risk = n.risk FROM new_risk n "
+                            "WHERE features.run_id = ? AND features.sample_id = n.sample_id", [run_id])
+                con.execute("DROP TABLE new_risk")
+                con.execute("DELETE FROM metrics WHERE run_id = ? AND list_contains(?, name)", [run_id, list(figures)])
+                _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in figures.items()])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def record_group(self, group_id: str, seeds: dict[str, int], summary: dict[str, tuple[int, float, float, float]],
+                     always: dict[str, list[str]]) -> None:
+        """Runs of one configuration over several seeds: members, figures as (n, mean, lo, hi), and
+        per role the members memorized at every seed."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _insert_columns(con, "seed_groups", {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
+                names = list(summary)
+                _insert_columns(con, "group_metrics", {"group_id": group_id, "name": names,
+                                                       **{c: [_db_value(summary[n][i]) for n in names]
+                                                          for i, c in enumerate(("n", "mean", "lo", "hi"))}})
+                pairs = [(role, sid) for role, ids in always.items() for sid in ids]
+                if pairs:
+                    _insert_columns(con, "group_sets", {"group_id": group_id, "role": [p[0] for p in pairs],
+                                                        "sample_id": [p[1] for p in pairs]})
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -233,8 +324,8 @@ def config_hash(run: dict[str, Any]) -> str:
     """The hash of a run's configuration, computed from its stored row alone.
 
     Importing a bundle recomputes it, so it may use only what `runs` keeps. Family args
-    enter only when they differ from the family's defaults, which keeps the hashes of runs
-    stored before family args existed unchanged.
+    enter only when they differ from the family's defaults, and a filter or reference model
+    only when given, which keeps the hashes of runs stored before these existed unchanged.
     """
     config = {"family": run["family"], "dataset": run["dataset"], "dataset_hash": run["dataset_hash"],
               "dataset_args": json.loads(run["dataset_args"]), "method": run["method"],
@@ -244,6 +335,9 @@ def config_hash(run: dict[str, Any]) -> str:
     family_args = json.loads(run.get("family_args") or "{}")
     if family_args:
         config["family_args"] = family_args
+    for optional in ("filter", "reference"):  # present only when the run used them
+        if run.get(optional):
+            config[optional] = run[optional]
     return key(config)
 
 

@@ -128,7 +128,8 @@ def test_extract_on_hand_built_logits(batch_size):
     whole, suffix = direct_losses(model, ids)
     assert result.loss.tolist() == pytest.approx(whole, rel=1e-5)
     assert result.suffix_loss.tolist() == pytest.approx(suffix, rel=1e-5)
-    assert set(result.as_dict()) == {"memorized", "match_len", "loss", "suffix_loss", "ties"}
+    assert set(result.as_dict()) == {"memorized", "match_len", "loss", "suffix_loss", "ties",
+                                     "token_logprobs", "token_mean", "token_std"}
 
 
 def test_extract_ignores_tokens_past_the_suffix():

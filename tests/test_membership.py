@@ -1,0 +1,134 @@
+"""Membership-inference figures on hand-built scores, and the vectorized bootstrap against sklearn."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from harness.membership import (
+    FPRS,
+    attack_figures,
+    batch_auc,
+    batch_tpr,
+    roc_points,
+    zlib_entropy,
+)
+
+KEYS = ["auc", "auc_lo", "auc_hi", "tpr_1", "tpr_1_lo", "tpr_1_hi", "tpr_0.1", "tpr_0.1_lo", "tpr_0.1_hi"]
+
+
+def sk_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
+    f, t, _ = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg], drop_intermediate=False)
+    return float(t[f <= fpr].max())
+
+
+def test_auc_by_hand():
+    # Pairs (member > non-member): 3 beats 1, 2 but not 3.5; 4 and 5 beat all three: 2 + 3 + 3 = 8 of 9.
+    f = attack_figures(np.array([3, 4, 5]), np.array([1, 2, 3.5]), n_boot=200)
+    assert list(f) == KEYS
+    assert f["auc"] == pytest.approx(8 / 9)
+    assert f["auc_lo"] <= f["auc"] <= f["auc_hi"]
+
+
+def test_perfect_and_reversed_attacks():
+    rng = np.random.default_rng(1)
+    members, nonmembers = rng.uniform(10, 11, 50), rng.uniform(0, 1, 50)
+    f = attack_figures(members, nonmembers, n_boot=200)
+    assert all(f[k] == 1.0 for k in KEYS)
+    r = attack_figures(nonmembers, members, n_boot=200)
+    assert r["auc"] == r["auc_lo"] == r["auc_hi"] == 0.0
+    assert r["tpr_1"] == r["tpr_0.1"] == 0.0
+
+
+def test_tpr_at_low_fpr_by_hand():
+    # 200 non-members at 0..199: at 1% FPR two false positives are allowed, so the lowest admissible
+    # threshold is just above 197, and at 0.1% (0.2 of a non-member) just above 199.
+    nonmembers = np.arange(200.0)
+    members = np.array([500, 199, 198.5, 198, 197.5, 197, 50, 10, 0, -1.0])
+    f = attack_figures(members, nonmembers, n_boot=50)
+    assert f["tpr_1"] == pytest.approx(5 / 10)  # 500, 199, 198.5, 198, 197.5; 197 ties the third non-member
+    assert f["tpr_0.1"] == pytest.approx(1 / 10)  # only 500; 199 ties the top non-member
+    assert f["tpr_1"] == sk_tpr(members, nonmembers, 0.01)
+
+
+def test_few_nonmembers_need_zero_false_positives():
+    # 10 non-members: 1% of 10 is 0.1, so no false positive is allowed.
+    f = attack_figures(np.array([5, 6, 7, 0.5]), np.arange(10.0) / 10 * 5.5, n_boot=50)
+    assert f["tpr_1"] == f["tpr_0.1"] == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize("seed, kind", list(enumerate(["normal", "ties", "tiny", "shifted_ties"])))
+def test_batch_functions_match_sklearn(seed, kind):
+    rng = np.random.default_rng(seed)
+    sets = {
+        "normal": (rng.normal(0.5, 1, 300), rng.normal(0, 1, 400)),
+        "ties": (rng.integers(0, 4, 120).astype(float), rng.integers(0, 4, 150).astype(float)),
+        "tiny": (rng.normal(1, 1, 3), rng.normal(0, 1, 5)),
+        "shifted_ties": (rng.integers(1, 4, 1000).astype(float), rng.integers(0, 3, 2000).astype(float)),
+    }
+    pos, neg = sets[kind]
+    ip, ineg = rng.integers(0, len(pos), (25, len(pos))), rng.integers(0, len(neg), (25, len(neg)))
+    bp, bn = np.vstack([pos, pos[ip]]), np.vstack([neg, neg[ineg]])  # row 0 is the original data
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    expected_auc = [roc_auc_score(y, np.r_[p, n]) for p, n in zip(bp, bn)]
+    np.testing.assert_allclose(batch_auc(bp, bn), expected_auc, rtol=0, atol=1e-12)
+    for fpr in (*FPRS, 0.05, 0.3):
+        expected = [sk_tpr(p, n, fpr) for p, n in zip(bp, bn)]
+        np.testing.assert_array_equal(batch_tpr(bp, bn, fpr), expected)
+
+
+def test_interval_contains_estimate_and_narrows():
+    rng = np.random.default_rng(2)
+    widths = []
+    for n in (50, 800):
+        f = attack_figures(rng.normal(0.5, 1, n), rng.normal(0, 1, n), n_boot=300)
+        for name in ("auc", "tpr_1"):
+            assert f[f"{name}_lo"] <= f[name] <= f[f"{name}_hi"]
+        widths.append(f["auc_hi"] - f["auc_lo"])
+    assert widths[1] < widths[0] / 2
+
+
+def test_reproducible_at_a_seed():
+    rng = np.random.default_rng(3)
+    pos, neg = rng.normal(1, 1, 64), rng.normal(0, 1, 64)
+    assert attack_figures(pos, neg, seed=5) == attack_figures(pos, neg, seed=5)
+
+
+def test_bad_scores_are_refused():
+    with pytest.raises(ValueError, match="2 non-finite"):
+        attack_figures(np.array([1.0, np.nan]), np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match="members and non-members"):
+        attack_figures(np.array([]), np.array([0.0]))
+    with pytest.raises(ValueError, match="non-finite"):
+        roc_points(np.array([1.0]), np.array([np.nan]))
+
+
+def test_roc_points_thinning_keeps_ends_and_low_fpr():
+    rng = np.random.default_rng(4)
+    pos, neg = rng.normal(1, 1, 3000), rng.normal(0, 1, 3000)
+    full_fpr, full_tpr, _ = roc_curve(np.r_[np.ones(3000), np.zeros(3000)], np.r_[pos, neg])
+    fpr, tpr = roc_points(pos, neg, max_points=200)
+    assert len(fpr) <= 200 < len(full_fpr)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (full_fpr[0], full_tpr[0], full_fpr[-1], full_tpr[-1])
+    low = full_fpr <= 0.01
+    assert 2 < low.sum() < 200
+    np.testing.assert_array_equal(fpr[: low.sum()], full_fpr[low])  # every low-FPR point kept
+    assert np.all(np.diff(fpr) >= 0) and (fpr > 0.5).any()  # the rest is spread along the curve
+    small_fpr, _ = roc_points(pos[:5], neg[:5])
+    assert len(small_fpr) <= 11  # a short curve is stored whole
+
+
+def test_roc_points_thins_a_crowded_low_region():
+    rng = np.random.default_rng(5)
+    pos, neg = rng.normal(1, 1, 20000), rng.normal(0, 1, 20000)
+    fpr, _ = roc_points(pos, neg, max_points=50)
+    assert len(fpr) <= 50 and fpr[0] == 0 and fpr[-1] == 1
+
+
+def test_zlib_entropy_matches_board_definition():
+    text = "hello hello hello hello"
+    assert zlib_entropy(text) == 8.0 * len(zlib.compress(text.encode("utf-8")))
+    assert zlib_entropy("a" * 1000) < zlib_entropy("".join(chr(33 + (i * 7919) % 90) for i in range(1000)))
