@@ -175,9 +175,9 @@ def run_metrics(con, run_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def attack_auc_names(con) -> list[str]:
-    """Membership-attack AUC figures, once attacks write them (`auc_*` or `*_auc` in metrics)."""
-    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%' ESCAPE '\\' "
-                                      "OR name LIKE '%\\_auc' ESCAPE '\\' ORDER BY 1").fetchall()]
+    """The student's membership-attack AUCs (`auc_<attack>_student` in metrics), once attacks wrote them."""
+    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_student' "
+                                      "ESCAPE '\\' ORDER BY 1").fetchall()]
 
 
 # ------------------------------------------------------------ the board

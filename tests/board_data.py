@@ -90,7 +90,7 @@ def add_run(store: Store, run_id: str, method: str, seed: int = 0, dataset: str 
         con.execute("CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEGER, piece VARCHAR)")
         if con.execute("SELECT count(*) FROM vocab").fetchone()[0] == 0:
             con.executemany("INSERT INTO vocab VALUES ('tok0', ?, ?)", [[i, f"w{i} "] for i in range(50)])
-        con.executemany("INSERT INTO continuations VALUES (?, ?, ?, ?)",
+        con.executemany("INSERT INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)",
                         [[run_id, r, f"m{i:06d}", continuation(r, method, i)] for r in ROLES for i in range(N_MEMBERS)])
 
 

@@ -82,8 +82,10 @@ def test_board_figures_and_charts_data(tmp_path):
 def test_attack_aucs_show_when_stored(tmp_path):
     db = build(tmp_path / "h.duckdb", methods=("soft-kd",))
     con = duckdb.connect(str(db))
+    # the student's best attack counts; the teacher's AUC and the interval bounds do not
     con.execute("INSERT INTO metrics VALUES ('run-soft-kd', 'auc_loss_student', 0.61), "
-                "('run-soft-kd', 'auc_mink_student', 0.66)")
+                "('run-soft-kd', 'auc_min-k_student', 0.66), ('run-soft-kd', 'auc_min-k_student_hi', 0.7), "
+                "('run-soft-kd', 'auc_loss_teacher', 0.9)")
     con.close()
     with B.connect(db) as con:
         b = B.board(con).set_index("method")
