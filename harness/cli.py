@@ -219,10 +219,13 @@ def _eval_seeds(req, count: int) -> int:
     print(tables.render(["figure", "mean", "95% interval", "per seed"], rows, right=[False, True, True, False]))
     print("\nmembers memorized at every seed: " + ", ".join(f"{role} {len(ids)}" for role, ids in group.always.items()))
     last = list(group.runs.values())[-1]
-    means = {k: v[1] for k, v in group.summary.items()}
-    table = attack_table({k: v for k, v in means.items() if k.startswith(("auc_", "tpr_")) and not k.endswith(("_lo", "_hi"))})
+    over_seeds = {}
+    for name, (_, mean, lo, hi) in group.summary.items():
+        if name.startswith(("auc_", "tpr_")) and not name.endswith(("_lo", "_hi")):
+            over_seeds.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
+    table = attack_table(over_seeds)
     if table:
-        print(f"\nmembership attacks, means over seeds:\n{table}")
+        print(f"\nmembership attacks, mean over seeds [95% interval over seeds]:\n{table}")
     print(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} (`harness show {last.run_id}`)")
     return 0
 

@@ -127,6 +127,8 @@ class Protocol:
         started = time.perf_counter()
         members, nonmembers, dataset_hash = self._data()
         self.seconds["data"] = time.perf_counter() - started
+        if self.req.reference:  # before anything is logged or trained: a bad name is one line
+            self.reference = self._load_reference()
         try:
             lines = estimate(self.family, self.tokenizer, {"teacher": self.teacher_size, "student": self.student_size},
                              self.preset, len(members.training_rows()), members.ids.shape[1])
@@ -134,8 +136,6 @@ class Protocol:
             lines = [f"estimate: not available ({type(err).__name__}: {err})"]
         for line in lines:
             log(line)
-        if self.req.reference:
-            self.reference = self._load_reference()
         if self.req.filter == "predicted":
             self.filtered = self._predicted_filter(dataset_hash, members, nonmembers)
         run_id = _new_run_id()
@@ -347,14 +347,23 @@ class Protocol:
         """The model named by --reference; it must read the family's tokens, or its losses mean nothing here."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from harness import hub
+
         path = self.req.reference
-        where = path if Path(path).exists() else f"{path} (hub id)"
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.req.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True,
-                                                         trust_remote_code=self.req.trust_remote_code)
-        except (OSError, ValueError) as err:
-            raise UsageError(f"cannot load reference model {where}: {str(err).splitlines()[0]}") from None
+        local = Path(path).exists()
+        where = path if local else f"{path} (hub id)"
+
+        def load(cls, **kwargs):
+            if not local:  # remote code stays off for a reference model
+                return hub.pretrained(cls.from_pretrained, path, owner="--reference",
+                                      local_hint="pass a local model folder", **kwargs)
+            try:
+                return cls.from_pretrained(path, trust_remote_code=False, **kwargs)
+            except (OSError, ValueError) as err:
+                raise UsageError(f"cannot load reference model {where}: {str(err).splitlines()[0]}") from None
+
+        tokenizer = load(AutoTokenizer)
+        model = load(AutoModelForCausalLM, use_safetensors=True)
         if tokenizer.get_vocab() != self.tokenizer.get_vocab():
             raise UsageError(f"reference model {where} has a different tokenizer from the {self.family.name} family's "
                              "models: a reference must score the same tokens")
