@@ -357,9 +357,16 @@ def charts(con, family, dataset, f: B.Filters, group: pd.DataFrame, runs: pd.Dat
             st.altair_chart(chart_zlib(zl), width="stretch")
     with t["membership attack (ROC)"]:
         pick = st.selectbox("run", list(by_run), key=f"roc_{family}_{dataset}")
-        roc = B.loss_attack_roc(con, by_run[pick])
-        st.caption("The loss attack: members are guessed by their lower per-example loss. "
-                   "Log axes show the low false-positive region that matters for privacy.")
+        attacks = B.stored_attacks(con, by_run[pick])
+        if attacks:
+            attack = st.selectbox("attack", attacks, key=f"atk_{family}_{dataset}")
+            roc = B.attack_roc(con, by_run[pick], attack)
+            st.caption(f"The {attack} attack on each role. Log axes show the low false-positive region "
+                       "that matters for privacy.")
+        else:  # a run from before the attacks: the loss attack from its stored losses
+            roc = B.loss_attack_roc(con, by_run[pick])
+            st.caption("The loss attack: members are guessed by their lower per-example loss. "
+                       "Log axes show the low false-positive region that matters for privacy.")
         if not roc.empty:
             st.altair_chart(chart_roc(roc), width="stretch")
 

@@ -299,6 +299,22 @@ def logprob_vs_zlib(con, run_id: str) -> pd.DataFrame:
     return df.drop(columns="text")
 
 
+def stored_attacks(con, run_id: str) -> list[str]:
+    """The attacks whose ROC curves the run stored (empty for runs from before attacks existed)."""
+    if "curves" not in tables(con):
+        return []
+    return [r[0] for r in con.execute("SELECT DISTINCT substr(curve, 5) FROM curves WHERE run_id = ? "
+                                      "AND starts_with(curve, 'roc:') ORDER BY 1", [run_id]).fetchall()]
+
+
+def attack_roc(con, run_id: str, attack: str) -> pd.DataFrame:
+    """A stored attack's ROC per role, with the run's AUC for it."""
+    df = frame(con, "SELECT c.role, c.x AS fpr, c.y AS tpr, m.value AS auc FROM curves c LEFT JOIN metrics m "
+                    "ON m.run_id = c.run_id AND m.name = 'auc_' || ? || '_' || c.role "
+                    "WHERE c.run_id = ? AND c.curve = 'roc:' || ? ORDER BY c.role, c.i", [attack, run_id, attack])
+    return df
+
+
 def loss_attack_roc(con, run_id: str) -> pd.DataFrame:
     """ROC of the loss attack (members have lower loss) per role, from the stored per-example losses."""
     from sklearn.metrics import roc_auc_score, roc_curve

@@ -99,6 +99,17 @@ def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, c
     assert len(rows) == 48 and all(t > 1 and b > 1 and kl >= 0 and z > 0 for t, b, kl, z in rows)
     assert main(["show", run_id]) == 0
     assert "AUC [95%]" in capsys.readouterr().out
+    # what the app's ROC tab reads
+    import os
+
+    from harness import board as B
+
+    with B.connect(os.environ["HARNESS_DB"]) as con:
+        assert B.stored_attacks(con, run_id) == sorted(ATTACKS)
+        roc = B.attack_roc(con, run_id, "zlib")
+    assert set(roc["role"]) == set(ROLES) and roc["fpr"].between(0, 1).all()
+    stored = q("SELECT value FROM metrics WHERE name = 'auc_zlib_teacher'")[0][0]
+    assert (roc[roc["role"] == "teacher"]["auc"] == stored).all()
 
 
 def test_a_named_reference_model_replaces_the_default_references(quick_registry, capsys):
