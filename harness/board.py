@@ -369,8 +369,21 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
         for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
                                      [run_id, sample_id]).fetchall():
             conts[role] = list(ids)
+        for role in {"teacher", "baseline", "student"} - set(conts):  # a checkpoint other runs share
+            row = con.execute("SELECT c.token_ids FROM continuations c JOIN models m USING (run_id, role) "
+                              "WHERE c.role = ? AND c.sample_id = ? AND m.artifact_key = (SELECT artifact_key "
+                              "FROM models WHERE run_id = ? AND role = ?) LIMIT 1",
+                              [role, sample_id, run_id, role]).fetchone()
+            if row is not None:
+                conts[role] = list(row[0])
     ids, text = ex if ex else (None, None)
     ids = None if ids is None else [int(i) for i in ids]
+    if ids is not None:  # published boards leave out what the verdict implies: a memorized
+        # member's greedy continuation is its true suffix, token for token
+        suffix = ids[int(run["prefix_len"]) : int(run["prefix_len"]) + int(run["suffix_len"])]
+        for role, memorized in zip(scores["role"], scores["memorized"]):
+            if memorized and role not in conts:
+                conts[role] = suffix
     withheld = None
     if text is None:
         withheld = snapshot_note(con, "withheld", run["dataset"]) or (

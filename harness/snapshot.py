@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ ENV_VAR = "HARNESS_LEADERBOARDS"
 TABLES = ("runs", "models", "examples", "samples", "metrics")
 NOTES = "CREATE TABLE IF NOT EXISTS snapshot_notes (kind VARCHAR, subject VARCHAR, note VARCHAR)"
 BLOCK_SIZE = 16384
+# Published files are read, never updated in place: without the primary-key indexes a snapshot is
+# less than half the size. Runs added by import are checked for duplicates before they are inserted.
+SNAPSHOT_SCHEMA = re.sub(r",\s*PRIMARY KEY \([^)]*\)", "", SCHEMA).replace(" PRIMARY KEY", "")
 VOCAB = "CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEGER, piece VARCHAR)"
 # What a published file must not carry: where it was run, by whom, from which paths.
 PRIVATE_RUN_COLUMNS = ("hostname", "pid", "command")
@@ -107,7 +111,7 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
         # Small blocks: a file of a few thousand rows in 16 KiB blocks is about a sixth of the default size.
         con.execute(f"ATTACH ? AS out (BLOCK_SIZE {BLOCK_SIZE})", [str(tmp)])
         con.execute("USE out")
-        con.execute(SCHEMA)
+        con.execute(SNAPSHOT_SCHEMA)
         con.execute(NOTES)
         con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(source)])
@@ -129,9 +133,10 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
                         "AND v.tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)",
                         [[r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM runs WHERE "
                                                     "list_contains(?, dataset)", [sorted(public)]).fetchall()]])
-        for (run_id, role, sample_id), tokens in (continuations or {}).items():
-            con.execute("INSERT OR REPLACE INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)",
-                        [run_id, role, sample_id, tokens])
+        have = set(con.execute("SELECT run_id, role, sample_id FROM continuations").fetchall())
+        extra = [[*k, tokens] for k, tokens in (continuations or {}).items() if k not in have]
+        if extra:
+            con.executemany("INSERT INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)", extra)
         # A continuation of a memorized example is the training text itself: private datasets keep none
         con.execute("DELETE FROM continuations WHERE run_id IN (SELECT run_id FROM runs WHERE NOT list_contains(?, dataset))",
                     [sorted(public)])
@@ -173,7 +178,7 @@ def _copy_continuations(con, ids: list[str]) -> None:
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
                       "AND table_name = 'continuations'").fetchone()[0]
     if has:
-        con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT * FROM src.continuations "
+        con.execute("INSERT INTO continuations BY NAME SELECT * FROM src.continuations "
                     "WHERE list_contains(?, run_id)", [ids])
 
 
@@ -181,7 +186,12 @@ def _copy_continuations(con, ids: list[str]) -> None:
 
 
 def greedy_continuations(store: Store, run_ids: list[str], batch_size: int = 128) -> dict[tuple[str, str, str], list[int]]:
-    """Each role's greedy continuation of every member, from the run's checkpoints (skipped if gone)."""
+    """Each role's greedy continuation of every member it did not memorize, from the run's checkpoints.
+
+    A memorized member's continuation is its true suffix, and a checkpoint shared by several runs
+    (the teacher, the baseline) has one continuation per member, so neither is stored twice. Runs
+    whose checkpoints are gone are skipped.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -201,12 +211,18 @@ def greedy_continuations(store: Store, run_ids: list[str], batch_size: int = 128
             if not ex:
                 continue
             cache_key = (art_key, ds_hash)
+            if cache_key in by_key:  # the same checkpoint in another run (a shared teacher or baseline):
+                continue  # stored once; the drill-down finds it through models.artifact_key
             if cache_key not in by_key:
                 model = AutoModelForCausalLM.from_pretrained(art_path, use_safetensors=True)
                 prompts = torch.tensor([ids[:prefix_len] for _, ids in ex], dtype=torch.long)
                 by_key[cache_key] = greedy(model, prompts, suffix_len, batch_size, desc=f"{role}: continuations")[:, prefix_len:]
+            _, held = store.query("SELECT sample_id FROM samples WHERE run_id = ? AND role = ? AND memorized",
+                                  [run_id, role])
+            memorized = {r[0] for r in held}  # their continuation is the true suffix: the drill-down knows it
             for (sample_id, _), tokens in zip(ex, by_key[cache_key].tolist()):
-                out[(run_id, role, sample_id)] = tokens
+                if sample_id not in memorized:
+                    out[(run_id, role, sample_id)] = tokens
     return out
 
 
@@ -449,7 +465,7 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
             pass
     con = duckdb.connect(str(snapshot))
     try:
-        con.execute(SCHEMA)
+        con.execute(SNAPSHOT_SCHEMA)
         con.execute(NOTES)
         con.execute(VOCAB)
         if con.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 0:
@@ -460,7 +476,7 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
         attached = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                               "WHERE table_catalog = 'bundle'").fetchall()}
         if "continuations" in attached:
-            con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT run_id, role, sample_id, token_ids "
+            con.execute("INSERT INTO continuations BY NAME SELECT run_id, role, sample_id, token_ids "
                         "FROM bundle.continuations WHERE list_contains(?, run_id)", [ids])
         if "vocab" in attached:
             con.execute("INSERT INTO vocab BY NAME SELECT tokenizer_key, token_id, piece FROM bundle.vocab "
