@@ -87,9 +87,11 @@ def test_remote_code_flag_reaches_the_loaders_and_provenance_holds_no_secrets(qu
     assert {c["call"] for c in calls} == {"tokenizer", "model 2.6m", "model 0.6m"}
     assert all(c["trust_remote_code"] is True for c in calls)
     log.unlink()
-    assert main([*base, "--method", "soft-kd"]) == 0  # teacher and baseline cached: only the student is built
+    # teacher and baseline cached: only the small size is built, for the student and as the small model
+    # before fine-tuning (the baseline's reference for the reference attack)
+    assert main([*base, "--method", "soft-kd"]) == 0
     assert [json.loads(line) for line in log.read_text().splitlines()] == [
-        {"call": "model 0.6m", "trust_remote_code": False}]
+        {"call": "model 0.6m", "trust_remote_code": False}] * 2
 
     with duckdb.connect(str(db), read_only=True) as con:
         got = con.execute("SELECT method, trust_remote_code, command FROM runs ORDER BY started_at").fetchall()
