@@ -7,12 +7,16 @@ next-token distribution at that position, so a token is judged against what the 
 expected there, not against all positions alike.
 """
 
-import math
+from __future__ import annotations
 
-import torch
+import math
+from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
 from harness.specs import Attack, Evidence, Param
+
+if TYPE_CHECKING:  # torch is imported by the run, not by `harness list`
+    import torch
 
 K = Param("k", float, 0.2, "share of the least likely tokens averaged", min=0.01, max=1.0)
 
