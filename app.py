@@ -108,15 +108,17 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def chart_roles(rates: pd.DataFrame) -> alt.Chart:
+    """Grouped bars, methods ordered by their student's rate: one chart as wide as its container."""
+    student = rates[rates["role"] == "student"].sort_values("rate")
     base = alt.Chart(rates).encode(
-        x=alt.X("role:N", title=None, sort=["teacher", "baseline", "student"], axis=alt.Axis(labels=False, ticks=False)),
+        x=alt.X("method:N", title=None, sort=student["method"].tolist(), axis=alt.Axis(labelAngle=-30)),
+        xOffset=alt.XOffset("role:N", sort=["teacher", "baseline", "student"]),
         color=alt.Color("role:N", scale=ROLE_COLORS, legend=alt.Legend(orient="top", title=None)))
     bars = base.mark_bar().encode(
         y=alt.Y("rate:Q", title="members memorized", axis=alt.Axis(format="%")),
         tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
     rules = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
-    return (bars + rules).properties(width=90, height=230).facet(
-        column=alt.Column("method:N", title=None, header=alt.Header(labelOrient="bottom", labelFontSize=12)))
+    return (bars + rules).properties(height=260)
 
 
 def chart_plane(points: pd.DataFrame) -> alt.Chart:
@@ -329,13 +331,11 @@ def page(con, path: Path) -> None:
 def charts(con, family, dataset, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame) -> None:
     sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     rates = B.role_rates(con, sub)
-    left, right = st.columns([1, 1.2])
-    with left:
-        st.markdown("**Memorization rate by role** (95% intervals over seeds)")
-        st.altair_chart(chart_roles(rates), width="content")
-    with right:
-        st.markdown("**Privacy–utility plane**: the frontier in green")
-        st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
+    # one under the other: a board of a dozen methods needs the page's width for each
+    st.markdown("**Memorization rate by role** (95% intervals over seeds)")
+    st.altair_chart(chart_roles(rates), width="stretch")
+    st.markdown("**Privacy–utility plane**: the frontier in green")
+    st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
     tabs = ["overlap of memorized sets", "k-extractability", "log-prob vs zlib", "membership attack (ROC)"]
     t = dict(zip(tabs, st.tabs(tabs)))
     by_run = {f"{r.method_label} · seed {r.seed}": r.run_id for r in runs.itertuples()}
