@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
+from harness.lazy import F, torch
 
 
 def masked_mean(per_position: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

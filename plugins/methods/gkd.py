@@ -7,10 +7,11 @@ scores token by token; otherwise the batch is the members themselves. Either way
 the generalized JSD(beta) between teacher and student next-token distributions.
 """
 
-import torch
+from __future__ import annotations
 
 from harness.divergences import generalized_jsd
 from harness.hookspecs import hookimpl
+from harness.lazy import torch
 from harness.specs import KDMethod, Param, Step
 
 

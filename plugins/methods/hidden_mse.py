@@ -7,11 +7,11 @@ by mean squared error. The projections are trained with the student and then dis
   loss = forward KL(p || q) at temperature T, times T^2,  +  weight * mean over pairs of MSE
 """
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
 from harness.divergences import forward_kl
 from harness.hookspecs import hookimpl
+from harness.lazy import F, torch
 from harness.specs import KDMethod, Param, Step
 
 

@@ -14,11 +14,11 @@ A language-modelling loss on the members keeps the student fluent:
   loss = kd_ratio * policy loss + (1 - kd_ratio) * cross-entropy.
 """
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
 from harness.divergences import reverse_kl
 from harness.hookspecs import hookimpl
+from harness.lazy import F, torch
 from harness.specs import KDMethod, Param, Step
 
 CLIP = 0.2

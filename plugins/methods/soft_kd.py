@@ -5,10 +5,11 @@ token: forward KL(teacher || student) at temperature T, scaled by T^2 so that it
 keep the same size as T changes, optionally mixed with cross-entropy on the true tokens.
 """
 
-import torch.nn.functional as F
+from __future__ import annotations
 
 from harness.divergences import forward_kl
 from harness.hookspecs import hookimpl
+from harness.lazy import F
 from harness.specs import KDMethod, LogitBatch, Param
 
 
