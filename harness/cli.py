@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
 
+    sw = sub.add_parser("sweep", help="run a grid: methods x families x datasets x seeds, each teacher and "
+                        "baseline trained once")
+    sw.add_argument("--methods", required=True, metavar="all|A,B", help="`all`, or comma-separated methods")
+    sw.add_argument("--families", metavar="F,G", help="comma-separated families (default from registry.toml)")
+    sw.add_argument("--datasets", metavar="D,E", help="comma-separated datasets (default from registry.toml)")
+    sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    sw.add_argument("--preset", help="protocol preset (default: each family's)")
+    sw.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    sw.add_argument("--db", type=Path, help="DuckDB results file")
+    sw.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+
     pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
                         "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
     pr.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
@@ -228,6 +239,35 @@ def _eval_seeds(req, count: int) -> int:
         print(f"\nmembership attacks, mean over seeds [95% interval over seeds]:\n{table}")
     print(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} (`harness show {last.run_id}`)")
     return 0
+
+
+def cmd_sweep(args, argv) -> int:
+    import time
+
+    from harness.errors import UsageError
+
+    def names(raw: str | None) -> list[str]:
+        return [n.strip() for n in (raw or "").split(",") if n.strip()]
+
+    if not 1 <= args.seeds <= 1000:
+        raise UsageError(f"--seeds must be between 1 and 1000, got {args.seeds}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    _quiet_libraries()
+    from harness import sweep
+    from harness.cache import default_dir
+    from harness.protocol import EvalRequest
+
+    base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
+                       limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
+    cells = sweep.plan(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
+    print(f"sweep: {len(cells)} cells")
+    t0 = time.perf_counter()
+    outcomes = sweep.run(base, cells)
+    failed = [o for o in outcomes if o.result is None]
+    print(f"\nsweep: {len(outcomes) - len(failed)} of {len(outcomes)} cells finished in "
+          f"{time.perf_counter() - t0:.0f}s; stored in {base.db} (`harness leaderboard`)")
+    return 1 if failed else 0
 
 
 def cmd_predict(args, argv) -> int:
@@ -405,7 +445,7 @@ def _quiet_libraries() -> None:
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
-             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "compare": cmd_compare}
+             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "sweep": cmd_sweep, "compare": cmd_compare}
 
 
 if __name__ == "__main__":

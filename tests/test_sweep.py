@@ -1,0 +1,41 @@
+"""`harness sweep`: the grid, each teacher and baseline trained once, a line per cell."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+
+from harness.cli import main
+
+
+def test_sweep_trains_teacher_and_baseline_once_and_reports_each_cell(quick_registry, capsys):
+    argv = ["--registry", str(quick_registry), "sweep", "--methods", "soft-kd,hard-kd", "--seeds", "2",
+            "--preset", "quick", "--limit", "16"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and "sweep: 4 of 4 cells finished" in out
+    # per seed: the first method trains teacher and baseline, the second loads them
+    assert "teacher trained" in lines[0] and "baseline trained" in lines[0]
+    assert "teacher cache, baseline cache, student trained" in lines[1]
+    assert "/ seed 1:" in lines[2] and "teacher trained" in lines[2]
+    with duckdb.connect(os.environ["HARNESS_DB"], read_only=True) as con:
+        got = con.execute("SELECT method, seed FROM runs WHERE status = 'finished' ORDER BY seed, method").fetchall()
+    assert got == [("hard-kd", 0), ("soft-kd", 0), ("hard-kd", 1), ("soft-kd", 1)]
+
+
+def test_sweep_checks_every_name_before_running(quick_registry, capsys):
+    assert main(["--registry", str(quick_registry), "sweep", "--methods", "soft-kd,hard-kdd"]) == 2
+    assert "did you mean 'hard-kd'" in capsys.readouterr().err
+    assert main(["--registry", str(quick_registry), "sweep", "--methods", "all", "--families", "tiyn"]) == 2
+    assert "did you mean 'tiny'" in capsys.readouterr().err
+    assert not os.path.exists(os.environ["HARNESS_DB"])
+
+
+def test_sweep_all_means_every_registered_method(quick_registry):
+    from harness import sweep
+    from harness.protocol import EvalRequest
+
+    cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
+    assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd"} and len(cells) == 12
