@@ -92,6 +92,8 @@ def show(store: Store, run_id: str) -> str:
         ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
         ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
         ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
+        ("distillation filter", run.get("filter") or "none"),
+        ("attack reference", run.get("reference") or "default (the baseline; for it, the small model before fine-tuning)"),
         ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
         ("seconds per stage", _stage_seconds(run["stage_seconds"])),
     ):
