@@ -89,11 +89,11 @@ def _remove_orphans(parent: Path, k: str) -> None:
     """Temporary folders of writers that were killed: never artifacts, only wasted disk."""
     for tmp in parent.glob(f".tmp-{k}-*"):
         pid = tmp.name.removeprefix(f".tmp-{k}-").split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

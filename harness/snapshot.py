@@ -213,10 +213,9 @@ def greedy_continuations(store: Store, run_ids: list[str], batch_size: int = 128
             cache_key = (art_key, ds_hash)
             if cache_key in by_key:  # the same checkpoint in another run (a shared teacher or baseline):
                 continue  # stored once; the drill-down finds it through models.artifact_key
-            if cache_key not in by_key:
-                model = AutoModelForCausalLM.from_pretrained(art_path, use_safetensors=True)
-                prompts = torch.tensor([ids[:prefix_len] for _, ids in ex], dtype=torch.long)
-                by_key[cache_key] = greedy(model, prompts, suffix_len, batch_size, desc=f"{role}: continuations")[:, prefix_len:]
+            model = AutoModelForCausalLM.from_pretrained(art_path, use_safetensors=True)
+            prompts = torch.tensor([ids[:prefix_len] for _, ids in ex], dtype=torch.long)
+            by_key[cache_key] = greedy(model, prompts, suffix_len, batch_size, desc=f"{role}: continuations")[:, prefix_len:]
             _, held = store.query("SELECT sample_id FROM samples WHERE run_id = ? AND role = ? AND memorized",
                                   [run_id, role])
             memorized = {r[0] for r in held}  # their continuation is the true suffix: the drill-down knows it

@@ -42,12 +42,12 @@ def read_local(files: list[str], owner: str, columns: Iterable[str]) -> list[dic
     import datasets
 
     builder = BUILDERS[Path(files[0]).suffix]
-    with _quiet(datasets), tempfile.TemporaryDirectory(prefix="harness-source-") as cache_dir:
+    with quiet_datasets(datasets), tempfile.TemporaryDirectory(prefix="harness-source-") as cache_dir:
         try:
             table = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir,
                                           keep_in_memory=True)
         except Exception as err:  # noqa: BLE001 - a file that does not parse is the user's, one line
-            raise UsageError(f"{owner}: cannot read {', '.join(files)}: {_cause(err)}") from None
+            raise UsageError(f"{owner}: cannot read {', '.join(files)}: {root_cause(err)}") from None
         _check_columns(table.column_names, columns, owner, files[0])
         return table.to_list()
 
@@ -68,7 +68,7 @@ def read_hub(repo: str, owner: str, columns: Iterable[str], *, config: str | Non
         data = datasets.load_dataset(repo, config, split=split, streaming=streaming)
     except Exception as err:  # noqa: BLE001 - missing, gated or offline: one line with the way out
         where = "" if hub.reachable() else f" ({hub.why_offline()}; not in the cache HF_HOME={hub.hf_home()})"
-        raise UsageError(f"{owner}: cannot load {repo}{where}: {_cause(err)}; {local_hint}") from None
+        raise UsageError(f"{owner}: cannot load {repo}{where}: {root_cause(err)}; {local_hint}") from None
     if data.column_names is not None:  # a stream may not know its columns before its first record
         _check_columns(data.column_names, columns, owner, repo)
     return data
@@ -97,7 +97,7 @@ def _check_columns(have: Iterable[str], need: Iterable[str], owner: str, where: 
 
 
 @contextmanager
-def _quiet(datasets) -> Iterator[None]:
+def quiet_datasets(datasets) -> Iterator[None]:
     bars_were_on = not datasets.utils.are_progress_bars_disabled()
     verbosity = datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
@@ -110,7 +110,7 @@ def _quiet(datasets) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _cause(err: BaseException) -> str:
+def root_cause(err: BaseException) -> str:
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__
     lines = str(err).strip().splitlines()

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 import harness
-from harness.cache import key
+from harness.cache import key, pid_alive
 from harness.errors import UsageError
 from harness.faults import fault
 
@@ -308,7 +308,7 @@ class Store:
         host = socket.gethostname()
         for run_id, pid in con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND hostname = ?",
                                        [host]).fetchall():
-            if pid is not None and not _alive(pid):
+            if pid is not None and not pid_alive(pid):
                 con.execute("UPDATE runs SET status = 'failed', error = ? WHERE run_id = ?",
                             [f"process {pid} ended without finishing (killed?)", run_id])
 
@@ -375,16 +375,6 @@ def _db_value(value: Any) -> Any:
 
 def _finite(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now() -> datetime:

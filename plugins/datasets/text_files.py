@@ -12,13 +12,12 @@ import math
 import random
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
+from harness.sources import quiet_datasets, root_cause
 from harness.specs import Dataset, Example, Param, Split
 
 NAME = "text-files"
@@ -50,29 +49,6 @@ def _files(raw: str) -> list[Path]:
     return files
 
 
-@contextmanager
-def _quiet(datasets) -> Iterator[None]:
-    """No progress bars or logs while reading (a parse error becomes our one-line UsageError); the
-    user's settings come back afterwards."""
-    bars_were_on = not datasets.utils.are_progress_bars_disabled()
-    verbosity = datasets.logging.get_verbosity()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
-    try:
-        yield
-    finally:
-        datasets.logging.set_verbosity(verbosity)
-        if bars_were_on:
-            datasets.enable_progress_bars()
-
-
-def _cause(err: BaseException) -> str:
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
-
-
 def _read(datasets, file: Path, args: dict[str, Any], cache_dir: str) -> list[str]:
     if file.stat().st_size == 0:  # no documents, though the json builder would call it malformed
         return []
@@ -84,7 +60,7 @@ def _read(datasets, file: Path, args: dict[str, Any], cache_dir: str) -> list[st
             builder, data_files=[str(file)], split="train", cache_dir=cache_dir, keep_in_memory=True, **options
         )
     except Exception as err:  # noqa: BLE001 - any failure to parse is the file's, reported as such
-        raise UsageError(f"dataset {NAME}: cannot read {file}: {_cause(err)}") from None
+        raise UsageError(f"dataset {NAME}: cannot read {file}: {root_cause(err)}") from None
     if field not in table.column_names:
         raise UsageError(
             f"dataset {NAME}: {file} has no column {field!r}; its columns are {', '.join(table.column_names)}"
@@ -104,7 +80,7 @@ def load(args: dict[str, Any]) -> Split:
     files = _files(args["path"])
     import datasets
 
-    with _quiet(datasets), tempfile.TemporaryDirectory(prefix="harness-text-files-") as cache_dir:
+    with quiet_datasets(datasets), tempfile.TemporaryDirectory(prefix="harness-text-files-") as cache_dir:
         texts = [text for file in files for text in _read(datasets, file, args, cache_dir)]
     # Surrounding whitespace is dropped so that documents differing only in it count as one.
     documents = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
