@@ -172,7 +172,8 @@ class Protocol:
         metrics = figures(on_members, on_nonmembers)
 
         t0 = time.perf_counter()
-        derived, tables, approx = self._analysis(models, members, nonmembers, on_members, on_nonmembers)
+        texts = {ex.split: self.tokenizer.batch_decode(ex.ids) for ex in (members, nonmembers)}
+        derived, tables, approx = self._analysis(models, members, nonmembers, on_members, on_nonmembers, texts)
         metrics.update(derived)
         if self.filtered is not None:
             metrics.update({f"filter_{k}": v for k, v in self.filtered["figures"].items()})
@@ -183,7 +184,7 @@ class Protocol:
         self.store.finish_run(
             run_id,
             models=[self._model_row(run_id, info, metrics) for info in infos.values()],
-            examples=self._example_rows(dataset_hash, members, nonmembers),
+            examples=self._example_rows(dataset_hash, texts, members, nonmembers),
             samples=_sample_columns(members, nonmembers, on_members, on_nonmembers, approx),
             metrics=metrics,
             stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
@@ -303,14 +304,20 @@ class Protocol:
         return extract(model, examples.ids, self.preset.prefix_len, self.preset.suffix_len,
                        self.preset.eval_batch_size, desc=desc)
 
-    def _analysis(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers):
+    def _analysis(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers,
+                  texts: dict[str, list[str]]):
         """Attacks, curves, approximate memorization and predictor features: figures, tables, per-sample extras."""
         p = self.preset
-        z_m = analysis.zlib_bits(self.tokenizer.batch_decode(members.ids))
-        z_n = analysis.zlib_bits(self.tokenizer.batch_decode(nonmembers.ids))
-        refs = self._references(models, members, nonmembers, on_members, on_nonmembers)
-        ev_m = {r: analysis.evidence(on_members[r], z_m, analysis.evidence(refs[r][0], z_m)) for r in ROLES}
-        ev_n = {r: analysis.evidence(on_nonmembers[r], z_n, analysis.evidence(refs[r][1], z_n)) for r in ROLES}
+        z_m, z_n = analysis.zlib_bits(texts[members.split]), analysis.zlib_bits(texts[nonmembers.split])
+        refs = None  # a reference model costs a pass per role: only when an attack uses it
+        if any(a.needs_reference for a in self.found.attacks.values()):
+            refs = self._references(models, members, nonmembers, on_members, on_nonmembers)
+
+        def with_reference(role: str, side: int, result: Extraction, z: torch.Tensor):
+            return analysis.evidence(result, z, None if refs is None else analysis.evidence(refs[role][side], z))
+
+        ev_m = {r: with_reference(r, 0, on_members[r], z_m) for r in ROLES}
+        ev_n = {r: with_reference(r, 1, on_nonmembers[r], z_n) for r in ROLES}
         log(f"membership attacks: {', '.join(self.found.attacks)} on every role")
         metrics, scores, roc = analysis.attack(self.found.attacks, ev_m, ev_n, members.sample_ids,
                                                nonmembers.sample_ids, seed=self.req.seed)
@@ -458,12 +465,11 @@ class Protocol:
             "val_loss": metrics[f"val_loss_{info.role}"], "val_ppl": metrics[f"val_ppl_{info.role}"],
         }
 
-    def _example_rows(self, dataset_hash: str, *splits: Examples) -> list[dict[str, Any]]:
+    def _example_rows(self, dataset_hash: str, texts: dict[str, list[str]], *splits: Examples) -> list[dict[str, Any]]:
         rows = []
         for examples in splits:
-            texts = self.tokenizer.batch_decode(examples.ids)
             for sid, ids, repeats, kind, text in zip(examples.sample_ids, examples.ids.tolist(),
-                                                     examples.repeats.tolist(), examples.kinds, texts):
+                                                     examples.repeats.tolist(), examples.kinds, texts[examples.split]):
                 rows.append({"dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key, "sample_id": sid,
                              "split": examples.split, "repeats": repeats, "kind": kind, "token_ids": ids,
                              "text": text})
