@@ -138,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from harness.errors import RunFailed, UsageError
 
+    from harness import processes
+
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         return _COMMANDS[args.command](args, argv)
     except UsageError as err:
@@ -151,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        processes.finish()
 
 
 def _db(args) -> Path:

@@ -6,11 +6,14 @@ import os
 
 from tqdm.auto import tqdm
 
+from harness import processes
+
 
 def enabled() -> bool:
     return os.environ.get("HARNESS_PROGRESS", "1") != "0"
 
 
-def bar(total: int, desc: str, unit: str, main_process: bool = True) -> tqdm:
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled() or not main_process,
+def bar(total: int, desc: str, unit: str) -> tqdm:
+    """A bar on the main process only: under `accelerate launch` the others work silently."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled() or not processes.is_main(),
                 dynamic_ncols=True, leave=False)

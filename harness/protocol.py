@@ -3,6 +3,10 @@
 Each model stage goes through the cache under a key of everything it depends on, so a second
 method on the same family, dataset and seed trains only its student, and a killed run resumes
 from its last finished stage.
+
+Under `accelerate launch` every process runs this same code in step (see `harness.processes`):
+training is data-parallel, the per-example passes are split and gathered, and the main process
+alone writes the cache and the results.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import torch
 
 import harness
-from harness import analysis, plugins, registry as registry_mod
+from harness import analysis, plugins, processes, registry as registry_mod
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller
@@ -80,7 +84,8 @@ class RunResult:
 
 
 def log(message: str) -> None:
-    print(f"harness: {message}", file=sys.stderr, flush=True)
+    if processes.is_main():
+        print(f"harness: {message}", file=sys.stderr, flush=True)
 
 
 class Protocol:
@@ -123,7 +128,8 @@ class Protocol:
     # ------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
-        self.store.check_writable()
+        if processes.is_main():
+            self.store.check_writable()
         started = time.perf_counter()
         members, nonmembers, dataset_hash = self._data()
         self.seconds["data"] = time.perf_counter() - started
@@ -138,18 +144,21 @@ class Protocol:
             log(line)
         if self.req.filter == "predicted":
             self.filtered = self._predicted_filter(dataset_hash, members, nonmembers)
-        run_id = _new_run_id()
-        self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
+        run_id = processes.broadcast(_new_run_id())
+        if processes.is_main():
+            self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
         log(f"run {run_id}: {self.family.name} / {self.dataset.name} / {self.method.name}, seed {self.req.seed}, "
             f"{len(members)} members and {len(nonmembers)} non-members")
         try:
             result = self._stages(run_id, members, nonmembers, dataset_hash)
         except KeyboardInterrupt:
-            self.store.fail_run(run_id, "interrupted", self.seconds)
+            if processes.is_main():
+                self.store.fail_run(run_id, "interrupted", self.seconds)
             raise
         except Exception as err:  # noqa: BLE001 - any failure after the start marks the run failed
             message = str(err) if isinstance(err, (RunFailed, UsageError)) else f"{type(err).__name__}: {err}"
-            self.store.fail_run(run_id, message, self.seconds)
+            if processes.is_main():
+                self.store.fail_run(run_id, message, self.seconds)
             raise RunFailed(f"run {run_id} failed: {message}") from err
         return result
 
@@ -181,15 +190,17 @@ class Protocol:
 
         t0 = time.perf_counter()
         infos = {role: info for role, (_, info) in models.items()}
-        self.store.finish_run(
-            run_id,
-            models=[self._model_row(run_id, info, metrics) for info in infos.values()],
-            examples=self._example_rows(dataset_hash, texts, members, nonmembers),
-            samples=_sample_columns(members, nonmembers, on_members, on_nonmembers, approx),
-            metrics=metrics,
-            stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
-            tables=tables,
-        )
+        if processes.is_main():
+            self.store.finish_run(
+                run_id,
+                models=[self._model_row(run_id, info, metrics) for info in infos.values()],
+                examples=self._example_rows(dataset_hash, texts, members, nonmembers),
+                samples=_sample_columns(members, nonmembers, on_members, on_nonmembers, approx),
+                metrics=metrics,
+                stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
+                tables=tables,
+            )
+        processes.barrier()  # the run is stored before any process reports it
         self.seconds["store"] = time.perf_counter() - t0
         return RunResult(run_id, metrics, infos, dict(self.seconds), len(members), len(nonmembers))
 
@@ -217,10 +228,11 @@ class Protocol:
         deps = {"stage": "tokenizer", "family": self.family.name, "dataset_hash": dataset_hash,
                 "harness": harness.__version__, **self._family_deps()}
         k = key(deps)
-        path = self.cache.get("tokenizers", k)
-        if path is None:
-            tokenizer = self.family.tokenizer([ex.text for ex in split.members], **self.remote)
-            path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
+        with processes.main_first():
+            path = self.cache.get("tokenizers", k)
+            if path is None:
+                tokenizer = self.family.tokenizer([ex.text for ex in split.members], **self.remote)
+                path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
         return AutoTokenizer.from_pretrained(path, trust_remote_code=self.req.trust_remote_code), k
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
@@ -236,6 +248,7 @@ class Protocol:
         if path is not None:
             model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True,
                                                          trust_remote_code=self.req.trust_remote_code)
+            model.to(processes.device())
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
             log(f"{role}: {self.family.name} {size} from the cache ({path})")
             self.seconds[role] = 0.0
@@ -253,7 +266,10 @@ class Protocol:
             self.tokenizer.save_pretrained(folder)
             (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps}, indent=2))
 
-        path = self.cache.build("models", k, deps, write)
+        if processes.is_main():
+            path = self.cache.build("models", k, deps, write)
+        processes.barrier()
+        path = self.cache.path("models", k)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
 
@@ -277,16 +293,22 @@ class Protocol:
 
     def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
         """A data-level method's training texts, made once per teacher and cached."""
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file
 
         deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids), "method": self.method.name,
                 "args": self.method_args, "prefix_len": self.preset.prefix_len, "harness": harness.__version__}
         k = key(deps)
-        path = self.cache.get("teacher-data", k)
-        if path is not None:
-            log(f"student: {self.method.name} training data from the cache ({path})")
-            self.seconds["teacher_data"] = 0.0
-            return load_file(path / "tokens.safetensors")["input_ids"]
+        with processes.main_first():  # the main process makes the texts; the others read them from the cache
+            path = self.cache.get("teacher-data", k)
+            if path is not None:
+                log(f"student: {self.method.name} training data from the cache ({path})")
+                self.seconds["teacher_data"] = 0.0
+                return load_file(path / "tokens.safetensors")["input_ids"]
+            return self._make_teacher_data(teacher, members, deps, k)
+
+    def _make_teacher_data(self, teacher, members: Examples, deps: dict[str, Any], k: str) -> torch.Tensor:
+        from safetensors.torch import save_file
+
         t0 = time.perf_counter()
         batch = self.preset.generate_batch_size
         data = TeacherData(teacher, members.ids, self.preset.prefix_len,
@@ -301,8 +323,10 @@ class Protocol:
         return rows
 
     def _extract(self, model, examples: Examples, desc: str) -> Extraction:
-        return extract(model, examples.ids, self.preset.prefix_len, self.preset.suffix_len,
-                       self.preset.eval_batch_size, desc=desc)
+        model.to(processes.device())
+        return Extraction(**processes.sharded(
+            lambda part: extract(model, examples.ids[part], self.preset.prefix_len, self.preset.suffix_len,
+                                 self.preset.eval_batch_size, desc=desc).as_dict(), len(examples)))
 
     def _analysis(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers,
                   texts: dict[str, list[str]]):
@@ -332,8 +356,9 @@ class Protocol:
         for role, (model, _) in models.items():
             if not pick:
                 break
-            generated, match, edit = analysis.approximate(model, members.ids[pick], p.prefix_len, p.suffix_len,
-                                                          p.generate_batch_size, desc=f"{role}: continuations")
+            generated, match, edit = processes.sharded(
+                lambda part: analysis.approximate(model, members.ids[pick][part], p.prefix_len, p.suffix_len,
+                                                  p.generate_batch_size, desc=f"{role}: continuations"), len(pick))
             approx[role] = dict(zip(picked_ids, zip(match.tolist(), edit.tolist())))
             conts["role"] += [role] * len(pick)
             conts["sample_id"] += picked_ids
@@ -342,7 +367,8 @@ class Protocol:
             metrics[f"approx_match_{role}"] = match.mean().item()
             metrics[f"edit_distance_{role}"] = edit.mean().item()
 
-        kl = analysis.pair_kl(models["teacher"][0], models["baseline"][0], members.ids, p.eval_batch_size)
+        kl = processes.sharded(lambda part: analysis.pair_kl(models["teacher"][0], models["baseline"][0],
+                                                             members.ids[part], p.eval_batch_size), len(members))
         features = {"sample_id": list(members.sample_ids),
                     "teacher_ppl": on_members["teacher"].loss.exp().tolist(),
                     "baseline_ppl": on_members["baseline"].loss.exp().tolist(),
@@ -386,18 +412,19 @@ class Protocol:
         from harness.predict import THRESHOLD, predict_run
 
         unfiltered = {**self._run_row("", dataset_hash, members, nonmembers), "filter": None}
-        source = self._finished_run(config_hash(unfiltered))
+        source = processes.broadcast(self._finished_run(config_hash(unfiltered)) if processes.is_main() else None)
         if source is None:
             log(f"filter: no unfiltered {self.method.name} run at this configuration yet; running it first")
             from dataclasses import replace
 
             source = Protocol(replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")).run().run_id
-        report, ids, risk = predict_run(self.store, source)
+        # the predictor is fitted and stored by the main process; every process leaves out the same members
+        report, ids, risk = processes.broadcast(predict_run(self.store, source) if processes.is_main() else None)
         position = {sid: i for i, sid in enumerate(members.sample_ids)}
         rows = sorted(position[sid] for sid, r in zip(ids, risk) if r >= THRESHOLD)
-        _, [(mem, ppl)] = self.store.query(
+        _, [(mem, ppl)] = processes.broadcast(self.store.query(
             "SELECT max(value) FILTER (name = 'mem_rate_student'), max(value) FILTER (name = 'val_ppl_student') "
-            "FROM metrics WHERE run_id = ?", [source])
+            "FROM metrics WHERE run_id = ?", [source]) if processes.is_main() else None)
         log(f"filter: predictor from run {source} (AUC {report.auc_mean:.3f} over {report.splits} splits) leaves out "
             f"{len(rows)} of {len(members)} members predicted to be memorized")
         return {"source_run": source, "rows": rows,

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from harness import processes
 from harness.metrics import ROLES
 from harness.protocol import EvalRequest, Protocol, RunResult
 from harness.stats import interval
@@ -36,13 +37,15 @@ def run_seeds(req: EvalRequest, count: int) -> SeedGroup:
         values = [r.metrics.get(name) for r in runs.values()]
         mean, lo, hi = interval(values)
         summary[name] = (sum(v is not None for v in values), mean, lo, hi)
-    always = {}
-    for role in ROLES:
-        _, rows = protocol.store.query(
-            "SELECT sample_id FROM samples WHERE list_contains(?, run_id) AND role = ? AND split = 'member' "
-            "GROUP BY sample_id HAVING bool_and(memorized) AND count(*) = ? ORDER BY sample_id",
-            [[r.run_id for r in runs.values()], role, len(runs)])
-        always[role] = [r[0] for r in rows]
-    group_id = datetime.now(timezone.utc).strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    protocol.store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
+    always: dict[str, list[str]] = {}
+    group_id = processes.broadcast(datetime.now(timezone.utc).strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(3))
+    if processes.is_main():  # the results database is the main process's
+        for role in ROLES:
+            _, rows = protocol.store.query(
+                "SELECT sample_id FROM samples WHERE list_contains(?, run_id) AND role = ? AND split = 'member' "
+                "GROUP BY sample_id HAVING bool_and(memorized) AND count(*) = ? ORDER BY sample_id",
+                [[r.run_id for r in runs.values()], role, len(runs)])
+            always[role] = [r[0] for r in rows]
+        protocol.store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
+    always = processes.broadcast(always)
     return SeedGroup(group_id, runs, summary, always)

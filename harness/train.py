@@ -1,7 +1,8 @@
 """The training loop, under Hugging Face accelerate: cross-entropy, or a KD method's loss.
 
 One loop serves every role. On one CPU it is a plain loop; under `accelerate launch` the same
-code runs data-parallel on several GPUs or machines.
+code runs data-parallel on several processes, GPUs or machines, with the single-process batches
+(see `harness.processes`), so the trained model does not depend on how many processes made it.
 
 The training set D repeats some members many times, so the loop takes the distinct rows and
 an `order` of row indices; a `Distiller` (see `harness.distill`) turns each batch of indices
@@ -20,7 +21,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import get_scheduler
 
-from harness import progress
+from harness import processes, progress
 from harness.distill import Distiller
 from harness.errors import RunFailed
 from harness.faults import fault
@@ -35,6 +36,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     """
     set_seed(seed)
     accelerator = Accelerator(mixed_precision=precision())
+    # Not prepared by accelerate: every process draws the same global batches and trains on its share.
     loader = DataLoader(TensorDataset(order), batch_size=cfg.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     extra = distiller.bind(model) if distiller is not None else None
@@ -43,7 +45,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     total = cfg.epochs * math.ceil(len(order) / cfg.batch_size)
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)
     if extra is not None:
         distiller.modules = accelerator.prepare(extra)
         distiller.modules.train()
@@ -51,10 +53,11 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
         distiller.to(accelerator.device)
     rows = rows.to(accelerator.device)
     model.train()
-    bar = progress.bar(total, stage, "step", accelerator.is_main_process)
+    bar = progress.bar(total, stage, "step")
     step = 0
     for _ in range(cfg.epochs):
         for (index,) in loader:
+            index, weight = processes.split_batch(index.to(accelerator.device))
             if distiller is None:
                 batch = rows[index]
                 logits = model(input_ids=batch).logits[:, :-1]
@@ -64,7 +67,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
             if not torch.isfinite(loss):
                 lr = scheduler.get_last_lr()[0]
                 raise RunFailed(f"{stage}: loss became {loss.item()} at step {step + 1} of {total} (lr {lr:.3g})")
-            accelerator.backward(loss)
+            accelerator.backward(loss * weight if weight != 1.0 else loss)
             accelerator.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()

@@ -1,0 +1,7 @@
+"""`python -m harness`, which is how `accelerate launch -m harness eval ...` runs the harness."""
+
+import sys
+
+from harness.cli import main
+
+sys.exit(main())
