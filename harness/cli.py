@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
     sw.add_argument("--preset", help="protocol preset (default: each family's)")
     sw.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    sw.add_argument("--shard", metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
+                    "family/dataset/seed groups, so each teacher is trained on one machine")
     sw.add_argument("--db", type=Path, help="DuckDB results file")
     sw.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
 
@@ -267,6 +269,10 @@ def cmd_sweep(args, argv) -> int:
     base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                        limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
     cells = sweep.plan(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
+    if args.shard is not None:
+        index, count = _shard(args.shard)
+        total, cells = len(cells), sweep.shard(cells, index - 1, count)
+        print(f"sweep: shard {index} of {count}: {len(cells)} of the grid's {total} cells")
     print(f"sweep: {len(cells)} cells")
     t0 = time.perf_counter()
     outcomes = sweep.run(base, cells)
@@ -274,6 +280,15 @@ def cmd_sweep(args, argv) -> int:
     print(f"\nsweep: {len(outcomes) - len(failed)} of {len(outcomes)} cells finished in "
           f"{time.perf_counter() - t0:.0f}s; stored in {base.db} (`harness leaderboard`)")
     return 1 if failed else 0
+
+
+def _shard(raw: str) -> tuple[int, int]:
+    from harness.errors import UsageError
+
+    index, _, count = raw.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard takes I/N with 1 <= I <= N (this machine's share of N), got {raw!r}")
+    return int(index), int(count)
 
 
 def cmd_predict(args, argv) -> int:

@@ -53,6 +53,18 @@ def plan(base: EvalRequest, methods: list[str], families: list[str], datasets: l
     return [Cell(f, d, m, s) for f in families for d in datasets for s in seeds for m in methods]
 
 
+def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells machine `index` of `count` runs: whole (family, dataset, seed) groups, dealt in turn.
+
+    A group's methods share one teacher and baseline, so a group never spans machines and each
+    teacher is trained once across the fleet; the groups are dealt round-robin so every machine
+    gets a similar share of the grid.
+    """
+    groups = list(dict.fromkeys((c.family, c.dataset, c.seed) for c in cells))
+    mine = set(groups[index::count])
+    return [c for c in cells if (c.family, c.dataset, c.seed) in mine]
+
+
 def run(base: EvalRequest, cells: list[Cell], report=print) -> list[Outcome]:
     outcomes = []
     for i, cell in enumerate(cells, 1):

@@ -39,3 +39,21 @@ def test_sweep_all_means_every_registered_method(quick_registry):
 
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
     assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd"} and len(cells) == 12
+
+
+def test_shards_split_the_grid_into_whole_groups(quick_registry):
+    from harness import sweep
+    from harness.protocol import EvalRequest
+
+    cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["soft-kd", "hard-kd"], [], [],
+                       [0, 1, 2])
+    shards = [sweep.shard(cells, i, 2) for i in range(2)]
+    assert sorted(map(str, shards[0] + shards[1])) == sorted(map(str, cells))  # every cell once
+    assert {c.seed for c in shards[0]} == {0, 2} and {c.seed for c in shards[1]} == {1}
+    assert all(len(s) == 2 * len({c.seed for c in s}) for s in shards)  # a seed's methods stay together
+
+
+def test_a_bad_shard_is_one_line(quick_registry, capsys):
+    for bad in ("3/2", "0/2", "1", "a/b"):
+        assert main(["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--shard", bad]) == 2
+        assert "--shard takes I/N" in capsys.readouterr().err
