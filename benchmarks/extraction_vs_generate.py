@@ -1,28 +1,34 @@
-"""One-pass extraction against generate-then-score extraction, on the same model and examples.
+"""One-pass extraction and scoring against generate-then-score-per-attack, on the same model and examples.
 
-What it measures. The harness decides discoverable memorization (ARCHITECTURE.md section 1) with
-`harness.extract.extract`: one teacher-forced forward pass over prefix + true suffix gives the
-verdict (arg-max equals the true token at every suffix position), the matching run `match_len`
-and the per-example losses. The published studies' code does it the other way round: greedy
-`model.generate` from the prefix (batched, with a KV cache), compare the continuation with the
-true suffix, then a second forward pass to score the example. This script times, best of
-`--repeat` runs after a warm-up:
+What it measures. The harness decides discoverable memorization (ARCHITECTURE.md section 1) and
+scores every membership attack from one teacher-forced forward pass (`harness.extract.extract`):
+the verdict (arg-max equals the true token at every suffix position), the matching run
+`match_len`, the per-token log-probabilities and the mean and spread of the model's own
+next-token distribution, from which the loss, zlib, Min-K% and Min-K%++ attacks score. The
+published studies' code does it the other way round: greedy `model.generate` from the prefix
+(batched, with a KV cache), compare the continuation with the true suffix, then each membership
+attack runs its own scoring pass over the examples. This script times, best of `--repeat` runs
+after a warm-up:
 
-  (a) one-pass `extract`: verdict + match_len + loss + suffix loss;
-  (b) `model.generate` (greedy, KV cache) + comparison with the suffix + a separate loss pass;
-  (c) `model.generate` alone, without the loss pass;
+  (a) one-pass `extract` + the four attacks' scores from its evidence (the harness's way);
+  (b) `model.generate` (greedy, KV cache) + comparison + one scoring pass per attack (loss, zlib,
+      Min-K%, Min-K%++), as the published pipelines run them;
+  (c) `model.generate` alone, without any scoring;
+  (d) `model.generate` + a single shared scoring pass (the best the generate route can do);
 
 checks that (a) and (b) give the same verdicts on every example (disagreements can only come
-from arg-max ties, which `extract` flags), and prints as its last line `ratio R.RRx`, the time
-of (b) over the time of (a).
+from arg-max ties, which `extract` flags) and the same attack scores, and prints as its last line
+`ratio R.RRx`, the time of (b) over the time of (a). The reference attack is left out of both:
+its reference model's pass is the same in either pipeline (in the protocol it is another role's
+extraction, reused). zlib entropies are computed once, outside both timings.
 
 Why the one pass is exact: greedy decoding reproduces the true suffix if and only if, with the
 true text as context, the arg-max at every suffix position is the true next token (by induction
 on the position: while every earlier token matched, the context the decoder sees is the true
-text). Why it is faster: on a CPU the arithmetic is about the same (the decoder with a KV cache
-also processes each token once), so the gain is that one pass serves the verdict and every
-score, with no second pass for the losses and no `suffix_len`-step Python decoding loop (on a
-GPU it also avoids `suffix_len` memory-bound decoding steps).
+text). Why it is faster: on a CPU the arithmetic of (a) and (c) is about the same (the decoder
+with a KV cache also processes each token once), so the gain is that one pass serves the verdict
+and every score, with no pass per attack and no `suffix_len`-step Python decoding loop (on a GPU
+it also avoids `suffix_len` memory-bound decoding steps).
 
     python benchmarks/extraction_vs_generate.py                        # tiny 2.6m, 512 + 512, 32 + 32
     python benchmarks/extraction_vs_generate.py --shape pythia-160m --members 64
@@ -32,7 +38,9 @@ GPU it also avoids `suffix_len` memory-bound decoding steps).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import zlib
 import time
 from pathlib import Path
 
@@ -132,9 +140,23 @@ def setup(args):
 
 # ---------------------------------------------------------------- the pipelines
 
-def one_pass(model, ids, args):
-    """(a): the harness's extraction; verdict, match_len and both losses from one forward pass."""
-    return extract(model, ids, args.prefix, args.suffix, batch_size=args.batch_size)
+K = 0.2  # Min-K%'s and Min-K%++'s share of tokens, the harness's default
+
+
+def attack_scores(evidence) -> dict[str, torch.Tensor]:
+    from harness_plugins.attacks import loss, min_k, zlib
+
+    args = {"k": K}
+    return {"loss": loss.loss_score(evidence, args), "zlib": zlib.zlib_score(evidence, args),
+            "min-k": min_k.min_k_score(evidence, args), "min-k-plus-plus": min_k.min_k_plus_plus_score(evidence, args)}
+
+
+def one_pass(model, ids, zlib_bits, args):
+    """(a): the harness's extraction, and every attack's score from the evidence it keeps."""
+    from harness.analysis import evidence
+
+    result = extract(model, ids, args.prefix, args.suffix, batch_size=args.batch_size)
+    return result, attack_scores(evidence(result, zlib_bits))
 
 
 @torch.no_grad()
@@ -155,19 +177,64 @@ def generate_only(model, ids, args):
     return {"memorized": match_len == s, "match_len": match_len}
 
 
-@torch.no_grad()
-def generate_then_score(model, ids, args):
-    """(b): (c) plus the separate forward pass for the per-example losses."""
-    verdicts = generate_only(model, ids, args)
-    p, s = args.prefix, args.suffix
-    losses, suffix_losses = [], []
+def _batches(model, ids, args):
     for start in range(0, len(ids), args.batch_size):
         batch = ids[start : start + args.batch_size]
-        logits = model(input_ids=batch).logits.float()[:, :-1]
-        token_lp = F.log_softmax(logits, dim=-1).gather(-1, batch[:, 1:, None]).squeeze(-1)
-        losses.append(-token_lp.mean(dim=1))
-        suffix_losses.append(-token_lp[:, p - 1 : p + s - 1].mean(dim=1))
-    return {**verdicts, "loss": torch.cat(losses), "suffix_loss": torch.cat(suffix_losses)}
+        yield batch, model(input_ids=batch).logits.float()[:, :-1]
+
+
+def _token_logprobs(logits, batch):
+    return F.log_softmax(logits, dim=-1).gather(-1, batch[:, 1:, None]).squeeze(-1)
+
+
+def _lowest_mean(values, share):
+    return values.topk(max(1, math.ceil(share * values.shape[1])), dim=1, largest=False).values.mean(dim=1)
+
+
+@torch.no_grad()
+def loss_attack(model, ids, args, zlib_bits=None):
+    """The loss attack's own pass (Yeom et al.): negative mean token loss."""
+    return torch.cat([_token_logprobs(logits, batch).mean(dim=1) for batch, logits in _batches(model, ids, args)])
+
+
+@torch.no_grad()
+def zlib_attack(model, ids, args, zlib_bits):
+    """The zlib attack's own pass (Carlini et al., 2021): loss over zlib entropy."""
+    return loss_attack(model, ids, args).double() / zlib_bits
+
+
+@torch.no_grad()
+def min_k_attack(model, ids, args, zlib_bits=None):
+    """Min-K%'s own pass (Shi et al., 2024): mean of the lowest k% token log-probabilities."""
+    return torch.cat([_lowest_mean(_token_logprobs(logits, batch), K) for batch, logits in _batches(model, ids, args)])
+
+
+@torch.no_grad()
+def min_k_plus_plus_attack(model, ids, args, zlib_bits=None):
+    """Min-K%++'s own pass (Zhang et al., 2025): token log-probabilities standardized by the model's distribution."""
+    out = []
+    for batch, logits in _batches(model, ids, args):
+        logprobs = F.log_softmax(logits, dim=-1)
+        probs = logprobs.exp()
+        mu = (probs * logprobs).sum(-1)
+        sigma = (probs * (logprobs - mu[..., None]).square()).sum(-1).sqrt()
+        token = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
+        out.append(_lowest_mean((token - mu) / sigma.clamp(min=1e-6), K))
+    return torch.cat(out)
+
+
+PER_ATTACK = {"loss": loss_attack, "zlib": zlib_attack, "min-k": min_k_attack, "min-k-plus-plus": min_k_plus_plus_attack}
+
+
+def generate_then_score(model, ids, zlib_bits, args):
+    """(b): (c), then each attack's own scoring pass."""
+    return generate_only(model, ids, args), {name: fn(model, ids, args, zlib_bits) for name, fn in PER_ATTACK.items()}
+
+
+def generate_then_one_pass(model, ids, zlib_bits, args):
+    """(d): (c), then one scoring pass shared by the attacks (not what the published code does)."""
+    verdicts = generate_only(model, ids, args)
+    return verdicts, min_k_plus_plus_attack(model, ids, args)
 
 
 def best_time(fn, repeat: int):
@@ -186,32 +253,36 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     model, members, nonmembers, what = setup(args)
     ids = torch.cat([members, nonmembers])
+    zlib_bits = torch.tensor([len(zlib.compress(row.numpy().tobytes())) * 8.0 for row in ids], dtype=torch.float64)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {what}; {n_params / 1e6:.2f}M parameters")
     print(f"examples: {len(members)} members + {len(nonmembers)} non-members, prefix {args.prefix} + "
           f"suffix {args.suffix} tokens, batch {args.batch_size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
 
-    t_a, a = best_time(lambda: one_pass(model, ids, args), args.repeat)
-    t_b, b = best_time(lambda: generate_then_score(model, ids, args), args.repeat)
+    t_a, (a, a_scores) = best_time(lambda: one_pass(model, ids, zlib_bits, args), args.repeat)
+    t_b, (b, b_scores) = best_time(lambda: generate_then_score(model, ids, zlib_bits, args), args.repeat)
     t_c, _ = best_time(lambda: generate_only(model, ids, args), args.repeat)
+    t_d, _ = best_time(lambda: generate_then_one_pass(model, ids, zlib_bits, args), args.repeat)
 
     m = len(members)
     print(f"memorized (one pass): members {int(a.memorized[:m].sum())}/{m}, "
           f"non-members {int(a.memorized[m:].sum())}/{len(nonmembers)}; "
           f"mean match_len {a.match_len.float().mean():.2f} of {args.suffix}")
-    print(f"(a) one-pass extract (verdict + match_len + losses): {t_a:8.3f} s")
-    print(f"(b) generate + separate loss pass:                   {t_b:8.3f} s")
-    print(f"(c) generate alone (no losses):                      {t_c:8.3f} s")
-    print(f"best of {args.repeat} after a warm-up; (c)/(a) = {t_c / t_a:.2f}x")
+    print(f"(a) one pass: verdict + match_len + 4 attacks' scores: {t_a:8.3f} s")
+    print(f"(b) generate + a scoring pass per attack (4):          {t_b:8.3f} s")
+    print(f"(c) generate alone (no scores):                        {t_c:8.3f} s")
+    print(f"(d) generate + one shared scoring pass:                {t_d:8.3f} s")
+    print(f"best of {args.repeat} after a warm-up; one pass against generate alone (c)/(a) = {t_c / t_a:.2f}x, "
+          f"against generate + one shared pass (d)/(a) = {t_d / t_a:.2f}x")
 
     disagree = (a.memorized != b["memorized"]) | (a.match_len != b["match_len"])
     n_dis = int(disagree.sum())
     print(f"agreement: {len(ids) - n_dis}/{len(ids)} examples agree on memorized and match_len; "
           f"{n_dis} disagreements, {int((disagree & a.ties).sum())} of them ties "
           f"({int(a.ties.sum())} examples flagged as ties in all)")
-    loss_gap = max((a.loss - b["loss"]).abs().max().item(), (a.suffix_loss - b["suffix_loss"]).abs().max().item())
-    print(f"losses: largest difference between (a) and (b) {loss_gap:.2e}")
+    gaps = {name: (a_scores[name].double() - b_scores[name].double()).abs().max().item() for name in PER_ATTACK}
+    print("scores: largest difference between (a) and (b): " + ", ".join(f"{k} {v:.1e}" for k, v in gaps.items()))
     print(f"ratio {t_b / t_a:.2f}x")
 
 
