@@ -2,8 +2,10 @@
 
 The training set repeats some members many times, so the loop hands over the index of each
 row in the distinct rows. What the teacher says about a row never changes, so its logits (or
-its top-K logits, for a method that may only see those) are computed once per distinct row,
-on first use, when they fit in `TEACHER_LOGITS_BUDGET` bytes, and per batch otherwise.
+its top-K logits, for a method that may only see those) are computed once per distinct row, on
+first use, and kept where they fit (`TeacherOutputs`): in memory, within
+`HARNESS_TEACHER_LOGITS_BYTES` (default 2 GiB); else on disk, in the artifact cache, where a
+second method on the same teacher and data finds them.
 
 Teacher and student share a tokenizer but may pad their embeddings to different widths (Pythia
 12b to 50688, 1.4b to 50304); every logit a method sees is cut to the common width, which holds
@@ -12,32 +14,80 @@ the whole shared vocabulary.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from harness import progress
+import harness
+from harness import processes, progress
+from harness.cache import Cache, key
 from harness.sampling import sample
 from harness.specs import KDMethod, LogitBatch, Outputs, Sampled, TopKBatch
 
-TEACHER_LOGITS_BUDGET = int(os.environ.get("HARNESS_TEACHER_LOGITS_BYTES", 2 << 30))
+KIND = "teacher-outputs"  # the artifact cache's kind for streamed teacher outputs
+
+
+def memory_budget() -> int:
+    """Bytes the teacher's outputs may take in memory; read per run, so a test can set it."""
+    return int(os.environ.get("HARNESS_TEACHER_LOGITS_BYTES", 2 << 30))
 
 
 class TeacherOutputs:
-    """The teacher's (shifted) logits or top-K logits for the distinct rows, computed once or per batch."""
+    """The teacher's (shifted) logits, or top-K values and int32 indices, for the distinct rows.
+
+    Where they are kept (`tier`) is fixed at construction from the bytes each choice would take:
+
+    - "memory": float32 values in memory, computed once on first use;
+    - "memory" with float16 values: a top-K method whose float32 values do not fit keeps its
+      values in float16 (6 bytes per kept logit instead of 8), within float16's rounding;
+    - "disk": they do not fit in memory either: computed once into .npy files in the artifact
+      cache and memory-mapped, so a step reads only its batch's rows. Full logits stay float32
+      (the student is bit for bit the in-memory one); top-K values are float16. The artifact is
+      keyed by the teacher, the rows, the width and K, so every method needing the same outputs
+      (soft-kd, reverse-kl, ... at one teacher and data) loads what the first one wrote. Outputs
+      that fit in memory are not cached: one teacher pass over the distinct rows costs less than
+      writing, checksumming and re-reading them would save, and the cache would fill with them;
+    - "batch": recomputed per batch: asked for (`precompute=False`), or too large for memory
+      with no cache to stream them from (a `Distiller` built without one).
+
+    Under `accelerate launch` the main process writes the disk artifact and the others then read
+    it; every process reaches the first use at the same step (they draw the same global batches
+    and the same method generator), which `processes.main_first` needs.
+    """
 
     def __init__(self, teacher, rows: torch.Tensor, batch_size: int, stage: str, *, top_k: int | None = None,
-                 precompute: bool | None = None) -> None:
+                 precompute: bool | None = None, budget: int | None = None, cache: Cache | None = None,
+                 teacher_key: str | None = None) -> None:
+        width = _vocab_width(teacher)
         if top_k is not None:
-            top_k = min(top_k, teacher.config.vocab_size)
+            top_k = min(top_k, width)
         self.teacher, self.rows, self.batch_size, self.stage, self.top_k = teacher, rows, batch_size, stage, top_k
-        width = 2 * top_k if top_k else teacher.config.vocab_size  # K values and K indices
-        self.precompute = precompute if precompute is not None else (
-            rows.shape[0] * (rows.shape[1] - 1) * width * 4 <= TEACHER_LOGITS_BUDGET)
-        self._all: tuple[torch.Tensor, ...] | None = None
+        self.cache, self.teacher_key = cache, teacher_key
+        self.values_dtype = torch.float32
+        budget = memory_budget() if budget is None else budget
+        positions = rows.shape[0] * (rows.shape[1] - 1)
+
+        def fits(values: torch.dtype) -> bool:  # the real element sizes: values, and int32 indices for top-K
+            per_position = top_k * (values.itemsize + torch.int32.itemsize) if top_k else width * values.itemsize
+            return positions * per_position <= budget
+
+        if precompute is not None:
+            self.tier = "memory" if precompute else "batch"
+        elif fits(torch.float32):
+            self.tier = "memory"
+        elif top_k and fits(torch.float16):
+            self.tier, self.values_dtype = "memory", torch.float16
+        elif cache is not None and teacher_key is not None:
+            self.tier, self.values_dtype = "disk", torch.float16 if top_k else torch.float32
+        else:
+            self.tier = "batch"
+        self._all: tuple[Any, ...] | None = None  # tensors, or memory-mapped arrays for "disk"
         self.width: int | None = None  # the common vocabulary width, set when the student is known
 
     @torch.no_grad()
@@ -49,17 +99,55 @@ class TeacherOutputs:
         return (logits,)
 
     def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not self.precompute:
+        if self.tier == "batch":
             return self._compute(self.rows[index])
         if self._all is None:
-            parts = []
-            bar = progress.bar(len(self.rows), f"{self.stage}: teacher logits", "ex")
-            for start in range(0, len(self.rows), self.batch_size):
-                parts.append(self._compute(self.rows[start : start + self.batch_size]))
-                bar.update(len(parts[-1][0]))
-            bar.close()
-            self._all = tuple(torch.cat(columns) for columns in zip(*parts))
-        return tuple(t[index] for t in self._all)
+            self._all = self._from_disk() if self.tier == "disk" else self._in_memory()
+        if self.tier == "disk":
+            picked = [torch.from_numpy(a[index.cpu().numpy()]).to(self.rows.device) for a in self._all]
+        else:
+            picked = [t[index] for t in self._all]
+        return tuple(t.float() if t.is_floating_point() else t for t in picked)
+
+    def _passes(self):
+        """(first row, outputs) per batch of the distinct rows, values in the stored dtype."""
+        bar = progress.bar(len(self.rows), f"{self.stage}: teacher logits", "ex")
+        for start in range(0, len(self.rows), self.batch_size):
+            out = self._compute(self.rows[start : start + self.batch_size])
+            yield start, tuple(t.to(self.values_dtype) if t.is_floating_point() else t for t in out)
+            bar.update(len(out[0]))
+        bar.close()
+
+    def _in_memory(self) -> tuple[torch.Tensor, ...]:
+        parts = [out for _, out in self._passes()]
+        return tuple(torch.cat(columns) for columns in zip(*parts))
+
+    def _from_disk(self) -> tuple[np.ndarray, ...]:
+        deps = {"stage": KIND, "teacher": self.teacher_key, "data": _rows_hash(self.rows), "width": self.width,
+                "top_k": self.top_k, "values": str(self.values_dtype), "harness": harness.__version__}
+        k = key(deps)
+        with processes.main_first():  # the main process writes them; the others then find them
+            folder = self.cache.get(KIND, k)
+            if folder is None:
+                folder = self.cache.build(KIND, k, deps, self._write)
+        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in self._names())
+
+    def _write(self, folder: Path) -> None:
+        """Fill the files batch by batch: no more than one batch's outputs are in memory."""
+        files = None
+        for start, out in self._passes():
+            arrays = [t.cpu().numpy() for t in out]
+            if files is None:
+                files = [np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=a.dtype,
+                                                   shape=(len(self.rows), *a.shape[1:]))
+                         for name, a in zip(self._names(), arrays)]
+            for f, a in zip(files, arrays):
+                f[start : start + len(a)] = a
+        for f in files or ():
+            f.flush()
+
+    def _names(self) -> tuple[str, ...]:
+        return ("values", "indices") if self.top_k else ("logits",)
 
 
 class Distiller:
@@ -68,7 +156,10 @@ class Distiller:
     def __init__(self, method: KDMethod, args: dict[str, Any], teacher, rows: torch.Tensor, *, prefix_len: int,
                  batch_size: int, stage: str, seed: int,
                  layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None,
-                 precompute_teacher: bool | None = None) -> None:
+                 precompute_teacher: bool | None = None, teacher_budget: int | None = None,
+                 cache: Cache | None = None, teacher_key: str | None = None) -> None:
+        """`cache` and `teacher_key` (the teacher's artifact key) let outputs too large for
+        `teacher_budget` bytes (default `HARNESS_TEACHER_LOGITS_BYTES`) be streamed from the cache."""
         if method.kind not in ("loss", "step"):
             raise ValueError(f"method {method.name} makes data; it is not distilled step by step")
         self.method, self.args, self.prefix_len, self.stage = method, args, prefix_len, stage
@@ -80,7 +171,8 @@ class Distiller:
         self.width: int | None = None  # the vocabulary width teacher and student share, from `bind`
         self.generator = torch.Generator().manual_seed(seed)
         top_k = method.top_k(args) if method.top_k is not None else None
-        self.outputs = TeacherOutputs(teacher, rows, batch_size, stage, top_k=top_k, precompute=precompute_teacher)
+        self.outputs = TeacherOutputs(teacher, rows, batch_size, stage, top_k=top_k, precompute=precompute_teacher,
+                                      budget=teacher_budget, cache=cache, teacher_key=teacher_key)
 
     def bind(self, student) -> torch.nn.Module | None:
         """Build the method's own trainable modules for this student; the loop trains them with it."""
@@ -158,3 +250,7 @@ class StepContext:
 
 def _vocab_width(model) -> int:
     return model.get_output_embeddings().weight.shape[0]
+
+
+def _rows_hash(rows: torch.Tensor) -> str:
+    return hashlib.sha256(rows.cpu().contiguous().numpy().tobytes()).hexdigest()[:20] + f"-{tuple(rows.shape)}"

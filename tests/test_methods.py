@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from harness import plugins, registry
+from harness import plugins, processes, registry
+from harness.cache import Cache
 from harness.cli import main
 from harness.distill import Distiller
 from harness.registry import Training
@@ -116,11 +117,16 @@ class CountingTeacher(torch.nn.Module):
         return self.model(input_ids=input_ids, **kwargs)
 
 
-def distill(name: str, teacher, precompute=None, **args):
+def distiller_for(name: str, teacher, precompute=None, budget=None, cache=None, **args):
     method = FOUND.method(name)
     params = resolve_params(method.params, args, name)
-    distiller = Distiller(method, params, teacher, ROWS, prefix_len=4, batch_size=4, stage="test", seed=0,
-                          layer_map=lambda s, t: ((1, 2), (2, 4)), precompute_teacher=precompute)
+    return Distiller(method, params, teacher, ROWS, prefix_len=4, batch_size=4, stage="test", seed=0,
+                     layer_map=lambda s, t: ((1, 2), (2, 4)), precompute_teacher=precompute,
+                     teacher_budget=budget, cache=cache, teacher_key=None if cache is None else "teacher-key")
+
+
+def distill(name: str, teacher, precompute=None, budget=None, cache=None, **args):
+    distiller = distiller_for(name, teacher, precompute, budget, cache, **args)
     student = train(tiny(1), ROWS, ORDER, CFG, seed=0, stage="test", distiller=distiller)
     return student, distiller
 
@@ -161,6 +167,93 @@ def test_topk_method_sees_only_the_teachers_top_k():
     values, indices = full.topk(5, dim=-1)
     torch.testing.assert_close(batch.teacher_values, values)
     assert torch.equal(batch.teacher_indices, indices)
+
+
+# 12 rows of 10 tokens: 108 positions. Top-5 logits take 108 * 5 * (4 + 4) = 4320 bytes with
+# float32 values, 3240 with float16 ones; the full 40-wide float32 logits take 17280.
+FP16_ONLY = 4000
+
+
+def all_outputs(distiller):
+    distiller.bind(tiny(1))
+    return distiller.outputs[torch.arange(len(ROWS))]
+
+
+def test_top_k_values_kept_in_float16_when_float32_does_not_fit_give_the_float32_loss():
+    teacher = tiny(2, 48, 4)
+    full = distiller_for("topk-kd", teacher, k=5)
+    half = distiller_for("topk-kd", teacher, budget=FP16_ONLY, k=5)
+    assert (full.outputs.tier, full.outputs.values_dtype) == ("memory", torch.float32)
+    assert (half.outputs.tier, half.outputs.values_dtype) == ("memory", torch.float16)
+    a, b = all_outputs(full), all_outputs(half)
+    stored = sum(t.numel() * t.element_size() for t in half.outputs._all)
+    assert [t.dtype for t in half.outputs._all] == [torch.float16, torch.int32] and stored == 3240 <= FP16_ONLY
+    assert torch.equal(a[1], b[1])
+    torch.testing.assert_close(a[0], b[0], rtol=1e-3, atol=1e-3)
+    index, student = torch.tensor([3, 7, 1]), tiny(1)
+    torch.testing.assert_close(full.loss(student, index, 0, 1), half.loss(student, index, 0, 1), rtol=1e-3, atol=1e-4)
+
+
+def test_the_memory_budget_is_read_when_a_distiller_is_made(monkeypatch):
+    monkeypatch.setenv("HARNESS_TEACHER_LOGITS_BYTES", "0")
+    assert distiller_for("soft-kd", tiny(2, 48, 4)).outputs.tier == "batch"  # no cache to stream from
+    monkeypatch.setenv("HARNESS_TEACHER_LOGITS_BYTES", str(FP16_ONLY))
+    assert distiller_for("topk-kd", tiny(2, 48, 4), k=5).outputs.values_dtype == torch.float16
+
+
+@pytest.mark.parametrize("name, args", [("soft-kd", {}), ("topk-kd", {"k": 5})])
+def test_streamed_teacher_outputs_are_the_in_memory_ones(tmp_path, name, args):
+    """Full logits stay float32 on disk, so the student is bit for bit the in-memory one."""
+    teacher = tiny(2, 48, 4)
+    streamed = distiller_for(name, teacher, budget=0, cache=Cache(tmp_path), **args)
+    in_memory = distiller_for(name, teacher, budget=FP16_ONLY if args else None, **args)
+    assert streamed.outputs.tier == "disk" and in_memory.outputs.tier == "memory"
+    for x, y in zip(all_outputs(streamed), all_outputs(in_memory), strict=True):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    if name == "soft-kd":
+        a, _ = distill(name, tiny(2, 48, 4), budget=0, cache=Cache(tmp_path))
+        b, _ = distill(name, tiny(2, 48, 4))
+        for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), key
+
+
+def test_a_second_method_loads_the_streamed_teacher_logits_instead_of_computing_them(tmp_path, monkeypatch):
+    cache, entered = Cache(tmp_path), []
+    main_first = processes.main_first
+    monkeypatch.setattr(processes, "main_first", lambda: (entered.append(1), main_first())[1])
+    first = CountingTeacher(tiny(2, 48, 4))
+    distill("soft-kd", first, budget=0, cache=cache)
+    assert first.rows_seen == len(ROWS) and entered == [1]
+    (artifact,) = (tmp_path / "teacher-outputs").iterdir()
+    second = CountingTeacher(tiny(2, 48, 4))
+    distill("reverse-kl", second, budget=0, cache=cache)
+    assert second.rows_seen == 0 and entered == [1, 1]
+    other = CountingTeacher(tiny(2, 48, 4))  # top-K outputs are another artifact
+    distill("topk-kd", other, budget=0, cache=cache, k=5)
+    assert other.rows_seen == len(ROWS) and len(list((tmp_path / "teacher-outputs").iterdir())) == 2
+    assert cache.get("teacher-outputs", artifact.name) == artifact
+
+
+def test_a_corrupt_or_half_written_teacher_logits_artifact_is_never_used(tmp_path, monkeypatch):
+    cache, teacher = Cache(tmp_path), tiny(2, 48, 4)
+    expected = all_outputs(distiller_for("soft-kd", teacher))
+    # A writer that dies half way leaves nothing: the next one computes every row.
+    dying = distiller_for("soft-kd", CountingTeacher(teacher), budget=0, cache=cache)
+    compute = dying.outputs._compute
+    monkeypatch.setattr(dying.outputs, "_compute",
+                        lambda ids: compute(ids) if dying.outputs.teacher.rows_seen < 8 else 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        all_outputs(dying)
+    assert list((tmp_path / "teacher-outputs").iterdir()) == []
+    fresh = distiller_for("soft-kd", CountingTeacher(teacher), budget=0, cache=cache)
+    assert torch.equal(all_outputs(fresh)[0], expected[0]) and fresh.outputs.teacher.rows_seen == len(ROWS)
+    # A file changed on disk fails its checksum: it is rebuilt, not read.
+    (logits,) = (tmp_path / "teacher-outputs").glob("*/logits.npy")
+    with open(logits, "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x00\x80\x7f")  # the last logit becomes inf
+    again = distiller_for("soft-kd", CountingTeacher(teacher), budget=0, cache=cache)
+    assert torch.equal(all_outputs(again)[0], expected[0]) and again.outputs.teacher.rows_seen == len(ROWS)
 
 
 def test_hidden_mse_trains_its_projections_and_the_student_keeps_none():
