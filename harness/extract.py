@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness import progress
+from harness import memory, progress
 from harness.faults import fault
 
 # Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
@@ -45,38 +45,46 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
     model.eval()
     device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in Extraction.__dataclass_fields__}
-    end = prefix_len + suffix_len
+    batch_size = memory.fit(batch_size, memory.logits_bytes(model, ids.shape[1], copies=6), device)
     bar = progress.bar(len(ids), desc, "ex")
-    for start in range(0, len(ids), batch_size):
+    start = 0
+    while start < len(ids):
         batch = ids[start : start + batch_size].to(device)
-        logits = model(input_ids=batch).logits.float()
-        logprobs = F.log_softmax(logits[:, :-1], dim=-1)
-        token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
-        probs = logprobs.exp()
-        mean = (probs * logprobs).sum(-1)
-        # E[(log p)^2] - mean^2 loses everything to cancellation when p is sharp: take the centred form
-        std = (probs * (logprobs - mean[..., None]).square()).sum(-1).sqrt()
-        del probs
-        window = logits[:, prefix_len - 1 : end - 1]
-        target = batch[:, prefix_len:end]
-        hits = window.argmax(-1) == target
-        match_len = hits.long().cumprod(dim=1).sum(dim=1)
-        top2 = window.topk(2, dim=-1).values
-        tied = (top2[..., 0] - top2[..., 1]) <= TIE_TOLERANCE * top2[..., 0].abs().clamp(min=1.0)
-        # Positions up to and including the first miss decide the verdict.
-        deciding = torch.arange(suffix_len, device=device)[None, :] <= match_len[:, None]
-        parts["memorized"].append((match_len == suffix_len).cpu())
-        parts["match_len"].append(match_len.cpu())
-        parts["loss"].append((-token_lp.mean(dim=1)).cpu())
-        parts["suffix_loss"].append((-token_lp[:, prefix_len - 1 : end - 1].mean(dim=1)).cpu())
-        parts["ties"].append((tied & deciding).any(dim=1).cpu())
-        parts["token_logprobs"].append(token_lp.cpu())
-        parts["token_mean"].append(mean.cpu())
-        parts["token_std"].append(std.cpu())
+        try:
+            result = _pass(model, batch, prefix_len, suffix_len)
+        except RuntimeError as err:  # out of memory: the same examples again in smaller batches
+            batch_size = memory.recover(err, batch_size, desc)
+            continue
+        for k, v in result.items():
+            parts[k].append(v.cpu())
+        start += len(batch)
         fault("extraction:batch")
         bar.update(len(batch))
     bar.close()
     return Extraction(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+def _pass(model, batch: torch.Tensor, prefix_len: int, suffix_len: int) -> dict[str, torch.Tensor]:
+    end = prefix_len + suffix_len
+    logits = model(input_ids=batch).logits.float()
+    logprobs = F.log_softmax(logits[:, :-1], dim=-1)
+    token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
+    probs = logprobs.exp()
+    mean = (probs * logprobs).sum(-1)
+    # E[(log p)^2] - mean^2 loses everything to cancellation when p is sharp: take the centred form
+    std = (probs * (logprobs - mean[..., None]).square()).sum(-1).sqrt()
+    del probs, logprobs
+    window = logits[:, prefix_len - 1 : end - 1]
+    target = batch[:, prefix_len:end]
+    hits = window.argmax(-1) == target
+    match_len = hits.long().cumprod(dim=1).sum(dim=1)
+    top2 = window.topk(2, dim=-1).values
+    tied = (top2[..., 0] - top2[..., 1]) <= TIE_TOLERANCE * top2[..., 0].abs().clamp(min=1.0)
+    # Positions up to and including the first miss decide the verdict.
+    deciding = torch.arange(suffix_len, device=batch.device)[None, :] <= match_len[:, None]
+    return {"memorized": match_len == suffix_len, "match_len": match_len, "loss": -token_lp.mean(dim=1),
+            "suffix_loss": -token_lp[:, prefix_len - 1 : end - 1].mean(dim=1), "ties": (tied & deciding).any(dim=1),
+            "token_logprobs": token_lp, "token_mean": mean, "token_std": std}
 
 
 @torch.no_grad()

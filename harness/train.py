@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import get_scheduler
 
-from harness import processes, progress
+from harness import memory, processes, progress
 from harness.distill import Distiller
 from harness.errors import RunFailed
 from harness.faults import fault
@@ -54,20 +55,24 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     rows = rows.to(accelerator.device)
     model.train()
     bar = progress.bar(total, stage, "step")
+    # Rows per forward pass: the batch, or micro-batches of it (gradients accumulated, the same update)
+    # when a whole batch's logits would not fit, or did not.
+    chunk = memory.fit(cfg.batch_size, memory.logits_bytes(model, rows.shape[1], 5 if distiller is None else 9),
+                       accelerator.device)
     step = 0
     for _ in range(cfg.epochs):
         for (index,) in loader:
             index, weight = processes.split_batch(index.to(accelerator.device))
-            if distiller is None:
-                batch = rows[index]
-                logits = model(input_ids=batch).logits[:, :-1]
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
-            else:
-                loss = distiller.loss(model, index, step, total)
+            while True:
+                try:
+                    loss = _accumulate(accelerator, model, rows, index, weight, chunk, distiller, step, total)
+                    break
+                except RuntimeError as err:
+                    optimizer.zero_grad(set_to_none=True)
+                    chunk = memory.recover(err, min(chunk, len(index)), stage)
             if not torch.isfinite(loss):
                 lr = scheduler.get_last_lr()[0]
                 raise RunFailed(f"{stage}: loss became {loss.item()} at step {step + 1} of {total} (lr {lr:.3g})")
-            accelerator.backward(loss * weight if weight != 1.0 else loss)
             accelerator.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()
@@ -80,6 +85,26 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     bar.close()
     model.eval()
     return accelerator.unwrap_model(model)
+
+
+def _accumulate(accelerator, model, rows, index, weight: float, chunk: int, distiller, step: int, total: int):
+    """Backward of the batch's mean loss (times `weight`), in micro-batches of `chunk` rows; returns the loss."""
+    parts = index.split(chunk)
+    losses = []
+    for i, part in enumerate(parts):
+        if distiller is None:
+            batch = rows[part]
+            logits = model(input_ids=batch).logits[:, :-1]
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
+        else:
+            loss = distiller.loss(model, part, step, total)
+        if not torch.isfinite(loss):
+            return loss
+        share = weight * len(part) / len(index)
+        with accelerator.no_sync(model) if i < len(parts) - 1 else nullcontext():  # reduce gradients once
+            accelerator.backward(loss * share if share != 1.0 else loss)
+        losses.append(loss.detach() * len(part) / len(index))
+    return sum(losses)
 
 
 def precision() -> str | None:
