@@ -286,7 +286,9 @@ class Protocol:
             distiller = Distiller(self.method, self.method_args, teacher, members.ids,
                                   prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
                                   batch_size=self.preset.training("student").batch_size, stage="student",
-                                  seed=self.req.seed)
+                                  seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key)
+            if distiller.outputs.values_dtype != torch.float32:  # top-K values kept in float16: another student
+                recipe["teacher_values"] = str(distiller.outputs.values_dtype)
             return self._model("student", self.student_size, members.ids, order, recipe, distiller)
         rows = self._teacher_data(teacher, teacher_info, members)
         return self._model("student", self.student_size, rows, order, recipe)
