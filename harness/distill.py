@@ -73,7 +73,9 @@ class TeacherOutputs:
         budget = memory_budget() if budget is None else budget
         positions = rows.shape[0] * (rows.shape[1] - 1)
 
-        def fits(values: torch.dtype) -> bool:  # the real element sizes: values, and int32 indices for top-K
+        # The real element sizes (values, and int32 indices for top-K); full logits at the teacher's
+        # width, which bounds the shared one (known only once the student is).
+        def fits(values: torch.dtype) -> bool:
             per_position = top_k * (values.itemsize + torch.int32.itemsize) if top_k else width * values.itemsize
             return positions * per_position <= budget
 
