@@ -1,0 +1,230 @@
+"""Distance to the limit: the embedded default, stage by stage, against the arithmetic it cannot avoid.
+
+    python benchmarks/flops_bound.py [--method soft-kd] [--members N] [--limit N] [--rate-rounds 3]
+
+Runs the whole protocol cold (`harness eval --method soft-kd` on tiny / synthetic-pii, a fresh
+temporary cache and results file) through `harness.protocol.Protocol`, which reports the
+seconds of each stage, and sets beside each stage the least time its matrix arithmetic needs on
+this machine:
+
+  teacher, baseline   training: 6 x params x tokens x epochs (tokens = rows of D x example length)
+  student             the same, plus the teacher's outputs once per distinct member (2 x teacher
+                      params x members' tokens) for a logit-level method, or, for a method that
+                      makes its data (hard-kd), the teacher's greedy continuations (teacher_data)
+  extraction          one pass per role over members + non-members: 2 x params x tokens
+  analysis            the reference model's pass (the small model before fine-tuning, when an
+                      attack needs a reference), and the greedy continuations of the
+                      approximate-memorization sample for each role (prefill + one token per step);
+                      the teacher-baseline KL needs no pass of its own (the extraction passes over
+                      the members compute the same logits), so it is counted as free
+  data, store         no matrix arithmetic: a bound of 0, shown as -
+
+"params" is the count that costs FLOPs per token: the matrix weights of the layers plus the output
+projection, without the input embedding (a lookup) and without biases and norms. Attention's
+own products (scores and weighted values, 2 x layers x length x hidden per token) are left out,
+which only lowers the bound.
+
+The rate is measured in this run, after the protocol: the model's own matrix products, each
+weight's (batch x length, in) x (in, out) at the batch the stage uses (for training also the two
+backward products; for greedy decoding one token per prompt), each product the best of 5 timings
+in each of --rate-rounds rounds, the best round kept (load from other processes only slows a
+product down, and a slow timing would raise the bound). For comparison only, a 2048 x 2048 x 2048
+product is timed before and after the protocol. The tiny models' products are small (hidden 96
+and 192, and a decoding step is 128 rows), so some run far below the large product's rate; the
+rate at the model's shapes is the honest limit for this model on this machine and is the one used.
+
+The last line is `ratio R.RRx`: the protocol's whole wall time over its whole lower bound
+(larger means further from the limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("HARNESS_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from harness.metrics import ROLES
+from harness.protocol import EvalRequest, Protocol
+
+STAGES = ("data", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
+
+
+def matmul_weights(model) -> list[tuple[int, int]]:
+    """(in, out) of every weight matrix a token passes through: layers and output projection, no input embedding."""
+    embed_in = model.get_input_embeddings().weight
+    weights = {id(p): p for p in model.parameters() if p.dim() == 2 and p is not embed_in}
+    out = model.get_output_embeddings().weight  # the same tensor as embed_in when tied: counted then too
+    weights[id(out)] = out
+    return [(int(p.shape[1]), int(p.shape[0])) for p in weights.values()]
+
+
+def seconds_per_call(fn, min_time: float = 0.05, repeat: int = 5) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            if (elapsed := time.perf_counter() - t0) >= min_time:
+                break
+        best = min(best, elapsed / n)
+    return best
+
+
+_rates: dict[tuple, float] = {}
+
+
+def rate(shapes: list[tuple[int, int]], rows: int, train: bool = False) -> float:
+    """FLOP/s of one pass of the model's matrix products at `rows` tokens (with the backward products if train)."""
+    k_ = (tuple(sorted(shapes)), rows, train)
+    if k_ in _rates:
+        return _rates[k_]
+    flops = seconds = 0.0
+    with torch.no_grad():
+        for (k, n), count in Counter(shapes).items():
+            x, w, g = torch.randn(rows, k), torch.randn(k, n), torch.randn(rows, n)
+            calls = [lambda x=x, w=w: x @ w]
+            if train:  # the gradients with respect to the input and to the weight
+                calls += [lambda g=g, w=w: g @ w.T, lambda x=x, g=g: x.T @ g]
+            for call in calls:
+                seconds += count * seconds_per_call(call)
+                flops += count * 2 * rows * k * n
+    _rates[k_] = flops / seconds
+    return _rates[k_]
+
+
+def big_rate(size: int = 2048) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / seconds_per_call(lambda: a @ b, min_time=0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="soft-kd", help="an off-policy method (default soft-kd)")
+    parser.add_argument("--members", type=int, help="synthetic-pii members and non-members (default: the dataset's, 512)")
+    parser.add_argument("--limit", type=int, help="use only the first N members and N non-members")
+    parser.add_argument("--rate-rounds", type=int, default=3, help="rounds of matmul timings, the best kept (default 3)")
+    opts = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-flops-") as tmp:
+        data = {} if opts.members is None else {"n_members": str(opts.members), "n_nonmembers": str(opts.members)}
+        req = EvalRequest(method=opts.method, db=Path(tmp) / "harness.duckdb", cache_dir=Path(tmp) / "cache",
+                          dataset_args=data, limit=opts.limit, command="benchmarks/flops_bound.py")
+        proto = Protocol(req)
+        if proto.method.kind == "step":
+            sys.exit(f"{proto.method.name} samples from the student as it trains; this bound covers off-policy methods")
+        big_before = big_rate()
+        t0 = time.perf_counter()
+        result = proto.run()
+        wall = time.perf_counter() - t0
+        big_after = big_rate()
+
+        from transformers import AutoModelForCausalLM
+
+        members, nonmembers, _ = proto._data()  # the same examples again (the tokenizer is cached)
+        shapes = {role: matmul_weights(AutoModelForCausalLM.from_pretrained(info.path, use_safetensors=True))
+                  for role, info in result.models.items()}
+
+    p = proto.preset
+    L, m, n, rows = p.example_len, len(members), len(nonmembers), len(members.training_rows())
+    params = {role: sum(k * o for k, o in s) for role, s in shapes.items()}
+    t, s = "teacher", "student"  # the student's size is also the baseline's and the reference's
+
+    def training(role):
+        cfg = p.training(role)
+        return (f"{role} training, 6 x {params[role] / 1e6:.2f}M x {rows} rows x {L} x {cfg.epochs} epochs",
+                6 * params[role] * rows * L * cfg.epochs, shapes[role], cfg.batch_size * L, True)
+
+    def forward(role, what, examples, batch):
+        return (f"{what}, 2 x {params[role] / 1e6:.2f}M x {examples} x {L}",
+                2 * params[role] * examples * L, shapes[role], batch * L, False)
+
+    def generation(role, what, examples, prefix, new, batch):
+        b = min(batch, examples)
+        return [(f"{what} prefill, 2 x {params[role] / 1e6:.2f}M x {examples} x {prefix}",
+                 2 * params[role] * examples * prefix, shapes[role], b * prefix, False),
+                (f"{what} decoding, 2 x {params[role] / 1e6:.2f}M x {examples} x {new - 1} steps",
+                 2 * params[role] * examples * (new - 1), shapes[role], b, False)]
+
+    work: dict[str, list] = {stage: [] for stage in STAGES}
+    work["teacher"].append(training("teacher"))
+    work["baseline"].append(training("baseline"))
+    work["student"].append(training("student"))
+    if proto.method.kind == "make_data":
+        work["teacher_data"] += generation(t, "teacher's continuations", m, p.prefix_len, L - p.prefix_len,
+                                           p.generate_batch_size)
+    else:
+        work["student"].append(forward(t, "teacher's logits once per member", m, p.training("student").batch_size))
+    for role in ROLES:
+        work["extraction"].append(forward(role, f"{role} extraction", m + n, p.eval_batch_size))
+    if any(a.needs_reference for a in proto.found.attacks.values()) and not req.reference:
+        work["analysis"].append(forward(s, "reference (small model before fine-tuning)", m + n, p.eval_batch_size))
+    approx = min(p.approx_sample, m)
+    if approx:
+        for role in ROLES:
+            work["analysis"] += generation(role, f"{role} continuations", approx, p.prefix_len, p.suffix_len,
+                                           p.generate_batch_size)
+
+    # Each rate measured in --rate-rounds rounds (each product best of 5 in each), the best round kept: load
+    # from other processes only ever slows a product down, and a slow measurement would raise the bound.
+    best: dict[tuple, float] = {}
+    for _ in range(opts.rate_rounds):
+        _rates.clear()
+        for items in work.values():
+            for _, _, sh, r, tr in items:
+                rate(sh, r, tr)
+        rate(shapes[t], p.eval_batch_size * L)
+        best = {k_: max(v, best.get(k_, 0.0)) for k_, v in _rates.items()}
+    _rates.update(best)
+    bound = {stage: sum(f / rate(sh, r, tr) for _, f, sh, r, tr in items) for stage, items in work.items()}
+
+    print(f"harness eval --method {proto.method.name}: {proto.family.name} {proto.teacher_size} -> "
+          f"{proto.student_size}, {proto.dataset.name}, preset {p.name}; {m} members ({rows} rows of D), "
+          f"{n} non-members, {L} tokens; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for role, info in result.models.items():
+        print(f"  {role:<8} {info.size}: {info.n_params / 1e6:.2f}M parameters, {params[role] / 1e6:.2f}M in "
+              f"matrix products (layers + output projection, no input embedding)")
+    print(f"float32 matmul: 2048 x 2048 x 2048 {max(big_before, big_after) / 1e9:6.1f} GFLOP/s; at the models' "
+          "shapes (used for the bound):")
+    for (sh, r, tr), v in sorted(_rates.items(), key=lambda kv: (kv[0][2], kv[0][1])):
+        hidden = min(k for k, _ in sh)
+        print(f"  hidden {hidden:>4}, {r:>5} rows, {'forward + backward' if tr else 'forward':<18} {v / 1e9:6.1f} GFLOP/s")
+
+    print(f"\n{'stage':<13}{'GFLOP':>9}{'lower bound s':>15}{'actual s':>10}{'multiple':>10}")
+    total_flops = total_bound = 0.0
+    for stage in STAGES:
+        if stage not in result.stage_seconds and not work[stage]:
+            continue
+        flops = sum(f for _, f, *_ in work[stage])
+        actual = result.stage_seconds.get(stage, 0.0)
+        total_flops += flops
+        total_bound += bound[stage]
+        if flops:
+            print(f"{stage:<13}{flops / 1e9:8.1f} {bound[stage]:14.2f}{actual:10.1f}{actual / bound[stage]:9.1f}x")
+        else:
+            print(f"{stage:<13}{'-':>9}{'-':>15}{actual:10.1f}{'-':>10}")
+        for what, f, *_ in work[stage]:
+            print(f"    {what}: {f / 1e9:.1f} GFLOP")
+    other = wall - sum(result.stage_seconds.values())
+    print(f"{'(other)':<13}{'-':>9}{'-':>15}{other:10.1f}{'-':>10}   estimate, run rows, model building")
+    print(f"{'protocol':<13}{total_flops / 1e9:8.1f} {total_bound:14.2f}{wall:10.1f}{wall / total_bound:9.1f}x")
+    if proto.method.kind != "make_data":
+        shared = work["student"][1][1] / rate(shapes[t], p.eval_batch_size * L)
+        print(f"(the teacher's logits on the members serve both distillation and extraction; counted once, "
+              f"the bound would be {total_bound - shared:.2f} s, {wall / (total_bound - shared):.1f}x)")
+    print("# ratio = the protocol's wall time / its FLOPs lower bound: larger means further from the limit")
+    print(f"ratio {wall / total_bound:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
