@@ -1,6 +1,6 @@
 """Soft-KD student training with the teacher's logits computed once per distinct member, against per batch.
 
-    python benchmarks/teacher_logits.py [--epochs 3] [--members 512]
+    python benchmarks/teacher_logits.py [--epochs N] [--members 512]
 
 D repeats some members up to 16 times, and every epoch sees every row again, so a teacher pass
 per batch recomputes the same logits many times over. The harness computes them once
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import replace
 import os
 import tempfile
 import time
@@ -26,7 +27,7 @@ os.environ.setdefault("HARNESS_PROGRESS", "0")
 from harness.cache import Cache  # noqa: E402
 from harness.data import cut  # noqa: E402
 from harness.distill import Distiller  # noqa: E402
-from harness.registry import Training  # noqa: E402
+from harness import registry  # noqa: E402
 from harness.specs import resolve_params  # noqa: E402
 from harness.train import train  # noqa: E402
 from harness_plugins.datasets import synthetic_pii  # noqa: E402
@@ -36,7 +37,8 @@ from harness_plugins.methods import soft_kd  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="student epochs (default: the embedded default's, from registry.toml's tiny preset)")
     parser.add_argument("--members", type=int, default=512)
     opts = parser.parse_args()
 
@@ -51,14 +53,14 @@ def main() -> None:
     teacher = tiny.build_model("2.6m", tokenizer).eval()  # its logits' values do not change the cost
     torch.manual_seed(0)
     start = tiny.build_model("0.6m", tokenizer)
-    cfg = Training(epochs=opts.epochs, lr=2e-3, batch_size=32, warmup_ratio=0.05, weight_decay=0.0,
-                   schedule="cosine")
+    preset = registry.load(None).preset("tiny").training("student")  # the embedded default's student
+    cfg = replace(preset, epochs=opts.epochs or preset.epochs)
     methods = []
     soft_kd.register_kd_methods(register=methods.append)
     method = methods[0]
     args = resolve_params(method.params, {}, method.name)
     print(f"soft KD, tiny 2.6m teacher -> 0.6m student, {len(members)} distinct members, {len(order)} rows "
-          f"per epoch, {opts.epochs} epochs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"per epoch, {cfg.epochs} epochs, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     students, seconds = {}, {}
     with tempfile.TemporaryDirectory() as cache_dir:
