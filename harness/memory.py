@@ -9,30 +9,10 @@ kernel may kill a process before any allocation fails, which is why the cap come
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
-from functools import cache
 
 SHARE = float(os.environ.get("HARNESS_MEMORY_SHARE", 0.5))  # of the available memory one batch may use
-
-
-@cache
-def release_large_blocks() -> None:
-    """Have glibc give every large freed block back to the system at once.
-
-    By default glibc raises its mmap threshold after large blocks are freed, so later batches'
-    logits come from the heap arenas of the threads that made them, and freed ones stay mapped:
-    measured here, training's peak memory grew by about 50 MB a step (1.8 GB after 31 steps, 6.6 GB
-    after 100) with nothing held. A fixed 1 MiB threshold keeps every tensor of that size in its
-    own mapping, returned when freed; the peak then stays flat (benchmarks/memory.py).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc (musl, ...): its allocator does not hoard this way
-        pass
 
 
 def available_bytes(device) -> int:

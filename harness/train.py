@@ -36,7 +36,6 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     Without a `distiller` the loss is next-token cross-entropy on the rows.
     """
     set_seed(seed)
-    memory.release_large_blocks()
     accelerator = Accelerator(mixed_precision=precision())
     # Not prepared by accelerate: every process draws the same global batches and trains on its share.
     loader = DataLoader(TensorDataset(order), batch_size=cfg.batch_size, shuffle=True,
