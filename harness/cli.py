@@ -462,7 +462,11 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
     from transformers.utils import logging
 
+    from harness import processes, progress
+
     logging.set_verbosity_error()
+    if not progress.enabled() or not processes.is_main():  # its loading and saving bars too
+        logging.disable_progress_bar()
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,

@@ -43,6 +43,7 @@ class Extraction:
 def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_size: int,
             desc: str = "extraction") -> Extraction:
     model.eval()
+    memory.map_large_blocks()
     device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in Extraction.__dataclass_fields__}
     batch_size = memory.fit(batch_size, memory.logits_bytes(model, ids.shape[1], copies=6), device)

@@ -52,13 +52,15 @@ def test_two_processes_give_the_single_process_figures(quick_registry, tmp_path,
 
     two_db = str(tmp_path / "two" / "harness.duckdb")
     env = {**os.environ, "HARNESS_DB": two_db, "HARNESS_CACHE": str(tmp_path / "two" / "cache")}
-    outputs = []
+    outputs, errors = [], []
     for method in ("hard-kd", "soft-kd"):  # the second finds the teacher and the baseline in its own cache
         done = launch(quick_args(quick_registry, method), env)
         assert done.returncode == 0, done.stderr[-3000:]
         outputs.append(done.stdout)
+        errors.append(done.stderr)
     assert all(out.count("finished in") == 1 for out in outputs), "only the main process reports"
     assert "teacher: tiny 2.6m from the cache" in done.stderr
+    assert not any("Writing model shards" in err for err in errors)  # HARNESS_PROGRESS=0 quiets transformers' bars too
 
     one, one_metrics, one_runs = results(one_db)
     two, two_metrics, two_runs = results(two_db)
