@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from harness import membership, progress
+from harness import membership
 from harness.extract import Extraction, greedy
 from harness.specs import Attack, Evidence, resolve_params
 
@@ -95,28 +94,3 @@ def approximate(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batc
     edit = torch.tensor([Levenshtein.normalized_distance(g, t)
                          for g, t in zip(generated.tolist(), truth.tolist())], dtype=torch.float64)
     return generated, match, edit
-
-
-@torch.no_grad()
-def pair_kl(teacher, baseline, ids: torch.Tensor, batch_size: int, desc: str = "teacher vs baseline") -> torch.Tensor:
-    """Per example, KL(teacher || baseline) of the next-token distributions, averaged over positions.
-
-    Known before any student exists, it says where the teacher learned something the baseline did
-    not: one of the features that predict what a student will memorize.
-    """
-    teacher.eval()
-    baseline.eval()
-    device = next(teacher.parameters()).device
-    out = []
-    bar = progress.bar(len(ids), desc, "ex")
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size].to(device)
-        t = teacher(input_ids=batch).logits.float()
-        b = baseline(input_ids=batch.to(next(baseline.parameters()).device)).logits.float().to(device)
-        width = min(t.shape[-1], b.shape[-1])  # padded embedding rows beyond the tokenizer are not tokens
-        t_lp = F.log_softmax(t[:, :-1, :width], dim=-1)
-        b_lp = F.log_softmax(b[:, :-1, :width], dim=-1)
-        out.append((t_lp.exp() * (t_lp - b_lp)).sum(-1).mean(-1).cpu())
-        bar.update(len(batch))
-    bar.close()
-    return torch.cat(out).double()

@@ -43,37 +43,92 @@ class Extraction:
 def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_size: int,
             desc: str = "extraction") -> Extraction:
     model.eval()
-    memory.map_large_blocks()
+
+    def scores(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return _scores(model(input_ids=batch).logits.float(), batch, prefix_len, suffix_len)
+
+    return Extraction(**_batched(scores, ids, batch_size, model, copies=6, desc=desc))
+
+
+@torch.no_grad()
+def extract_pair(first, second, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_size: int,
+                 desc: str = "extraction") -> tuple[Extraction, Extraction, torch.Tensor]:
+    """Both models' extractions and, per example, KL(first || second) of the next-token
+    distributions averaged over positions, from one pass of each model.
+
+    The KL between teacher and baseline on the members says where the teacher learned something
+    the baseline did not (a feature of the memorization predictor); taken from the extraction's
+    own passes, it costs no pass of its own.
+    """
+    first.eval()
+    second.eval()
+    other = next(second.parameters()).device
+
+    def scores(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        a = first(input_ids=batch).logits.float()
+        b = second(input_ids=batch.to(other)).logits.float().to(batch.device)
+        out = {"kl": kl_per_example(a, b)}
+        out.update({f"first.{k}": v for k, v in _scores(a, batch, prefix_len, suffix_len).items()})
+        del a
+        out.update({f"second.{k}": v for k, v in _scores(b, batch, prefix_len, suffix_len).items()})
+        return out
+
+    out = _batched(scores, ids, batch_size, first, copies=9, desc=desc)
+    return (Extraction(**{k[6:]: v for k, v in out.items() if k.startswith("first.")}),
+            Extraction(**{k[7:]: v for k, v in out.items() if k.startswith("second.")}), out["kl"])
+
+
+def kl_per_example(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """KL(first || second) of the next-token distributions from logits (n, T, V), averaged over the T - 1
+    predicting positions. Two models may pad their embeddings to different widths: the rows beyond the
+    narrower one are not tokens, so both are cut to it."""
+    width = min(first.shape[-1], second.shape[-1])
+    log_p = F.log_softmax(first[:, :-1, :width], dim=-1)
+    log_q = F.log_softmax(second[:, :-1, :width], dim=-1)
+    return torch.linalg.vecdot(log_p.exp(), log_p.sub_(log_q)).mean(-1)
+
+
+def _batched(scores, ids: torch.Tensor, batch_size: int, model, copies: int, desc: str) -> dict[str, torch.Tensor]:
+    """`scores(batch)` over the rows of `ids` in batches sized to memory, halved when a pass runs out of it."""
+    if len(ids) == 0:
+        raise ValueError("extraction needs at least one example")
     device = next(model.parameters()).device
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in Extraction.__dataclass_fields__}
-    batch_size = memory.fit(batch_size, memory.logits_bytes(model, ids.shape[1], copies=6), device)
+    # Results go straight into tensors sized for all examples: nothing small and long-lived is
+    # allocated between one batch's logits and the next, so the allocator reuses the same blocks
+    # and memory stays flat however many examples there are.
+    out: dict[str, torch.Tensor] = {}
+    batch_size = memory.fit(batch_size, memory.logits_bytes(model, ids.shape[1], copies=copies), device)
     bar = progress.bar(len(ids), desc, "ex")
     start = 0
     while start < len(ids):
         batch = ids[start : start + batch_size].to(device)
         try:
-            result = _pass(model, batch, prefix_len, suffix_len)
+            result = scores(batch)
         except RuntimeError as err:  # out of memory: the same examples again in smaller batches
             batch_size = memory.recover(err, batch_size, desc)
             continue
+        if not out:
+            out = {k: torch.empty((len(ids), *v.shape[1:]), dtype=v.dtype) for k, v in result.items()}
         for k, v in result.items():
-            parts[k].append(v.cpu())
+            out[k][start : start + len(batch)] = v
+        del result
         start += len(batch)
         fault("extraction:batch")
         bar.update(len(batch))
     bar.close()
-    return Extraction(**{k: torch.cat(v) for k, v in parts.items()})
+    return out
 
 
-def _pass(model, batch: torch.Tensor, prefix_len: int, suffix_len: int) -> dict[str, torch.Tensor]:
+def _scores(logits: torch.Tensor, batch: torch.Tensor, prefix_len: int, suffix_len: int) -> dict[str, torch.Tensor]:
+    """The verdict, match length, losses and attack figures of each row from the model's logits on it."""
     end = prefix_len + suffix_len
-    logits = model(input_ids=batch).logits.float()
     logprobs = F.log_softmax(logits[:, :-1], dim=-1)
     token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
     probs = logprobs.exp()
-    mean = (probs * logprobs).sum(-1)
-    # E[(log p)^2] - mean^2 loses everything to cancellation when p is sharp: take the centred form
-    std = (probs * (logprobs - mean[..., None]).square()).sum(-1).sqrt()
+    mean = torch.linalg.vecdot(probs, logprobs)
+    # E[(log p)^2] - mean^2 loses everything to cancellation when p is sharp: take the centred form,
+    # in place (the log-probabilities are not needed again; each vocabulary-wide copy costs time)
+    std = torch.linalg.vecdot(probs, logprobs.sub_(mean[..., None]).square_()).sqrt()
     del probs, logprobs
     window = logits[:, prefix_len - 1 : end - 1]
     target = batch[:, prefix_len:end]

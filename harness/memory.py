@@ -9,31 +9,10 @@ kernel may kill a process before any allocation fails, which is why the cap come
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
-from functools import cache
 
 SHARE = float(os.environ.get("HARNESS_MEMORY_SHARE", 0.5))  # of the available memory one batch may use
-
-
-@cache
-def map_large_blocks() -> None:
-    """Have glibc give each large tensor its own mapping, returned to the system when freed.
-
-    Left alone, glibc raises its mmap threshold to 32 MiB after large blocks are freed, and a
-    batch's logits (64 x 63 x 2048 floats, just under 32 MiB) then come from heap arenas that
-    hoard them: measured here, extraction over 30,000 examples peaked at 10.4 GB and took 206 s;
-    with a fixed 1 MiB threshold, 0.65 GB and 62 s (benchmarks/memory.py). It is set when the
-    first extraction starts, not before training: there, fresh pages for every step's logits cost
-    about a third more time (a later training in the same process, a sweep's next cell, keeps it).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to set
-        pass
 
 
 def available_bytes(device) -> int:

@@ -32,7 +32,7 @@ from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller
 from harness.errors import RunFailed, UsageError, unknown
 from harness.estimate import estimate
-from harness.extract import Extraction, extract, greedy
+from harness.extract import Extraction, extract, extract_pair, greedy
 from harness.metrics import ROLES, figures
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
@@ -174,15 +174,17 @@ class Protocol:
 
         t0 = time.perf_counter()
         on_members, on_nonmembers = {}, {}
+        # Teacher and baseline side by side on the members: the same passes give their KL.
+        on_members["teacher"], on_members["baseline"], kl = self._extract_pair(models, members)
+        on_members["student"] = self._extract(models["student"][0], members, "student: extraction on members")
         for role, (model, _) in models.items():
-            on_members[role] = self._extract(model, members, f"{role}: extraction on members")
             on_nonmembers[role] = self._extract(model, nonmembers, f"{role}: extraction on non-members")
         self.seconds["extraction"] = time.perf_counter() - t0
         metrics = figures(on_members, on_nonmembers)
 
         t0 = time.perf_counter()
         texts = {ex.split: self.tokenizer.batch_decode(ex.ids) for ex in (members, nonmembers)}
-        derived, tables, approx = self._analysis(models, members, nonmembers, on_members, on_nonmembers, texts)
+        derived, tables, approx = self._analysis(models, members, nonmembers, on_members, on_nonmembers, texts, kl)
         metrics.update(derived)
         if self.filtered is not None:
             metrics.update({f"filter_{k}": v for k, v in self.filtered["figures"].items()})
@@ -330,8 +332,22 @@ class Protocol:
             lambda part: extract(model, examples.ids[part], self.preset.prefix_len, self.preset.suffix_len,
                                  self.preset.eval_batch_size, desc=desc).as_dict(), len(examples)))
 
+    def _extract_pair(self, models, members: Examples) -> tuple[Extraction, Extraction, torch.Tensor]:
+        teacher, baseline = models["teacher"][0], models["baseline"][0]
+        teacher.to(processes.device())
+        baseline.to(processes.device())
+
+        def part(rows: slice):
+            first, second, kl = extract_pair(teacher, baseline, members.ids[rows], self.preset.prefix_len,
+                                             self.preset.suffix_len, self.preset.eval_batch_size,
+                                             desc="teacher and baseline: extraction on members")
+            return first.as_dict(), second.as_dict(), kl
+
+        first, second, kl = processes.sharded(part, len(members))
+        return Extraction(**first), Extraction(**second), kl
+
     def _analysis(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers,
-                  texts: dict[str, list[str]]):
+                  texts: dict[str, list[str]], kl: torch.Tensor):
         """Attacks, curves, approximate memorization and predictor features: figures, tables, per-sample extras."""
         p = self.preset
         z_m, z_n = analysis.zlib_bits(texts[members.split]), analysis.zlib_bits(texts[nonmembers.split])
@@ -369,8 +385,6 @@ class Protocol:
             metrics[f"approx_match_{role}"] = match.mean().item()
             metrics[f"edit_distance_{role}"] = edit.mean().item()
 
-        kl = processes.sharded(lambda part: analysis.pair_kl(models["teacher"][0], models["baseline"][0],
-                                                             members.ids[part], p.eval_batch_size), len(members))
         features = {"sample_id": list(members.sample_ids),
                     "teacher_ppl": on_members["teacher"].loss.exp().tolist(),
                     "baseline_ppl": on_members["baseline"].loss.exp().tolist(),

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import analysis
-from harness.extract import Extraction, extract
+from harness.extract import Extraction, extract, extract_pair
 from harness.specs import Evidence
 from harness_plugins.attacks.loss import loss_score
 from harness_plugins.attacks.min_k import lowest_share_mean, min_k_plus_plus_score, min_k_score
@@ -139,14 +139,36 @@ def test_pair_kl_is_zero_for_the_same_model_and_matches_the_direct_formula():
     torch.manual_seed(1)
     a, b = Table(torch.randn(6, 6)), Table(torch.randn(6, 6))
     ids = torch.randint(0, 6, (3, 5))
-    assert analysis.pair_kl(a, a, ids, batch_size=2).abs().max().item() < 1e-6
-    got = analysis.pair_kl(a, b, ids, batch_size=2)
+    assert extract_pair(a, a, ids, 2, 2, batch_size=2)[2].abs().max().item() < 1e-6
+    got = extract_pair(a, b, ids, 2, 2, batch_size=2)[2]
     for r, row in enumerate(ids):
         kls = []
         for t in range(len(row) - 1):
             p, q = F.log_softmax(a.table.detach()[row[t]].double(), -1), F.log_softmax(b.table.detach()[row[t]].double(), -1)
             kls.append(float((p.exp() * (p - q)).sum()))
         assert got[r].item() == pytest.approx(sum(kls) / len(kls), rel=1e-5)
+
+
+def test_the_pair_pass_gives_each_model_its_own_extraction():
+    """Teacher and baseline run side by side on the members: each verdict and score is the one a pass of its own gives."""
+    torch.manual_seed(2)
+    a, b = Table(torch.randn(7, 7) * 3), Table(torch.randn(7, 7) * 3)
+    ids = torch.randint(0, 7, (5, 9))
+    first, second, _ = extract_pair(a, b, ids, 4, 5, batch_size=2)
+    for pair, alone in ((first, extract(a, ids, 4, 5, batch_size=3)), (second, extract(b, ids, 4, 5, batch_size=3))):
+        for name, value in alone.as_dict().items():
+            assert torch.equal(value, getattr(pair, name)), name
+
+
+def test_pair_kl_cuts_padded_embeddings_to_the_shared_width():
+    """A teacher padded to more embedding rows than the baseline: only the shared vocabulary counts."""
+    torch.manual_seed(3)
+    narrow = torch.randn(6, 6)
+    wide = torch.cat([narrow, torch.full((6, 2), 4.0)], dim=1)  # two padding rows with large logits
+    wide = torch.cat([wide, torch.randn(2, 8)])  # rows for the padded ids too, never looked up
+    ids = torch.randint(0, 6, (3, 5))
+    kl = extract_pair(Table(wide), Table(narrow), ids, 2, 2, batch_size=2)[2]
+    assert kl.abs().max().item() < 1e-6
 
 
 def test_the_approximate_sample_is_the_same_at_every_call():

@@ -27,23 +27,23 @@ def model_and_ids():
 
 
 class FailsAbove:
-    """Wraps a function of (model, batch, ...) to fail like an allocator when a batch has more than `limit` rows."""
+    """Wraps a function of (logits, batch, ...) to fail like an allocator when a batch has more than `limit` rows."""
 
     def __init__(self, fn, limit: int, message: str = CPU_OOM):
         self.fn, self.limit, self.message, self.sizes = fn, limit, message, []
 
-    def __call__(self, model, batch, *args, **kwargs):
+    def __call__(self, logits, batch, *args, **kwargs):
         self.sizes.append(len(batch))
         if len(batch) > self.limit:
             raise RuntimeError(self.message)
-        return self.fn(model, batch, *args, **kwargs)
+        return self.fn(logits, batch, *args, **kwargs)
 
 
 def test_extraction_halves_the_batch_when_memory_runs_out(model_and_ids, monkeypatch, capsys):
     model, ids = model_and_ids
     whole = extract(model, ids, 8, 8, batch_size=32)
-    failing = FailsAbove(extract_mod._pass, limit=8)
-    monkeypatch.setattr(extract_mod, "_pass", failing)
+    failing = FailsAbove(extract_mod._scores, limit=8)
+    monkeypatch.setattr(extract_mod, "_scores", failing)
     halved = extract(model, ids, 8, 8, batch_size=32)
     assert failing.sizes[:3] == [32, 16, 8] and max(failing.sizes[3:]) == 8  # then it stays at 8
     for name, value in whole.as_dict().items():
@@ -54,14 +54,14 @@ def test_extraction_halves_the_batch_when_memory_runs_out(model_and_ids, monkeyp
 
 def test_other_errors_are_not_taken_for_memory(model_and_ids, monkeypatch):
     model, ids = model_and_ids
-    monkeypatch.setattr(extract_mod, "_pass", FailsAbove(extract_mod._pass, 0, "shape mismatch"))
+    monkeypatch.setattr(extract_mod, "_scores", FailsAbove(extract_mod._scores, 0, "shape mismatch"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         extract(model, ids, 8, 8, batch_size=32)
 
 
 def test_out_of_memory_at_batch_one_is_raised(model_and_ids, monkeypatch):
     model, ids = model_and_ids
-    monkeypatch.setattr(extract_mod, "_pass", FailsAbove(extract_mod._pass, 0))
+    monkeypatch.setattr(extract_mod, "_scores", FailsAbove(extract_mod._scores, 0))
     with pytest.raises(RuntimeError, match="can't allocate"):
         extract(model, ids, 8, 8, batch_size=4)
 
@@ -75,9 +75,9 @@ def test_batches_are_capped_to_the_available_memory(model_and_ids, monkeypatch):
     assert memory.fit(3, per_example, "cpu") == 3
     monkeypatch.setattr(memory, "available_bytes", lambda device: 0)
     assert memory.fit(64, per_example, "cpu") == 1
-    calls = FailsAbove(extract_mod._pass, limit=1000)
+    calls = FailsAbove(extract_mod._scores, limit=1000)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * per_example)
-    monkeypatch.setattr(extract_mod, "_pass", calls)
+    monkeypatch.setattr(extract_mod, "_scores", calls)
     extract(model, ids, 8, 8, batch_size=32)
     assert max(calls.sizes) == 4
 
