@@ -40,6 +40,7 @@ The last line is `ratio R.RRx`: the protocol's whole wall time over its whole lo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -103,6 +104,48 @@ def rate(shapes: list[tuple[int, int]], rows: int, train: bool = False) -> float
     return _rates[k_]
 
 
+def plain_seconds(model, steps: int, batch: int, length: int, *, train: bool, loss=None, teacher=None,
+                  sample: int = 12, rounds: int = 2) -> float:
+    """The same work as a bare PyTorch loop, timed over `sample` steps (best of `rounds`) and scaled to `steps`.
+
+    A training step is forward, loss, backward, AdamW, on random tokens of the stage's shape; with
+    `loss` (a logit method's) against fixed teacher logits of the batch's shape, else
+    cross-entropy. Without `train`, a no-grad forward pass of the batch. What the harness does
+    beyond this (data order, memory fitting, checks, progress, accelerate) is its own overhead;
+    what this loop does beyond the bound is the model's and the loss's own non-matrix work.
+    """
+    from harness.specs import LogitBatch
+
+    vocab = model.get_output_embeddings().weight.shape[0]
+    ids = torch.randint(0, vocab, (batch, length))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5) if train else None
+    fixed = torch.randn(batch, length - 1, vocab) if loss is not None else None
+
+    def step():
+        if not train:
+            with torch.no_grad():
+                model(input_ids=ids)
+            return
+        logits = model(input_ids=ids).logits[:, :-1]
+        if loss is None:
+            value = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), ids[:, 1:].reshape(-1))
+        else:
+            value = loss(LogitBatch(logits, fixed, ids[:, 1:]))
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train(train)
+    step()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(sample):
+            step()
+        best = min(best, (time.perf_counter() - t0) / sample)
+    return best * steps
+
+
 def big_rate(size: int = 2048) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
     return 2 * size**3 / seconds_per_call(lambda: a @ b, min_time=0.2)
@@ -132,8 +175,9 @@ def main() -> None:
         from transformers import AutoModelForCausalLM
 
         members, nonmembers, _ = proto._data()  # the same examples again (the tokenizer is cached)
-        shapes = {role: matmul_weights(AutoModelForCausalLM.from_pretrained(info.path, use_safetensors=True))
+        loaded = {role: AutoModelForCausalLM.from_pretrained(info.path, use_safetensors=True)
                   for role, info in result.models.items()}
+        shapes = {role: matmul_weights(model) for role, model in loaded.items()}
 
     p = proto.preset
     L, m, n, rows = p.example_len, len(members), len(nonmembers), len(members.training_rows())
@@ -188,6 +232,21 @@ def main() -> None:
     _rates.update(best)
     bound = {stage: sum(f / rate(sh, r, tr) for _, f, sh, r, tr in items) for stage, items in work.items()}
 
+    # The training stages and the extraction as bare PyTorch loops doing the same steps.
+    plain: dict[str, float] = {}
+    for role in ("teacher", "baseline", "student"):
+        cfg = p.training(role)
+        logit_loss = proto.method.loss if role == "student" and proto.method.kind == "loss" else None
+        plain[role] = plain_seconds(loaded[role], cfg.epochs * math.ceil(rows / cfg.batch_size), cfg.batch_size, L,
+                                    train=True, loss=None if logit_loss is None else
+                                    (lambda batch, f=logit_loss: f(batch, proto.method_args)))
+    if proto.method.kind == "loss":
+        batch = p.training("student").batch_size
+        plain["student"] += plain_seconds(loaded[t], math.ceil(m / batch), batch, L, train=False)
+    plain["extraction"] = sum(plain_seconds(loaded[role], math.ceil(m / p.eval_batch_size)
+                                            + math.ceil(n / p.eval_batch_size), p.eval_batch_size, L, train=False)
+                              for role in ROLES)
+
     print(f"harness eval --method {proto.method.name}: {proto.family.name} {proto.teacher_size} -> "
           f"{proto.student_size}, {proto.dataset.name}, preset {p.name}; {m} members ({rows} rows of D), "
           f"{n} non-members, {L} tokens; torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -200,7 +259,8 @@ def main() -> None:
         hidden = min(k for k, _ in sh)
         print(f"  hidden {hidden:>4}, {r:>5} rows, {'forward + backward' if tr else 'forward':<18} {v / 1e9:6.1f} GFLOP/s")
 
-    print(f"\n{'stage':<13}{'GFLOP':>9}{'lower bound s':>15}{'actual s':>10}{'multiple':>10}")
+    print(f"\n{'stage':<13}{'GFLOP':>9}{'lower bound s':>15}{'plain loop s':>14}{'actual s':>10}{'multiple':>10}"
+          f"{'vs plain':>10}")
     total_flops = total_bound = 0.0
     for stage in STAGES:
         if stage not in result.stage_seconds and not work[stage]:
@@ -209,15 +269,21 @@ def main() -> None:
         actual = result.stage_seconds.get(stage, 0.0)
         total_flops += flops
         total_bound += bound[stage]
+        bare = (f"{plain[stage]:14.1f}", f"{actual / plain[stage]:9.2f}x") if stage in plain else (f"{'-':>14}", "")
         if flops:
-            print(f"{stage:<13}{flops / 1e9:8.1f} {bound[stage]:14.2f}{actual:10.1f}{actual / bound[stage]:9.1f}x")
+            print(f"{stage:<13}{flops / 1e9:8.1f} {bound[stage]:14.2f}{bare[0]}{actual:10.1f}"
+                  f"{actual / bound[stage]:9.1f}x{bare[1]}")
         else:
-            print(f"{stage:<13}{'-':>9}{'-':>15}{actual:10.1f}{'-':>10}")
+            print(f"{stage:<13}{'-':>9}{'-':>15}{'-':>14}{actual:10.1f}{'-':>10}")
         for what, f, *_ in work[stage]:
             print(f"    {what}: {f / 1e9:.1f} GFLOP")
     other = wall - sum(result.stage_seconds.values())
-    print(f"{'(other)':<13}{'-':>9}{'-':>15}{other:10.1f}{'-':>10}   estimate, run rows, model building")
-    print(f"{'protocol':<13}{total_flops / 1e9:8.1f} {total_bound:14.2f}{wall:10.1f}{wall / total_bound:9.1f}x")
+    print(f"{'(other)':<13}{'-':>9}{'-':>15}{'-':>14}{other:10.1f}{'-':>10}   estimate, run rows, model building")
+    print(f"{'protocol':<13}{total_flops / 1e9:8.1f} {total_bound:14.2f}{'-':>14}{wall:10.1f}{wall / total_bound:9.1f}x")
+    covered = sum(result.stage_seconds.get(stage, 0.0) for stage in plain)
+    print(f"\nthe stages with a plain loop ({', '.join(plain)}): {covered:.1f} s in the harness, "
+          f"{sum(plain.values()):.1f} s as bare PyTorch loops ({covered / sum(plain.values()):.2f}x), "
+          f"{sum(bound[stage] for stage in plain):.1f} s at the matrix-multiply bound")
     if proto.method.kind != "make_data":
         shared = work["student"][1][1] / rate(shapes[t], p.eval_batch_size * L)
         print(f"(the teacher's logits on the members serve both distillation and extraction; counted once, "
