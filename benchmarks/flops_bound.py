@@ -33,6 +33,14 @@ product is timed before and after the protocol. The tiny models' products are sm
 and 192, and a decoding step is 128 rows), so some run far below the large product's rate; the
 rate at the model's shapes is the honest limit for this model on this machine and is the one used.
 
+Beside the bound, each training stage and the extraction are also timed as a bare PyTorch loop
+doing the same steps on the same architecture (forward, loss, backward, AdamW; for the student
+the method's own loss against fixed teacher logits, plus one teacher pass over the members; for
+the extraction plain no-grad forward passes): "vs plain" is the harness's time over that loop's,
+which is what the harness itself adds, while "multiple" also holds the work any eager PyTorch
+loop does outside the counted products (attention, norms, activations, the vocabulary-wide
+softmax and loss, the optimizer).
+
 The last line is `ratio R.RRx`: the protocol's whole wall time over its whole lower bound
 (larger means further from the limit).
 """
