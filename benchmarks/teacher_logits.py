@@ -75,8 +75,8 @@ def main() -> None:
     soft_kd.register_kd_methods(register=methods.append)
     method = methods[0]
     args = resolve_params(method.params, {}, method.name)
-    weights = {role: sum(p.numel() for n, p in m.named_parameters() if p.dim() == 2 and "embed_in" not in n)
-               for role, m in (("teacher", teacher), ("student", start))}
+    weights = {role: sum(p.numel() for p in m.parameters() if p.dim() == 2 and p is not m.get_input_embeddings().weight)
+               for role, m in (("teacher", teacher), ("student", start))}  # the matrix weights a token passes through
     print(f"soft KD, tiny {teacher_size} teacher -> 0.6m student ({weights['teacher'] / weights['student']:.1f}x "
           f"its matrix weights), {len(members)} distinct members, {len(order)} rows per epoch, {cfg.epochs} epochs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -95,7 +95,7 @@ def main() -> None:
     # This machine's speed drifts by tens of percent over minutes: the ways run in rounds, in
     # reverse order every other round, and each keeps its best time.
     labels = ["per batch", "once", "from disk", "no teacher"]
-    students, seconds, rounds = {}, {}, {label: [] for label in labels}
+    students, rounds = {}, {label: [] for label in labels}
     for r in range(opts.rounds):
         for label in labels if r % 2 == 0 else labels[::-1]:
             with tempfile.TemporaryDirectory() as cache_dir:  # a fresh cache: the disk way writes its file

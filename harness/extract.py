@@ -74,8 +74,11 @@ def extract_pair(first, second, ids: torch.Tensor, prefix_len: int, suffix_len: 
         return out
 
     out = _batched(scores, ids, batch_size, first, copies=9, desc=desc)
-    return (Extraction(**{k[6:]: v for k, v in out.items() if k.startswith("first.")}),
-            Extraction(**{k[7:]: v for k, v in out.items() if k.startswith("second.")}), out["kl"])
+
+    def side(name: str) -> Extraction:
+        return Extraction(**{k.removeprefix(name): v for k, v in out.items() if k.startswith(name)})
+
+    return side("first."), side("second."), out["kl"]
 
 
 def kl_per_example(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
