@@ -11,6 +11,8 @@ log-probabilities at that position.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -154,23 +156,46 @@ def greedy(model, prompts: torch.Tensor, new_tokens: int, batch_size: int = 64, 
     here: a row neither stops at it nor is kept from choosing it, so every new token is the
     arg-max (the continuation the one-pass verdict of `extract` speaks about).
     """
-    from transformers import GenerationConfig
-
     model.eval()
     device = next(model.parameters()).device
+    out = []
+    bar = progress.bar(len(prompts), desc, "ex")
+    with plain_generation(model):
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size].to(device)
+            out.append(model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
+                                      generation_config=_greedy_config(model, new_tokens)).cpu())
+            fault("generate:batch")
+            bar.update(len(batch))
+    bar.close()
+    return torch.cat(out)
+
+
+def _greedy_config(model, new_tokens: int):
+    from transformers import GenerationConfig
+
     # eos_token_id=[] (no end-of-text token), not None: generate fills a None from the model's own
     # generation_config, and with min_new_tokens it would then forbid end-of-text at every step,
     # which changes the continuation wherever end-of-text is the arg-max.
-    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                              num_beams=1, use_cache=True, eos_token_id=[],
-                              pad_token_id=model.config.pad_token_id or 0)
-    out = []
-    bar = progress.bar(len(prompts), desc, "ex")
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size].to(device)
-        out.append(model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
-                                  generation_config=config).cpu())
-        fault("generate:batch")
-        bar.update(len(batch))
-    bar.close()
-    return torch.cat(out)
+    return GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                            num_beams=1, use_cache=True, eos_token_id=[],
+                            pad_token_id=model.config.pad_token_id or 0)
+
+
+@contextmanager
+def plain_generation(model) -> Iterator[None]:
+    """The model's own `generation_config` set aside while the harness decodes.
+
+    `generate` fills every setting the caller leaves unset from the checkpoint's
+    `generation_config` (a `repetition_penalty`, a `no_repeat_ngram_size`, suppressed tokens...),
+    which would make a hub model's "greedy" continuation something else. A fresh config holds
+    only the library's defaults, so decoding is plain arg-max whatever the checkpoint ships.
+    """
+    from transformers import GenerationConfig
+
+    own = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = own

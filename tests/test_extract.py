@@ -186,6 +186,38 @@ def test_greedy_returns_prompt_plus_new_tokens_and_runs_past_eos(batch_size):
     assert result.memorized.all() and not result.ties.any()
 
 
+def argmax_decode(model, prompts: torch.Tensor, new: int) -> torch.Tensor:
+    """Plain arg-max decoding by hand, one full forward pass per token: the definition of greedy."""
+    out = prompts
+    with torch.no_grad():
+        for _ in range(new):
+            out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+def test_greedy_ignores_the_checkpoints_generation_settings(memorizing_model):
+    """A hub checkpoint's generation_config (repetition penalty, no repeated n-grams, suppressed
+    tokens) must not change a continuation: the harness decodes plain arg-max, and the model's
+    own config is left as it was."""
+    model, members, _ = memorizing_model
+    prompts = members.ids[:32, :PREFIX]
+    plain = argmax_decode(model, prompts, SUFFIX)
+    own = model.generation_config
+    settings = {"repetition_penalty": 5.0, "no_repeat_ngram_size": 2, "suppress_tokens": [int(plain[0, PREFIX])]}
+    for name, value in settings.items():
+        setattr(own, name, value)
+    try:
+        hub_like = model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), do_sample=False,
+                                  max_new_tokens=SUFFIX, min_new_tokens=SUFFIX, eos_token_id=[], pad_token_id=0)
+        differ = int((hub_like != plain).any(dim=1).sum())
+        assert differ > len(prompts) // 2, f"the settings should change most continuations, changed {differ}"
+        assert torch.equal(greedy(model, prompts, SUFFIX, batch_size=16), plain)
+        assert model.generation_config is own and own.repetition_penalty == 5.0
+    finally:
+        for name in settings:
+            setattr(own, name, None)
+
+
 # ---------------------------------------------------------------- the verdicts against model.generate
 
 PREFIX, SUFFIX = 8, 8
