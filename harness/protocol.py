@@ -37,7 +37,7 @@ from harness.metrics import ROLES, figures
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
 from harness.store import Store, config_hash
-from harness.train import train
+from harness.train import precision, precisions, train
 
 
 @dataclass
@@ -244,11 +244,11 @@ class Protocol:
         cfg = self.preset.training(role)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
                 "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
-                "recipe": recipe, "harness": harness.__version__, **self._family_deps()}
+                "recipe": recipe, "precision": precision(), "harness": harness.__version__, **self._family_deps()}
         k = key(deps)
         path = self.cache.get("models", k)
         if path is not None:
-            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True,
+            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
                                                          trust_remote_code=self.req.trust_remote_code)
             model.to(processes.device())
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
@@ -491,7 +491,7 @@ class Protocol:
             "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "python_version": platform.python_version(), "device": _device(), "command": self.req.command,
+            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}", "command": self.req.command,
             "trust_remote_code": self.req.trust_remote_code, "reference": self.req.reference,
             "filter": None if self.filtered is None else json.dumps(
                 {"by": self.req.filter, "source_run": self.filtered["source_run"], "removed": len(self.filtered["rows"])}),

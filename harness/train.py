@@ -84,7 +84,9 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    return accelerator.unwrap_model(model)
+    # Without accelerate's autocast wrapper: a model trained here must score exactly as the same
+    # weights loaded from the cache do (in float32, see SCORING), not under the training precision.
+    return accelerator.unwrap_model(model, keep_fp32_wrapper=False)
 
 
 def _accumulate(accelerator, model, rows, index, weight: float, chunk: int, distiller, step: int, total: int):
@@ -107,11 +109,25 @@ def _accumulate(accelerator, model, rows, index, weight: float, chunk: int, dist
     return sum(losses)
 
 
-def precision() -> str | None:
-    """bf16 autocast over float32 weights on a GPU that has it, as the published runs (and the
-    optimizer keeps full-precision weights, so lr 5e-5 updates are not rounded away); None leaves
-    it to accelerate's config or ACCELERATE_MIXED_PRECISION, which is float32 on a CPU."""
-    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
-        return None
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+def precision() -> str:
+    """The training precision: accelerate's config or ACCELERATE_MIXED_PRECISION when set, else bf16
+    autocast over float32 weights on a GPU that has it, as the published runs (the optimizer keeps
+    full-precision weights, so lr 5e-5 updates are not rounded away), else "no" (float32)."""
+    import torch
 
+    chosen = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if chosen:
+        return chosen
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+# Every pass that scores or decodes (extraction, the teacher's outputs for the student, generation)
+# runs the float32 weights in float32, whatever the training precision: the same weights then give
+# the same verdicts whether they were trained in this run or loaded from the cache, and an arg-max
+# tie means a float32 tie (extract.TIE_TOLERANCE). Training alone runs under `precision()`.
+SCORING = "float32"
+
+
+def precisions() -> str:
+    """How a run's numbers were computed, for its `runs.device` record."""
+    return f"training {'float32' if precision() == 'no' else precision()}, scoring {SCORING}"

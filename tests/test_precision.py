@@ -1,0 +1,51 @@
+"""One precision, whatever the cache holds: a model trained in this run scores as the same weights
+loaded from the cache do.
+
+Training may run under accelerate's bf16 autocast; every scoring pass runs the float32 weights in
+float32 (`harness.train.SCORING`). Here bf16 is asked for on the CPU, as `accelerate launch
+--mixed_precision bf16` does: the cold run trains all three models, its rerun loads them, and
+the two must agree on every verdict, match length and score, exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+
+from harness.cli import main
+from tests.conftest import quick_args
+
+pytestmark = pytest.mark.slow
+
+
+def stored(db: str) -> tuple[list, list]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, device FROM runs ORDER BY started_at").fetchall()
+        per_run = []
+        for run_id, _ in runs:
+            samples = con.execute("SELECT role, split, sample_id, memorized, match_len, loss, suffix_loss, tie, "
+                                  "approx_match, edit_distance FROM samples WHERE run_id = ? "
+                                  "ORDER BY role, split, sample_id", [run_id]).fetchall()
+            scores = con.execute("SELECT * EXCLUDE (run_id) FROM scores WHERE run_id = ? ORDER BY ALL",
+                                 [run_id]).fetchall()
+            metrics = con.execute("SELECT name, value FROM metrics WHERE run_id = ? ORDER BY name", [run_id]).fetchall()
+            cached = con.execute("SELECT role, cached FROM models WHERE run_id = ? ORDER BY role", [run_id]).fetchall()
+            per_run.append((samples, scores, metrics, cached))
+        return runs, per_run
+    finally:
+        con.close()
+
+
+def test_cold_run_and_cached_rerun_agree_under_bf16(quick_registry, monkeypatch, capsys):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    for _ in range(2):
+        assert main(quick_args(quick_registry, "soft-kd")) == 0
+    runs, ((samples, scores, metrics, cached), (samples2, scores2, metrics2, cached2)) = stored(os.environ["HARNESS_DB"])
+    assert [c for _, c in cached] == [False] * 3 and [c for _, c in cached2] == [True] * 3
+    assert all(device.endswith("training bf16, scoring float32") for _, device in runs)
+    assert len(samples) > 100 and samples == samples2  # verdicts, match lengths, losses, ties, continuations
+    assert len(scores) > 100 and scores == scores2  # every attack's score on every example
+    assert metrics == metrics2
