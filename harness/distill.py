@@ -5,7 +5,11 @@ row in the distinct rows. What the teacher says about a row never changes, so it
 its top-K logits, for a method that may only see those) are computed once per distinct row, on
 first use, and kept where they fit (`TeacherOutputs`): in memory, within
 `HARNESS_TEACHER_LOGITS_BYTES` (default 2 GiB); else on disk, in the artifact cache, where a
-second method on the same teacher and data finds them.
+second method on the same teacher and data finds them, within `HARNESS_TEACHER_DISK_BYTES` and
+half the free space; else recomputed by the teacher per batch. At Pythia 12b -> 1.4b on 1M
+FineWeb members, full logits would take 47 TB: a full-logit method then pays the teacher's
+forward pass per step rather than becoming a top-K one, and a top-K method streams float16
+values from disk (1M x 255 x K x 6 bytes: 77 GB at K = 50).
 
 Teacher and student share a tokenizer but may pad their embeddings to different widths (Pythia
 12b to 50688, 1.4b to 50304); every logit a method sees is cut to the common width, which holds
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ import torch
 import harness
 from harness import processes, progress
 from harness.cache import Cache, key
+from harness.errors import RunFailed
 from harness.sampling import sample
 from harness.specs import KDMethod, LogitBatch, Outputs, Sampled, TopKBatch
 
@@ -36,6 +42,77 @@ KIND = "teacher-outputs"  # the artifact cache's kind for streamed teacher outpu
 def memory_budget() -> int:
     """Bytes the teacher's outputs may take in memory; read per run, so a test can set it."""
     return int(os.environ.get("HARNESS_TEACHER_LOGITS_BYTES", 2 << 30))
+
+
+DISK_SHARE = 0.5  # of the cache disk's free space that streamed teacher outputs may take by default
+
+
+def disk_budget(cache_root: Path) -> int:
+    """Bytes the teacher's outputs may take on disk: HARNESS_TEACHER_DISK_BYTES, capped by half of
+    the free space on the cache's disk (the checkpoints and everything else need the rest)."""
+    free = free_disk(cache_root)
+    chosen = os.environ.get("HARNESS_TEACHER_DISK_BYTES")
+    return min(int(chosen), free) if chosen else int(DISK_SHARE * free)
+
+
+def free_disk(path: Path) -> int:
+    """Free bytes on the disk that holds `path` (its nearest existing ancestor)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Where the teacher's outputs are kept (see `TeacherOutputs`) and what that costs."""
+
+    name: str  # "memory", "disk" or "batch"
+    values: torch.dtype  # float32, or float16 for top-K values that do not fit otherwise
+    bytes: int  # in memory or on disk; 0 for "batch"
+    why: str  # one line for the plan and the log
+
+    def describe(self) -> str:
+        if self.name == "batch":
+            return f"the teacher's forward pass per batch ({self.why})"
+        return f"{self.name}, {str(self.values).removeprefix('torch.')} values, {_size(self.bytes)} ({self.why})"
+
+
+def choose_tier(rows: int, positions: int, width: int, top_k: int | None, *, memory: int,
+                disk: int | None) -> Tier:
+    """The cheapest place the outputs of `rows` rows x `positions` predicting positions fit.
+
+    Full logits are counted at the teacher's width, which bounds the shared one; top-K keeps
+    int32 indices beside its values. In memory first (float32, then float16 top-K values); else
+    on disk within `disk` bytes (None: no cache to stream from); else recomputed per batch, which
+    costs a teacher forward pass per training step but no memory or disk at all. A full-logit
+    method is never silently made top-K: it keeps its exact loss and pays the forward passes.
+    """
+    count = rows * positions
+
+    def size(values: torch.dtype) -> int:
+        return count * (top_k * (values.itemsize + torch.int32.itemsize) if top_k else width * values.itemsize)
+
+    what = f"top-{top_k}" if top_k else f"{width}-wide logits"
+    if size(torch.float32) <= memory:
+        return Tier("memory", torch.float32, size(torch.float32), f"{what} fit the memory budget")
+    if top_k and size(torch.float16) <= memory:
+        return Tier("memory", torch.float16, size(torch.float16), f"{what} fit the memory budget in float16")
+    stored = torch.float16 if top_k else torch.float32
+    need = f"{what} would take {_size(size(stored))}"
+    if disk is None:
+        return Tier("batch", torch.float32, 0, f"{need}, over the memory budget, with no cache to stream from")
+    if size(stored) <= disk:
+        return Tier("disk", stored, size(stored), f"{need}, over the memory budget of {_size(memory)}")
+    return Tier("batch", torch.float32, 0, f"{need}, over the memory budget of {_size(memory)} "
+                                           f"and the disk budget of {_size(disk)}")
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1024:.0f} KB"
 
 
 class TeacherOutputs:
@@ -69,26 +146,13 @@ class TeacherOutputs:
             top_k = min(top_k, width)
         self.teacher, self.rows, self.batch_size, self.stage, self.top_k = teacher, rows, batch_size, stage, top_k
         self.cache, self.teacher_key = cache, teacher_key
-        self.values_dtype = torch.float32
-        budget = memory_budget() if budget is None else budget
-        positions = rows.shape[0] * (rows.shape[1] - 1)
-
-        # The real element sizes (values, and int32 indices for top-K); full logits at the teacher's
-        # width, which bounds the shared one (known only once the student is).
-        def fits(values: torch.dtype) -> bool:
-            per_position = top_k * (values.itemsize + torch.int32.itemsize) if top_k else width * values.itemsize
-            return positions * per_position <= budget
-
         if precompute is not None:
-            self.tier = "memory" if precompute else "batch"
-        elif fits(torch.float32):
-            self.tier = "memory"
-        elif top_k and fits(torch.float16):
-            self.tier, self.values_dtype = "memory", torch.float16
-        elif cache is not None and teacher_key is not None:
-            self.tier, self.values_dtype = "disk", torch.float16 if top_k else torch.float32
+            self.tier = Tier("memory" if precompute else "batch", torch.float32, 0, "asked for")
         else:
-            self.tier = "batch"
+            self.tier = choose_tier(rows.shape[0], rows.shape[1] - 1, width, top_k,
+                                    memory=memory_budget() if budget is None else budget,
+                                    disk=disk_budget(cache.root) if cache is not None and teacher_key else None)
+        self.values_dtype = self.tier.values
         self._all: tuple[Any, ...] | None = None  # tensors, or memory-mapped arrays for "disk"
         self.width: int | None = None  # the common vocabulary width, set when the student is known
 
@@ -101,11 +165,11 @@ class TeacherOutputs:
         return (logits,)
 
     def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.tier == "batch":
+        if self.tier.name == "batch":
             return self._compute(self.rows[index])
         if self._all is None:
-            self._all = self._from_disk() if self.tier == "disk" else self._in_memory()
-        if self.tier == "disk":
+            self._all = self._from_disk() if self.tier.name == "disk" else self._in_memory()
+        if self.tier.name == "disk":
             picked = [torch.from_numpy(a[index.cpu().numpy()]).to(self.rows.device) for a in self._all]
         else:
             picked = [t[index] for t in self._all]
@@ -131,6 +195,11 @@ class TeacherOutputs:
         with processes.main_first():  # the main process writes them; the others then find them
             folder = self.cache.get(KIND, k)
             if folder is None:
+                free = free_disk(self.cache.root)
+                if free < self.tier.bytes:  # the disk filled since the tier was chosen: never start the write
+                    raise RunFailed(f"{self.stage}: the teacher's outputs need {_size(self.tier.bytes)} on disk but "
+                                    f"{_size(free)} is free under {self.cache.root}; free space, or set "
+                                    "HARNESS_TEACHER_DISK_BYTES=0 to recompute them per batch")
                 folder = self.cache.build(KIND, k, deps, self._write)
         return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in self._names())
 

@@ -289,6 +289,7 @@ class Protocol:
                                   prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
                                   batch_size=self.preset.training("student").batch_size, stage="student",
                                   seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key)
+            log(f"student: teacher outputs: {distiller.outputs.tier.describe()}")
             if distiller.outputs.values_dtype != torch.float32:  # top-K values kept in float16: another student
                 recipe["teacher_values"] = str(distiller.outputs.values_dtype)
             return self._model("student", self.student_size, members.ids, order, recipe, distiller)

@@ -10,10 +10,12 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
+from harness import distill as distill_mod
 from harness import plugins, processes, registry
 from harness.cache import Cache
 from harness.cli import main
-from harness.distill import Distiller
+from harness.distill import Distiller, choose_tier
+from harness.errors import RunFailed
 from harness.registry import Training
 from harness.specs import LogitBatch, TopKBatch, resolve_params
 from harness.train import train
@@ -183,8 +185,8 @@ def test_top_k_values_kept_in_float16_when_float32_does_not_fit_give_the_float32
     teacher = tiny(2, 48, 4)
     full = distiller_for("topk-kd", teacher, k=5)
     half = distiller_for("topk-kd", teacher, budget=FP16_ONLY, k=5)
-    assert (full.outputs.tier, full.outputs.values_dtype) == ("memory", torch.float32)
-    assert (half.outputs.tier, half.outputs.values_dtype) == ("memory", torch.float16)
+    assert (full.outputs.tier.name, full.outputs.values_dtype) == ("memory", torch.float32)
+    assert (half.outputs.tier.name, half.outputs.values_dtype) == ("memory", torch.float16)
     a, b = all_outputs(full), all_outputs(half)
     stored = sum(t.numel() * t.element_size() for t in half.outputs._all)
     assert [t.dtype for t in half.outputs._all] == [torch.float16, torch.int32] and stored == 3240 <= FP16_ONLY
@@ -196,7 +198,7 @@ def test_top_k_values_kept_in_float16_when_float32_does_not_fit_give_the_float32
 
 def test_the_memory_budget_is_read_when_a_distiller_is_made(monkeypatch):
     monkeypatch.setenv("HARNESS_TEACHER_LOGITS_BYTES", "0")
-    assert distiller_for("soft-kd", tiny(2, 48, 4)).outputs.tier == "batch"  # no cache to stream from
+    assert distiller_for("soft-kd", tiny(2, 48, 4)).outputs.tier.name == "batch"  # no cache to stream from
     monkeypatch.setenv("HARNESS_TEACHER_LOGITS_BYTES", str(FP16_ONLY))
     assert distiller_for("topk-kd", tiny(2, 48, 4), k=5).outputs.values_dtype == torch.float16
 
@@ -207,7 +209,7 @@ def test_streamed_teacher_outputs_are_the_in_memory_ones(tmp_path, name, args):
     teacher = tiny(2, 48, 4)
     streamed = distiller_for(name, teacher, budget=0, cache=Cache(tmp_path), **args)
     in_memory = distiller_for(name, teacher, budget=FP16_ONLY if args else None, **args)
-    assert streamed.outputs.tier == "disk" and in_memory.outputs.tier == "memory"
+    assert streamed.outputs.tier.name == "disk" and in_memory.outputs.tier.name == "memory"
     for x, y in zip(all_outputs(streamed), all_outputs(in_memory), strict=True):
         assert x.dtype == y.dtype and torch.equal(x, y)
     if name == "soft-kd":
@@ -215,6 +217,44 @@ def test_streamed_teacher_outputs_are_the_in_memory_ones(tmp_path, name, args):
         b, _ = distill(name, tiny(2, 48, 4))
         for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             assert torch.equal(x, y), key
+
+
+def test_the_flagship_tiers_say_what_they_do_instead_of_writing_52_tb():
+    """1M members x 255 positions x Pythia 12b's 50688-wide float32 logits: far past any disk."""
+    full = choose_tier(1_000_000, 255, 50_688, None, memory=2 << 30, disk=10 << 40)
+    assert full.name == "batch" and full.bytes == 0 and "51700800000000" not in full.why
+    assert "47.0 TB" in full.why and "disk budget of 10.0 TB" in full.why
+    top_k = choose_tier(1_000_000, 255, 50_688, 50, memory=2 << 30, disk=10 << 40)
+    assert (top_k.name, top_k.values, top_k.bytes) == ("disk", torch.float16, 1_000_000 * 255 * 50 * 6)
+
+
+def test_teacher_outputs_that_do_not_fit_the_disk_are_recomputed_per_batch(tmp_path, monkeypatch):
+    """A faked small disk: the run takes the per-batch fallback and writes nothing; the student is
+    the one trained from outputs kept in memory."""
+    monkeypatch.setattr(distill_mod, "free_disk", lambda path: 10_000)  # 17280 bytes of logits would not fit
+    cache = Cache(tmp_path)
+    small, distiller = distill("soft-kd", tiny(2, 48, 4), budget=0, cache=cache)
+    assert distiller.outputs.tier.name == "batch" and "disk budget of 5 KB" in distiller.outputs.tier.why
+    assert not (tmp_path / "teacher-outputs").exists()
+    reference, _ = distill("soft-kd", tiny(2, 48, 4))
+    for (name, x), (_, y) in zip(small.state_dict().items(), reference.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)
+    monkeypatch.setattr(distill_mod, "free_disk", lambda path: 1 << 40)
+    monkeypatch.setenv("HARNESS_TEACHER_DISK_BYTES", "17279")  # the user's budget, one byte short
+    assert distiller_for("soft-kd", tiny(2, 48, 4), budget=0, cache=cache).outputs.tier.name == "batch"
+    monkeypatch.setenv("HARNESS_TEACHER_DISK_BYTES", "17280")
+    assert distiller_for("soft-kd", tiny(2, 48, 4), budget=0, cache=cache).outputs.tier.name == "disk"
+
+
+def test_a_disk_that_fills_before_the_write_stops_it_before_it_starts(tmp_path, monkeypatch):
+    cache = Cache(tmp_path)
+    distiller = distiller_for("soft-kd", tiny(2, 48, 4), budget=0, cache=cache)
+    assert distiller.outputs.tier.name == "disk"
+    monkeypatch.setattr(distill_mod, "free_disk", lambda path: 100)
+    distiller.bind(tiny(1))
+    with pytest.raises(RunFailed, match=r"need 17 KB on disk but 0 KB is free"):
+        distiller.outputs[torch.arange(2)]
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # nothing written, not even a temporary folder
 
 
 def test_a_second_method_loads_the_streamed_teacher_logits_instead_of_computing_them(tmp_path, monkeypatch):
