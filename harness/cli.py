@@ -20,6 +20,17 @@ trains only its student. Results go to --db; see them with `harness show latest`
 """
 
 
+EPILOG_PLAN = """\
+examples:
+  harness plan                                                     the embedded default on this machine
+  harness plan --family pythia --dataset fineweb --gpus 8 --gpu h100 --fsdp
+  harness plan --family qwen3 --dataset fineweb --dataset-arg members=100000 --json
+
+Times are FLOPs over the devices' peak (bf16 for training, float32 for scoring) at --mfu. `harness eval`
+prints the same plan's head first, and refuses a run whose memory or disk cannot fit.
+"""
+
+
 def one_line(message: str) -> str:
     """A message that stays one line whatever the user typed: newlines and other controls escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
@@ -76,11 +87,38 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--filter", metavar="predicted",
                     help="`predicted`: fit the memorization predictor on the unfiltered run (running it if "
                     "needed), leave the members it flags out of distillation, and compare")
+    ev.add_argument("--ignore-plan", action="store_true",
+                    help="start even when the plan printed first says the run cannot fit this machine")
     ev.add_argument("--trust-remote-code", action="store_true",
                     help="let a hub family run the model code its checkpoints ship (off by default; "
                     "recorded in the run's provenance)")
 
     sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
+
+    pl = sub.add_parser("plan", help="what a run will cost per stage (FLOPs, memory, disk, time), before anything "
+                        "downloads or trains", epilog=EPILOG_PLAN, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="The cost of one `harness eval` per stage: parameters, tokens and FLOPs, memory "
+                        "per device data-parallel and sharded, disk for checkpoints and teacher outputs, and time at "
+                        "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
+                        "is downloaded.")
+    pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
+    pl.add_argument("--family", help="model family (default from registry.toml: tiny)")
+    pl.add_argument("--dataset", help="dataset (default from registry.toml: synthetic-pii)")
+    pl.add_argument("--preset", help="protocol preset in registry.toml (default: the family's)")
+    for flag, what in (("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
+                       ("--family-arg", "a family parameter")):
+        pl.add_argument(flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=what)
+    pl.add_argument("--gpus", type=int, default=None, metavar="N", help="devices (default: this machine's GPUs, or 1)")
+    pl.add_argument("--gpu", help="plan for a named GPU instead of this machine's: h100, h200 or a100")
+    pl.add_argument("--fsdp", action="store_true", help="sharded training and scoring (FSDP) over the devices; "
+                    "the table shows both either way")
+    pl.add_argument("--mfu", type=float, default=None, metavar="U",
+                    help="model-FLOPs utilization the times assume (default 0.4)")
+    pl.add_argument("--cache-dir", type=Path, help="artifact cache whose disk the plan checks (default ~/.cache/harness)")
+    pl.add_argument("--disk", type=float, metavar="TB", help="with --gpu: the disk the target machine has free for "
+                    "teacher outputs, in TB (default: this machine's budget, HARNESS_TEACHER_DISK_BYTES or half "
+                    "the cache disk's free space)")
+    pl.add_argument("--json", action="store_true", help="the plan as one JSON object")
 
     sw = sub.add_parser("sweep", help="run a grid: methods x families x datasets x seeds, each teacher and "
                         "baseline trained once")
@@ -188,7 +226,8 @@ def cmd_eval(args, argv) -> int:
                       method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
                       family_args=dict(args.family_arg), limit=args.limit,
                       registry=args.registry, command=shlex.join(["harness", *argv]),
-                      trust_remote_code=args.trust_remote_code, reference=args.reference, filter=args.filter)
+                      trust_remote_code=args.trust_remote_code, reference=args.reference, filter=args.filter,
+                      ignore_plan=args.ignore_plan)
     if args.seeds > 1:
         return _eval_seeds(req, args.seeds)
     protocol = Protocol(req)
@@ -205,6 +244,53 @@ def cmd_eval(args, argv) -> int:
     total = sum(result.stage_seconds.values())
     print(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
     return 0
+
+
+def cmd_plan(args, argv) -> int:
+    import json
+
+    from harness import plan as plan_mod
+    from harness.cache import default_dir
+    from harness.distill import free_disk
+    from harness.errors import UsageError, unknown
+    from harness.protocol import EvalRequest, Protocol
+
+    if args.gpu is not None and args.gpu not in plan_mod.GPUS:
+        raise unknown("--gpu", args.gpu, plan_mod.GPUS)
+    if args.gpus is not None and not 1 <= args.gpus <= 100_000:
+        raise UsageError(f"--gpus must be between 1 and 100000, got {args.gpus}")
+    mfu = plan_mod.MFU if args.mfu is None else args.mfu
+    if not 0 < mfu <= 1:
+        raise UsageError(f"--mfu must be above 0 and at most 1, got {mfu}")
+    _quiet_libraries()
+    req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
+                      cache_dir=args.cache_dir or default_dir(), method_args=dict(args.method_arg),
+                      dataset_args=dict(args.dataset_arg), family_args=dict(args.family_arg), registry=args.registry)
+    protocol = Protocol(req, bind=False)  # a hub family is not bound: binding checks its tokenizers on the hub
+    rows, members, nonmembers, tokenizer = protocol.plan_sizes()
+    if args.disk is not None and not (args.gpu and 0 <= args.disk <= 1e6):
+        raise UsageError("--disk goes with --gpu and is between 0 and 1000000 TB")
+    hardware = plan_mod.GPUS[args.gpu] if args.gpu else plan_mod.local_hardware()
+    devices = args.gpus or _local_gpus()
+    disk = None if args.disk is None else int(args.disk * 1e12)
+    plan = protocol.plan(rows, members, nonmembers, hardware, devices, args.fsdp, mfu, tokenizer=tokenizer,
+                         training_precision="bf16" if args.gpu else None, disk=disk)
+    # another machine's disk is its own: only its teacher-output budget (--disk) is known here
+    free = free_disk(req.cache_dir) if not args.gpu else (disk if disk is not None else plan.disk)
+    problems = plan_mod.fits(plan, hardware.memory, max(free, plan.tier.bytes if args.gpu else 0))
+    if args.json:
+        print(json.dumps({**plan.as_dict(), "fits": not problems, "problems": problems}, indent=2, default=str))
+        return 0
+    print("\n".join(plan_mod.lines(plan)))
+    print("\n".join(f"does not fit: {p}" for p in problems) if problems else
+          f"fits: {plan_mod.human_bytes(plan.memory())} of {plan_mod.human_bytes(hardware.memory)} per device")
+    return 0
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 def _filter_line(metrics: dict[str, float]) -> str:
@@ -470,7 +556,8 @@ def _quiet_libraries() -> None:
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
-             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "sweep": cmd_sweep, "compare": cmd_compare}
+             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "sweep": cmd_sweep, "compare": cmd_compare,
+             "plan": cmd_plan}
 
 
 if __name__ == "__main__":

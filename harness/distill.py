@@ -33,6 +33,7 @@ import harness
 from harness import processes, progress
 from harness.cache import Cache, key
 from harness.errors import RunFailed
+from harness.precision import training_autocast
 from harness.sampling import sample
 from harness.specs import KDMethod, LogitBatch, Outputs, Sampled, TopKBatch
 
@@ -109,10 +110,11 @@ def choose_tier(rows: int, positions: int, width: int, top_k: int | None, *, mem
 
 
 def _size(n: float) -> str:
-    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20)):
+    """Decimal units, as disk makers give their sizes."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
-    return f"{n / 1024:.0f} KB"
+    return f"{n / 1e3:.0f} KB"
 
 
 class TeacherOutputs:
@@ -158,7 +160,8 @@ class TeacherOutputs:
 
     @torch.no_grad()
     def _compute(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.teacher(input_ids=ids).logits[:, :-1, : self.width].float()
+        with training_autocast(ids.device):
+            logits = self.teacher(input_ids=ids).logits[:, :-1, : self.width].float()
         if self.top_k:
             values, indices = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)
             return values, indices.to(torch.int32)
@@ -310,7 +313,7 @@ class StepContext:
     def teacher(self, ids: torch.Tensor | None = None, hidden: bool = False) -> Outputs:
         if ids is None and not hidden:
             return Outputs(self.distiller.outputs[self.index][0])
-        with torch.no_grad():
+        with torch.no_grad(), training_autocast(self.rows.device):
             out = self.distiller.teacher(input_ids=self.rows if ids is None else ids, output_hidden_states=hidden)
         return Outputs(out.logits[:, :-1, : self.distiller.width].float(), tuple(out.hidden_states) if hidden else ())
 

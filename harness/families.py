@@ -177,7 +177,7 @@ class _Bound:
         if self.scratch:
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
         else:
-            # float32 weights: training runs under bf16 autocast on a GPU (harness.train.precision)
+            # float32 weights: training runs under bf16 autocast on a GPU (harness.precision)
             model = self._pretrained(AutoModelForCausalLM.from_pretrained, size, config=config,
                                      use_safetensors=True, dtype=torch.float32)
         width = model.get_output_embeddings().weight.shape[0]

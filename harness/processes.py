@@ -56,6 +56,11 @@ def device():
     return torch.device("cuda") if torch.cuda.is_available() and not use_cpu else torch.device("cpu")
 
 
+def sharded_training() -> bool:
+    """True under `accelerate launch` with an FSDP config: models are sharded across the processes."""
+    return world() > 1 and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+
+
 def barrier() -> None:
     if world() > 1:
         _state().wait_for_everyone()

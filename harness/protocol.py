@@ -27,17 +27,18 @@ import torch
 
 import harness
 from harness import analysis, plugins, processes, registry as registry_mod
+from harness import plan as plan_mod
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
-from harness.distill import Distiller
+from harness.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.errors import RunFailed, UsageError, unknown
-from harness.estimate import estimate
 from harness.extract import Extraction, extract, extract_pair, greedy
 from harness.metrics import ROLES, figures
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
 from harness.store import Store, config_hash
-from harness.train import precision, precisions, train
+from harness.precision import precision, precisions
+from harness.train import train
 
 
 @dataclass
@@ -58,6 +59,7 @@ class EvalRequest:
     trust_remote_code: bool = False
     reference: str | None = None  # a model folder or hub id: every role's reference for calibrated attacks
     filter: str | None = None  # "predicted": leave out of distillation the members predicted to be memorized
+    ignore_plan: bool = False  # start even when the plan says the run cannot fit
 
 FILTERS = ("predicted",)
 
@@ -91,7 +93,8 @@ def log(message: str) -> None:
 class Protocol:
     """One `harness eval`: resolves every name and argument before anything is trained."""
 
-    def __init__(self, req: EvalRequest) -> None:
+    def __init__(self, req: EvalRequest, bind: bool = True) -> None:
+        """`bind=False` leaves a family's arguments unbound: enough to plan, nothing loaded from the hub."""
         self.req = req
         self.registry = registry_mod.load(req.registry)
         self.found = plugins.load(self.registry)
@@ -109,7 +112,7 @@ class Protocol:
         for size in (self.teacher_size, self.student_size):
             if size not in self.family.sizes:
                 raise unknown(f"size of family {self.family.name} (preset {self.preset.name})", size, self.family.sizes)
-        if self.family.configure is not None:  # binds the family's args; refuses a pair it cannot distil
+        if bind and self.family.configure is not None:  # binds the family's args; refuses a pair it cannot distil
             self.family = self.family.configure(self.family_args, self.teacher_size, self.student_size)
         if req.trust_remote_code and not self.family.remote_code:
             raise UsageError(f"model family {self.family.name} runs no code from the hub, so --trust-remote-code "
@@ -135,13 +138,7 @@ class Protocol:
         self.seconds["data"] = time.perf_counter() - started
         if self.req.reference:  # before anything is logged or trained: a bad name is one line
             self.reference = self._load_reference()
-        try:
-            lines = estimate(self.family, self.tokenizer, {"teacher": self.teacher_size, "student": self.student_size},
-                             self.preset, len(members.training_rows()), members.ids.shape[1])
-        except Exception as err:  # noqa: BLE001 - an estimate must never stop a run; the stage that fails says why
-            lines = [f"estimate: not available ({type(err).__name__}: {err})"]
-        for line in lines:
-            log(line)
+        self._check_plan(members, nonmembers)
         if self.req.filter == "predicted":
             self.filtered = self._predicted_filter(dataset_hash, members, nonmembers)
         run_id = processes.broadcast(_new_run_id())
@@ -161,6 +158,57 @@ class Protocol:
                 self.store.fail_run(run_id, message, self.seconds)
             raise RunFailed(f"run {run_id} failed: {message}") from err
         return result
+
+    def _check_plan(self, members: Examples, nonmembers: Examples) -> None:
+        """Print the plan's head; refuse, in one line, a run that cannot fit this machine."""
+        try:
+            plan = self.plan(len(members.training_rows()), len(members), len(nonmembers),
+                             plan_mod.local_hardware(processes.world()), processes.world(), processes.sharded_training())
+        except Exception as err:  # noqa: BLE001 - a family that cannot be sized fails in its own stage, which says why
+            log(f"plan: not available ({type(err).__name__}: {err})")
+            return
+        for line in plan_mod.lines(plan, head=True):
+            log(line)
+        problems = plan_mod.fits(plan, plan.hardware.memory, free_disk(self.cache.root))
+        if problems and not self.req.ignore_plan:
+            raise UsageError(f"this run cannot fit: {problems[0]} (or --ignore-plan to start anyway)")
+        for problem in problems:
+            log(f"warning: {problem}")
+
+    def plan_sizes(self) -> tuple[int, int, int, Any]:
+        """Training rows, members, non-members and a tokenizer to size the models with, for `harness plan`.
+
+        A family with no hub behind it (`tiny`) gets its data and tokenizer exactly as a run does.
+        A hub family is planned offline: the counts come from the dataset's arguments (each member
+        once) and its shapes carry their own vocabulary.
+        """
+        if self.found.family(self.family.name).configure is None:
+            members, nonmembers, _ = self._data()
+            return len(members.training_rows()), len(members), len(nonmembers), self.tokenizer
+        counts = [next((int(self.dataset_args[k]) for k in names if k in self.dataset_args), None)
+                  for names in (("members", "n_members"), ("nonmembers", "n_nonmembers"))]
+        if None in counts:
+            raise UsageError(f"dataset {self.dataset.name} declares no member and non-member counts; "
+                             "the plan needs --dataset-arg members=N --dataset-arg nonmembers=N")
+        members, nonmembers = counts
+        if self.req.limit:
+            members, nonmembers = min(members, self.req.limit), min(nonmembers, self.req.limit)
+        return members, members, nonmembers, plan_mod.Vocabulary(int(self.family_args.get("vocab_size", 0)))
+
+    def plan(self, train_rows: int, distinct_rows: int, n_nonmembers: int, hardware: plan_mod.Hardware,
+             devices: int, sharded: bool, mfu: float = plan_mod.MFU, tokenizer=None, training_precision: str | None = None,
+             disk: int | None = None) -> plan_mod.Plan:
+        """The run's cost on `devices` x `hardware` (this machine's precision and cache disk unless
+        given); the family sized on the meta device."""
+        sizes = (self.teacher_size, self.student_size)
+        shapes = plan_mod.shapes(self.found.family(self.family.name), self.family_args, sizes,
+                                 tokenizer if tokenizer is not None else self.tokenizer)
+        return plan_mod.make(family=self.family.name, sizes=sizes, shapes=shapes, dataset=self.dataset.name,
+                             method=self.method, preset=self.preset, train_rows=train_rows,
+                             distinct_rows=distinct_rows, n_nonmembers=n_nonmembers, hardware=hardware,
+                             devices=devices, sharded=sharded, mfu=mfu,
+                             training_precision=training_precision or precision(), memory_budget=memory_budget(),
+                             disk_budget=disk_budget(self.cache.root) if disk is None else disk)
 
     def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
         order = members.training_rows()

@@ -12,7 +12,6 @@ into the KD method's loss, reusing what the teacher said about each distinct row
 from __future__ import annotations
 
 import math
-import os
 from contextlib import nullcontext
 
 import torch
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import get_scheduler
 
 from harness import memory, processes, progress
+from harness.precision import precision
 from harness.distill import Distiller
 from harness.errors import RunFailed
 from harness.faults import fault
@@ -107,27 +107,3 @@ def _accumulate(accelerator, model, rows, index, weight: float, chunk: int, dist
             accelerator.backward(loss * share if share != 1.0 else loss)
         losses.append(loss.detach() * len(part) / len(index))
     return sum(losses)
-
-
-def precision() -> str:
-    """The training precision: accelerate's config or ACCELERATE_MIXED_PRECISION when set, else bf16
-    autocast over float32 weights on a GPU that has it, as the published runs (the optimizer keeps
-    full-precision weights, so lr 5e-5 updates are not rounded away), else "no" (float32)."""
-    import torch
-
-    chosen = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    if chosen:
-        return chosen
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-# Every pass that scores or decodes (extraction, the teacher's outputs for the student, generation)
-# runs the float32 weights in float32, whatever the training precision: the same weights then give
-# the same verdicts whether they were trained in this run or loaded from the cache, and an arg-max
-# tie means a float32 tie (extract.TIE_TOLERANCE). Training alone runs under `precision()`.
-SCORING = "float32"
-
-
-def precisions() -> str:
-    """How a run's numbers were computed, for its `runs.device` record."""
-    return f"training {'float32' if precision() == 'no' else precision()}, scoring {SCORING}"
