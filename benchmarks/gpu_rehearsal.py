@@ -1,0 +1,176 @@
+"""The GPU rehearsal: Pythia's real shapes, from scratch, on a local corpus, in bf16, with no hub.
+
+    python benchmarks/gpu_rehearsal.py [--members 8192] [--epochs 3] [--pairs 160m:70m,410m:70m]
+
+For each pair it runs the whole protocol (`harness eval --family pythia --family-arg
+weights=scratch --dataset synthetic-pii`, soft-kd) cold, through `harness.protocol.Protocol`, in a
+fresh cache and results file, and prints per training stage the model-FLOPs utilization (6 x
+parameters x tokens over the stage's seconds, against the GPU's bf16 peak from `harness.plan`),
+the extraction's tokens per second, the peak GPU memory and the run's figures. It then reruns the
+same command with everything from the cache and checks that the figures are identical: a fresh
+model and a cached one score the same under bf16 training (`harness.precision`).
+
+With two GPUs or more it repeats the first pair under `accelerate launch` with FSDP over two
+processes, and compares its figures with the single process's.
+
+On a machine without a GPU it says so and exits 0: there is nothing to rehearse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HARNESS_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRESET = """
+[presets.{name}]
+prefix_len = 32
+suffix_len = 32
+example_len = 64
+eval_batch_size = 256
+generate_batch_size = 256
+
+[presets.{name}.sizes]
+pythia = ["{teacher}", "{student}"]
+
+{roles}
+"""
+ROLE = """[presets.{name}.{role}]
+epochs = {epochs}
+lr = 1e-3
+batch_size = 64
+warmup_ratio = 0.05
+schedule = "cosine"
+"""
+FIGURES = ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "val_ppl_teacher", "val_ppl_baseline",
+           "val_ppl_student", "inheritance_rate")
+
+
+def main() -> int:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--pairs", default="160m:70m,410m:70m")
+    parser.add_argument("--method", default="soft-kd")
+    parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
+    args = parser.parse_args()
+    from harness.cli import _quiet_libraries
+
+    _quiet_libraries()
+    if not torch.cuda.is_available() and not args.cpu:
+        print("gpu rehearsal: no GPU on this machine; nothing to rehearse")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="rehearsal-"))
+    pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+    registry = work / "registry.toml"
+    presets = "".join(PRESET.format(name=_preset(t, s), teacher=t, student=s,
+                                    roles="\n".join(ROLE.format(name=_preset(t, s), role=r, epochs=args.epochs)
+                                                    for r in ("teacher", "baseline", "student")))
+                      for t, s in pairs)
+    registry.write_text((ROOT / "registry.toml").read_text() + presets)
+    os.environ.update(HARNESS_CACHE=str(work / "cache"), HARNESS_DB=str(work / "harness.duckdb"))
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "the CPU"
+    print(f"gpu rehearsal: {device} x {torch.cuda.device_count()}, torch {torch.__version__}, "
+          f"{args.members} synthetic-pii members of 64 tokens, {args.epochs} epochs, {args.method}", flush=True)
+    single = {}
+    for teacher, student in pairs:
+        single[teacher, student] = rehearse(registry, teacher, student, args)
+    if torch.cuda.device_count() >= 2:
+        sharded(registry, pairs[0], args, single[pairs[0]], work)
+    else:
+        print("\nsharded: one GPU here; the two-process FSDP rehearsal needs two")
+    return 0
+
+
+def _preset(teacher: str, student: str) -> str:
+    return f"rehearsal-{teacher}-{student}".replace(".", "_")
+
+
+def request(registry: Path, teacher: str, student: str, args):
+    from harness.protocol import EvalRequest
+
+    return EvalRequest(method=args.method, family="pythia", dataset="synthetic-pii", preset=_preset(teacher, student),
+                       family_args={"weights": "scratch"}, registry=registry, db=Path(os.environ["HARNESS_DB"]),
+                       cache_dir=Path(os.environ["HARNESS_CACHE"]),
+                       dataset_args={"n_members": str(args.members), "n_nonmembers": str(args.members // 4)})
+
+
+def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, float]:
+    import torch
+
+    from harness import plan as plan_mod
+    from harness.protocol import Protocol
+
+    print(f"\n== pythia {teacher} -> {student} (real shapes, random weights), one GPU", flush=True)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    protocol = Protocol(request(registry, teacher, student, args))
+    t0 = time.perf_counter()
+    result = protocol.run()
+    wall = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    rows = protocol._data()[0]  # the members as the run cut them (cached tokenizer: cheap)
+    tokens = len(rows.training_rows()) * rows.ids.shape[1]
+    hardware = plan_mod.local_hardware()
+    cfg = {role: protocol.preset.training(role) for role in ("teacher", "baseline", "student")}
+    print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}")
+    for role, info in result.models.items():
+        flops = 6 * info.n_params * tokens * cfg[role].epochs
+        seconds = result.stage_seconds[role]
+        print(f"{role:<10}{info.n_params / 1e6:>7.0f}M{tokens * cfg[role].epochs:>12,}{seconds:>9.1f}"
+              f"{flops / seconds / 1e12:>9.1f}{flops / seconds / hardware.bf16_flops:>7.1%}")
+    scored = (result.n_members + result.n_nonmembers) * rows.ids.shape[1] * 3
+    print(f"extraction: {scored:,} tokens (3 models, float32) in {result.stage_seconds['extraction']:.1f} s: "
+          f"{scored / result.stage_seconds['extraction']:,.0f} tokens/s; analysis {result.stage_seconds['analysis']:.1f} s")
+    print(f"peak GPU memory {peak / 1e9:.2f} GB of {hardware.memory / 1e9:.0f} GB; whole run {wall:.0f} s")
+    figures = {k: result.metrics[k] for k in FIGURES if k in result.metrics}
+    print("figures: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+
+    again = Protocol(request(registry, teacher, student, args)).run()
+    assert all(info.cached for info in again.models.values()), "the rerun should load every model"
+    differ = {k: (v, again.metrics.get(k)) for k, v in result.metrics.items() if not _same(v, again.metrics.get(k))}
+    print(f"cached rerun: {len(result.metrics) - len(differ)} of {len(result.metrics)} figures identical"
+          + (f"; differ: {json.dumps(differ)[:400]}" if differ else ""), flush=True)
+    return figures
+
+
+def _same(a, b) -> bool:
+    return a == b or (a != a and b != b)  # NaN (an undefined ratio) equals NaN here
+
+
+def sharded(registry: Path, pair: tuple[str, str], args, single: dict[str, float], work: Path) -> None:
+    teacher, student = pair
+    print(f"\n== pythia {teacher} -> {student} under FSDP, two processes", flush=True)
+    env = {**os.environ, "HARNESS_CACHE": str(work / "cache-fsdp"), "HARNESS_DB": str(work / "fsdp.duckdb")}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--use_fsdp",
+               "--fsdp_version", "2", "--fsdp_reshard_after_forward", "true", "--mixed_precision", "bf16",
+               "-m", "harness", "--registry", str(registry), "eval", "--method", args.method, "--family", "pythia",
+               "--family-arg", "weights=scratch", "--dataset", "synthetic-pii", "--preset", _preset(teacher, student),
+               "--dataset-arg", f"n_members={args.members}", "--dataset-arg", f"n_nonmembers={args.members // 4}"]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    print(f"exit {done.returncode} in {time.perf_counter() - t0:.0f} s")
+    if done.returncode != 0:
+        print(done.stderr[-3000:])
+        return
+    import duckdb
+
+    con = duckdb.connect(env["HARNESS_DB"], read_only=True)
+    figures = dict(con.execute("SELECT name, value FROM metrics").fetchall())
+    print("figures: " + ", ".join(f"{k} {figures.get(k, float('nan')):.4g} (one GPU {v:.4g})" for k, v in single.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
