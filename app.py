@@ -21,6 +21,8 @@ import pandas as pd
 import streamlit as st
 
 from harness import board as B
+from harness.errors import UsageError
+from harness.snapshot import find_boards
 
 ROOT = Path(__file__).resolve().parent
 COLUMNS = {  # key -> (label, kind)
@@ -64,8 +66,12 @@ def sources() -> dict[str, Path]:
     local = Path(os.environ.get("HARNESS_DB") or "results/harness.duckdb")
     if local.is_file():
         out[f"local results ({local})"] = local
-    folder = Path(os.environ.get("HARNESS_LEADERBOARDS") or ROOT / "leaderboards")
-    for snap in sorted(folder.glob("*.duckdb")):
+    try:
+        folder, _ = find_boards()  # the project's leaderboards/, found like registry.toml
+    except UsageError as err:
+        st.sidebar.warning(plain(err))
+        folder = None
+    for snap in sorted(folder.glob("*.duckdb")) if folder else ():
         out[f"published board: {snap.stem}"] = snap
     if not out:
         out[f"local results ({local})"] = local
@@ -153,15 +159,16 @@ def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
     refs["label"] = [f"{r} {100 * v:.1f}%" for r, v in zip(refs["role"], refs["rate"])]
     axis = rate_axis([*rates["rate"], *rates["hi"]], "members memorized")
     scale = rate_scale([*rates["rate"], *rates["hi"]])
-    x = alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=-30))
+    x = alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=-30, labelLimit=130))
     color = alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None))
+    y = alt.Y("rate:Q", axis=axis, scale=scale)  # one y for every layer: one axis, not one per layer
     bars = alt.Chart(student).mark_bar().encode(
-        x=x, y=alt.Y("rate:Q", axis=axis, scale=scale), color=color,
-        tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
-    whiskers = alt.Chart(student).mark_rule(color="black").encode(x=x, y="lo:Q", y2="hi:Q")
-    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(y="rate:Q", color=color)
+        x=x, y=y, color=color, tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
+    whiskers = alt.Chart(student).mark_rule(color="black").encode(
+        x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q")
+    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(y=y, color=color)
     labels = alt.Chart(refs).mark_text(align="right", dy=-7, x="width", dx=-2, fontSize=12).encode(
-        y="rate:Q", text="label:N", color=color)
+        y=y, text="label:N", color=color)
     return finish(bars + whiskers + lines + labels, 280)
 
 
@@ -547,7 +554,7 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str) -> None:
 def column_px(label: str, values: pd.Series) -> int:
     """A column as wide as its header and its longest value, so the whole board fits the page."""
     longest = max([len(label), *(len(str(v)) for v in values)])
-    return min(7 * longest + 24, 240)
+    return min(7 * longest + 16, 220)
 
 
 def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> None:
