@@ -40,9 +40,9 @@ def _key_value(raw: str) -> tuple[str, str]:
 
 def _attack_key_value(raw: str) -> tuple[str, str, str]:
     """ATTACK.KEY=VALUE: the attack's name may hold dots and dashes, the key is after the last dot."""
-    key, value = _key_value(raw)
-    name, dot, param = key.rpartition(".")
-    if not dot or not name or not param:
+    key, _, value = raw.partition("=")
+    name, dot, param = key.strip().rpartition(".")
+    if "=" not in raw or not dot or not name or not param:
         raise argparse.ArgumentTypeError(f"expected ATTACK.KEY=VALUE, got {raw!r}")
     return name, param, value
 
