@@ -13,6 +13,7 @@ import torch
 
 from harness import membership
 from harness.extract import Extraction, greedy
+from harness.errors import unknown
 from harness.specs import Attack, Evidence, resolve_params
 
 
@@ -24,9 +25,17 @@ def zlib_bits(texts: Sequence[str]) -> torch.Tensor:
     return torch.tensor([membership.zlib_entropy(t) for t in texts], dtype=torch.float64)
 
 
+def attack_args(attacks: Mapping[str, Attack], given: Mapping[str, Mapping[str, str]]) -> dict[str, dict]:
+    """Each attack's parameters, `--attack-arg NAME.KEY=VALUE` checked like `--method-arg`."""
+    for name in given:
+        if name not in attacks:
+            raise unknown("attack (in --attack-arg)", name, attacks)
+    return {name: resolve_params(spec.params, given.get(name, {}), f"attack {name}") for name, spec in attacks.items()}
+
+
 def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonmembers: Mapping[str, Evidence],
            member_ids: Sequence[str], nonmember_ids: Sequence[str], seed: int = 0,
-           ) -> tuple[dict[str, float], dict[str, list], dict[str, list]]:
+           params: Mapping[str, dict] | None = None) -> tuple[dict[str, float], dict[str, list], dict[str, list]]:
     """Every attack on every role: figures (AUC, TPR at low FPR, intervals), per-example scores, ROC curves.
 
     Figures are named `auc_<attack>_<role>`, `auc_<attack>_<role>_lo`, `tpr_1_<attack>_<role>` and so on.
@@ -35,7 +44,7 @@ def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonme
     scores: dict[str, list] = {"role": [], "sample_id": [], "attack": [], "score": []}
     curves: dict[str, list] = {"role": [], "curve": [], "i": [], "x": [], "y": []}
     for name, spec in attacks.items():
-        args = resolve_params(spec.params, {}, f"attack {name}")
+        args = (params or {}).get(name) or resolve_params(spec.params, {}, f"attack {name}")
         for role in members:
             if spec.needs_reference and members[role].reference is None:
                 continue

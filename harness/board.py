@@ -174,10 +174,22 @@ def run_metrics(con, run_ids: Sequence[str]) -> pd.DataFrame:
     return long.pivot_table(index="run_id", columns="name", values="value", aggfunc="first").reset_index()
 
 
-def attack_auc_names(con) -> list[str]:
-    """The student's membership-attack AUCs (`auc_<attack>_student` in metrics), once attacks wrote them."""
-    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_student' "
-                                      "ESCAPE '\\' ORDER BY 1").fetchall()]
+def attack_auc_names(con, role: str = "student") -> list[str]:
+    """A role's membership-attack AUCs (`auc_<attack>_<role>` in metrics), once attacks wrote them."""
+    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_' || ? "
+                                      "ESCAPE '\\' ORDER BY 1", [role]).fetchall()]
+
+
+def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
+    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR."""
+    means = {c: v for c, v in g[aucs].mean().items() if not math.isnan(v)}
+    if not means:
+        return {"best_attack_auc": math.nan, "best_attack": None, "best_attack_tpr": math.nan}
+    col = max(means, key=means.get)
+    name = col[len("auc_"):-len(f"_{role}")]
+    tpr = f"tpr_1_{name}_{role}"
+    return {"best_attack_auc": means[col], "best_attack": name,
+            "best_attack_tpr": float(g[tpr].mean()) if tpr in g else math.nan}
 
 
 # ------------------------------------------------------------ the board
@@ -209,8 +221,7 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
             if aucs:
-                row["best_attack_auc"] = max((v for v in g[aucs].mean().tolist() if not math.isnan(v)),
-                                             default=math.nan)
+                row.update(best_attack(g, aucs, "student"))
             for col in ("run_id", "config_hash", "harness_version", "git_commit"):
                 row[col] = ", ".join(sorted({str(v) for v in g[col]}))
             rows.append(row)
@@ -226,20 +237,70 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
             mean, lo, hi = interval(seeds[source].tolist() if source in seeds else [])
             base[name], base[f"{name}_lo"], base[f"{name}_hi"] = mean, lo, hi
         base["reduction"] = 1.0
+        base_aucs = [c for c in attack_auc_names(con, "baseline") if c in seeds]
+        if base_aucs:
+            base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
     out = pd.DataFrame(rows)
     out = out.sort_values(["family", "dataset", "mem_rate_student", "method"], na_position="last", kind="stable")
     return out.reset_index(drop=True)
 
 
-def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student") -> pd.Series:
-    """Pareto frontier of the privacy-utility plane: no other point is at least as good on both, better on one."""
+def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
+             also: Sequence[str] = ()) -> pd.Series:
+    """Pareto frontier, lower is better on every column: no other point is at least as good on all, better on one.
+
+    `also` adds leakage measures (the best attack's AUC) where every point has them, so that a
+    method that memorizes nothing verbatim but is wide open to membership inference is not on it.
+    """
+    cols = [x, y, *(c for c in also if c in points and points[c].notna().all())]
+    values = points[cols].astype(float).to_numpy()
     flags = []
-    for i, p in points.iterrows():
-        dominated = any((q[x] <= p[x] and q[y] <= p[y]) and (q[x] < p[x] or q[y] < p[y])
-                        for j, q in points.iterrows() if j != i)
-        flags.append(not dominated and not (math.isnan(p[x]) or math.isnan(p[y])))
+    for i, p in enumerate(values):
+        dominated = any((q <= p).all() and (q < p).any() for j, q in enumerate(values) if j != i)
+        flags.append(not dominated and not any(math.isnan(v) for v in p[:2]))
     return pd.Series(flags, index=points.index)
+
+
+# A student whose validation perplexity is worse than the teacher-free baseline's by more than this
+# factor has not learned the task: leaking little is then no merit, so it cannot lead the board.
+UTILITY_SLACK = 1.10
+
+
+@dataclass(frozen=True)
+class Headline:
+    best: dict | None  # the board row that leaks least, or None
+    baseline: dict
+    why: str  # how it was chosen, or why no method was
+
+
+def headline(group: pd.DataFrame) -> Headline:
+    """"Leaks least": among methods on the privacy-utility frontier (baseline included, attacks counted)
+    whose perplexity is within UTILITY_SLACK of the baseline's, the lowest memorization, then attack AUC."""
+    group = group.reset_index(drop=True)
+    base = group[group["reference"]].iloc[0].to_dict()
+    on = frontier(group, also=("best_attack_auc",))
+    budget = base["val_ppl_student"] * UTILITY_SLACK
+    cand = group[on & ~group["reference"] & (group["val_ppl_student"] <= budget)]
+    rule = (f"on the privacy–utility frontier with validation perplexity within {UTILITY_SLACK - 1:.0%} "
+            "of the baseline's")
+    if cand.empty:
+        return Headline(None, base, f"no method is {rule}: none improves on fine-tuning without a teacher")
+    keys = ["mem_rate_student"] + (["best_attack_auc"] if "best_attack_auc" in cand else []) + ["val_ppl_student"]
+    best = cand.sort_values(keys, kind="stable", na_position="last").iloc[0].to_dict()
+    return Headline(best, base, f"chosen among the methods {rule}")
+
+
+def caveats(group: pd.DataFrame) -> list[str]:
+    """What makes a board a small sample: runs on --limit examples, a single seed."""
+    out = []
+    limits = sorted({int(v) for v in group["example_limit"] if v is not None and not pd.isna(v)})
+    if limits:
+        out.append(f"limited run (--limit {', '.join(map(str, limits))}): {int(group['n_members'].iloc[0])} members, "
+                   "a small sample; rerun without --limit for a result")
+    if int(group["seeds"].max()) <= 1:
+        out.append("single seed: no interval over seeds; rerun with --seeds 3 or more")
+    return out
 
 
 # ------------------------------------------------------------ charts' data
@@ -389,6 +450,16 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
         withheld = snapshot_note(con, "withheld", run["dataset"]) or (
             f"The text of this example is not in this database (dataset {run['dataset']}).")
     return Drill(run, sample_id, text, ids, scores, conts, withheld)
+
+
+def attack_scores(con, run_id: str, sample_id: str) -> pd.DataFrame:
+    """Each attack's score of one example, a row per role and a column per attack (empty if none stored)."""
+    if "scores" not in tables(con):
+        return pd.DataFrame()
+    df = frame(con, "SELECT role, attack, score FROM scores WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
+    if df.empty:
+        return df
+    return df.pivot_table(index="role", columns="attack", values="score", aggfunc="first").reset_index()
 
 
 def matching(true: Sequence[int], generated: Sequence[int]) -> list[bool]:

@@ -49,6 +49,22 @@ def _key_value(raw: str) -> tuple[str, str]:
     return k.strip(), v
 
 
+def _attack_key_value(raw: str) -> tuple[str, str, str]:
+    """ATTACK.KEY=VALUE: the attack's name may hold dots and dashes, the key is after the last dot."""
+    key, _, value = raw.partition("=")
+    name, dot, param = key.strip().rpartition(".")
+    if "=" not in raw or not dot or not name or not param:
+        raise argparse.ArgumentTypeError(f"expected ATTACK.KEY=VALUE, got {raw!r}")
+    return name, param, value
+
+
+def attack_args(given: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, key, value in given:
+        out.setdefault(name, {})[key] = value
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness import __version__
 
@@ -57,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     parser.add_argument("--registry", type=Path, help="registry.toml to use (default: ./registry.toml, "
                         "$HARNESS_REGISTRY, or the project's)")
+    parser.add_argument("--leaderboards", type=Path, metavar="DIR", help="the published boards' folder that "
+                        "`leaderboard publish|import` and `app` act on (default: $HARNESS_LEADERBOARDS, "
+                        "./leaderboards, or the installed harness's)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     ev = sub.add_parser("eval", help="run the standard protocol for one KD method", epilog=EPILOG_EVAL,
@@ -76,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a dataset parameter, e.g. path=corpus.txt for text-files")
     ev.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a family parameter, e.g. weights=scratch (see `harness list`)")
-    ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
+    ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members: a "
+                    "quick trial, marked as limited; a published board refuses it")
+    ev.add_argument("--attack-arg", type=_attack_key_value, action="append", default=[], metavar="ATTACK.KEY=VALUE",
+                    help="a membership attack's parameter, e.g. min-k.k=0.1; repeat for several (see `harness list`)")
     ev.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="run seeds --seed .. --seed+N-1 and store mean and 95%% interval of every figure, "
                     "and the members memorized at every seed (default 1)")
@@ -172,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
     ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                    "only; 0.0.0.0 for every interface)")
+    ap.add_argument("--serve-private-text", action="store_true",
+                    help="show the text of datasets not marked public to other machines too (with --host)")
     return parser
 
 
@@ -224,7 +250,7 @@ def cmd_eval(args, argv) -> int:
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                       method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
-                      family_args=dict(args.family_arg), limit=args.limit,
+                      family_args=dict(args.family_arg), attack_args=attack_args(args.attack_arg), limit=args.limit,
                       registry=args.registry, command=shlex.join(["harness", *argv]),
                       trust_remote_code=args.trust_remote_code, reference=args.reference, filter=args.filter,
                       ignore_plan=args.ignore_plan)
@@ -453,7 +479,7 @@ def cmd_list(args, argv) -> int:
         print(f"  {a.name:<16}{a.description}" + ("; needs a reference model" if a.needs_reference else ""))
         print(f"  {'':<18}" + (f"{a.paper}; " if a.paper else "") + f"from plugin {found.origin[('attacks', a.name)]}")
         for p in a.params:
-            print(f"  {'':<18}{p.describe()}")
+            print(f"  {'':<18}--attack-arg {a.name}.{p.describe()}")
     print("\nPresets: " + ", ".join(reg.presets))
     return 0
 
@@ -484,11 +510,20 @@ def cmd_leaderboard(args, argv) -> int:
     return 0
 
 
+def _boards(args) -> Path:
+    """The leaderboards/ folder this command acts on, said aloud: a reviewer must know which checkout it is."""
+    from harness import snapshot
+
+    folder, how = snapshot.find_boards(args.leaderboards)
+    print(f"harness: leaderboards: {folder} (from {how})", file=sys.stderr)
+    return folder
+
+
 def _publish(args) -> int:
     from harness import snapshot
     from harness.cache import default_dir
 
-    spec = snapshot.load_spec(args.name)
+    spec = snapshot.load_spec(args.name, _boards(args))
     _quiet_libraries()
     db = args.publish_db or args.db or _db(args)
     path = snapshot.publish(spec, db, args.cache_dir or default_dir(), args.registry,
@@ -500,9 +535,10 @@ def _publish(args) -> int:
 def _import(args) -> int:
     from harness import snapshot
 
-    spec = snapshot.load_spec(args.board)
+    spec = snapshot.load_spec(args.board, _boards(args))
     ids = snapshot.import_bundle(args.bundle, spec, args.registry)
-    print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}")
+    print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}; "
+          f"commit {spec.snapshot.name} in the pull request that adds the bundle")
     return 0
 
 
@@ -514,30 +550,67 @@ def cmd_export(args, argv) -> int:
     store = Store(_db(args))
     out = args.output or Path(f"bundle-{args.run_ids[0]}.duckdb")
     path = snapshot.export(store, args.run_ids, out, args.registry)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): submit it with "
-          f"`harness leaderboard import {path} --board NAME` in a pull request")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): open a pull request that adds it; the board's "
+          f"reviewer checks and adds it with `harness leaderboard import {path.name} --board NAME`")
     return 0
 
 
 def cmd_app(args, argv) -> int:
-    import subprocess
-
     from harness.errors import UsageError
 
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.is_file():
         raise UsageError(f"no app.py next to the harness package ({app}): run from a source checkout")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]
+           "--client.toolbarMode", "minimal", "--server.address", args.host]
     if args.port is not None:
         if not 1 <= args.port <= 65535:
             raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
         cmd += ["--server.port", str(args.port)]
+    if args.serve_private_text and _loopback(args.host):
+        raise UsageError("--serve-private-text is for a non-loopback --host; on 127.0.0.1 all text is shown")
+    env = {**os.environ, "HARNESS_LEADERBOARDS": str(_boards(args))}
+    if args.serve_private_text:
+        env["HARNESS_APP_SERVE_PRIVATE_TEXT"] = "1"
+    if args.registry is not None:
+        env["HARNESS_REGISTRY"] = str(args.registry.resolve())
     if args.db is not None:
         if not args.db.is_file():
             raise UsageError(f"no results database at {args.db}")
         cmd += ["--", "--db", str(args.db.resolve())]
-    return subprocess.call(cmd)
+    print(f"harness: serving {app} on http://{args.host}:{args.port or 8501}/ (Ctrl-C stops it)", file=sys.stderr)
+    return _serve(cmd, env)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _serve(cmd: list[str], env: dict[str, str]) -> int:
+    """Run Streamlit as a child that goes when we go: SIGTERM, SIGHUP or Ctrl-C here stop it too."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(cmd, env=env)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 def _quiet_libraries() -> None:

@@ -64,13 +64,21 @@ def compare(store: Store, methods: list[str], family: str, dataset: str, seeds: 
             inter = [len(memorized[a][s] & memorized[b][s]) for s in common]
             union = [len(memorized[a][s] | memorized[b][s]) for s in common]
             overlap[(a, b)] = sum(inter) / len(common)
-            jaccard[(a, b)] = sum(x / u if u else 1.0 for x, u in zip(inter, union)) / len(common)
+            defined = [x / u for x, u in zip(inter, union) if u]  # two empty sets have no Jaccard index
+            jaccard[(a, b)] = sum(defined) / len(defined) if defined else float("nan")
     return Comparison(methods, common, figures, memorized, overlap, jaccard)
 
 
+def members(n: float | None) -> str:
+    """A count of members: an integer, or a mean over seeds with one decimal when it is not whole."""
+    if n is None or n != n:
+        return "n/a"
+    return str(int(n)) if float(n).is_integer() else f"{n:.1f}"
+
+
 def render(c: Comparison) -> str:
-    rows = [[m, tables.pct(f.get("mem_rate_student")), tables.num(f.get("inherited"), 1),
-             tables.num(f.get("teacher_exclusive"), 1), tables.pct(f.get("inheritance_rate")),
+    rows = [[m, tables.pct(f.get("mem_rate_student")), members(f.get("inherited")),
+             members(f.get("teacher_exclusive")), tables.pct(f.get("inheritance_rate")),
              tables.pct(f.get("easy_share")), tables.num(f.get("val_ppl_student"))]
             for m, f in c.figures.items()]
     lines = [f"seeds {', '.join(map(str, c.seeds))} (means over seeds)", "",
@@ -78,7 +86,8 @@ def render(c: Comparison) -> str:
                             "easy share", "val ppl"], rows), ""]
     first = c.methods[0]
     for (a, b), n in c.overlap.items():
-        lines.append(f"students' memorized sets, {a} and {b}: {n:.1f} members in common (Jaccard {c.jaccard[(a, b)]:.2f})")
+        lines.append(f"students' memorized sets, {a} and {b}: {members(n)} members in common "
+                     f"(Jaccard {tables.num(c.jaccard[(a, b)])})")
     for b in c.methods[1:]:
         lines.append(f"{b} inherits {tables.num(c.ratio(first, b), 2, 'x')} as many teacher-exclusive members as {first}")
     return "\n".join(lines)

@@ -53,6 +53,7 @@ class EvalRequest:
     method_args: dict[str, str] = field(default_factory=dict)
     dataset_args: dict[str, str] = field(default_factory=dict)
     family_args: dict[str, str] = field(default_factory=dict)
+    attack_args: dict[str, dict[str, str]] = field(default_factory=dict)  # attack -> its KEY=VALUE pairs
     limit: int | None = None
     registry: Path | None = None
     command: str = ""
@@ -108,6 +109,7 @@ class Protocol:
         self.dataset_args = resolve_params(self.dataset.params, {**preset_args, **req.dataset_args},
                                            f"dataset {self.dataset.name}")
         self.family_args = resolve_params(self.family.params, req.family_args, f"family {self.family.name}")
+        self.attack_args = analysis.attack_args(self.found.attacks, req.attack_args)
         self.teacher_size, self.student_size = self.preset.pair(self.family.name, (self.family.teacher, self.family.student))
         for size in (self.teacher_size, self.student_size):
             if size not in self.family.sizes:
@@ -411,7 +413,7 @@ class Protocol:
         ev_n = {r: with_reference(r, 1, on_nonmembers[r], z_n) for r in ROLES}
         log(f"membership attacks: {', '.join(self.found.attacks)} on every role")
         metrics, scores, roc = analysis.attack(self.found.attacks, ev_m, ev_n, members.sample_ids,
-                                               nonmembers.sample_ids, seed=self.req.seed)
+                                               nonmembers.sample_ids, seed=self.req.seed, params=self.attack_args)
         curves = analysis.k_extractability(on_members, p.suffix_len)
         for k in curves:
             curves[k] += roc[k]

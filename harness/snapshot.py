@@ -37,9 +37,22 @@ VOCAB = "CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEG
 PRIVATE_RUN_COLUMNS = ("hostname", "pid", "command")
 
 
+def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The leaderboards/ to act on, found like registry.toml, and where the choice came from: --leaderboards,
+    $HARNESS_LEADERBOARDS, ./leaderboards, then the source tree's (the checkout you stand in wins)."""
+    for given, how in ((explicit, "--leaderboards"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
+        if given is not None:
+            if not Path(given).is_dir():
+                raise UsageError(f"{how}: no leaderboards folder at {given}")
+            return Path(given).resolve(), how
+    here = Path.cwd() / "leaderboards"
+    if here.is_dir():
+        return here.resolve(), "the current directory"
+    return Path(__file__).resolve().parent.parent / "leaderboards", "the installed harness"
+
+
 def boards_dir() -> Path:
-    env = os.environ.get(ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "leaderboards"
+    return find_boards()[0]
 
 
 @dataclass(frozen=True)
@@ -414,7 +427,8 @@ def validate_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None)
                     raise UsageError(f"{where}: {col} is {run[col]!r}, board {spec.name} needs {want!r}")
             if run["example_limit"] is not None and not (isinstance(run["example_limit"], float)
                                                          and math.isnan(run["example_limit"])):
-                raise UsageError(f"{where}: ran on --limit {run['example_limit']} examples, the board needs all")
+                raise UsageError(f"{where}: ran on --limit {int(run['example_limit'])} examples, the board needs "
+                                 f"all: rerun without --limit (harness eval --method {run['method']}) and export again")
             if json.loads(run["preset_values"]) != preset:
                 raise UsageError(f"{where}: preset values differ from preset {spec.preset} in {reg.path}")
             recomputed = config_hash(run)
