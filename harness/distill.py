@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import harness
-from harness import processes, progress
+from harness import processes, progress, sharding
 from harness.cache import Cache, key
 from harness.errors import RunFailed
 from harness.precision import training_autocast
@@ -195,16 +195,28 @@ class TeacherOutputs:
         deps = {"stage": KIND, "teacher": self.teacher_key, "data": _rows_hash(self.rows), "width": self.width,
                 "top_k": self.top_k, "values": str(self.values_dtype), "harness": harness.__version__}
         k = key(deps)
-        with processes.main_first():  # the main process writes them; the others then find them
-            folder = self.cache.get(KIND, k)
-            if folder is None:
-                free = free_disk(self.cache.root)
-                if free < self.tier.bytes:  # the disk filled since the tier was chosen: never start the write
-                    raise RunFailed(f"{self.stage}: the teacher's outputs need {_size(self.tier.bytes)} on disk but "
-                                    f"{_size(free)} is free under {self.cache.root}; free space, or set "
-                                    "HARNESS_TEACHER_DISK_BYTES=0 to recompute them per batch")
-                folder = self.cache.build(KIND, k, deps, self._write)
+        if sharding.enabled():  # the sharded teacher's passes are collectives: every process makes them
+            found = processes.broadcast(self.cache.get(KIND, k) if processes.is_main() else None)
+            if found is None:
+                if processes.is_main():
+                    self._build(k, deps)
+                else:
+                    for _ in self._passes():
+                        pass
+            processes.barrier()
+            folder = self.cache.path(KIND, k)
+        else:
+            with processes.main_first():  # the main process writes them; the others then find them
+                folder = self.cache.get(KIND, k) or self._build(k, deps)
         return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in self._names())
+
+    def _build(self, k: str, deps: dict[str, Any]) -> Path:
+        free = free_disk(self.cache.root)
+        if free < self.tier.bytes:  # the disk filled since the tier was chosen: never start the write
+            raise RunFailed(f"{self.stage}: the teacher's outputs need {_size(self.tier.bytes)} on disk but "
+                            f"{_size(free)} is free under {self.cache.root}; free space, or set "
+                            "HARNESS_TEACHER_DISK_BYTES=0 to recompute them per batch")
+        return self.cache.build(KIND, k, deps, self._write)
 
     def _write(self, folder: Path) -> None:
         """Fill the files batch by batch: no more than one batch's outputs are in memory."""

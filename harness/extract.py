@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness import memory, progress
+from harness import memory, processes, progress
 from harness.faults import fault
 
 # Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
@@ -103,6 +103,9 @@ def _batched(scores, ids: torch.Tensor, batch_size: int, model, copies: int, des
     # and memory stays flat however many examples there are.
     out: dict[str, torch.Tensor] = {}
     batch_size = memory.fit(batch_size, memory.logits_bytes(model, ids.shape[1], copies=copies), device)
+    sharded = processes.sharded_training()
+    if sharded:  # every forward pass of a sharded model is a collective: the processes make the same ones
+        batch_size = processes.agree(batch_size)
     bar = progress.bar(len(ids), desc, "ex")
     start = 0
     while start < len(ids):
@@ -110,6 +113,8 @@ def _batched(scores, ids: torch.Tensor, batch_size: int, model, copies: int, des
         try:
             result = scores(batch)
         except RuntimeError as err:  # out of memory: the same examples again in smaller batches
+            if sharded:  # one process cannot halve its batches alone
+                raise
             batch_size = memory.recover(err, batch_size, desc)
             continue
         if not out:

@@ -35,15 +35,36 @@ def is_main() -> bool:
 
 @cache
 def _state():
+    """accelerate's view of the launch; joins the process group `accelerate launch` set up, if it set one up."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState()  # joins the process group `accelerate launch` set up
+    # cpu=True for CPU processes: accelerate's own state reads ACCELERATE_USE_CPU, but a bare
+    # PartialState does not, and without it CPU processes stay apart (no gloo group, no DDP).
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or not torch.cuda.is_available()
+    return PartialState(cpu=use_cpu)
+
+
+@cache
+def _dist():
+    """torch.distributed, joined. accelerate sets up no group for CPU processes launched with an FSDP
+    config (its FSDP type is GPU-only), so the harness joins one itself there (gloo)."""
+    import torch
+    import torch.distributed as dist
+
+    _state()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist
 
 
 def finish() -> None:
     """Leave the process group, if this process joined one (torch warns at exit otherwise)."""
-    if world() > 1 and _state.cache_info().currsize:
-        _state().destroy_process_group()
+    if world() > 1 and _dist.cache_info().currsize:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def device():
@@ -51,6 +72,7 @@ def device():
     import torch
 
     if world() > 1:
+        _dist()
         return _state().device
     use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
     return torch.device("cuda") if torch.cuda.is_available() and not use_cpu else torch.device("cpu")
@@ -61,9 +83,16 @@ def sharded_training() -> bool:
     return world() > 1 and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
 
 
+def layout() -> str:
+    """How the run is spread, for the log and `runs.device`."""
+    if world() == 1:
+        return "one process"
+    return f"{world()} processes, " + ("models sharded (FSDP2)" if sharded_training() else "data-parallel")
+
+
 def barrier() -> None:
     if world() > 1:
-        _state().wait_for_everyone()
+        _dist().barrier()
 
 
 @contextmanager
@@ -72,17 +101,30 @@ def main_first() -> Iterator[None]:
     if world() == 1:
         yield
         return
-    with _state().main_process_first():
-        yield
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def broadcast(value: T) -> T:
     """The main process's `value`, on every process (a run id, a seed drawn once)."""
     if world() == 1:
         return value
-    from accelerate.utils import broadcast_object_list
+    box = [value]
+    _dist().broadcast_object_list(box, src=0)
+    return box[0]
 
-    return broadcast_object_list([value])[0]
+
+def agree(value: int) -> int:
+    """The smallest of every process's `value`: a batch size all of them can hold. Sharded
+    processes must make the same number of forward passes, each a collective."""
+    if world() == 1:
+        return value
+    values: list = [None] * world()
+    _dist().all_gather_object(values, value)
+    return min(values)
 
 
 def shard(n: int) -> slice:
@@ -98,14 +140,51 @@ def gather(part: T) -> T:
     """
     if world() == 1:
         return part
-    from accelerate.utils import gather_object
+    parts: list = [None] * world()
+    _dist().all_gather_object(parts, _to_cpu(part))
+    return _join(parts)
 
-    return _join(gather_object([part]))
+
+def sharded(fn: Callable[[Any], T], n: int) -> T:
+    """`fn` over this process's share of n examples, gathered: what `fn(slice(0, n))` gives in one process.
+
+    With sharded models every forward pass is a collective, so every process must make the same
+    passes: each then gets ceil(n / world) rows (an index tensor), the last ones padded with
+    copies of its final row, and the padding is dropped after the gather.
+    """
+    if world() == 1 or not sharded_training():
+        return gather(fn(shard(n)))
+    import torch
+
+    w, r = world(), rank()
+    size = -(-n // w)
+    real = [max(0, min(size, n - i * size)) for i in range(w)]
+    index = torch.arange(r * size, r * size + size).clamp(max=n - 1)
+    parts: list = [None] * w
+    _dist().all_gather_object(parts, _to_cpu(fn(index)))
+    return _join([_head(part, k) for part, k in zip(parts, real)])
 
 
-def sharded(fn: Callable[[slice], T], n: int) -> T:
-    """`fn` over this process's slice of n examples, gathered: what `fn(slice(0, n))` gives in one process."""
-    return gather(fn(shard(n)))
+def _head(part: Any, k: int) -> Any:
+    if part is None:
+        return None
+    if isinstance(part, tuple):
+        return tuple(_head(p, k) for p in part)
+    if isinstance(part, dict):
+        return {key: _head(v, k) for key, v in part.items()}
+    return part[:k]
+
+
+def _to_cpu(part: Any) -> Any:
+    import torch
+
+    if isinstance(part, torch.Tensor):
+        return part.cpu()
+    if isinstance(part, tuple):
+        return tuple(_to_cpu(p) for p in part)
+    if isinstance(part, dict):
+        return {k: _to_cpu(v) for k, v in part.items()}
+    return part
 
 
 def split_batch(index) -> tuple[Any, float]:

@@ -28,6 +28,7 @@ import torch
 import harness
 from harness import analysis, plugins, processes, registry as registry_mod
 from harness import plan as plan_mod
+from harness import sharding
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
@@ -122,6 +123,9 @@ class Protocol:
         # Passed to the family's loaders only when it declares that it takes it: the contract stays
         # `tokenizer(texts)` and `model(size, tokenizer)` for every family that loads no remote code.
         self.remote = {"trust_remote_code": req.trust_remote_code} if self.family.remote_code else {}
+        if sharding.enabled() and self.method.modules is not None:
+            raise UsageError(f"method {self.method.name} trains modules of its own beside the student, which a "
+                             "sharded (FSDP) run does not support yet; run it data-parallel")
         if req.filter is not None and req.filter not in FILTERS:
             raise unknown("filter", req.filter, FILTERS)
         self.cache = Cache(req.cache_dir)
@@ -147,7 +151,7 @@ class Protocol:
         if processes.is_main():
             self.store.start_run(self._run_row(run_id, dataset_hash, members, nonmembers))
         log(f"run {run_id}: {self.family.name} / {self.dataset.name} / {self.method.name}, seed {self.req.seed}, "
-            f"{len(members)} members and {len(nonmembers)} non-members")
+            f"{len(members)} members and {len(nonmembers)} non-members; {processes.layout()}")
         try:
             result = self._stages(run_id, members, nonmembers, dataset_hash)
         except KeyboardInterrupt:
@@ -298,9 +302,7 @@ class Protocol:
         k = key(deps)
         path = self.cache.get("models", k)
         if path is not None:
-            model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
-                                                         trust_remote_code=self.req.trust_remote_code)
-            model.to(processes.device())
+            model = self._load(path)
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
             log(f"{role}: {self.family.name} {size} from the cache ({path})")
             self.seconds[role] = 0.0
@@ -313,8 +315,10 @@ class Protocol:
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = train_seconds
 
+        state = sharding.full_state_dict(model) if sharding.enabled() else None  # every process gathers
+
         def write(folder: Path) -> None:
-            model.save_pretrained(folder, safe_serialization=True)
+            model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             self.tokenizer.save_pretrained(folder)
             (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps}, indent=2))
 
@@ -322,8 +326,19 @@ class Protocol:
             path = self.cache.build("models", k, deps, write)
         processes.barrier()
         path = self.cache.path("models", k)
+        if sharding.enabled():  # scored as the cached model is: loaded from its folder and sharded again
+            del model, state
+            model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
+
+    def _load(self, path: Path):
+        """A checkpoint from the cache, on this process's device, or sharded across the processes."""
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
+                                                     trust_remote_code=self.req.trust_remote_code)
+        return sharding.shard(model) if sharding.enabled() else model.to(processes.device())
 
     def _family_deps(self) -> dict[str, Any]:
         """A family with arguments (pretrained or scratch weights, ...) keys its artifacts by them too."""
@@ -353,6 +368,13 @@ class Protocol:
         deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids), "method": self.method.name,
                 "args": self.method_args, "prefix_len": self.preset.prefix_len, "harness": harness.__version__}
         k = key(deps)
+        if sharding.enabled():  # the sharded teacher's passes are collectives: every process generates
+            path = processes.broadcast(self.cache.get("teacher-data", k) if processes.is_main() else None)
+            if path is None:
+                rows = self._make_teacher_data(teacher, members, deps, k)
+                processes.barrier()
+                return rows
+            return load_file(Path(path) / "tokens.safetensors")["input_ids"]
         with processes.main_first():  # the main process makes the texts; the others read them from the cache
             path = self.cache.get("teacher-data", k)
             if path is not None:
@@ -372,8 +394,9 @@ class Protocol:
         if rows.shape[0] != len(members):
             raise RunFailed(f"method {self.method.name} returned {rows.shape[0]} rows for {len(members)} members")
         self.seconds["teacher_data"] = time.perf_counter() - t0
-        self.cache.build("teacher-data", k, deps,
-                         lambda folder: save_file({"input_ids": rows.contiguous()}, folder / "tokens.safetensors"))
+        if processes.is_main():
+            self.cache.build("teacher-data", k, deps,
+                             lambda folder: save_file({"input_ids": rows.contiguous()}, folder / "tokens.safetensors"))
         log(f"student: {self.method.name} made its training data in {self.seconds['teacher_data']:.1f}s")
         return rows
 
@@ -542,7 +565,7 @@ class Protocol:
             "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}", "command": self.req.command,
+            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}; {processes.layout()}", "command": self.req.command,
             "trust_remote_code": self.req.trust_remote_code, "reference": self.req.reference,
             "filter": None if self.filtered is None else json.dumps(
                 {"by": self.req.filter, "source_run": self.filtered["source_run"], "removed": len(self.filtered["rows"])}),

@@ -221,10 +221,10 @@ def test_streamed_teacher_outputs_are_the_in_memory_ones(tmp_path, name, args):
 
 def test_the_flagship_tiers_say_what_they_do_instead_of_writing_52_tb():
     """1M members x 255 positions x Pythia 12b's 50688-wide float32 logits: far past any disk."""
-    full = choose_tier(1_000_000, 255, 50_688, None, memory=2 << 30, disk=10 << 40)
-    assert full.name == "batch" and full.bytes == 0 and "51700800000000" not in full.why
-    assert "47.0 TB" in full.why and "disk budget of 10.0 TB" in full.why
-    top_k = choose_tier(1_000_000, 255, 50_688, 50, memory=2 << 30, disk=10 << 40)
+    full = choose_tier(1_000_000, 255, 50_688, None, memory=2 << 30, disk=10 * 10**12)
+    assert full.name == "batch" and full.bytes == 0
+    assert "51.7 TB" in full.why and "disk budget of 10.0 TB" in full.why  # 1M x 255 x 50688 x 4 bytes
+    top_k = choose_tier(1_000_000, 255, 50_688, 50, memory=2 << 30, disk=10 * 10**12)
     assert (top_k.name, top_k.values, top_k.bytes) == ("disk", torch.float16, 1_000_000 * 255 * 50 * 6)
 
 

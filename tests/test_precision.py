@@ -39,13 +39,23 @@ def stored(db: str) -> tuple[list, list]:
         con.close()
 
 
-def test_cold_run_and_cached_rerun_agree_under_bf16(quick_registry, monkeypatch, capsys):
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one precision per process (a singleton); this test asks for another."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_cold_run_and_cached_rerun_agree_under_bf16(quick_registry, monkeypatch, fresh_accelerate_state):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     for _ in range(2):
         assert main(quick_args(quick_registry, "soft-kd")) == 0
     runs, ((samples, scores, metrics, cached), (samples2, scores2, metrics2, cached2)) = stored(os.environ["HARNESS_DB"])
     assert [c for _, c in cached] == [False] * 3 and [c for _, c in cached2] == [True] * 3
-    assert all(device.endswith("training bf16, scoring float32") for _, device in runs)
+    assert all(device.endswith("training bf16, scoring float32; one process") for _, device in runs)
     assert len(samples) > 100 and samples == samples2  # verdicts, match lengths, losses, ties, continuations
     assert len(scores) > 100 and scores == scores2  # every attack's score on every example
     assert metrics == metrics2
