@@ -78,7 +78,7 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
         raise unknown(f"leaderboard (in {folder})", name, found)
     try:
         raw = tomli.loads(path.read_text())
-    except (tomli.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (tomli.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
         raise UsageError(f"{path}: not valid TOML: {err}") from None
     missing = [k for k in ("family", "dataset", "preset", "methods") if k not in raw]
     if missing:
