@@ -219,14 +219,16 @@ class Store:
         """A file shorter than the blocks its header counts was cut off (a full disk, a partial copy):
         refused here, before a run trains for minutes and then cannot store its results."""
         try:
-            block_size, blocks = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() "
-                                             "WHERE database_name = current_database()").fetchone()
+            block_size, used = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
+                                           "WHERE database_name = current_database()").fetchall()[0]
             size = self.path.stat().st_size
-        except (duckdb.Error, OSError, TypeError):
+        except (duckdb.Error, OSError, TypeError, IndexError):
             return
-        if size < HEADER_BYTES + blocks * block_size:
-            raise UsageError(f"results database {self.path} is truncated ({size} bytes of the "
-                             f"{HEADER_BYTES + blocks * block_size} its header promises); restore it or pass another --db")
+        # Free blocks at the end may be cut off by DuckDB itself; used ones never are, and whole files
+        # are whole blocks.
+        if size < HEADER_BYTES + used * block_size or (size - HEADER_BYTES) % block_size:
+            raise UsageError(f"results database {self.path} is truncated ({size} bytes, not the whole blocks its "
+                             f"header counts); restore it or pass another --db")
 
     def _upgrade(self, con, version: int) -> None:
         """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
@@ -450,7 +452,7 @@ def config_hash(run: dict[str, Any]) -> str:
     only when given, which keeps the hashes of runs stored before these existed unchanged.
     """
     config = {"family": run["family"], "dataset": run["dataset"], "dataset_hash": run["dataset_hash"],
-              "dataset_args": json.loads(run["dataset_args"]), "method": run["method"],
+              "dataset_args": portable_args(json.loads(run["dataset_args"])), "method": run["method"],
               "method_args": json.loads(run["method_args"]), "preset": json.loads(run["preset_values"]),
               "seed": int(run["seed"]), "limit": _int_or_none(run["example_limit"]),
               "harness": run["harness_version"]}
@@ -461,6 +463,22 @@ def config_hash(run: dict[str, Any]) -> str:
         if run.get(optional):
             config[optional] = run[optional]
     return key(config)
+
+
+def portable(value: Any) -> Any:
+    """A local path reduced to its file name; anything else as it is.
+
+    A corpus is identified by its content hash, so where it lies on this machine (a home
+    folder, a project's name) adds nothing to a run's identity and must not leave with it.
+    """
+    if isinstance(value, str) and ("/" in value or os.sep in value):
+        return Path(value.rstrip("/" + os.sep)).name or value
+    return value
+
+
+def portable_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Dataset arguments with a local `path` (every dataset plugin's name for one) reduced to its file name."""
+    return {k: portable(v) if k == "path" else v for k, v in args.items()}
 
 
 def _int_or_none(value: Any) -> int | None:

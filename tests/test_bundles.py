@@ -1,0 +1,266 @@
+"""Submission bundles are untrusted: each attack that once put false figures or local files on the
+board is refused in one line (exit status 2) with the snapshot byte for byte as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness import board as B
+from harness.cli import main
+from harness.snapshot import load_spec, write_subset
+from harness.store import Store, config_hash
+from tests.bundle_data import BOARD, add_genuine_run, genuine_bundle, write_registry
+
+SUBMITTED = "20260102-000000-bbbbbb"
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """Made once: a registry, a published board holding one genuine run (seed 0), and a genuine
+    bundle of another run (seed 1) that imports cleanly."""
+    root = tmp_path_factory.mktemp("world")
+    registry = write_registry(root)
+    boards = root / "boards"
+    boards.mkdir()
+    (boards / "small.toml").write_text(BOARD)
+    published = genuine_bundle(root / "pub" if (root / "pub").mkdir() is None else root, registry)
+    from harness.snapshot import import_bundle
+
+    import_bundle(published, load_spec("small", boards), registry)
+    (root / "sub").mkdir()
+    bundle = genuine_bundle(root / "sub", registry, run_id=SUBMITTED, seed=1, student={0, 1, 2, 3, 4, 5, 9})
+    return {"registry": registry, "snapshot": boards / "small.duckdb", "bundle": bundle, "published": published}
+
+
+@pytest.fixture
+def board(world, tmp_path, monkeypatch) -> Path:
+    """This test's copy of the published board."""
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    shutil.copyfile(world["snapshot"].with_suffix(".toml"), boards / "small.toml")
+    shutil.copyfile(world["snapshot"], boards / "small.duckdb")
+    monkeypatch.setenv("HARNESS_LEADERBOARDS", str(boards))
+    return boards / "small.duckdb"
+
+
+def mutated(world, tmp_path, *sql: str, name: str = "hostile.duckdb") -> Path:
+    out = tmp_path / name
+    shutil.copyfile(world["bundle"], out)
+    with duckdb.connect(str(out)) as con:
+        for statement in sql:
+            con.execute(statement)
+    return out
+
+
+def refused(world, board: Path, bundle: Path, capsys) -> str:
+    """Import it: one line, exit 2, the snapshot byte for byte as it was. Returns the line."""
+    before = board.read_bytes()
+    code = main(["--registry", str(world["registry"]), "leaderboard", "import", str(bundle), "--board", "small"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)
+    assert board.read_bytes() == before
+    assert not board.with_name(board.name + ".import").exists()
+    return err
+
+
+def student_rates(snapshot: Path) -> dict[str, float]:
+    with B.connect(snapshot) as con:
+        b = B.board(con)
+    return {r["method"]: r["mem_rate_student"] for _, r in b.iterrows()}
+
+
+def test_the_genuine_bundle_imports_and_every_figure_is_its_verdicts(world, board, capsys):
+    assert main(["--registry", str(world["registry"]), "leaderboard", "import", str(world["bundle"]),
+                 "--board", "small"]) == 0
+    assert "added 1 run(s)" in capsys.readouterr().out
+    assert_board_recomputes(board)
+    with duckdb.connect(str(board), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
+        assert con.execute("SELECT count(*) FROM models WHERE artifact_path IS NOT NULL").fetchall() == [(0,)]
+
+
+def assert_board_recomputes(snapshot: Path) -> None:
+    """Every run's stored student, teacher and baseline rates are the means of its own verdicts."""
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        rows = con.execute("""SELECT m.run_id, m.name, m.value, v.rate FROM metrics m JOIN (
+                                  SELECT run_id, 'mem_rate_' || role AS name, avg(memorized::INTEGER) AS rate
+                                  FROM samples WHERE split = 'member' GROUP BY ALL) v USING (run_id, name)""").fetchall()
+        n = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+    assert len(rows) == 3 * n
+    for run_id, name, value, rate in rows:
+        assert value == pytest.approx(rate, abs=1e-12), (run_id, name)
+
+
+# ------------------------------------------------------------ attack 1: local files through views
+
+
+@pytest.mark.parametrize("table", ["vocab", "snapshot_notes", "continuations", "runs"])
+def test_a_view_over_a_local_file_is_refused_and_reads_nothing(world, board, tmp_path, capsys, table):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("reviewer-secret-4711")
+    with duckdb.connect(str(world["bundle"]), read_only=True) as con:
+        cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                                          "ORDER BY column_index", [table]).fetchall()]
+    select = ", ".join(f"content::VARCHAR AS {c}" if i == 0 else f"NULL AS {c}" for i, c in enumerate(cols))
+    bundle = mutated(world, tmp_path, f"DROP TABLE {table}",
+                     f"CREATE VIEW {table} AS SELECT {select} FROM read_text('{secret}')")
+    assert "holds view main." + table in refused(world, board, bundle, capsys)
+    assert b"reviewer-secret-4711" not in board.read_bytes()
+
+
+@pytest.mark.parametrize(("sql", "shown"), [
+    ("CREATE MACRO leak(x) AS x", "holds macro main.leak"),
+    ("CREATE SCHEMA extra; CREATE TABLE extra.runs (run_id VARCHAR)", "holds schema extra"),
+    ("CREATE SEQUENCE s", "holds sequence main.s"),
+    ("CREATE TABLE extra_table (x INTEGER)", "an extra table main.extra_table"),
+    ("DROP TABLE curves", "no table main.curves"),
+    ("CREATE INDEX i ON runs (run_id)", "holds index main.i"),
+])
+def test_anything_but_the_exported_tables_is_refused(world, board, tmp_path, capsys, sql, shown):
+    assert shown in refused(world, board, mutated(world, tmp_path, *sql.split("; ")), capsys)
+
+
+def test_the_bundle_connection_is_locked():
+    from harness.snapshot import LOCKED
+
+    con = duckdb.connect(config=LOCKED)
+    with pytest.raises(duckdb.Error, match="disabled by configuration"):
+        con.execute("SELECT * FROM read_text('/etc/hostname')")
+    with pytest.raises(duckdb.Error, match="locked"):
+        con.execute("SET enable_external_access = true")
+
+
+# ------------------------------------------------------------ attack 2: false figures
+
+
+@pytest.mark.parametrize(("sql", "shown"), [
+    ("UPDATE metrics SET value = 'NaN' WHERE name = 'mem_rate_student'", "NaN or infinite"),
+    ("UPDATE metrics SET value = 0 WHERE name = 'mem_rate_student'", "mem_rate_student is 0.0, its verdicts give"),
+    ("UPDATE samples SET split = 'member ' WHERE split = 'member' AND role = 'student'", "'member ' is not one of"),
+    ("DELETE FROM samples WHERE sample_id > 'm000000' AND split = 'member'; UPDATE runs SET n_members = 1",
+     "n_members is 1, but the board's dataset yields 20"),
+    ("INSERT INTO runs SELECT * FROM runs", "bundle"),
+    ("UPDATE samples SET memorized = NULL WHERE sample_id = 'm000003' AND role = 'student'", "no verdict"),
+    ("UPDATE examples SET dataset_hash = 'another'", "examples"),
+    ("UPDATE runs SET method_label = repeat('x', 2000000)", "runs.method_label holds 2000000 characters"),
+    ("UPDATE runs SET finished_at = started_at - INTERVAL 1 DAY", "not a run that finished"),
+    ("UPDATE runs SET finished_at = TIMESTAMP '2099-01-01'", "in the future"),
+    ("UPDATE models SET val_ppl = 1.5 WHERE role = 'student'", "validation loss"),
+    ("UPDATE metrics SET value = 1.5 WHERE name = 'auc_loss_student'", "auc_loss_student is 1.5, outside [0, 1]"),
+    ("UPDATE samples SET repeats = 99 WHERE sample_id = 'm000001'", "the dataset says"),
+    ("INSERT INTO scores VALUES ('x', 'student', 'm000000', 'loss', 0.1)", "table scores must be empty"),
+    ("UPDATE continuations SET sample_id = 'n000001' WHERE sample_id = 'm000003'", "continuation of n000001"),
+])
+def test_false_figures_are_refused(world, board, tmp_path, capsys, sql, shown):
+    assert shown in refused(world, board, mutated(world, tmp_path, *sql.split("; ")), capsys)
+
+
+def _rehash(con) -> None:
+    """What an attacker does after editing a run: recompute its config hash so that it matches."""
+    cur = con.execute("SELECT * FROM runs")
+    names = [d[0] for d in cur.description]
+    for row in cur.fetchall():
+        run = dict(zip(names, row))
+        con.execute("UPDATE runs SET config_hash = ? WHERE run_id = ?", [config_hash(run), run["run_id"]])
+
+
+def test_a_run_never_replaces_a_published_row(world, board, tmp_path, capsys):
+    before = student_rates(board)
+    bundle = mutated(world, tmp_path, "UPDATE runs SET seed = 0, finished_at = finished_at + INTERVAL 1 HOUR",
+                     "UPDATE samples SET memorized = false",
+                     "UPDATE metrics SET value = 0 WHERE name LIKE 'mem_rate_%'")
+    with duckdb.connect(str(bundle)) as con:
+        _rehash(con)
+    err = refused(world, board, bundle, capsys)
+    assert "never replaces a published run" in err or "its verdicts give" in err
+    # the same with figures that do agree with the zeroed verdicts: still refused, for the slot
+    genuine = tmp_path / "same-slot"
+    genuine.mkdir()
+    same = genuine_bundle(genuine, world["registry"], run_id="20260103-000000-cccccc", seed=0, student=set())
+    assert "already shows soft-kd at seed 0" in refused(world, board, same, capsys)
+    assert student_rates(board) == before
+
+
+def test_an_unregistered_method_is_refused(world, board, tmp_path, capsys):
+    bundle = mutated(world, tmp_path, "UPDATE runs SET method = 'secret-kd', method_label = 'secret-kd'")
+    with duckdb.connect(str(bundle)) as con:
+        _rehash(con)
+    assert "method 'secret-kd' is not registered here" in refused(world, board, bundle, capsys)
+
+
+def test_a_label_other_than_the_methods_own_is_refused(world, board, tmp_path, capsys):
+    bundle = mutated(world, tmp_path, "UPDATE runs SET method_label = 'soft-kd (best)'")
+    assert "label 'soft-kd (best)'" in refused(world, board, bundle, capsys)
+
+
+# ------------------------------------------------------------ attack 7: one line for malformed bundles
+
+
+@pytest.mark.parametrize(("sql", "shown"), [
+    ("ALTER TABLE samples ALTER memorized TYPE VARCHAR", "column memorized is VARCHAR, expected BOOLEAN"),
+    ("ALTER TABLE runs ALTER seed TYPE VARCHAR", "column seed is VARCHAR, expected INTEGER"),
+    ("ALTER TABLE metrics DROP COLUMN value", "column value is missing"),
+    ("ALTER TABLE runs ADD COLUMN extra INTEGER", "column extra is not in it"),
+    ("UPDATE samples SET memorized = NULL", "no verdict"),
+    ("UPDATE runs SET seed = NULL", "bundle"),
+    ("UPDATE runs SET method_args = '[1, 2]'", "method arguments [1, 2]"),
+    ("UPDATE runs SET preset_values = '\"x\"'", "preset values differ"),
+    ("DELETE FROM schema_info", "schema version"),
+])
+def test_malformed_bundles_are_one_line(world, board, tmp_path, capsys, sql, shown):
+    assert shown in refused(world, board, mutated(world, tmp_path, sql), capsys)
+
+
+def test_a_bundle_over_the_size_bound_is_refused_unread(world, board, tmp_path, capsys, monkeypatch):
+    from harness import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_BUNDLE_BYTES", world["bundle"].stat().st_size - 1)
+    assert "a bundle may be" in refused(world, board, world["bundle"], capsys)
+
+
+# ------------------------------------------------------------ attack 5: nothing local leaves
+
+
+def test_no_exported_byte_holds_a_local_folder(tmp_path):
+    registry = write_registry(tmp_path)
+    store = Store(tmp_path / "results.duckdb")
+    add_genuine_run(store, registry)
+    corpus = tmp_path / "home" / "someone" / "project-secret-name" / "corpus.txt"
+    with duckdb.connect(str(store.path)) as con:
+        con.execute("UPDATE runs SET dataset_args = json_merge_patch(dataset_args, ?::JSON), command = ?",
+                    [json.dumps({"path": str(corpus)}), f"harness eval --dataset-arg path={corpus}"])
+    bundle = tmp_path / "out" / "bundle.duckdb"
+    bundle.parent.mkdir()
+    _, [(run_id,)] = store.query("SELECT run_id FROM runs")
+    write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")], {})
+    data = bundle.read_bytes()
+    assert str(corpus).encode() in (tmp_path / "results.duckdb").read_bytes() or True  # the local store may hold it
+    for needle in (str(tmp_path), "project-secret-name", "/home/someone"):
+        assert needle.encode() not in data, needle
+    with duckdb.connect(str(bundle), read_only=True) as con:
+        assert json.loads(con.execute("SELECT dataset_args FROM runs").fetchall()[0][0])["path"] == "corpus.txt"
+
+
+def test_the_config_hash_holds_a_corpus_file_name_not_its_folder():
+    run = {"family": "tiny", "dataset": "text-files", "dataset_hash": "h", "method": "soft-kd", "method_args": "{}",
+           "preset_values": "{}", "seed": 0, "example_limit": None, "harness_version": "0.1.0"}
+    here = config_hash({**run, "dataset_args": json.dumps({"path": "/home/alice/work/corpus.txt"})})
+    there = config_hash({**run, "dataset_args": json.dumps({"path": "/srv/bob/corpus.txt"})})
+    other = config_hash({**run, "dataset_args": json.dumps({"path": "/srv/bob/other.txt"})})
+    assert here == there != other
+
+
+def test_the_published_boards_hashes_are_unchanged():
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
+    with duckdb.connect(str(spec.snapshot), read_only=True) as con:
+        cur = con.execute("SELECT * FROM runs")
+        names = [d[0] for d in cur.description]
+        runs = [dict(zip(names, r)) for r in cur.fetchall()]
+    assert len(runs) >= len(spec.methods)
+    for run in runs:
+        assert config_hash(run) == run["config_hash"], run["method_label"]
