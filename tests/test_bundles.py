@@ -264,3 +264,140 @@ def test_the_published_boards_hashes_are_unchanged():
     assert len(runs) >= len(spec.methods)
     for run in runs:
         assert config_hash(run) == run["config_hash"], run["method_label"]
+
+
+# ------------------------------------------------------------ the hostile-bundle property test
+
+TABLES = ("runs", "models", "examples", "samples", "metrics", "continuations", "vocab", "snapshot_notes",
+          "schema_info", "curves")
+COLUMNS = {"runs": ("seed", "method", "method_label", "dataset_hash", "n_members", "config_hash", "finished_at"),
+           "samples": ("memorized", "split", "role", "loss", "sample_id", "repeats"),
+           "metrics": ("value", "name"), "models": ("val_ppl", "role"), "examples": ("split", "dataset_hash", "text"),
+           "continuations": ("token_ids", "sample_id"), "vocab": ("piece",), "snapshot_notes": ("note", "kind")}
+DOUBLES = (("metrics", "value"), ("samples", "loss"), ("models", "val_ppl"), ("models", "val_loss"))
+TEXTS = (("runs", "method_label"), ("snapshot_notes", "note"), ("vocab", "piece"), ("examples", "text"),
+         ("runs", "git_commit"))
+MUTATED: list[int] = []  # examples tried, for the report
+
+
+def _mutations():
+    from hypothesis import strategies as st
+
+    table = st.sampled_from(TABLES)
+    col = st.sampled_from([(t, c) for t, cs in COLUMNS.items() for c in cs])
+    sid = st.sampled_from(["m000000", "m000003", "m000009", "n000001"])
+    role = st.sampled_from(["teacher", "baseline", "student"])
+    return st.one_of(
+        table.map(lambda t: f"DROP TABLE {t}"),
+        table.map(lambda t: f"ALTER TABLE {t} ADD COLUMN extra INTEGER"),
+        st.just("CREATE TABLE extra (x INTEGER)"),
+        col.map(lambda tc: f"ALTER TABLE {tc[0]} DROP COLUMN {tc[1]}"),
+        st.tuples(col, st.sampled_from(["VARCHAR", "DOUBLE", "BIGINT", "JSON"])).map(
+            lambda x: f"ALTER TABLE {x[0][0]} ALTER {x[0][1]} TYPE {x[1]}"),
+        table.map(lambda t: f"DROP TABLE {t}; CREATE VIEW {t} AS SELECT content AS x FROM read_text('/etc/hostname')"),
+        st.just("CREATE VIEW extra_view AS SELECT 1 AS x"),
+        st.just("CREATE MACRO leak(x) AS x"),
+        st.just("CREATE SCHEMA other; CREATE TABLE other.runs (run_id VARCHAR)"),
+        st.tuples(st.sampled_from(DOUBLES), st.sampled_from(["'NaN'", "'inf'", "'-inf'", "1e308", "-1"]), sid).map(
+            lambda x: f"UPDATE {x[0][0]} SET {x[0][1]} = {x[1]}" + (
+                f" WHERE sample_id = '{x[2]}'" if x[0][0] == "samples" else "")),
+        st.tuples(st.sampled_from(TEXTS), st.sampled_from([1001, 2001, 100_001, 3_000_000])).map(
+            lambda x: f"UPDATE {x[0][0]} SET {x[0][1]} = repeat('x', {x[1]})"),
+        st.tuples(table, st.integers(1, 3)).map(lambda x: f"INSERT INTO {x[0]} SELECT * FROM {x[0]} LIMIT {x[1]}"),
+        st.tuples(st.sampled_from(["member ", "Member", "nonmember", "member", "x"]), sid, role).map(
+            lambda x: f"UPDATE samples SET split = '{x[0]}' WHERE sample_id = '{x[1]}' AND role = '{x[2]}'"),
+        st.tuples(st.sampled_from(["student ", "teacher", "baseline", "Student", ""]), sid).map(
+            lambda x: f"UPDATE samples SET role = '{x[0]}' WHERE sample_id = '{x[1]}' AND role = 'student'"),
+        st.tuples(st.sampled_from(["started_at", "finished_at"]), st.integers(-10**6, 10**6)).map(
+            lambda x: f"UPDATE runs SET {x[0]} = {x[0]} + INTERVAL {x[1]} HOUR"),
+        st.tuples(sid, role).map(
+            lambda x: f"UPDATE samples SET memorized = NOT memorized WHERE sample_id = '{x[0]}' AND role = '{x[1]}'"),
+        st.tuples(role, st.floats(-0.2, 0.2, allow_nan=False)).map(
+            lambda x: f"UPDATE metrics SET value = value + {x[1]} WHERE name = 'mem_rate_{x[0]}'"),
+        st.integers(0, 3).map(lambda s: f"UPDATE runs SET seed = {s}"),
+        st.sampled_from(["UPDATE runs SET method = 'secret-kd'", "UPDATE runs SET n_members = 1",
+                         "UPDATE examples SET dataset_hash = 'other'", "DELETE FROM samples WHERE sample_id = 'm000004'",
+                         "UPDATE samples SET memorized = NULL WHERE sample_id = 'm000002'",
+                         "UPDATE runs SET config_hash = 'x'", "DELETE FROM schema_info"]),
+    )
+
+
+def _apply(bundle: Path, statements: list[str], rehash: bool) -> None:
+    with duckdb.connect(str(bundle)) as con:
+        for statement in statements:
+            try:
+                for part in statement.split("; "):
+                    con.execute(part)
+            except duckdb.Error:
+                pass  # a mutation DuckDB itself refuses (a type that does not convert): the bundle stays as it was
+        if rehash:  # the attacker recomputes the config hash after editing the run
+            try:
+                _rehash(con)
+            except Exception:  # noqa: BLE001 - a run row too broken to hash stays as it is
+                pass
+
+
+def _board_figures_recompute(snapshot: Path) -> None:
+    """Every run on the board: its three memorization rates, validation perplexities and reduction
+    are what its own verdicts give."""
+    assert_board_recomputes(snapshot)
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        rows = con.execute("""SELECT m.run_id, m.role, m.val_ppl, exp(avg(s.loss)) FROM models m JOIN samples s
+                              ON s.run_id = m.run_id AND s.role = m.role AND s.split = 'nonmember' GROUP BY ALL""").fetchall()
+        reductions = con.execute("""SELECT r.value, b.value / s.value FROM metrics r
+            JOIN metrics b ON b.run_id = r.run_id AND b.name = 'mem_rate_baseline'
+            JOIN metrics s ON s.run_id = r.run_id AND s.name = 'mem_rate_student'
+            WHERE r.name = 'reduction'""").fetchall()
+        counts = con.execute("SELECT r.n_members, (SELECT count(*) FROM samples s WHERE s.run_id = r.run_id AND "
+                             "s.split = 'member' AND s.role = 'student') FROM runs r").fetchall()
+    for run_id, role, ppl, recomputed in rows:
+        assert ppl == pytest.approx(recomputed, rel=1e-5), (run_id, role)
+    for stored, recomputed in reductions:
+        assert stored == pytest.approx(recomputed, rel=1e-9)
+    assert all(n == got == 20 for n, got in counts)
+
+
+def test_hostile_bundles_are_refused_or_recompute(world, tmp_path_factory, monkeypatch):
+    """From the genuine bundle, hypothesis mutates tables, columns, types, values, labels and times.
+    Each import is refused in one line with the snapshot byte-identical, or gives a board whose
+    every figure recomputes from its verdicts."""
+    import io
+    import tempfile
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scratch = tmp_path_factory.mktemp("hostile")
+
+    @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(statements=st.lists(_mutations(), min_size=1, max_size=3), rehash=st.booleans())
+    def check(statements, rehash):
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            boards = Path(folder) / "boards"
+            boards.mkdir()
+            shutil.copyfile(world["snapshot"].with_suffix(".toml"), boards / "small.toml")
+            snapshot = boards / "small.duckdb"
+            shutil.copyfile(world["snapshot"], snapshot)
+            before = snapshot.read_bytes()
+            bundle = Path(folder) / "hostile.duckdb"
+            shutil.copyfile(world["bundle"], bundle)
+            _apply(bundle, statements, rehash)
+            monkeypatch.setenv("HARNESS_LEADERBOARDS", str(boards))
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main(["--registry", str(world["registry"]), "leaderboard", "import", str(bundle),
+                             "--board", "small"])
+            MUTATED.append(code)
+            if code == 2:
+                assert err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue(), err.getvalue()
+                assert snapshot.read_bytes() == before
+            else:
+                assert code == 0, (code, err.getvalue())
+                _board_figures_recompute(snapshot)
+                with duckdb.connect(str(snapshot), read_only=True) as con:
+                    assert con.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
+
+    check()
+    print(f"\nhostile bundles tried: {len(MUTATED)}, refused {MUTATED.count(2)}, imported {MUTATED.count(0)}")
+    assert len(MUTATED) >= 50

@@ -69,3 +69,11 @@ def test_text_files_over_a_symlink_loop_reads_the_real_files(tmp_path):
     (loop / "d" / "back").symlink_to("..", target_is_directory=True)
     files = text_files._files(f"{loop}/**/*.txt")
     assert files == [loop / "d" / "a.txt"]
+
+
+def test_a_cache_dir_that_cannot_be_written_is_one_line_from_the_tokenizer_step(quick_registry, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file where the cache folder should be")
+    argv = ["--registry", str(quick_registry), "eval", "--method", "hard-kd", "--preset", "quick",
+            "--dataset-arg", "n_members=8", "--dataset-arg", "n_nonmembers=4", "--cache-dir", str(tmp_path / "file" / "c")]
+    err = _one_line(argv, capsys)
+    assert "cannot write to the cache at" in err and "Not a directory" in err
