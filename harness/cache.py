@@ -22,6 +22,8 @@ from harness.errors import UsageError
 from harness.faults import fault
 
 MANIFEST = "artifact.json"
+# What torch and pickle write; the harness writes safetensors and JSON only (tests/test_security.py).
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 
 def key(deps: dict[str, Any]) -> str:
@@ -111,6 +113,9 @@ def _problems(folder: Path, kind: str, k: str) -> list[str]:
     if links:
         return [f"{name} is a symlink" for name in links]
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    pickles = sorted(name for name in present & set(files) if Path(name).suffix in PICKLE_SUFFIXES)
+    if pickles:  # the harness writes none, so one listed in a manifest was put there by hand: never loaded
+        return [f"{name} is a pickle" for name in pickles]
     bad = [f"{name} missing" if name not in present else f"{name} changed"
            for name, digest in files.items() if name not in present or _sha256(folder / name) != digest]
     return bad + [f"{name} not in the manifest" for name in sorted(present - set(files))]

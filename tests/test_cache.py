@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -126,3 +127,17 @@ def test_a_read_only_cache_folder_is_one_line(tmp_path):
             Cache(root).build("tokenizers", "k1", {}, _write)
     finally:
         root.chmod(0o700)
+
+
+def test_a_pickle_with_a_manifest_rewritten_to_match_is_rebuilt_not_loaded(built, capsys):
+    cache, path = built
+    (path / "model.safetensors").unlink()
+    (path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest["files"] = {"pytorch_model.bin": hashlib.sha256(b"\x80\x04pickle").hexdigest(),
+                         "sub/config.json": manifest["files"]["sub/config.json"]}
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    assert cache.get("models", "k1") is None
+    assert "pytorch_model.bin is a pickle" in capsys.readouterr().err
+    rebuilt = cache.build("models", "k1", {"x": 1}, _write)
+    assert cache.get("models", "k1") == rebuilt
