@@ -28,7 +28,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     boards = root / "boards"
     boards.mkdir()
     (boards / "small.toml").write_text(BOARD)
-    published = genuine_bundle(root / "pub" if (root / "pub").mkdir() is None else root, registry)
+    (root / "pub").mkdir()
+    published = genuine_bundle(root / "pub", registry)
     from harness.snapshot import import_bundle
 
     import_bundle(published, load_spec("small", boards), registry)
@@ -144,7 +145,7 @@ def test_the_bundle_connection_is_locked():
     ("UPDATE samples SET split = 'member ' WHERE split = 'member' AND role = 'student'", "'member ' is not one of"),
     ("DELETE FROM samples WHERE sample_id > 'm000000' AND split = 'member'; UPDATE runs SET n_members = 1",
      "n_members is 1, but the board's dataset yields 20"),
-    ("INSERT INTO runs SELECT * FROM runs", "bundle"),
+    ("INSERT INTO runs SELECT * FROM runs", "table runs: Constraint Error"),
     ("UPDATE samples SET memorized = NULL WHERE sample_id = 'm000003' AND role = 'student'", "no verdict"),
     ("UPDATE examples SET dataset_hash = 'another'", "examples"),
     ("UPDATE runs SET method_label = repeat('x', 2000000)", "runs.method_label holds 2000000 characters"),
@@ -207,7 +208,7 @@ def test_a_label_other_than_the_methods_own_is_refused(world, board, tmp_path, c
     ("ALTER TABLE metrics DROP COLUMN value", "column value is missing"),
     ("ALTER TABLE runs ADD COLUMN extra INTEGER", "column extra is not in it"),
     ("UPDATE samples SET memorized = NULL", "no verdict"),
-    ("UPDATE runs SET seed = NULL", "bundle"),
+    ("UPDATE runs SET seed = NULL", "is malformed: TypeError"),
     ("UPDATE runs SET method_args = '[1, 2]'", "method arguments [1, 2]"),
     ("UPDATE runs SET preset_values = '\"x\"'", "preset values differ"),
     ("DELETE FROM schema_info", "schema version"),
@@ -239,7 +240,6 @@ def test_no_exported_byte_holds_a_local_folder(tmp_path):
     _, [(run_id,)] = store.query("SELECT run_id FROM runs")
     write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")], {})
     data = bundle.read_bytes()
-    assert str(corpus).encode() in (tmp_path / "results.duckdb").read_bytes() or True  # the local store may hold it
     for needle in (str(tmp_path), "project-secret-name", "/home/someone"):
         assert needle.encode() not in data, needle
     with duckdb.connect(str(bundle), read_only=True) as con:
