@@ -18,9 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
 from harness.faults import fault
 
 MANIFEST = "artifact.json"
+# What torch and pickle write; the harness writes safetensors and JSON only (tests/test_security.py).
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 
 def key(deps: dict[str, Any]) -> str:
@@ -40,35 +43,43 @@ class Cache:
         return self.root / kind / k
 
     def get(self, kind: str, k: str) -> Path | None:
-        """The artifact's folder if it is whole and its files match their checksums; else None."""
+        """The artifact's folder if it is the one asked for, whole, and unaltered; else None.
+
+        Identity as well as integrity: the manifest must name this kind and key (a folder copied
+        under another key is not this artifact), the entry must be a real folder (a symlink could
+        point anywhere), and it may hold only the files its manifest lists, none of them a link.
+        Anything else is moved aside inside the cache, with one line, and rebuilt.
+        """
         folder = self.path(kind, k)
-        manifest = folder / MANIFEST
-        if not folder.exists():
+        if not os.path.lexists(folder):
             return None
-        try:
-            files = json.loads(manifest.read_text())["files"]
-            if not isinstance(files, dict):
-                raise TypeError(f"files is a {type(files).__name__}")
-        except (OSError, ValueError, KeyError, TypeError):
-            bad = [f"{MANIFEST} missing or unreadable"]
-        else:
-            present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
-            bad = [f"{name} missing" if name not in present else f"{name} changed"
-                   for name, digest in files.items() if name not in present or _sha256(folder / name) != digest]
-            bad += [f"{name} not in the manifest" for name in sorted(present - set(files))]
+        bad = _problems(folder, kind, k)
         if bad:
             print(f"harness: cached {kind} {k} is corrupt ({', '.join(bad)}); rebuilding it", file=sys.stderr)
-            shutil.rmtree(folder, ignore_errors=True)
+            self._move_aside(folder, kind, k)
             return None
         return folder
+
+    def _move_aside(self, folder: Path, kind: str, k: str) -> None:
+        """Rename a bad entry into the cache's `.rejected` folder: never followed, never deleted
+        outside the cache (a symlink is moved as a link), and out of the way of its rebuild."""
+        aside = self.root / ".rejected" / f"{kind}-{k}-{time.monotonic_ns()}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(folder, aside)
+        if not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
 
     def build(self, kind: str, k: str, deps: dict[str, Any], write: Callable[[Path], None]) -> Path:
         """Run `write(tmp_folder)`, checksum what it wrote, and move it into place atomically."""
         final = self.path(kind, k)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove_orphans(final.parent, k)
         tmp = final.parent / f".tmp-{k}-{os.getpid()}-{time.monotonic_ns()}"
-        tmp.mkdir()
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _remove_orphans(final.parent, k)
+            tmp.mkdir()
+        except OSError as err:  # a read-only or full cache folder: the user's to fix, one line
+            raise UsageError(f"cannot write to the cache at {self.root}: {err.strerror or err} "
+                             f"(pass another --cache-dir or set HARNESS_CACHE)") from None
         try:
             write(tmp)
             fault("cache:write")
@@ -83,6 +94,31 @@ class Cache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+
+def _problems(folder: Path, kind: str, k: str) -> list[str]:
+    """What is wrong with a cache entry, in a few words each; empty when it is the artifact asked for."""
+    if folder.is_symlink() or not folder.is_dir():
+        return ["a symlink, not a folder" if folder.is_symlink() else "not a folder"]
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError(f"files is a {type(files).__name__}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"{MANIFEST} missing or unreadable"]
+    if (manifest.get("kind"), manifest.get("key")) != (kind, k):
+        return [f"its manifest names {manifest.get('kind')} {manifest.get('key')}"]
+    links = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink())
+    if links:
+        return [f"{name} is a symlink" for name in links]
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    pickles = sorted(name for name in present & set(files) if Path(name).suffix in PICKLE_SUFFIXES)
+    if pickles:  # the harness writes none, so one listed in a manifest was put there by hand: never loaded
+        return [f"{name} is a pickle" for name in pickles]
+    bad = [f"{name} missing" if name not in present else f"{name} changed"
+           for name, digest in files.items() if name not in present or _sha256(folder / name) != digest]
+    return bad + [f"{name} not in the manifest" for name in sorted(present - set(files))]
 
 
 def _remove_orphans(parent: Path, k: str) -> None:

@@ -510,35 +510,46 @@ def cmd_leaderboard(args, argv) -> int:
     return 0
 
 
-def _boards(args) -> Path:
-    """The leaderboards/ folder this command acts on, said aloud: a reviewer must know which checkout it is."""
+def _boards(args) -> tuple[Path, str]:
+    """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
     from harness import snapshot
 
     folder, how = snapshot.find_boards(args.leaderboards)
-    print(f"harness: leaderboards: {folder} (from {how})", file=sys.stderr)
-    return folder
+    return folder, f"{folder} (from {how})"
+
+
+def _spec(name: str, args):
+    """The board `name` in the leaderboards folder found for `args`, and that folder said aloud."""
+    from harness import snapshot
+    from harness.errors import UsageError
+
+    folder, where = _boards(args)
+    try:
+        return snapshot.load_spec(name, folder), where
+    except UsageError as err:
+        raise UsageError(f"{err} (leaderboards: {where})") from None
 
 
 def _publish(args) -> int:
     from harness import snapshot
     from harness.cache import default_dir
 
-    spec = snapshot.load_spec(args.name, _boards(args))
+    spec, where = _spec(args.name, args)
     _quiet_libraries()
     db = args.publish_db or args.db or _db(args)
     path = snapshot.publish(spec, db, args.cache_dir or default_dir(), args.registry,
                             log=lambda m: print(f"harness: {m}", file=sys.stderr, flush=True))
-    print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); leaderboards: {where}")
     return 0
 
 
 def _import(args) -> int:
     from harness import snapshot
 
-    spec = snapshot.load_spec(args.board, _boards(args))
+    spec, where = _spec(args.board, args)
     ids = snapshot.import_bundle(args.bundle, spec, args.registry)
     print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}; "
-          f"commit {spec.snapshot.name} in the pull request that adds the bundle")
+          f"commit {spec.snapshot.name} in the pull request that adds the bundle (leaderboards: {where})")
     return 0
 
 
@@ -569,7 +580,8 @@ def cmd_app(args, argv) -> int:
         cmd += ["--server.port", str(args.port)]
     if args.serve_private_text and _loopback(args.host):
         raise UsageError("--serve-private-text is for a non-loopback --host; on 127.0.0.1 all text is shown")
-    env = {**os.environ, "HARNESS_LEADERBOARDS": str(_boards(args))}
+    folder, where = _boards(args)
+    env = {**os.environ, "HARNESS_LEADERBOARDS": str(folder)}
     if args.serve_private_text:
         env["HARNESS_APP_SERVE_PRIVATE_TEXT"] = "1"
     if args.registry is not None:
@@ -578,7 +590,8 @@ def cmd_app(args, argv) -> int:
         if not args.db.is_file():
             raise UsageError(f"no results database at {args.db}")
         cmd += ["--", "--db", str(args.db.resolve())]
-    print(f"harness: serving {app} on http://{args.host}:{args.port or 8501}/ (Ctrl-C stops it)", file=sys.stderr)
+    print(f"harness: serving {app} on http://{args.host}:{args.port or 8501}/ (Ctrl-C stops it); leaderboards: {where}",
+          file=sys.stderr)
     return _serve(cmd, env)
 
 

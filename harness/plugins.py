@@ -138,6 +138,8 @@ def _import_module(name: str) -> Any:
 def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise UsageError(f"plugin file not found: {path}")
+    if path.suffix != ".py":  # importlib finds no loader for it: a file plugin is Python source
+        raise UsageError(f"plugin file {path} is not a .py file: list Python source in plugins.files")
     spec = importlib.util.spec_from_file_location(f"harness_file_plugin_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:

@@ -114,6 +114,8 @@ def load(path: str | os.PathLike | None = None) -> Registry:
         raw = tomli.loads(path.read_text(encoding="utf-8"))
     except tomli.TOMLDecodeError as err:
         raise UsageError(f"{path}: malformed TOML: {err}") from None
+    except RecursionError as err:  # tomli's own bound on nesting ("more than the allowed 400 levels")
+        raise UsageError(f"{path}: malformed TOML: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: cannot read: {err}") from None
     return parse(raw, path)

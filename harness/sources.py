@@ -18,6 +18,30 @@ from harness import hub
 from harness.errors import UsageError
 
 BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+MAX_GLOB_FILES = 100_000
+
+
+def expand_glob(raw: str, owner: str, limit: int = MAX_GLOB_FILES) -> list[str]:
+    """The files a glob such as `corpus/**/*.txt` matches, sorted, without following symlinked folders.
+
+    `glob.glob(recursive=True)` follows links to folders, so a link back to a parent makes `**`
+    walk forever; pathlib's `**` never enters a symlinked folder. A pattern matching more than
+    `limit` files is refused rather than read.
+    """
+    path = Path(raw).expanduser()
+    parts = path.parts
+    first_magic = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    base = Path(*parts[:first_magic]) if first_magic else Path(".")
+    pattern = str(Path(*parts[first_magic:])) if first_magic < len(parts) else ""
+    if not pattern:
+        return [str(path)] if path.is_file() else []
+    found = []
+    for match in base.glob(pattern):
+        if match.is_file():
+            found.append(str(match))
+            if len(found) > limit:
+                raise UsageError(f"{owner}: {raw} matches more than {limit} files; narrow the pattern")
+    return sorted(found)
 
 
 def local_files(raw: str, owner: str, pattern: str = "*") -> list[str]:
@@ -28,7 +52,7 @@ def local_files(raw: str, owner: str, pattern: str = "*") -> list[str]:
     elif path.is_file():
         files = [str(path)]
     else:
-        files = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = expand_glob(str(path), owner)
     if not files:
         raise UsageError(f"{owner}: no {pattern} .parquet or .jsonl files at {raw}")
     bad = [f for f in files if Path(f).suffix not in BUILDERS]

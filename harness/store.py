@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -29,6 +31,9 @@ from harness.faults import fault
 
 SCHEMA_VERSION = 4
 LOCK_WAIT_SECONDS = 120.0
+# Tables a published snapshot adds to the results store's: a file holding them is still ours.
+SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
+HEADER_BYTES = 3 * 4096  # a DuckDB file's main header and its two database headers, before the blocks
 
 # Tables that schema version 4 added (membership attacks, curves, approximate memorization,
 # the memorization predictor, seed groups); what each holds is in README's "Results tables".
@@ -133,36 +138,97 @@ class Store:
 
     @contextmanager
     def connect(self, read_only: bool = False):
+        """A connection to a file that is ours; reading never creates, migrates or changes it.
+
+        An older file is read through a migrated temporary copy, so that `show` or `leaderboard`
+        leaves it byte for byte as it was. A DuckDB error while the connection is in use is one
+        line naming the file, with DuckDB's own reason.
+        """
         if read_only and not self.path.is_file():
             raise UsageError(f"no results database at {self.path}: run `harness eval` first, or pass --db")
         con = self._open(read_only)
+        copy = None
         try:
             version = self._version(con)
-            if read_only and version < SCHEMA_VERSION:  # migrate through a writing connection, then read
+            if read_only and version < SCHEMA_VERSION:
                 con.close()
-                with self.connect():
-                    pass
-                con = self._open(read_only)
+                copy = self._migrated_copy()
+                con = Store(copy, self.lock_wait)._open(True)
             elif not read_only:
                 self._upgrade(con, version)
-            yield con
+            try:
+                yield con
+            except duckdb.Error as err:
+                raise UsageError(f"cannot {'read' if read_only else 'write'} results database {self.path}: "
+                                 f"{_first_line(err)}") from None
         finally:
             con.close()
+            if copy is not None:
+                shutil.rmtree(copy.parent, ignore_errors=True)
+
+    def _migrated_copy(self) -> Path:
+        """An older file, copied to a temporary folder and migrated there: the original is not touched."""
+        folder = Path(tempfile.mkdtemp(prefix="harness-migrated-"))
+        copy = folder / self.path.name
+        shutil.copyfile(self.path, copy)
+        try:
+            with Store(copy, self.lock_wait).connect():
+                pass
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return copy
 
     def _version(self, con) -> int:
-        """The file's schema version: 0 for a new, empty file; refuses a newer or a foreign file."""
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
-                                            "current_database() AND schema_name = 'main'").fetchall()}
+        """The file's schema version: 0 for a new, empty file; refuses a newer or a foreign file.
+
+        A file is ours only if every object in it is: our tables in `main`, and no view, macro,
+        sequence, index, type or other schema. Anything else is someone else's file, never written.
+        """
+        try:
+            found = catalog(con)
+            version_type = con.execute("SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                                       "AND schema_name = 'main' AND table_name = 'schema_info' "
+                                       "AND column_name = 'version'").fetchone()
+        except duckdb.Error as err:
+            raise UsageError(f"cannot read results database {self.path}: {_first_line(err)}") from None
+        self._check_whole(con)
+        tables = {t.removeprefix("main.") for t in found["table"]}
+        foreign = _foreign(found)
+        if foreign:
+            raise UsageError(f"{self.path} is a DuckDB file but not a harness results database "
+                             f"(it has {foreign}); pass another --db")
         if "schema_info" not in tables:
             if tables:
                 raise UsageError(f"{self.path} is a DuckDB file but not a harness results database "
                                  f"(it has tables {', '.join(sorted(tables))} and no schema_info); pass another --db")
             return 0
-        version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0
+        if version_type is None or version_type[0] != "INTEGER":
+            raise UsageError(f"{self.path} is not a harness results database: schema_info.version is "
+                             f"{version_type[0] if version_type else 'missing'}, not INTEGER; pass another --db")
+        try:
+            version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0
+        except duckdb.Error as err:
+            raise UsageError(f"cannot read results database {self.path}: {_first_line(err)}") from None
         if version > SCHEMA_VERSION:
             raise UsageError(f"results database {self.path} has schema version {version}, newer than this harness "
                              f"({harness.__version__}) understands ({SCHEMA_VERSION}); upgrade the harness to read it")
         return version
+
+    def _check_whole(self, con) -> None:
+        """A file shorter than the blocks its header counts was cut off (a full disk, a partial copy):
+        refused here, before a run trains for minutes and then cannot store its results."""
+        try:
+            block_size, used = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
+                                           "WHERE database_name = current_database()").fetchall()[0]
+            size = self.path.stat().st_size
+        except (duckdb.Error, OSError, TypeError, IndexError):
+            return
+        # Free blocks at the end may be cut off by DuckDB itself; used ones never are, and whole files
+        # are whole blocks.
+        if size < HEADER_BYTES + used * block_size or (size - HEADER_BYTES) % block_size:
+            raise UsageError(f"results database {self.path} is truncated ({size} bytes, not the whole blocks its "
+                             f"header counts); restore it or pass another --db")
 
     def _upgrade(self, con, version: int) -> None:
         """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
@@ -181,9 +247,9 @@ class Store:
                 con.execute("UPDATE schema_info SET version = ?", [step + 1])
                 con.execute("COMMIT")
             except duckdb.Error as err:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise UsageError(f"cannot migrate results database {self.path} from schema version {step} "
-                                 f"to {step + 1}: {str(err).splitlines()[0]}") from None
+                                 f"to {step + 1}: {_first_line(err)}") from None
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if not read_only:
@@ -257,7 +323,7 @@ class Store:
                 fault("store:commit")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
 
     def record_prediction(self, run_id: str, risk: dict[str, float], figures: dict[str, float]) -> None:
@@ -274,7 +340,7 @@ class Store:
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in figures.items()])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
 
     def record_group(self, group_id: str, seeds: dict[str, int], summary: dict[str, tuple[int, float, float, float]],
@@ -295,7 +361,7 @@ class Store:
                                                         "sample_id": [p[1] for p in pairs]})
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
 
     def fail_run(self, run_id: str, error: str, stage_seconds: dict[str, float] | None = None) -> None:
@@ -320,6 +386,64 @@ class Store:
             return [d[0] for d in cur.description], cur.fetchall()
 
 
+def _our_tables() -> frozenset[str]:
+    con = duckdb.connect()
+    try:
+        con.execute(SCHEMA)
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        con.close()
+    return frozenset(names | set(SNAPSHOT_TABLES))
+
+
+OUR_TABLES = _our_tables()
+
+CATALOG = {
+    "schema": "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal",
+    "table": "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()",
+    "view": "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal",
+    "macro": "SELECT DISTINCT schema_name || '.' || function_name FROM duckdb_functions() "
+             "WHERE database_name = current_database() AND NOT internal",
+    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() WHERE database_name = current_database()",
+    "index": "SELECT schema_name || '.' || index_name FROM duckdb_indexes() WHERE database_name = current_database()",
+    "type": "SELECT schema_name || '.' || type_name FROM duckdb_types() WHERE database_name = current_database() "
+            "AND NOT internal",
+}
+
+
+def catalog(con) -> dict[str, list[str]]:
+    """Every user-made object of the connection's own file, by kind, sorted."""
+    return {kind: sorted(r[0] for r in con.execute(sql).fetchall()) for kind, sql in CATALOG.items()}
+
+
+def _foreign(found: dict[str, list[str]]) -> str:
+    """What in a catalog is not ours, as a phrase ('tables notes, view main.v'); empty when all is ours."""
+    tables = [n.removeprefix("main.") for n in found["table"] if n.startswith("main.")
+              and n.removeprefix("main.") not in OUR_TABLES]
+    extra = [f"tables {', '.join(tables[:3])}"] if tables else []
+    extra += [f"{kind} {name}" for kind, names in found.items() if kind != "table" for name in names]
+    extra += [f"table {name}" for name in found["table"] if not name.startswith("main.")]
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        return ", ".join(extra[:3]) + more
+    return ""
+
+
+def _rollback(con) -> None:
+    """Roll back if a transaction is still open: a failed COMMIT (a full disk) has already ended it,
+    and its error, not "no transaction is active", is the one to report."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def config_hash(run: dict[str, Any]) -> str:
     """The hash of a run's configuration, computed from its stored row alone.
 
@@ -328,7 +452,7 @@ def config_hash(run: dict[str, Any]) -> str:
     only when given, which keeps the hashes of runs stored before these existed unchanged.
     """
     config = {"family": run["family"], "dataset": run["dataset"], "dataset_hash": run["dataset_hash"],
-              "dataset_args": json.loads(run["dataset_args"]), "method": run["method"],
+              "dataset_args": portable_args(json.loads(run["dataset_args"])), "method": run["method"],
               "method_args": json.loads(run["method_args"]), "preset": json.loads(run["preset_values"]),
               "seed": int(run["seed"]), "limit": _int_or_none(run["example_limit"]),
               "harness": run["harness_version"]}
@@ -339,6 +463,22 @@ def config_hash(run: dict[str, Any]) -> str:
         if run.get(optional):
             config[optional] = run[optional]
     return key(config)
+
+
+def portable(value: Any) -> Any:
+    """A local path reduced to its file name; anything else as it is.
+
+    A corpus is identified by its content hash, so where it lies on this machine (a home
+    folder, a project's name) adds nothing to a run's identity and must not leave with it.
+    """
+    if isinstance(value, str) and ("/" in value or os.sep in value):
+        return Path(value.rstrip("/" + os.sep)).name or value
+    return value
+
+
+def portable_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Dataset arguments with a local `path` (every dataset plugin's name for one) reduced to its file name."""
+    return {k: portable(v) if k == "path" else v for k, v in args.items()}
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -13,7 +13,7 @@ import pytest
 
 from harness import board as B
 from harness.cli import main
-from harness.snapshot import load_spec
+from harness.snapshot import load_spec, write_subset
 from harness.store import config_hash
 from tests.board_data import build
 from tests.conftest import quick_args
@@ -136,8 +136,12 @@ def test_bundle_checks_refuse_before_reading(quick_registry, tmp_path, monkeypat
     reg = ["--registry", str(quick_registry)]
     assert main([*reg, "leaderboard", "import", str(junk), "--board", "quick"]) == 2
     assert "not a DuckDB bundle" in capsys.readouterr().err
-    wrong = build(tmp_path / "wrong.duckdb", methods=("soft-kd",))  # another dataset hash, another preset
+    wrong = build(tmp_path / "wrong.duckdb", methods=("soft-kd",))  # a results file, not an export of one
     assert main([*reg, "leaderboard", "import", str(wrong), "--board", "quick"]) == 2
+    assert "it must hold exactly the tables `harness export` writes" in capsys.readouterr().err
+    exported = tmp_path / "exported.duckdb"  # another dataset hash, another preset
+    write_subset(wrong, exported, ["run-soft-kd"], {"synthetic-pii"}, [])
+    assert main([*reg, "leaderboard", "import", str(exported), "--board", "quick"]) == 2
     assert "board quick needs" in capsys.readouterr().err
     assert not (tmp_path / "boards" / "quick.duckdb").exists()
 

@@ -48,9 +48,10 @@ def test_leaderboards_found_like_the_registry(project, tmp_path, monkeypatch):
 
 def test_import_acts_on_the_checkout_you_stand_in(project, capsys):
     assert main(["leaderboard", "import", "nothing.duckdb", "--board", "default"]) == 2
-    err = capsys.readouterr().err
-    assert f"leaderboards: {project.resolve()} (from the current directory)" in err
+    out, err = capsys.readouterr()
+    assert f"leaderboards: {project.resolve()} (from the current directory)" in err and out == ""
     assert "unknown leaderboard" in err and "choose from: mine" in err  # not the installed package's default
+    assert err.count("\n") == 1
     assert main(["leaderboard", "import", "nothing.duckdb", "--board", "mine"]) == 2
     assert "no bundle at nothing.duckdb" in capsys.readouterr().err
 

@@ -47,15 +47,18 @@ def test_every_older_version_has_a_migration():
     assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
 
 
-def test_a_v1_file_is_migrated_when_read(tmp_path, capsys):
+def test_a_v1_file_is_read_unchanged_and_migrated_when_written(tmp_path, capsys):
     db = v1_file(tmp_path / "old.duckdb")
     before = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in ("runs", "models", "metrics", "samples", "examples")}
     assert rows(db, "SELECT version FROM schema_info") == [(1,)]
+    original = db.read_bytes()
     assert main(["show", V1_RUN, "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert f"run {V1_RUN}: finished" in out and "hard-kd" in out
     assert main(["leaderboard", "--db", str(db)]) == 0
     assert "hard-kd" in capsys.readouterr().out
+    assert db.read_bytes() == original  # reading neither migrates nor touches the file
+    Store(db).check_writable()
     assert rows(db, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
     assert {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in before} == before
     assert rows(db, "SELECT trust_remote_code, family_args FROM runs") == [(False, None)]
@@ -108,6 +111,86 @@ def test_a_foreign_duckdb_file_is_refused_and_left_alone(tmp_path, capsys, comma
     err = one_line_exit_2([*command, "--db", str(db)], capsys)
     assert "is a DuckDB file but not a harness results database (it has tables my_notes" in err
     assert columns(db).keys() == {"my_notes"}
+
+
+FOREIGN = {
+    "a view": "CREATE VIEW runs AS SELECT 1 AS run_id",
+    "a macro": "CREATE MACRO leak(x) AS x",
+    "a table outside main": "CREATE SCHEMA other; CREATE TABLE other.runs (run_id VARCHAR)",
+    "a sequence": "CREATE SEQUENCE s",
+    "a type": "CREATE TYPE mood AS ENUM ('a', 'b')",
+    "our tables and a view": "CREATE TABLE schema_info (version INTEGER NOT NULL); INSERT INTO schema_info VALUES (4); "
+                             "CREATE VIEW v AS SELECT 1",
+}
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["leaderboard"], ["compare", "--methods", "a,b"],
+                                     ["predict", "latest"], ["eval", "--method", "hard-kd"]])
+@pytest.mark.parametrize("what", list(FOREIGN))
+def test_a_file_with_anything_not_ours_is_refused_and_never_written(tmp_path, capsys, command, what):
+    db = tmp_path / "theirs.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(FOREIGN[what])
+    original = db.read_bytes()
+    assert main([*command, "--db", str(db)]) == 2
+    err = capsys.readouterr().err  # (compare names what it compares before it opens the file)
+    assert err.count("\n") == 1 and "not a harness results database" in err, err
+    assert db.read_bytes() == original
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["leaderboard"], ["eval", "--method", "hard-kd"]])
+def test_a_text_schema_version_is_one_line(tmp_path, capsys, command):
+    db = tmp_path / "r.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE schema_info (version VARCHAR); INSERT INTO schema_info VALUES ('4')")
+    original = db.read_bytes()
+    err = one_line_exit_2([*command, "--db", str(db)], capsys)
+    assert "schema_info.version is VARCHAR, not INTEGER" in err
+    assert db.read_bytes() == original
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["leaderboard"], ["eval", "--method", "hard-kd"]])
+@pytest.mark.parametrize("keep", [100, 12288, 0.5])
+def test_a_truncated_results_file_is_one_line(tmp_path, capsys, command, keep):
+    db = tmp_path / "r.duckdb"
+    store = Store(db)
+    store.start_run({"run_id": "r1", "method": "soft-kd"})
+    with duckdb.connect(str(db)) as con:  # enough rows that half the file cuts into them
+        con.execute("INSERT INTO examples (dataset_hash, tokenizer_key, sample_id, text) SELECT 'h', 't', 'm' || range, repeat('x', 50) "
+                    "FROM range(20000)")
+    data = db.read_bytes()
+    db.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    err = one_line_exit_2([*command, "--db", str(db)], capsys)
+    assert "results database" in err
+
+
+class _DiskFullAtCommit:
+    """A connection whose COMMIT fails as on a full disk: DuckDB has ended the transaction when it raises."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            self._con.execute("ROLLBACK")
+            raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def test_a_commit_that_fails_reports_its_own_error(tmp_path, monkeypatch):
+    db = tmp_path / "r.duckdb"
+    store = Store(db)
+    store.start_run({"run_id": "r1", "method": "soft-kd"})
+    opened = store._open
+    monkeypatch.setattr(store, "_open", lambda read_only: _DiskFullAtCommit(opened(read_only)))
+    with pytest.raises(UsageError, match="No space left on device") as err:
+        store.finish_run("r1", models=[], examples=[], samples={"role": ["student"], "sample_id": ["m000000"]},
+                         metrics={"mem_rate_student": 0.5}, stage_seconds={})
+    assert "rollback" not in str(err.value)
+    assert rows(db, "SELECT status FROM runs") == [("running",)]
 
 
 HOLD = """

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.sources import quiet_datasets, root_cause
+from harness.sources import expand_glob, quiet_datasets, root_cause
 from harness.specs import Dataset, Example, Param, Split
 
 NAME = "text-files"
@@ -38,7 +38,7 @@ def _files(raw: str) -> list[Path]:
     if path.is_file():
         files = [path]
     elif glob.has_magic(raw):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = [Path(p) for p in expand_glob(str(path), f"dataset {NAME}")]
         if not files:
             raise UsageError(f"dataset {NAME}: no files match {raw}")
     else:
