@@ -175,7 +175,9 @@ class Protocol:
             return
         for line in plan_mod.lines(plan, head=True):
             log(line)
-        problems = plan_mod.fits(plan, plan.hardware.memory, free_disk(self.cache.root))
+        # the main process's verdict on every process: they must all refuse, or all start
+        problems = processes.broadcast(plan_mod.fits(plan, plan.hardware.memory, free_disk(self.cache.root))
+                                       if processes.is_main() else None)
         if problems and not self.req.ignore_plan:
             raise UsageError(f"this run cannot fit: {problems[0]} (or --ignore-plan to start anyway)")
         for problem in problems:
