@@ -68,12 +68,14 @@ def free_disk(path: Path) -> int:
 class Tier:
     """Where the teacher's outputs are kept (see `TeacherOutputs`) and what that costs."""
 
-    name: str  # "memory", "disk" or "batch"
+    name: str  # "memory", "disk" or "batch"; "none" in a plan of a data-level method
     values: torch.dtype  # float32, or float16 for top-K values that do not fit otherwise
     bytes: int  # in memory or on disk; 0 for "batch"
     why: str  # one line for the plan and the log
 
     def describe(self) -> str:
+        if self.name == "none":
+            return f"none kept ({self.why})"
         if self.name == "batch":
             return f"the teacher's forward pass per batch ({self.why})"
         return f"{self.name}, {str(self.values).removeprefix('torch.')} values, {_size(self.bytes)} ({self.why})"

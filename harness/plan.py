@@ -158,7 +158,8 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     n = preset.example_len
     top_k = method.top_k(method_defaults(method)) if method.top_k is not None else None
     tier = (choose_tier(distinct_rows, n - 1, teacher.vocab, top_k, memory=memory_budget, disk=disk_budget)
-            if method.kind != "make_data" else Tier("batch", _f32(), 0, "a data-level method: no logits kept"))
+            if method.kind != "make_data" else Tier("none", _f32(), 0, "a data-level method: it trains on the "
+                                                    "teacher's generated text, not its logits"))
     plan = Plan(family, *sizes, dataset, method.name, preset.name, devices, sharded, hardware, mfu, train_rows,
                 distinct_rows, n, tier)
     tokens = train_rows * n
