@@ -16,7 +16,6 @@ import json
 import platform
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,11 +33,12 @@ from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.errors import RunFailed, UsageError, unknown
 from harness.extract import Extraction, extract, extract_pair, greedy
+from harness.log import info as log, warning as log_warning  # info: quiet on non-main processes
 from harness.metrics import ROLES, figures
+from harness.precision import precision, precisions
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
 from harness.store import Store, config_hash
-from harness.precision import precision, precisions
 from harness.train import train
 
 
@@ -85,11 +85,6 @@ class RunResult:
     stage_seconds: dict[str, float]
     n_members: int
     n_nonmembers: int
-
-
-def log(message: str) -> None:
-    if processes.is_main():
-        print(f"harness: {message}", file=sys.stderr, flush=True)
 
 
 class Protocol:
@@ -181,7 +176,7 @@ class Protocol:
         if problems and not self.req.ignore_plan:
             raise UsageError(f"this run cannot fit: {problems[0]} (or --ignore-plan to start anyway)")
         for problem in problems:
-            log(f"warning: {problem}")
+            log_warning(problem)
 
     def plan_sizes(self) -> tuple[int, int, int, Any]:
         """Training rows, members, non-members and a tokenizer to size the models with, for `harness plan`.

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 import harness
+from harness import log
 from harness.cache import key, pid_alive
 from harness.errors import UsageError
 from harness.faults import fault
@@ -274,8 +275,8 @@ class Store:
                     raise UsageError(f"results database {self.path} stayed locked by another process "
                                      f"for {self.lock_wait:.0f}s; try again when it finishes") from None
                 if not said:
-                    print(f"harness: results database {self.path} is locked by another process; waiting up to "
-                          f"{self.lock_wait:.0f}s", file=sys.stderr, flush=True)
+                    log.info(f"results database {self.path} is locked by another process; waiting up to "
+                             f"{self.lock_wait:.0f}s")
                     said = True
                 time.sleep(0.2)
             except duckdb.Error as err:
