@@ -40,8 +40,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import zlib
 import time
+import zlib
 from pathlib import Path
 
 import torch

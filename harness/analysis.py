@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from harness import membership
-from harness.extract import Extraction, greedy
 from harness.errors import unknown
+from harness.extract import Extraction, greedy
 from harness.specs import Attack, Evidence, resolve_params
 
 

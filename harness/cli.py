@@ -328,7 +328,8 @@ def _filter_line(metrics: dict[str, float]) -> str:
     return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
             f"(predictor AUC {tables.num(n('filter_predict_auc'), 3)}); student memorization "
             f"{tables.pct(n('filter_unfiltered_mem_rate_student'))} unfiltered -> {tables.pct(n('mem_rate_student'))}; "
-            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> {tables.num(n('val_ppl_student'))}")
+            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> "
+            f"{tables.num(n('val_ppl_student'))}")
 
 
 def _eval_seeds(req, count: int) -> int:

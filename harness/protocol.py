@@ -25,9 +25,7 @@ from typing import Any
 import torch
 
 import harness
-from harness import analysis, plugins, processes, registry as registry_mod
-from harness import plan as plan_mod
-from harness import sharding
+from harness import analysis, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
@@ -290,8 +288,6 @@ class Protocol:
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
                distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
-        from transformers import AutoModelForCausalLM
-
         cfg = self.preset.training(role)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
                 "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
@@ -317,7 +313,8 @@ class Protocol:
         def write(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             self.tokenizer.save_pretrained(folder)
-            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps}, indent=2))
+            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps},
+                                                             indent=2))
 
         if processes.is_main():
             path = self.cache.build("models", k, deps, write)
@@ -362,7 +359,8 @@ class Protocol:
         """A data-level method's training texts, made once per teacher and cached."""
         from safetensors.torch import load_file
 
-        deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids), "method": self.method.name,
+        deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids),
+                "method": self.method.name,
                 "args": self.method_args, "prefix_len": self.preset.prefix_len, "harness": harness.__version__}
         k = key(deps)
         if sharding.enabled():  # the sharded teacher's passes are collectives: every process generates
@@ -446,8 +444,9 @@ class Protocol:
             if not pick:
                 break
             generated, match, edit = processes.sharded(
-                lambda part: analysis.approximate(model, members.ids[pick][part], p.prefix_len, p.suffix_len,
-                                                  p.generate_batch_size, desc=f"{role}: continuations"), len(pick))
+                lambda part, model=model, role=role: analysis.approximate(
+                    model, members.ids[pick][part], p.prefix_len, p.suffix_len, p.generate_batch_size,
+                    desc=f"{role}: continuations"), len(pick))
             approx[role] = dict(zip(picked_ids, zip(match.tolist(), edit.tolist())))
             conts["role"] += [role] * len(pick)
             conts["sample_id"] += picked_ids
@@ -504,7 +503,8 @@ class Protocol:
             log(f"filter: no unfiltered {self.method.name} run at this configuration yet; running it first")
             from dataclasses import replace
 
-            source = Protocol(replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")).run().run_id
+            unfiltered = replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")
+            source = Protocol(unfiltered).run().run_id
         # the predictor is fitted and stored by the main process; every process leaves out the same members
         report, ids, risk = processes.broadcast(predict_run(self.store, source) if processes.is_main() else None)
         position = {sid: i for i, sid in enumerate(members.sample_ids)}
@@ -562,7 +562,8 @@ class Protocol:
             "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}; {processes.layout()}", "command": self.req.command,
+            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}; {processes.layout()}",
+            "command": self.req.command,
             "trust_remote_code": self.req.trust_remote_code, "reference": self.req.reference,
             "filter": None if self.filtered is None else json.dumps(
                 {"by": self.req.filter, "source_run": self.filtered["source_run"], "removed": len(self.filtered["rows"])}),

@@ -370,7 +370,8 @@ class Store:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                _insert_columns(con, "seed_groups", {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
+                _insert_columns(con, "seed_groups",
+                                {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
                 names = list(summary)
                 _insert_columns(con, "group_metrics", {"group_id": group_id, "name": names,
                                                        **{c: [_db_value(summary[n][i]) for n in names]
@@ -425,7 +426,8 @@ CATALOG = {
             "AND NOT internal",
     "macro": "SELECT DISTINCT schema_name || '.' || function_name FROM duckdb_functions() "
              "WHERE database_name = current_database() AND NOT internal",
-    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() WHERE database_name = current_database()",
+    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() "
+                "WHERE database_name = current_database()",
     "index": "SELECT schema_name || '.' || index_name FROM duckdb_indexes() WHERE database_name = current_database()",
     "type": "SELECT schema_name || '.' || type_name FROM duckdb_types() WHERE database_name = current_database() "
             "AND NOT internal",

@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from harness_plugins.datasets import synthetic_pii
-from harness_plugins.families import tiny
 from torch import nn
 
 from harness.data import cut
 from harness.extract import TIE_TOLERANCE, extract, greedy
 from harness.registry import Training
 from harness.train import train
+from harness_plugins.datasets import synthetic_pii
+from harness_plugins.families import tiny
 
 # ---------------------------------------------------------------- a model with logits written by hand
 

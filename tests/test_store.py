@@ -161,7 +161,8 @@ def test_a_truncated_results_file_is_one_line(tmp_path, capsys, command, keep):
     store = Store(db)
     store.start_run({"run_id": "r1", "method": "soft-kd"})
     with duckdb.connect(str(db)) as con:  # enough rows that half the file cuts into them
-        con.execute("INSERT INTO examples (dataset_hash, tokenizer_key, sample_id, text) SELECT 'h', 't', 'm' || range, repeat('x', 50) "
+        con.execute("INSERT INTO examples (dataset_hash, tokenizer_key, sample_id, text) "
+                    "SELECT 'h', 't', 'm' || range, repeat('x', 50) "
                     "FROM range(20000)")
     data = db.read_bytes()
     db.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
