@@ -1,4 +1,4 @@
-"""The DuckDB results store. Its tables are a public interface (ARCHITECTURE.md section 4).
+"""The DuckDB results store. Its tables are a public interface (docs/results.md).
 
 A run is inserted as `running` before its first stage and becomes `finished` in one
 transaction that writes all of its rows, so a failed or killed run never shows partial
@@ -36,7 +36,7 @@ SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
 HEADER_BYTES = 3 * 4096  # a DuckDB file's main header and its two database headers, before the blocks
 
 # Tables that schema version 4 added (membership attacks, curves, approximate memorization,
-# the memorization predictor, seed groups); what each holds is in README's "Results tables".
+# the memorization predictor, seed groups); what each holds is in docs/results.md.
 NEW_IN_4 = """
 CREATE TABLE IF NOT EXISTS scores (
     run_id VARCHAR, role VARCHAR, sample_id VARCHAR, attack VARCHAR, score DOUBLE,
