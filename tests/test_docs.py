@@ -149,6 +149,14 @@ def test_every_relative_link_reaches_its_file_and_heading():
     assert links >= 10
 
 
+def test_every_test_the_docs_cite_exists():
+    cited = {c for path in DOCS for c in re.findall(r"(test_\w+\.py)::(test_\w+)", path.read_text())}
+    assert len(cited) >= 20
+    missing = [f"{file}::{name}" for file, name in sorted(cited)
+               if not re.search(rf"(?m)^def {name}\(", (ROOT / "tests" / file).read_text())]
+    assert not missing, f"the docs cite tests that do not exist: {missing}"
+
+
 def examples() -> dict[str, str]:
     """Each example file shown in the docs: a python block whose first line is `# NAME.py`."""
     found: dict[str, str] = {}
