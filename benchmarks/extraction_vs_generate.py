@@ -1,6 +1,6 @@
 """One-pass extraction and scoring against generate-then-score-per-attack, on the same model and examples.
 
-What it measures. The harness decides discoverable memorization (ARCHITECTURE.md section 1) and
+What it measures. The harness decides discoverable memorization (docs/protocol.md, Carlini et al., 2023) and
 scores every membership attack from one teacher-forced forward pass (`harness.extract.extract`):
 the verdict (arg-max equals the true token at every suffix position), the matching run
 `match_len`, the per-token log-probabilities and the mean and spread of the model's own
@@ -40,8 +40,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import zlib
 import time
+import zlib
 from pathlib import Path
 
 import torch

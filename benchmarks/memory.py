@@ -33,12 +33,12 @@ def child(n: int, mode: str, steps: int) -> dict:
     os.environ["HARNESS_PROGRESS"] = "0"
     import torch
     import torch.nn.functional as F
-    from harness_plugins.datasets import synthetic_pii
-    from harness_plugins.families import tiny
 
     from harness.extract import extract
     from harness.registry import Training
     from harness.train import train
+    from harness_plugins.datasets import synthetic_pii
+    from harness_plugins.families import tiny
 
     split = synthetic_pii.load({"seed": 0, "n_members": 512, "n_nonmembers": 0, "repeat_share": 0.4,
                                 "secret_share": 0.25})

@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-from dataclasses import replace
 import os
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 
+from harness import registry  # noqa: E402
 from harness.cache import Cache  # noqa: E402
 from harness.data import cut  # noqa: E402
 from harness.distill import Distiller  # noqa: E402
-from harness import registry  # noqa: E402
 from harness.specs import resolve_params  # noqa: E402
 from harness.train import train  # noqa: E402
 from harness_plugins.datasets import synthetic_pii  # noqa: E402

@@ -2,7 +2,7 @@
 
 Membership attacks scored from the extraction pass, k-extractability curves, approximate
 memorization of generated continuations, and the per-member features a memorization predictor
-uses. Each returns column lists ready for the store (see README, "Results tables").
+uses. Each returns column lists ready for the store (see docs/results.md).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from harness import membership
-from harness.extract import Extraction, greedy
 from harness.errors import unknown
+from harness.extract import Extraction, greedy
 from harness.specs import Attack, Evidence, resolve_params
 
 

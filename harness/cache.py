@@ -12,12 +12,12 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import log
 from harness.errors import UsageError
 from harness.faults import fault
 
@@ -55,7 +55,7 @@ class Cache:
             return None
         bad = _problems(folder, kind, k)
         if bad:
-            print(f"harness: cached {kind} {k} is corrupt ({', '.join(bad)}); rebuilding it", file=sys.stderr)
+            log.info(f"cached {kind} {k} is corrupt ({', '.join(bad)}); rebuilding it")
             self._move_aside(folder, kind, k)
             return None
         return folder

@@ -202,12 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import log, processes
     from harness.errors import RunFailed, UsageError
-
-    from harness import processes
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    log.setup()
     if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
@@ -328,7 +328,8 @@ def _filter_line(metrics: dict[str, float]) -> str:
     return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
             f"(predictor AUC {tables.num(n('filter_predict_auc'), 3)}); student memorization "
             f"{tables.pct(n('filter_unfiltered_mem_rate_student'))} unfiltered -> {tables.pct(n('mem_rate_student'))}; "
-            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> {tables.num(n('val_ppl_student'))}")
+            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> "
+            f"{tables.num(n('val_ppl_student'))}")
 
 
 def _eval_seeds(req, count: int) -> int:
@@ -531,14 +532,14 @@ def _spec(name: str, args):
 
 
 def _publish(args) -> int:
-    from harness import snapshot
+    from harness import log, snapshot
     from harness.cache import default_dir
 
     spec, where = _spec(args.name, args)
     _quiet_libraries()
     db = args.publish_db or args.db or _db(args)
     path = snapshot.publish(spec, db, args.cache_dir or default_dir(), args.registry,
-                            log=lambda m: print(f"harness: {m}", file=sys.stderr, flush=True))
+                            log=log.info)
     print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); leaderboards: {where}")
     return 0
 

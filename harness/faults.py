@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections import Counter
+
+from harness import log
 
 ENV_VAR = "HARNESS_FAULT"
 
@@ -42,6 +43,5 @@ def fault(point: str) -> None:
         if action.startswith("sleep:"):
             time.sleep(float(action.removeprefix("sleep:")))
         else:
-            print(f"harness: {ENV_VAR}: killing process {os.getpid()} at {point} (hit {_hits[point]})",
-                  file=sys.stderr, flush=True)
+            log.info(f"{ENV_VAR}: killing process {os.getpid()} at {point} (hit {_hits[point]})")
             os.kill(os.getpid(), signal.SIGKILL)

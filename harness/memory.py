@@ -10,7 +10,8 @@ kernel may kill a process before any allocation fails, which is why the cap come
 from __future__ import annotations
 
 import os
-import sys
+
+from harness import log
 
 SHARE = float(os.environ.get("HARNESS_MEMORY_SHARE", 0.5))  # of the available memory one batch may use
 
@@ -60,5 +61,5 @@ def recover(err: BaseException, batch: int, what: str) -> int:
     from accelerate.utils.memory import clear_device_cache
 
     clear_device_cache(garbage_collection=True)
-    print(f"harness: {what}: out of memory at batch {batch}; going on with {batch // 2}", file=sys.stderr, flush=True)
+    log.info(f"{what}: out of memory at batch {batch}; going on with {batch // 2}")
     return batch // 2

@@ -1,4 +1,4 @@
-"""The figures of the protocol (ARCHITECTURE.md section 1), from each role's extraction."""
+"""The figures of the protocol (defined in docs/protocol.md), from each role's extraction."""
 
 from __future__ import annotations
 

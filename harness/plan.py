@@ -243,7 +243,8 @@ def fits(plan: Plan, device_memory: int, free_disk: int) -> list[str]:
         problems.append(f"the {plan.peak_stage().name} stage needs {human_bytes(need)} per device but "
                         f"{plan.hardware.name} has {human_bytes(device_memory)}: {change}")
     if plan.disk > free_disk:
-        problems.append(f"checkpoints and teacher outputs need {human_bytes(plan.disk)} on disk but {human_bytes(free_disk)} is "
+        problems.append(f"checkpoints and teacher outputs need {human_bytes(plan.disk)} on disk but "
+                        f"{human_bytes(free_disk)} is "
                         "free under the cache: free space, another --cache-dir, or a top-K method")
     return problems
 

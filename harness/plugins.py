@@ -9,13 +9,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pluggy
 
-from harness import hookspecs
+from harness import hookspecs, log
 from harness.errors import UsageError, unknown
 from harness.registry import Registry
 from harness.specs import Attack, Dataset, KDMethod, ModelFamily, Registered
@@ -98,7 +97,7 @@ def collect(pm: pluggy.PluginManager) -> Registered:
                         if isinstance(name, str):
                             found.unavailable[(a, name)] = plugin
                 staged = [s for s in staged if s[3] != plugin]
-                print(f"harness: warning: skipping plugin {plugin!r}: {reason}", file=sys.stderr, flush=True)
+                log.warning(f"skipping plugin {plugin!r}: {reason}")
                 continue
             staged += mine
     for attr, kind, item, plugin in staged:

@@ -16,7 +16,6 @@ import json
 import platform
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,19 +25,18 @@ from typing import Any
 import torch
 
 import harness
-from harness import analysis, plugins, processes, registry as registry_mod
-from harness import plan as plan_mod
-from harness import sharding
+from harness import analysis, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.errors import RunFailed, UsageError, unknown
 from harness.extract import Extraction, extract, extract_pair, greedy
+from harness.log import info as log, warning as log_warning  # info: quiet on non-main processes
 from harness.metrics import ROLES, figures
+from harness.precision import precision, precisions
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
 from harness.store import Store, config_hash
-from harness.precision import precision, precisions
 from harness.train import train
 
 
@@ -85,11 +83,6 @@ class RunResult:
     stage_seconds: dict[str, float]
     n_members: int
     n_nonmembers: int
-
-
-def log(message: str) -> None:
-    if processes.is_main():
-        print(f"harness: {message}", file=sys.stderr, flush=True)
 
 
 class Protocol:
@@ -181,7 +174,7 @@ class Protocol:
         if problems and not self.req.ignore_plan:
             raise UsageError(f"this run cannot fit: {problems[0]} (or --ignore-plan to start anyway)")
         for problem in problems:
-            log(f"warning: {problem}")
+            log_warning(problem)
 
     def plan_sizes(self) -> tuple[int, int, int, Any]:
         """Training rows, members, non-members and a tokenizer to size the models with, for `harness plan`.
@@ -295,8 +288,6 @@ class Protocol:
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
                distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
-        from transformers import AutoModelForCausalLM
-
         cfg = self.preset.training(role)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
                 "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
@@ -322,7 +313,8 @@ class Protocol:
         def write(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             self.tokenizer.save_pretrained(folder)
-            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps}, indent=2))
+            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps},
+                                                             indent=2))
 
         if processes.is_main():
             path = self.cache.build("models", k, deps, write)
@@ -367,7 +359,8 @@ class Protocol:
         """A data-level method's training texts, made once per teacher and cached."""
         from safetensors.torch import load_file
 
-        deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids), "method": self.method.name,
+        deps = {"stage": "teacher-data", "teacher": teacher_info.key, "data": _tensor_hash(members.ids),
+                "method": self.method.name,
                 "args": self.method_args, "prefix_len": self.preset.prefix_len, "harness": harness.__version__}
         k = key(deps)
         if sharding.enabled():  # the sharded teacher's passes are collectives: every process generates
@@ -451,8 +444,9 @@ class Protocol:
             if not pick:
                 break
             generated, match, edit = processes.sharded(
-                lambda part: analysis.approximate(model, members.ids[pick][part], p.prefix_len, p.suffix_len,
-                                                  p.generate_batch_size, desc=f"{role}: continuations"), len(pick))
+                lambda part, model=model, role=role: analysis.approximate(
+                    model, members.ids[pick][part], p.prefix_len, p.suffix_len, p.generate_batch_size,
+                    desc=f"{role}: continuations"), len(pick))
             approx[role] = dict(zip(picked_ids, zip(match.tolist(), edit.tolist())))
             conts["role"] += [role] * len(pick)
             conts["sample_id"] += picked_ids
@@ -509,7 +503,8 @@ class Protocol:
             log(f"filter: no unfiltered {self.method.name} run at this configuration yet; running it first")
             from dataclasses import replace
 
-            source = Protocol(replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")).run().run_id
+            unfiltered = replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")
+            source = Protocol(unfiltered).run().run_id
         # the predictor is fitted and stored by the main process; every process leaves out the same members
         report, ids, risk = processes.broadcast(predict_run(self.store, source) if processes.is_main() else None)
         position = {sid: i for i, sid in enumerate(members.sample_ids)}
@@ -567,7 +562,8 @@ class Protocol:
             "dataset_hash": dataset_hash, "tokenizer_key": self.tokenizer_key,
             "harness_version": harness.__version__, "git_commit": git_commit(),
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}; {processes.layout()}", "command": self.req.command,
+            "python_version": platform.python_version(), "device": f"{_device()}; {precisions()}; {processes.layout()}",
+            "command": self.req.command,
             "trust_remote_code": self.req.trust_remote_code, "reference": self.req.reference,
             "filter": None if self.filtered is None else json.dumps(
                 {"by": self.req.filter, "source_run": self.filtered["source_run"], "removed": len(self.filtered["rows"])}),

@@ -155,7 +155,8 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
         if extra:
             con.executemany("INSERT INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)", extra)
         # A continuation of a memorized example is the training text itself: private datasets keep none
-        con.execute("DELETE FROM continuations WHERE run_id IN (SELECT run_id FROM runs WHERE NOT list_contains(?, dataset))",
+        con.execute("DELETE FROM continuations WHERE run_id IN "
+                    "(SELECT run_id FROM runs WHERE NOT list_contains(?, dataset))",
                     [sorted(public)])
         withheld = [r[0] for r in con.execute("SELECT DISTINCT dataset FROM runs WHERE NOT list_contains(?, dataset)",
                                               [sorted(public)]).fetchall()]

@@ -1,4 +1,4 @@
-"""The DuckDB results store. Its tables are a public interface (ARCHITECTURE.md section 4).
+"""The DuckDB results store. Its tables are a public interface (docs/results.md).
 
 A run is inserted as `running` before its first stage and becomes `finished` in one
 transaction that writes all of its rows, so a failed or killed run never shows partial
@@ -13,10 +13,9 @@ import math
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import duckdb
 
 import harness
+from harness import log
 from harness.cache import key, pid_alive
 from harness.errors import UsageError
 from harness.faults import fault
@@ -36,7 +36,7 @@ SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
 HEADER_BYTES = 3 * 4096  # a DuckDB file's main header and its two database headers, before the blocks
 
 # Tables that schema version 4 added (membership attacks, curves, approximate memorization,
-# the memorization predictor, seed groups); what each holds is in README's "Results tables".
+# the memorization predictor, seed groups); what each holds is in docs/results.md.
 NEW_IN_4 = """
 CREATE TABLE IF NOT EXISTS scores (
     run_id VARCHAR, role VARCHAR, sample_id VARCHAR, attack VARCHAR, score DOUBLE,
@@ -69,23 +69,44 @@ CREATE TABLE IF NOT EXISTS group_sets (
 );
 """
 
-# What turns a file of schema version v into v + 1, applied in order, each in its own transaction,
-# when an older file is opened. A schema change bumps SCHEMA_VERSION, edits SCHEMA (what a new
-# file gets) and appends the step that brings an old file to the same place.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false",),
-    2: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON",),
-    3: ("ALTER TABLE runs ADD COLUMN IF NOT EXISTS filter JSON",
-        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference VARCHAR",
-        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS approx_match DOUBLE",
-        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS edit_distance DOUBLE",
-        # published snapshots of version 3 carry a continuations table without the text
-        "CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
-        "token_ids INTEGER[], PRIMARY KEY (run_id, role, sample_id))",
-        "ALTER TABLE continuations ADD COLUMN IF NOT EXISTS text VARCHAR",
-        *[f"CREATE TABLE IF NOT EXISTS {t}" for t in NEW_IN_4.split("CREATE TABLE IF NOT EXISTS ")[1:]
-          if not t.startswith("continuations")]),
-}
+# The steps that bring an older file up to SCHEMA_VERSION: MIGRATIONS[v - 1] turns version v into
+# v + 1, and is named after the version it makes. They run in order, each in its own transaction,
+# when an older file is opened for writing. A schema change bumps SCHEMA_VERSION, edits SCHEMA
+# (what a new file gets) and adds the step that brings an old file to the same place.
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(step: Migration) -> Migration:
+    MIGRATIONS.append(step)
+    return step
+
+
+@migration
+def m002_trust_remote_code(con) -> None:
+    """Provenance records whether the run let checkpoints run code from the hub."""
+    con.execute("ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false")
+
+
+@migration
+def m003_family_args(con) -> None:
+    """A family's own arguments (pretrained or from-scratch weights) keep such runs apart."""
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS family_args JSON")
+
+
+@migration
+def m004_privacy_beyond_exact_match(con) -> None:
+    """Membership attacks, curves, approximate memorization, the predictor and seed groups."""
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS filter JSON")
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference VARCHAR")
+    con.execute("ALTER TABLE samples ADD COLUMN IF NOT EXISTS approx_match DOUBLE")
+    con.execute("ALTER TABLE samples ADD COLUMN IF NOT EXISTS edit_distance DOUBLE")
+    # Published snapshots of version 3 carry a continuations table without the text.
+    con.execute("CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
+                "token_ids INTEGER[], PRIMARY KEY (run_id, role, sample_id))")
+    con.execute("ALTER TABLE continuations ADD COLUMN IF NOT EXISTS text VARCHAR")
+    con.execute(NEW_IN_4)  # continuations exists by now: its CREATE ... IF NOT EXISTS does nothing
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -242,8 +263,7 @@ class Store:
         for step in range(version, SCHEMA_VERSION):
             con.execute("BEGIN TRANSACTION")
             try:
-                for statement in MIGRATIONS[step]:
-                    con.execute(statement)
+                MIGRATIONS[step - 1](con)
                 con.execute("UPDATE schema_info SET version = ?", [step + 1])
                 con.execute("COMMIT")
             except duckdb.Error as err:
@@ -274,8 +294,8 @@ class Store:
                     raise UsageError(f"results database {self.path} stayed locked by another process "
                                      f"for {self.lock_wait:.0f}s; try again when it finishes") from None
                 if not said:
-                    print(f"harness: results database {self.path} is locked by another process; waiting up to "
-                          f"{self.lock_wait:.0f}s", file=sys.stderr, flush=True)
+                    log.info(f"results database {self.path} is locked by another process; waiting up to "
+                             f"{self.lock_wait:.0f}s")
                     said = True
                 time.sleep(0.2)
             except duckdb.Error as err:
@@ -350,7 +370,8 @@ class Store:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                _insert_columns(con, "seed_groups", {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
+                _insert_columns(con, "seed_groups",
+                                {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
                 names = list(summary)
                 _insert_columns(con, "group_metrics", {"group_id": group_id, "name": names,
                                                        **{c: [_db_value(summary[n][i]) for n in names]
@@ -405,7 +426,8 @@ CATALOG = {
             "AND NOT internal",
     "macro": "SELECT DISTINCT schema_name || '.' || function_name FROM duckdb_functions() "
              "WHERE database_name = current_database() AND NOT internal",
-    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() WHERE database_name = current_database()",
+    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() "
+                "WHERE database_name = current_database()",
     "index": "SELECT schema_name || '.' || index_name FROM duckdb_indexes() WHERE database_name = current_database()",
     "type": "SELECT schema_name || '.' || type_name FROM duckdb_types() WHERE database_name = current_database() "
             "AND NOT internal",

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import get_scheduler
 
 from harness import memory, processes, progress, sharding
-from harness.precision import precision, training_autocast
 from harness.distill import Distiller
 from harness.errors import RunFailed
 from harness.faults import fault
+from harness.precision import precision, training_autocast
 from harness.registry import Training
 
 

@@ -9,8 +9,7 @@ import torch
 
 from harness.extract import Extraction
 from harness.metrics import ROLES, figures
-from harness.store import config_hash
-from harness.store import Store
+from harness.store import Store, config_hash
 
 N_MEMBERS, N_NONMEMBERS, PREFIX, SUFFIX = 20, 10, 4, 4
 PRESET = {"prefix_len": PREFIX, "suffix_len": SUFFIX}
@@ -96,7 +95,7 @@ def add_run(store: Store, run_id: str, method: str, seed: int = 0, dataset: str 
 
 def build(path: Path, methods=("soft-kd", "hard-kd"), failed: bool = False) -> Path:
     store = Store(path)
-    for n, method in enumerate(methods):
+    for method in methods:
         add_run(store, f"run-{method}", method)
     if failed:
         add_run(store, "run-failed", "soft-kd", seed=1, status="failed")

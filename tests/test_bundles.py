@@ -343,7 +343,8 @@ def _board_figures_recompute(snapshot: Path) -> None:
     assert_board_recomputes(snapshot)
     with duckdb.connect(str(snapshot), read_only=True) as con:
         rows = con.execute("""SELECT m.run_id, m.role, m.val_ppl, exp(avg(s.loss)) FROM models m JOIN samples s
-                              ON s.run_id = m.run_id AND s.role = m.role AND s.split = 'nonmember' GROUP BY ALL""").fetchall()
+                              ON s.run_id = m.run_id AND s.role = m.role AND s.split = 'nonmember'
+                              GROUP BY ALL""").fetchall()
         reductions = con.execute("""SELECT r.value, b.value / s.value FROM metrics r
             JOIN metrics b ON b.run_id = r.run_id AND b.name = 'mem_rate_baseline'
             JOIN metrics s ON s.run_id = r.run_id AND s.name = 'mem_rate_student'
@@ -365,8 +366,7 @@ def test_hostile_bundles_are_refused_or_recompute(world, tmp_path_factory, monke
     import tempfile
     from contextlib import redirect_stderr, redirect_stdout
 
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, given, settings, strategies as st
 
     scratch = tmp_path_factory.mktemp("hostile")
 

@@ -14,8 +14,7 @@ from unittest import mock
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ROOT, SMALL_DATA, quick_args
 from harness import cli
@@ -90,18 +89,21 @@ def test_unknown_method_has_did_you_mean_and_choices(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, method="sof-kd")
     assert "unknown method 'sof-kd'" in line
     assert "did you mean 'soft-kd'?" in line
-    assert "choose from: gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, seqkd, skew-kl, skew-rkl, soft-kd, topk-kd, tvd" in line
+    assert ("choose from: gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, seqkd, skew-kl, skew-rkl, "
+            "soft-kd, topk-kd, tvd") in line
 
 
 def test_unknown_method_without_near_name_lists_choices(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, method="zzzzzz")
     assert "unknown method 'zzzzzz'" in line and "did you mean" not in line
-    assert "choose from: gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, seqkd, skew-kl, skew-rkl, soft-kd, topk-kd, tvd" in line
+    assert ("choose from: gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, seqkd, skew-kl, skew-rkl, "
+            "soft-kd, topk-kd, tvd") in line
 
 
 def test_unknown_family(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, "--family", "tiney")
-    assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line and "choose from: gpt2, olmo2, opt, pythia, qwen3, tiny" in line
+    assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line
+    assert "choose from: gpt2, olmo2, opt, pythia, qwen3, tiny" in line
 
 
 def test_unknown_dataset(quick_registry, capsys):

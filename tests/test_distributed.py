@@ -15,7 +15,6 @@ import sys
 
 import duckdb
 import pytest
-import torch
 
 from harness.cli import main
 from tests.conftest import ROOT, quick_args

@@ -1,10 +1,11 @@
 """Extraction: the one-pass verdict of `extract` against hand-computed values and against `generate`.
 
-`extract` decides memorization from one teacher-forced pass (ARCHITECTURE.md section 1, "One
-forward pass decides it"). These tests check it three ways: on a fake model whose logits are
-written by hand, so every arg-max hit, tie and loss is known; on tiny models trained until some
-examples are memorized, against Hugging Face greedy decoding (`model.generate(do_sample=False)`)
-on every example; and `greedy`, the batched decoding the harness uses where it needs the text.
+`extract` decides memorization from one teacher-forced pass (docs/protocol.md, "What is
+measured": greedy decoding reproduces the suffix exactly when every suffix arg-max is the true
+token). These tests check it three ways: on a fake model whose logits are written by hand, so
+every arg-max hit, tie and loss is known; on tiny models trained until some examples are
+memorized, against Hugging Face greedy decoding (`model.generate(do_sample=False)`) on every
+example; and `greedy`, the batched decoding the harness uses where it needs the text.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from harness_plugins.datasets import synthetic_pii
-from harness_plugins.families import tiny
 from torch import nn
 
 from harness.data import cut
 from harness.extract import TIE_TOLERANCE, extract, greedy
 from harness.registry import Training
 from harness.train import train
+from harness_plugins.datasets import synthetic_pii
+from harness_plugins.families import tiny
 
 # ---------------------------------------------------------------- a model with logits written by hand
 

@@ -161,7 +161,8 @@ def test_bad_family_arguments_are_one_line(registry, capsys, bad, message):
 
 def test_a_preset_pair_outside_the_family_is_refused(tmp_path, capsys):
     path = tmp_path / "registry.toml"
-    path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET + '\n[presets.quick.sizes]\npythia = ["410m", "7m"]\n')
+    sizes = '\n[presets.quick.sizes]\npythia = ["410m", "7m"]\n'
+    path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET + sizes)
     assert main(eval_args(path, "pythia", *TINY)) == 2
     err = capsys.readouterr().err
     assert "unknown size of family pythia" in err and "'7m'" in err

@@ -6,12 +6,12 @@ import copy
 
 import pytest
 import torch
-from harness_plugins.families import tiny
 
 from harness import extract as extract_mod, memory
 from harness.extract import extract
 from harness.registry import Training
 from harness.train import train
+from harness_plugins.families import tiny
 
 CPU_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes."
 

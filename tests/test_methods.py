@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from harness import distill as distill_mod
-from harness import plugins, processes, registry
+from conftest import ROOT, quick_args
+from harness import distill as distill_mod, plugins, processes, registry
 from harness.cache import Cache
 from harness.cli import main
 from harness.distill import Distiller, choose_tier
@@ -19,8 +19,6 @@ from harness.errors import RunFailed
 from harness.registry import Training
 from harness.specs import LogitBatch, TopKBatch, resolve_params
 from harness.train import train
-
-from conftest import ROOT, quick_args
 
 FOUND = plugins.load(registry.load(ROOT / "registry.toml"))
 ALL_METHODS = sorted(FOUND.methods)

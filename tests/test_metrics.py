@@ -1,4 +1,4 @@
-"""The figures of ARCHITECTURE.md section 1 on hand-built memorized sets."""
+"""The figures defined in docs/protocol.md, on hand-built memorized sets."""
 
 import math
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harness import plan as plan_mod
-from harness import plugins, registry
+from harness import plan as plan_mod, plugins, registry
 from harness.cli import main
 from tests.conftest import quick_args
 

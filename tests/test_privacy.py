@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from conftest import ROOT, SMALL_DATA, quick_args
 
+from conftest import ROOT, SMALL_DATA, quick_args
 from harness.cli import main
 from harness.metrics import ROLES
 
@@ -198,7 +198,8 @@ def test_filter_without_an_unfiltered_run_runs_it_first(memo_registry, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--filter", "predictd"], "did you mean 'predicted'"),
     (["--seeds", "0"], "--seeds must be between 1 and 1000"),
-    (["--reference", "no-such-org/no-such-model"], "--reference: no-such-org/no-such-model is not in the Hugging Face cache"),
+    (["--reference", "no-such-org/no-such-model"],
+     "--reference: no-such-org/no-such-model is not in the Hugging Face cache"),
     (["--reference", "."], "cannot load reference model ."),
 ])
 def test_bad_privacy_arguments_are_one_line_errors(quick_registry, capsys, argv, message):

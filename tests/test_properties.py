@@ -17,8 +17,7 @@ from unittest import mock
 
 import pytest
 import tomli
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from harness.cli import main
 from harness.protocol import Protocol

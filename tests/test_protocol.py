@@ -150,7 +150,8 @@ def test_killed_run_resumes_from_its_last_finished_stage(quick_registry, tmp_pat
     env = {**os.environ, "HARNESS_PROGRESS": "0"}
     args = [sys.executable, "-m", "harness.cli", *quick_args(quick_registry, "soft-kd")]
     # slow the baseline down so that the kill lands while it trains
-    slow = quick_registry.read_text().replace("[presets.quick.baseline]\nepochs = 2", "[presets.quick.baseline]\nepochs = 60")
+    slow = quick_registry.read_text().replace("[presets.quick.baseline]\nepochs = 2",
+                                              "[presets.quick.baseline]\nepochs = 60")
     quick_registry.write_text(slow)
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -117,7 +117,8 @@ def test_a_run_killed_at_every_stage_resumes_to_the_uninterrupted_figures(fast_r
         assert code == -signal.SIGKILL, err
         assert "HARNESS_FAULT: killing process" in err and f"at {fault.split('@')[0]} " in err, err
         assert cached_models(err) == set(log["cached"]), err
-        assert {r for r in ("teacher", "baseline", "student") if f"harness: {r}: trained in" in err} == set(log["trained"]), err
+        trained = {r for r in ("teacher", "baseline", "student") if f"harness: {r}: trained in" in err}
+        assert trained == set(log["trained"]), err
         # the killed run is `running` until the next run finds its process gone; it never has figures
         [(run_id, status)] = query(db, "SELECT run_id, status FROM runs WHERE status <> 'failed'")
         assert status == "running"

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from harness import store as store_mod
 from harness.cli import main
 from harness.errors import UsageError
 from harness.store import MIGRATIONS, SCHEMA_VERSION, Store
@@ -43,8 +44,8 @@ def one_line_exit_2(argv: list[str], capsys) -> str:
     return err
 
 
-def test_every_older_version_has_a_migration():
-    assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
+def test_every_older_version_has_a_migration_named_after_the_version_it_makes():
+    assert [step.__name__[:4] for step in MIGRATIONS] == [f"m{v:03d}" for v in range(2, SCHEMA_VERSION + 1)]
 
 
 def test_a_v1_file_is_read_unchanged_and_migrated_when_written(tmp_path, capsys):
@@ -83,7 +84,11 @@ def test_a_migrated_file_takes_new_runs(tmp_path):
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     db = v1_file(tmp_path / "old.duckdb")
-    monkeypatch.setitem(MIGRATIONS, 1, ("ALTER TABLE runs ADD COLUMN x INTEGER", "ALTER TABLE nope ADD COLUMN y INT"))
+    def m002_fails_halfway(con):
+        con.execute("ALTER TABLE runs ADD COLUMN x INTEGER")
+        con.execute("ALTER TABLE nope ADD COLUMN y INT")
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [m002_fails_halfway, *MIGRATIONS[1:]])
     with pytest.raises(UsageError, match="cannot migrate results database .* from schema version 1 to 2"):
         Store(db).check_writable()
     assert rows(db, "SELECT version FROM schema_info") == [(1,)]
@@ -156,7 +161,8 @@ def test_a_truncated_results_file_is_one_line(tmp_path, capsys, command, keep):
     store = Store(db)
     store.start_run({"run_id": "r1", "method": "soft-kd"})
     with duckdb.connect(str(db)) as con:  # enough rows that half the file cuts into them
-        con.execute("INSERT INTO examples (dataset_hash, tokenizer_key, sample_id, text) SELECT 'h', 't', 'm' || range, repeat('x', 50) "
+        con.execute("INSERT INTO examples (dataset_hash, tokenizer_key, sample_id, text) "
+                    "SELECT 'h', 't', 'm' || range, repeat('x', 50) "
                     "FROM range(20000)")
     data = db.read_bytes()
     db.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])

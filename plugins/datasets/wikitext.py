@@ -9,9 +9,8 @@ copy of its parquet files (`path=DIR` holding `train-*.parquet` and `test-*.parq
 from __future__ import annotations
 
 import re
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from harness import sources
 from harness.errors import UsageError
