@@ -191,7 +191,7 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
     line = alt.Chart(front).mark_line(strokeDash=[4, 3], color="#333333").encode(x=x, y=y)
     dots = alt.Chart(pts).mark_point(size=150, filled=True, opacity=0.85, stroke="black").encode(
         x=x, y=y, color=alt.Color("label:N", scale=method_scale(order), sort=order,
-                                  legend=alt.Legend(title="method (board order)", orient="right", columns=2, rowPadding=1,
+                                  legend=alt.Legend(title="method (board order)", orient="right", columns=2, rowPadding=5,
                                                     symbolStrokeWidth=0,
                                                     symbolSize=70, labelFontSize=12)),
         shape=alt.Shape("status:N", scale=alt.Scale(domain=["on the frontier", "dominated"],

@@ -64,7 +64,7 @@ def test_every_family_runs_the_protocol_from_its_own_config_class(registry, fami
     model_type, dataset, data_args = FAMILIES[family]
     assert main(eval_args(registry, family, *TINY, "--dataset", dataset, *data_args)) == 0
     err = capsys.readouterr().err
-    assert "estimate: teacher" in err and "peak about" in err
+    assert f"plan: {family} " in err and "peak memory per device" in err  # the plan is printed first
     [(status, fam, ds, args)] = db_rows("SELECT status, family, dataset, family_args FROM runs")
     assert (status, fam, ds) == ("finished", family, dataset)
     assert json.loads(args) == {"weights": "scratch", "shape": "tiny", "vocab_size": 512}  # told apart from pretrained

@@ -17,7 +17,6 @@ from harness.snapshot import load_spec, write_subset
 from harness.store import config_hash
 from tests.board_data import build
 from tests.conftest import quick_args
-from tests.test_protocol import WIKITEXT
 
 BOARD = """
 title = "quick"
@@ -186,7 +185,7 @@ def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch,
     con.close()
     capsys.readouterr()
     assert main([*reg, "leaderboard", "import", str(bad), "--board", "quick"]) == 2
-    assert "config hash" in capsys.readouterr().err
+    assert "method hard-kd takes no arguments, got 'temperature'" in capsys.readouterr().err
     assert len(rows(snap, "SELECT run_id FROM runs")) == 1
 
     # the genuine one lands on the board, once
@@ -202,8 +201,11 @@ def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch,
 
 @pytest.mark.slow
 def test_private_dataset_text_is_withheld(quick_registry, tmp_path, monkeypatch):
+    corpus = tmp_path / "private.txt"  # a user's own corpus: text-files is not marked public
+    words = "the river keeps its records of every boat that passed under the old stone bridge".split()
+    corpus.write_text("\n\n".join(" ".join(words[(i + j) % len(words)] for j in range(60)) for i in range(120)))
     args = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",
-            "--dataset", "text-files", "--dataset-arg", f"path={WIKITEXT}", "--limit", "40"]
+            "--dataset", "text-files", "--dataset-arg", f"path={corpus}", "--limit", "40"]
     assert main(args) == 0
     out = tmp_path / "b.duckdb"
     assert main(["--registry", str(quick_registry), "export", "latest", "-o", str(out)]) == 0
