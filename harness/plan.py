@@ -26,7 +26,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.distill import Tier, choose_tier
+from harness.distill import Tier, choose_tier, size_text
 from harness.registry import Preset
 
 STATE_BYTES = 4 * (1 + 1 + 2)  # float32 weights, gradients, AdamW's exp_avg and exp_avg_sq
@@ -293,11 +293,8 @@ def _flops(n: float) -> str:
 
 
 def human_bytes(n: float) -> str:
-    """Decimal units, as GPU and disk makers give their sizes."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e3:.0f} KB" if n else "0"
+    """`distill.size_text`, with nothing shown as 0 in the plan's table."""
+    return size_text(n) if n else "0"
 
 
 def _seconds(s: float) -> str:
