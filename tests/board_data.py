@@ -21,6 +21,34 @@ METHODS = {"soft-kd": ("logits", {0, 1}), "hard-kd": ("text", {0, 1, 2, 3, 4, 6,
 VAL_PPL = {"teacher": 20.0, "baseline": 30.0, "soft-kd": 31.0, "hard-kd": 33.0, "topk-kd": 29.0}
 
 
+
+def sample_columns(parts) -> dict[str, list]:
+    """The `samples` table's columns from (split, id prefix, extraction per role, repeats) per split."""
+    samples: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
+                                                "loss", "suffix_loss", "tie")}
+    for role in ROLES:
+        for split, t, on, repeats in parts:
+            res = on[role]
+            n = len(res.memorized)
+            samples["role"] += [role] * n
+            samples["sample_id"] += [f"{t}{i:06d}" for i in range(n)]
+            samples["split"] += [split] * n
+            samples["repeats"] += repeats
+            samples["memorized"] += res.memorized.tolist()
+            samples["match_len"] += res.match_len.tolist()
+            samples["loss"] += res.loss.tolist()
+            samples["suffix_loss"] += res.suffix_loss.tolist()
+            samples["tie"] += res.ties.tolist()
+    return samples
+
+
+def model_rows(run_id: str, metrics: dict[str, float], path) -> list[dict]:
+    """One `models` row per role, `artifact_path` a function of the role (or None)."""
+    return [{"run_id": run_id, "role": r, "model_name": f"tiny-{r}", "size": "2.6m" if r == "teacher" else "0.6m",
+             "n_params": 1000, "artifact_key": f"k-{r}", "artifact_path": None if path is None else path(r),
+             "cached": False, "train_seconds": 1.0, "val_loss": metrics[f"val_loss_{r}"],
+             "val_ppl": metrics[f"val_ppl_{r}"]} for r in ROLES]
+
 def token_ids(i: int) -> list[int]:
     return [(i * 7 + j) % 50 for j in range(PREFIX + SUFFIX)]
 
@@ -64,24 +92,10 @@ def add_run(store: Store, run_id: str, method: str, seed: int = 0, dataset: str 
     examples = [{"dataset_hash": "dh0", "tokenizer_key": "tok0", "sample_id": f"{t}{i:06d}", "split": split,
                  "repeats": 1 + i % 3, "kind": "record", "token_ids": token_ids(i), "text": f"text of {t}{i}"}
                 for split, t, n in (("member", "m", N_MEMBERS), ("nonmember", "n", N_NONMEMBERS)) for i in range(n)]
-    samples: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
-                                                "loss", "suffix_loss", "tie")}
-    for role in ROLES:
-        for split, t, res in (("member", "m", on_m[role]), ("nonmember", "n", on_n[role])):
-            n = len(res.memorized)
-            samples["role"] += [role] * n
-            samples["sample_id"] += [f"{t}{i:06d}" for i in range(n)]
-            samples["split"] += [split] * n
-            samples["repeats"] += [1 + i % 3 for i in range(n)]
-            samples["memorized"] += res.memorized.tolist()
-            samples["match_len"] += res.match_len.tolist()
-            samples["loss"] += res.loss.tolist()
-            samples["suffix_loss"] += res.suffix_loss.tolist()
-            samples["tie"] += res.ties.tolist()
-    models = [{"run_id": run_id, "role": r, "model_name": f"tiny-{r}", "size": "2.6m" if r == "teacher" else "0.6m",
-               "n_params": 1000, "artifact_key": f"k-{r}", "artifact_path": None, "cached": False,
-               "train_seconds": 1.0, "val_loss": metrics[f"val_loss_{r}"], "val_ppl": metrics[f"val_ppl_{r}"]}
-              for r in ROLES]
+    parts = [(split, t, on, [1 + i % 3 for i in range(len(on[ROLES[0]].memorized))])
+             for split, t, on in (("member", "m", on_m), ("nonmember", "n", on_n))]
+    samples = sample_columns(parts)
+    models = model_rows(run_id, metrics, None)
     store.finish_run(run_id, models=models, examples=examples, samples=samples, metrics=metrics, stage_seconds={})
     with store.connect() as con:  # what `harness leaderboard publish` adds for the drill-down
         con.execute("CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "

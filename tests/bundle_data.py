@@ -18,6 +18,7 @@ from harness.protocol import _label, _preset_dict
 from harness.snapshot import write_subset
 from harness.specs import resolve_params
 from harness.store import Store, config_hash
+from tests.board_data import model_rows, sample_columns
 from tests.conftest import QUICK_PRESET, ROOT
 
 N_MEMBERS, N_NONMEMBERS = 20, 10
@@ -74,24 +75,9 @@ def add_genuine_run(store: Store, registry: Path, run_id: str = "20260101-000000
                  "repeats": ex.repeats if name == "member" else 1, "kind": ex.kind,
                  "token_ids": [(i * 7 + j) % 50 for j in range(16)], "text": ex.text[:60]}
                 for name, t, exs, _ in parts for i, ex in enumerate(exs)]
-    samples: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
-                                                "loss", "suffix_loss", "tie")}
-    for role in ROLES:
-        for name, t, exs, on in parts:
-            res = on[role]
-            samples["role"] += [role] * len(exs)
-            samples["sample_id"] += [f"{t}{i:06d}" for i in range(len(exs))]
-            samples["split"] += [name] * len(exs)
-            samples["repeats"] += [ex.repeats if name == "member" else 1 for ex in exs]
-            samples["memorized"] += res.memorized.tolist()
-            samples["match_len"] += res.match_len.tolist()
-            samples["loss"] += res.loss.tolist()
-            samples["suffix_loss"] += res.suffix_loss.tolist()
-            samples["tie"] += res.ties.tolist()
-    models = [{"run_id": run_id, "role": r, "model_name": f"tiny-{r}", "size": "2.6m" if r == "teacher" else "0.6m",
-               "n_params": 1000, "artifact_key": f"k-{r}", "artifact_path": f"/home/someone/cache/{r}", "cached": False,
-               "train_seconds": 1.0, "val_loss": metrics[f"val_loss_{r}"], "val_ppl": metrics[f"val_ppl_{r}"]}
-              for r in ROLES]
+    samples = sample_columns([(name, t, on, [ex.repeats if name == "member" else 1 for ex in exs])
+                              for name, t, exs, on in parts])
+    models = model_rows(run_id, metrics, lambda r: f"/home/someone/cache/{r}")
     store.finish_run(run_id, models=models, examples=examples, samples=samples, metrics=metrics, stage_seconds={})
 
 
