@@ -245,14 +245,17 @@ class Distiller:
                  batch_size: int, stage: str, seed: int,
                  layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None,
                  precompute_teacher: bool | None = None, teacher_budget: int | None = None,
-                 cache: Cache | None = None, teacher_key: str | None = None) -> None:
+                 cache: Cache | None = None, teacher_key: str | None = None,
+                 corpus: Callable[[], torch.Tensor] | None = None) -> None:
         """`cache` and `teacher_key` (the teacher's artifact key) let outputs too large for
-        `teacher_budget` bytes (default `HARNESS_TEACHER_LOGITS_BYTES`) be streamed from the cache."""
+        `teacher_budget` bytes (default `HARNESS_TEACHER_LOGITS_BYTES`) be streamed from the cache.
+        `corpus()` gives the pretraining corpus's rows, read only if a step method asks for them."""
         if method.kind not in ("loss", "step"):
             raise ValueError(f"method {method.name} makes data; it is not distilled step by step")
         self.method, self.args, self.prefix_len, self.stage = method, args, prefix_len, stage
         self.teacher = teacher.eval()
         self.rows = rows
+        self._corpus_fn, self._corpus = corpus, None
         self._layer_map_fn = layer_map
         self.layer_map: tuple[tuple[int, int], ...] = ()
         self.modules: torch.nn.Module | None = None
@@ -271,6 +274,14 @@ class Distiller:
         if self.method.modules is not None:
             self.modules = self.method.modules(student, self.teacher, self.layer_map, self.args)
         return self.modules
+
+    def corpus(self) -> torch.Tensor:
+        if self._corpus is None:
+            if self._corpus_fn is None:
+                raise RuntimeError(f"method {self.method.name} asks for the pretraining corpus, "
+                                   "which this run has not given")
+            self._corpus = self._corpus_fn().to(self.rows.device)
+        return self._corpus
 
     def to(self, device) -> Distiller:
         self.teacher.to(device)
@@ -319,6 +330,11 @@ class StepContext:
     @property
     def layer_map(self):
         return self.distiller.layer_map
+
+    def pretraining(self, n: int) -> torch.Tensor:
+        corpus = self.distiller.corpus()
+        pick = torch.randint(len(corpus), (n,), generator=self.generator, device=self.generator.device)
+        return corpus[pick.to(corpus.device)]
 
     def student(self, ids: torch.Tensor, hidden: bool = False) -> Outputs:
         out = self.model(input_ids=ids, output_hidden_states=hidden)

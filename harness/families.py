@@ -8,7 +8,8 @@ argument only changes where the starting weights come from:
   off), from the hub, the Hugging Face cache, or `path=DIR` holding a copy of each repo under its
   name (`DIR/pythia-410m`, as `hf download EleutherAI/pythia-410m --local-dir DIR/pythia-410m`);
 - `scratch`: the same config class at the size's real shape (or `shape=tiny`, a few thousand
-  times smaller, for tests), random weights, and a byte-level BPE trained on the members.
+  times smaller, for tests), random weights and a byte-level BPE, both first trained on the
+  generic pretraining corpus (`harness.corpus`) by the core, as if they had been released.
 
 Everything after that (the tokenizer-sharing check, float32 weights, the vocabulary check) is shared, so the
 offline tests that build tiny models from config run the plugin's own code.
@@ -58,7 +59,7 @@ def params(max_vocab: int = 8192) -> tuple[Param, ...]:
         Param("shape", str, "real", "with weights=scratch: the real architecture, or a tiny one of the same kind (tests)",
               choices=("real", "tiny")),
         Param("path", str, "", "a folder with a copy of each hub repo under its name, instead of the hub"),
-        Param("vocab_size", int, 4096, "with weights=scratch: vocabulary of the BPE trained on the members",
+        Param("vocab_size", int, 4096, "with weights=scratch: vocabulary of the BPE trained on the pretraining corpus",
               min=256, max=max_vocab),
         Param("max_length", int, 0, "with weights=scratch: positions of the model; 0 for the size's own", min=0,
               max=1 << 20),
@@ -85,7 +86,7 @@ def hub_family(*, name: str, description: str, arch: Arch, sizes: dict[str, Size
         bound.check_args()
         bound.check_pair(teacher_size, student_size)
         return replace(family, tokenizer=lambda texts: bound.tokenizer(texts, teacher_size),
-                       model=bound.model, n_params=bound.n_params, configure=None)
+                       model=bound.model, n_params=bound.n_params, configure=None, released=not bound.scratch)
 
     return replace(family, configure=configure)
 
@@ -207,7 +208,7 @@ def same_tokenizer(a, b, what: str) -> None:
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
-    """A byte-level BPE trained on the members, for from-scratch weights: nothing is downloaded."""
+    """A byte-level BPE trained on `texts` (the pretraining corpus), for from-scratch weights: nothing is downloaded."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 

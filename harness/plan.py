@@ -152,8 +152,11 @@ def _block_types(model) -> tuple[type, ...]:
 def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], dataset: str, method, preset: Preset,
          train_rows: int, distinct_rows: int, n_nonmembers: int, hardware: Hardware, devices: int = 1,
          sharded: bool = False, mfu: float = MFU, training_precision: str = "bf16",
-         memory_budget: int, disk_budget: int | None) -> Plan:
-    """The plan of one run; `method` is the KD method (its kind and top-K decide the teacher stage)."""
+         memory_budget: int, disk_budget: int | None, pretrain_tokens: int = 0) -> Plan:
+    """The plan of one run; `method` is the KD method (its kind and top-K decide the teacher stage).
+
+    `pretrain_tokens` > 0: the family has no released weights, so both sizes are first pretrained
+    on that many tokens of the generic corpus (once; later runs read them from the cache)."""
     teacher, student = shapes
     n = preset.example_len
     top_k = method.top_k(method_defaults(method)) if method.top_k is not None else None
@@ -163,7 +166,8 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     plan = Plan(family, *sizes, dataset, method.name, preset.name, devices, sharded, hardware, mfu, train_rows,
                 distinct_rows, n, tier)
     tokens = train_rows * n
-    per_device_rows = {role: math.ceil(preset.training(role).batch_size / devices) for role in ("teacher", "student")}
+    per_device_rows = {role: math.ceil(preset.training(role).batch_size / devices)
+                       for role in ("teacher", "student", "pretrain")}
 
     def act(s: Shape, rows: int, precision: str) -> int:
         return rows * n * (ACTIVATION_BYTES.get(precision, 68) * s.hidden * s.layers + 4 * LOGIT_COPIES * s.vocab)
@@ -171,13 +175,18 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     def gathered(*models: Shape) -> int:  # FSDP holds a layer (and prefetches the next) whole, per model
         return sum(2 * WEIGHT_BYTES * s.largest_layer for s in models)
 
-    def train_stage(name: str, role: str, s: Shape, epochs: int) -> Stage:
-        a = act(s, per_device_rows["teacher" if role == "teacher" else "student"], training_precision)
+    def train_stage(name: str, role: str, s: Shape, epochs: int, tokens: int = tokens) -> Stage:
+        a = act(s, per_device_rows[role if role in ("teacher", "pretrain") else "student"], training_precision)
         return Stage(name, f"train {epochs} epochs on {tokens:,} tokens", s.params, tokens * epochs,
                      6 * s.params * tokens * epochs, _prec(training_precision), STATE_BYTES * s.params, a,
                      gathered(s), WEIGHT_BYTES * s.params)
 
-    cfg = {role: preset.training(role) for role in ("teacher", "baseline", "student")}
+    cfg = {role: preset.training(role) for role in ("teacher", "baseline", "student", "pretrain")}
+    if pretrain_tokens:
+        for size, shape in zip(sizes, shapes):
+            stage = train_stage(f"pretrain {size}", "pretrain", shape, cfg["pretrain"].epochs, pretrain_tokens)
+            stage.what += " of the generic corpus (once; cached)"
+            plan.stages.append(stage)
     plan.stages += [train_stage("teacher", "teacher", teacher, cfg["teacher"].epochs),
                     train_stage("baseline", "baseline", student, cfg["baseline"].epochs)]
 

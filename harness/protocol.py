@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 import harness
-from harness import analysis, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
+from harness import analysis, corpus, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
 from harness.cache import Cache, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
@@ -62,6 +62,7 @@ class EvalRequest:
     ignore_plan: bool = False  # start even when the plan says the run cannot fit
 
 FILTERS = ("predicted",)
+PRETRAIN_SEED = 0  # one pretrained checkpoint per size, whatever the run's seed
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Protocol:
         self.store = Store(req.db)
         self.seconds: dict[str, float] = {}
         self.reference = None
+        self._corpus: torch.Tensor | None = None  # the pretraining corpus in the family's tokens, once read
         self.filtered: dict[str, Any] | None = None  # what --filter did: the source run and the members left out
 
     # ------------------------------------------------------------ the run
@@ -209,7 +211,14 @@ class Protocol:
                              distinct_rows=distinct_rows, n_nonmembers=n_nonmembers, hardware=hardware,
                              devices=devices, sharded=sharded, mfu=mfu,
                              training_precision=training_precision or precision(), memory_budget=memory_budget(),
-                             disk_budget=disk_budget(self.cache.root) if disk is None else disk)
+                             disk_budget=disk_budget(self.cache.root) if disk is None else disk,
+                             pretrain_tokens=self._pretrain_tokens(tokenizer if tokenizer is not None else self.tokenizer))
+
+    def _pretrain_tokens(self, tokenizer) -> int:
+        """Tokens of the generic corpus each size is pretrained on (0 for released weights), from a sample."""
+        if self.found.family(self.family.name).released and self.family_args.get("weights") != "scratch":
+            return 0
+        return corpus.token_estimate(tokenizer, self.preset.pretrain_docs)
 
     def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
         order = members.training_rows()
@@ -274,39 +283,53 @@ class Protocol:
         return members, nonmembers, dataset_hash
 
     def _tokenizer(self, split, dataset_hash: str):
+        """The family's tokenizer; one without released weights trains its own on the pretraining corpus,
+        as a released model's tokenizer comes from its pretraining, never from the members."""
         from transformers import AutoTokenizer
 
-        deps = {"stage": "tokenizer", "family": self.family.name, "dataset_hash": dataset_hash,
-                "harness": harness.__version__, **self._family_deps()}
+        source = ({"dataset_hash": dataset_hash} if self.family.released
+                  else {"corpus": corpus.NAME, "docs": self.preset.pretrain_docs})
+        deps = {"stage": "tokenizer", "family": self.family.name, **source, "harness": harness.__version__,
+                **self._family_deps()}
         k = key(deps)
         with processes.main_first():
             path = self.cache.get("tokenizers", k)
             if path is None:
-                tokenizer = self.family.tokenizer([ex.text for ex in split.members], **self.remote)
+                texts = ([ex.text for ex in split.members] if self.family.released
+                         else corpus.documents(self.preset.pretrain_docs))
+                tokenizer = self.family.tokenizer(texts, **self.remote)
                 path = self.cache.build("tokenizers", k, deps, tokenizer.save_pretrained)
         return AutoTokenizer.from_pretrained(path, trust_remote_code=self.req.trust_remote_code), k
 
     def _model(self, role: str, size: str, rows: torch.Tensor, order: torch.Tensor, recipe: dict[str, Any],
                distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
-        cfg = self.preset.training(role)
+        """`role` fine-tuned from the weights of `size` before fine-tuning (see `_start`)."""
+        start = self._start_key(size)
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
-                "data": _tensor_hash(rows[order]), "training": cfg.__dict__, "seed": self.req.seed,
-                "recipe": recipe, "precision": precision(), "harness": harness.__version__, **self._family_deps()}
+                "data": _tensor_hash(rows[order]), "training": self.preset.training(role).__dict__,
+                "seed": self.req.seed, "recipe": recipe, **({"start": start} if start else {}),
+                "precision": precision(), "harness": harness.__version__, **self._family_deps()}
+        return self._trained(role, size, deps, rows, order, self.preset.training(role), self.req.seed,
+                             lambda: self._start(size), distiller)
+
+    def _trained(self, role: str, size: str, deps: dict[str, Any], rows: torch.Tensor, order: torch.Tensor,
+                 cfg: Training, seed: int, start, distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
+        """The model keyed by `deps`: from the cache, or `start()` trained on `rows[order]` and cached."""
         k = key(deps)
         path = self.cache.get("models", k)
         if path is not None:
             model = self._load(path)
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
             log(f"{role}: {self.family.name} {size} from the cache ({path})")
-            self.seconds[role] = 0.0
+            self.seconds[role] = self.seconds.get(role, 0.0)
             return model, ModelInfo(role, size, k, path, True, train_seconds, _n_params(model))
-        log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} sequences")
+        model = start()  # before the clock: a pretraining stage it runs is timed as its own
+        what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
+        log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
         t0 = time.perf_counter()
-        torch.manual_seed(self.req.seed)  # the baseline and the student start from the same weights
-        model = self.family.model(size, self.tokenizer, **self.remote)
-        model = train(model, rows, order, cfg, seed=self.req.seed, stage=role, distiller=distiller)
+        model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller)
         train_seconds = time.perf_counter() - t0
-        self.seconds[role] = train_seconds
+        self.seconds[role] = self.seconds.get(role, 0.0) + train_seconds
 
         state = sharding.full_state_dict(model) if sharding.enabled() else None  # every process gathers
 
@@ -325,6 +348,49 @@ class Protocol:
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, _n_params(model))
+
+    # ------------------------------------------------------------ before fine-tuning
+
+    def _start(self, size: str):
+        """The weights of `size` before fine-tuning, on the CPU: the released ones, or the pretraining stage's."""
+        if self.family.released:
+            torch.manual_seed(self.req.seed)  # a family with random heads draws them alike for baseline and student
+            return self.family.model(size, self.tokenizer, **self.remote)
+        model, _ = self._pretrained(size)
+        from transformers import AutoModelForCausalLM
+
+        path = self.cache.path("models", self._start_key(size))
+        del model
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+
+    def _pretrain_deps(self, size: str) -> dict[str, Any]:
+        p = self.preset
+        return {"stage": "pretrain", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
+                "corpus": corpus.NAME, "docs": p.pretrain_docs, "example_len": p.example_len,
+                "training": p.pretrain.__dict__, "seed": PRETRAIN_SEED, "precision": precision(),
+                "harness": harness.__version__, **self._family_deps()}
+
+    def _start_key(self, size: str) -> str | None:
+        return None if self.family.released else key(self._pretrain_deps(size))
+
+    def _pretrained(self, size: str) -> tuple[Any, ModelInfo]:
+        """`size` pretrained once on the generic corpus (one seed for every run: the studies' models
+        have one released checkpoint), from random weights."""
+
+        def random_weights():
+            torch.manual_seed(PRETRAIN_SEED)
+            return self.family.model(size, self.tokenizer, **self.remote)
+
+        rows = self.corpus_rows()
+        order = torch.arange(len(rows))
+        return self._trained("pretrain", size, self._pretrain_deps(size), rows, order, self.preset.pretrain,
+                             PRETRAIN_SEED, random_weights)
+
+    def corpus_rows(self) -> torch.Tensor:
+        """The pretraining corpus in the family's tokens: documents joined by EOS, cut into example-length rows."""
+        if self._corpus is None:
+            self._corpus = corpus.rows(self.tokenizer, self.preset.pretrain_docs, self.preset.example_len)
+        return self._corpus
 
     def _load(self, path: Path):
         """A checkpoint from the cache, on this process's device, or sharded across the processes."""
@@ -347,7 +413,8 @@ class Protocol:
             distiller = Distiller(self.method, self.method_args, teacher, members.ids,
                                   prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
                                   batch_size=self.preset.training("student").batch_size, stage="student",
-                                  seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key)
+                                  seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key,
+                                  corpus=self.corpus_rows)
             log(f"student: teacher outputs: {distiller.outputs.tier.describe()}")
             if distiller.outputs.values_dtype != torch.float32:  # top-K values kept in float16: another student
                 recipe["teacher_values"] = str(distiller.outputs.values_dtype)
@@ -529,19 +596,16 @@ class Protocol:
     def _references(self, models, members: Examples, nonmembers: Examples, on_members, on_nonmembers):
         """Each role's reference model's extractions on (members, non-members).
 
-        The baseline is the teacher's and the student's reference; the baseline's own is the small
-        model before fine-tuning. `--reference PATH` replaces all three with one named model.
+        Every role's reference is the student-size model before fine-tuning (the released weights,
+        or the pretraining stage's), which never saw the members: a calibrated attack's reference,
+        as Carlini et al. (2021) and Zhang et al. use. `--reference PATH` names another model.
         """
-        if self.reference is not None:
-            on = (self._extract(self.reference, members, "reference: members"),
-                  self._extract(self.reference, nonmembers, "reference: non-members"))
-            return dict.fromkeys(ROLES, on)
-        torch.manual_seed(self.req.seed)  # the very weights the baseline started from
-        start = self.family.model(self.student_size, self.tokenizer, **self.remote)
-        before = (self._extract(start, members, "small model before fine-tuning: members"),
-                  self._extract(start, nonmembers, "small model before fine-tuning: non-members"))
-        after = (on_members["baseline"], on_nonmembers["baseline"])
-        return {"teacher": after, "baseline": before, "student": after}
+        model, what = self.reference, "reference"
+        if model is None:
+            model, what = self._start(self.student_size), "small model before fine-tuning"
+        on = (self._extract(model, members, f"{what}: members"),
+              self._extract(model, nonmembers, f"{what}: non-members"))
+        return dict.fromkeys(ROLES, on)
 
     # ------------------------------------------------------------ rows
 

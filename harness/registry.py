@@ -26,6 +26,8 @@ PROTOCOL_PARAMS = (
     Param("generate_batch_size", int, 64, "prompts per batch when a teacher generates", min=1, max=65536),
     Param("approx_sample", int, 128, "members whose greedy continuation is generated for approximate "
           "memorization (0: none)", min=0, max=10_000_000),
+    Param("pretrain_docs", int, 20_000, "documents of the generic corpus a family without released weights is "
+          "pretrained on, and MiniLLM's language-modelling term draws from", min=1, max=100_000_000),
 )
 
 TRAIN_PARAMS = (
@@ -38,6 +40,7 @@ TRAIN_PARAMS = (
 )
 
 ROLES = ("teacher", "baseline", "student")
+PRETRAIN = "pretrain"  # how each size of a family without released weights is pretrained, before any role
 SECTIONS = ("sizes", "dataset_args")
 
 
@@ -62,6 +65,7 @@ class Preset:
     teacher: Training
     baseline: Training
     student: Training
+    pretrain: Training
     # family -> (teacher size, student size) where this preset departs from the family's pair
     sizes: dict[str, tuple[str, str]] = field(default_factory=dict)
     # dataset arguments this preset sets (e.g. members = 1000000), for datasets that declare them;
@@ -69,6 +73,7 @@ class Preset:
     dataset_args: dict[str, Any] = field(default_factory=dict)
     # members whose greedy continuation is generated for approximate-memorization figures
     approx_sample: int = 128
+    pretrain_docs: int = 20_000
 
     def training(self, role: str) -> Training:
         return getattr(self, role)
@@ -157,15 +162,15 @@ def _preset(name: str, table: Any, path: Path) -> Preset:
     where = f"{path}: [presets.{name}]"
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table")
-    flat = {k: v for k, v in table.items() if k not in (*ROLES, *SECTIONS)}
+    flat = {k: v for k, v in table.items() if k not in (*ROLES, PRETRAIN, *SECTIONS)}
     known = [p.name for p in PROTOCOL_PARAMS]
     for key in flat:
         if key not in known:  # a misspelt role section is as likely as a misspelt key
-            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES, *SECTIONS])}")
+            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES, PRETRAIN, *SECTIONS])}")
     try:
         protocol = resolve_params(PROTOCOL_PARAMS, flat, f"[presets.{name}]")
         roles = {}
-        for role in ROLES:
+        for role in (*ROLES, PRETRAIN):
             section = table.get(role, {})
             if not isinstance(section, dict):
                 raise UsageError(f"[presets.{name}.{role}] must be a table")

@@ -140,9 +140,11 @@ class ModelFamily:
     """A large and a small size of one architecture that share a tokenizer.
 
     `tokenizer(texts)` returns the family's tokenizer; a family built from scratch trains one on
-    the member texts, a hub family loads its own and ignores them. `model(size, tokenizer)`
-    returns the starting weights of that size (random for a from-scratch family, pretrained
-    for a hub family). The core caches both with `save_pretrained`.
+    the texts it is given (the generic pretraining corpus, `harness.corpus`), a hub family loads
+    its own and ignores them. `model(size, tokenizer)` returns the starting weights of that size:
+    released (pretrained) weights, or random ones with `released=False`, which the core then
+    pretrains on the generic corpus, once per size, before fine-tuning anything: the studies
+    fine-tune and distil pretrained models. The core caches all of it with `save_pretrained`.
 
     A family whose checkpoints may need code from the hub sets `remote_code=True`; its two
     callables then also take a keyword `trust_remote_code`, which is the user's
@@ -171,6 +173,7 @@ class ModelFamily:
     layer_map: Callable[[int, int], Sequence[tuple[int, int]]] | None = None
 
     remote_code: bool = False  # the callables take trust_remote_code=...; see above
+    released: bool = True  # False: `model` gives random weights, pretrained by the core first (see above)
 
     def layers(self, student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
         if self.layer_map is not None:
@@ -231,7 +234,9 @@ class Step(Protocol):
     position t predicts ids[:, t + 1]; `teacher()` with no ids is the teacher on `rows`, read
     from a cache of once-computed logits where one fits. `sample` is the shared batched,
     KV-cached sampler: it continues `prompts` by `new_tokens` tokens drawn from the student,
-    or from the mixture (1 - teacher_mix) * student + teacher_mix * teacher.
+    or from the mixture (1 - teacher_mix) * student + teacher_mix * teacher. `pretraining(n)`
+    draws n rows of the generic pretraining corpus (`harness.corpus`), for a method that keeps
+    the student fluent on text other than the members, as MiniLLM's language-modelling term does.
     """
 
     rows: torch.Tensor  # (batch, example_len), this step's training rows
@@ -245,6 +250,7 @@ class Step(Protocol):
     def student(self, ids: torch.Tensor, hidden: bool = False) -> Outputs: ...
     def teacher(self, ids: torch.Tensor | None = None, hidden: bool = False) -> Outputs: ...
     def sample(self, prompts: torch.Tensor, new_tokens: int, teacher_mix: float = 0.0) -> Sampled: ...
+    def pretraining(self, n: int) -> torch.Tensor: ...  # n rows drawn from the pretraining corpus, never the members
 
 
 @dataclass(frozen=True)

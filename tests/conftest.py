@@ -15,6 +15,12 @@ prefix_len = 8
 suffix_len = 8
 eval_batch_size = 32
 generate_batch_size = 32
+pretrain_docs = 300
+
+[presets.quick.pretrain]
+epochs = 1
+lr = 3e-3
+batch_size = 16
 
 [presets.quick.teacher]
 epochs = 3

@@ -122,7 +122,8 @@ def distiller_for(name: str, teacher, precompute=None, budget=None, cache=None, 
     params = resolve_params(method.params, args, name)
     return Distiller(method, params, teacher, ROWS, prefix_len=4, batch_size=4, stage="test", seed=0,
                      layer_map=lambda s, t: ((1, 2), (2, 4)), precompute_teacher=precompute,
-                     teacher_budget=budget, cache=cache, teacher_key=None if cache is None else "teacher-key")
+                     teacher_budget=budget, cache=cache, teacher_key=None if cache is None else "teacher-key",
+                     corpus=lambda: CORPUS)
 
 
 def distill(name: str, teacher, precompute=None, budget=None, cache=None, **args):
@@ -371,3 +372,38 @@ def test_leaderboard_ranks_every_method(every_method_run, capsys):
     ranked = [line.split()[1] for line in board.splitlines() if line[:1].isdigit()]
     assert sorted(ranked) == ALL_METHODS
     assert "top-k logits" in board and "hidden states" in board
+
+
+# ---------------------------------------------------------------- MiniLLM's language-modelling term
+
+CORPUS = torch.randint(0, 40, (30, 10), generator=torch.Generator().manual_seed(7))
+
+
+def minillm_loss(rows: torch.Tensor, **args) -> torch.Tensor:
+    """One MiniLLM step's loss on `rows`, from a fresh distiller and student (the same coin flips)."""
+    method = FOUND.method("minillm")
+    distiller = Distiller(method, resolve_params(method.params, args, "minillm"), tiny(2, 48, 4), rows,
+                          prefix_len=4, batch_size=4, stage="test", seed=0, corpus=lambda: CORPUS)
+    student = tiny(1)
+    distiller.bind(student)
+    return distiller.loss(student, torch.arange(4), 0, 10)
+
+
+def test_minillm_never_reads_a_members_continuation_unless_asked():
+    """Gu et al.'s LM term reads the pretraining corpus: members are only prompts, so changing every
+    member's tokens after the prompt leaves the loss exactly as it was (with kd_ratio 0 or not)."""
+    altered = ROWS.clone()
+    altered[:, 4:] = (altered[:, 4:] + 1) % 40
+    for args in ({}, {"kd_ratio": 0.0}, {"kd_ratio": 1.0, "lm_coef": 3.0}):
+        assert torch.equal(minillm_loss(ROWS, **args), minillm_loss(altered, **args)), args
+    # the departure, when asked for: cross-entropy on the members themselves
+    assert not torch.equal(minillm_loss(ROWS, lm_data="members"), minillm_loss(altered, lm_data="members"))
+
+
+def test_minillm_lm_term_is_cross_entropy_on_corpus_rows_weighted_by_lm_coef():
+    """loss(lm_coef=c) - loss(lm_coef=0) is c times the corpus term, whatever c: the term is linear in it."""
+    base = minillm_loss(ROWS, lm_coef=0.0, kd_ratio=0.0)
+    one = minillm_loss(ROWS, lm_coef=1.0, kd_ratio=0.0) - base
+    three = minillm_loss(ROWS, lm_coef=3.0, kd_ratio=0.0) - base
+    torch.testing.assert_close(three, 3 * one)
+    assert 2.5 < one.item() < 5.0  # cross-entropy of an untrained 40-token model: about log(40) = 3.7

@@ -121,7 +121,7 @@ def test_eval_prints_the_plan_and_refuses_a_run_that_cannot_fit(quick_registry, 
     err = capsys.readouterr().err
     assert "plan: tiny 2.6m -> 0.6m on synthetic-pii (quick preset), soft-kd" in err
     refusal = err.strip().splitlines()[-1]
-    assert refusal.startswith("harness eval: error: this run cannot fit: the teacher stage needs 61.1 MB per device")
+    assert refusal.startswith("harness eval: error: this run cannot fit: the pretrain 2.6m stage needs ")
     assert "a 1 MB device has 1.0 MB" in refusal and "--ignore-plan" in refusal
     con = duckdb.connect(os.environ["HARNESS_DB"], read_only=True)
     try:  # refused before the run was started: no run row, nothing trained

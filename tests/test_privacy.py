@@ -18,6 +18,12 @@ suffix_len = 4
 eval_batch_size = 32
 generate_batch_size = 32
 approx_sample = 20
+pretrain_docs = 300
+
+[presets.memo.pretrain]
+epochs = 1
+lr = 3e-3
+batch_size = 32
 
 [presets.memo.teacher]
 epochs = 12

@@ -31,6 +31,12 @@ prefix_len = 8
 suffix_len = 8
 eval_batch_size = 32
 generate_batch_size = 32
+pretrain_docs = 300
+
+[presets.fast.pretrain]
+epochs = 1
+lr = 3e-3
+batch_size = 32
 
 [presets.fast.teacher]
 epochs = 2

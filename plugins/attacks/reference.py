@@ -1,10 +1,11 @@
 """`reference`: the loss relative to a reference model's loss on the same text (Carlini et al., 2021).
 
 Text that any model of this kind finds easy is not evidence of membership; text this model finds
-much easier than a reference trained without it is. The harness hands the baseline as the
-teacher's and student's reference (so the student's score is what distillation added over plain
-fine-tuning) and the small model before fine-tuning as the baseline's, unless `--reference`
-names another model.
+much easier than a reference trained without it is. The reference must never have seen the
+members: the harness hands every role the student-size model before fine-tuning (the family's
+released weights, or the pretraining stage's checkpoint for a family without them), as
+calibrated attacks do (Carlini et al., 2021; Zhang et al.'s code), unless `--reference` names
+another model.
 """
 
 from harness.hookspecs import hookimpl

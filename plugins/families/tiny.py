@@ -1,7 +1,9 @@
-"""`tiny`: a GPT-NeoX family built from a config and trained from scratch, so nothing is downloaded.
+"""`tiny`: a GPT-NeoX family built from a config, so nothing is downloaded.
 
-The tokenizer is a byte-level BPE trained on the member texts with the `tokenizers` library;
-the core caches it with `save_pretrained`, so it opens like any hub tokenizer.
+It has no released weights (`released=False`): the core pretrains each size once on the generic
+corpus (`harness.corpus`) before fine-tuning, as the studies start from pretrained Pythia. The
+tokenizer is a byte-level BPE trained on that corpus with the `tokenizers` library; the core
+caches it with `save_pretrained`, so it opens like any hub tokenizer.
 """
 
 from harness.hookspecs import hookimpl
@@ -54,11 +56,13 @@ def build_model(size, tokenizer):
 def register_model_families(register):
     register(ModelFamily(
         name="tiny",
-        description="GPT-NeoX built from a config and trained from scratch (2.6M teacher, 0.6M student); no download",
+        description="GPT-NeoX built from a config, pretrained here on a generated corpus (2.6M teacher, 0.6M "
+                    "student); no download",
         sizes=tuple(SIZES),
         teacher="2.6m",
         student="0.6m",
         tokenizer=build_tokenizer,
         model=build_model,
         preset="tiny",
+        released=False,
     ))

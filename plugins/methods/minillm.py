@@ -10,8 +10,13 @@ MiniLLM's three fixes are all here:
   length normalisation       R_{t+1} is the mean of the future rewards, not their sum;
   teacher-mixed sampling     tokens are drawn from (1 - teacher_mix) q + teacher_mix p, with
                              importance weights q / mix clipped to [1 - 0.2, 1 + 0.2].
-A language-modelling loss on the members keeps the student fluent:
-  loss = kd_ratio * policy loss + (1 - kd_ratio) * cross-entropy.
+A language-modelling term on the *pretraining* corpus keeps the student fluent, as in Gu et al.'s
+code (LMOps `minillm/losses.py`, `pt_loss`, on OpenWebText with `--lm-data-dir`):
+  loss = policy + single-step + lm_coef * [(1 - kd_ratio) * CE + kd_ratio * KD] on corpus rows,
+where KD is the token-level forward KL to the teacher (its soft cross-entropy) on the same rows.
+kd_ratio 0.5 and lm_coef 1 are the published scripts' settings. The members appear only as the
+prompts the student continues; `lm_data=members` is the harness's earlier departure (the LM term
+on the members), there to measure what it changes, never the default.
 """
 
 from __future__ import annotations
@@ -44,20 +49,32 @@ def minillm_step(step: Step, args: dict):
     future = future_mean((log_p - log_q).detach())
     policy = -(weight * future * log_q).mean()
     single = reverse_kl(student, teacher, mask=weight)  # weighted mean of the exact per-token term
-    lm = F.cross_entropy(step.student(step.rows).logits.flatten(0, 1).float(), step.rows[:, 1:].flatten())
-    return args["kd_ratio"] * (policy + single) + (1 - args["kd_ratio"]) * lm
+    lm_rows = step.rows if args["lm_data"] == "members" else step.pretraining(len(step.rows))
+    logits = step.student(lm_rows).logits.float()
+    lm = F.cross_entropy(logits.flatten(0, 1), lm_rows[:, 1:].flatten())
+    if args["kd_ratio"] > 0:
+        with torch.no_grad():
+            teacher_probs = F.softmax(step.teacher(lm_rows).logits.float(), -1)
+        kd = -(teacher_probs * F.log_softmax(logits, -1)).sum(-1).mean()
+        lm = (1 - args["kd_ratio"]) * lm + args["kd_ratio"] * kd
+    return policy + single + args["lm_coef"] * lm
 
 
 @hookimpl
 def register_kd_methods(register):
     register(KDMethod(
         name="minillm",
-        description="on-policy: sequence-level reverse KL by policy gradient, teacher-mixed sampling, LM loss",
+        description="on-policy: sequence-level reverse KL by policy gradient, teacher-mixed sampling, "
+                    "LM loss on the pretraining corpus",
         teacher_access="logits",
         params=(
             Param("teacher_mix", float, 0.2, "share of the teacher in the sampling mixture", min=0.0, max=1.0),
-            Param("kd_ratio", float, 0.5, "weight of the policy loss against cross-entropy on the members",
-                  min=0.0, max=1.0),
+            Param("kd_ratio", float, 0.5, "share of the teacher's soft cross-entropy (against plain cross-entropy) "
+                  "in the language-modelling term", min=0.0, max=1.0),
+            Param("lm_coef", float, 1.0, "weight of the language-modelling term against the policy loss",
+                  min=0.0, max=100.0),
+            Param("lm_data", str, "pretraining", "what the language-modelling term reads: the pretraining "
+                  "corpus, or the members (not as published)", choices=("pretraining", "members")),
         ),
         step=minillm_step,
         on_policy=True,
