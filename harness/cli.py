@@ -115,6 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="let a hub family run the model code its checkpoints ship (off by default; "
                     "recorded in the run's provenance)")
 
+    rp = sub.add_parser("reproduce", help="the studies' findings measured here, beside the published figures",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Run (or read from the results) soft KD, hard KD, reverse KL and soft KD with "
+                        "predicted members filtered out, at each seed; print one row per published finding: the "
+                        "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
+                        "and whether its direction holds. Stored in the results (table reproductions).",
+                        epilog="examples:\n  harness reproduce                 # the embedded default, seeds 0-2\n"
+                        "  harness reproduce --seeds 1       # one seed: no interval\n"
+                        "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
+    rp.add_argument("--family", help="model family (default from the registry: tiny)")
+    rp.add_argument("--dataset", help="dataset (default from the registry: synthetic-pii)")
+    rp.add_argument("--preset", help="protocol preset (default: the family's)")
+    rp.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    rp.add_argument("--db", type=Path, help="DuckDB results file (default results/harness.duckdb or $HARNESS_DB)")
+    rp.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+    rp.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a dataset parameter")
+    rp.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a family parameter, e.g. weights=scratch")
+
     sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
 
     pl = sub.add_parser("plan", help="what a run will cost per stage (FLOPs, memory, disk, time), before anything "
@@ -359,6 +379,30 @@ def _eval_seeds(req, count: int) -> int:
     if table:
         print(f"\nmembership attacks, mean over seeds [95% interval over seeds]:\n{table}")
     print(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} (`harness show {last.run_id}`)")
+    return 0
+
+
+def cmd_reproduce(args, argv) -> int:
+    from harness.errors import UsageError
+
+    if not 1 <= args.seeds <= 100:
+        raise UsageError(f"--seeds must be between 1 and 100, got {args.seeds}")
+    _quiet_libraries()
+    from harness.cache import default_dir
+    from harness.protocol import EvalRequest
+    from harness.reproduce import reproduce, table
+
+    base = EvalRequest(method="soft-kd", family=args.family, dataset=args.dataset, preset=args.preset,
+                       db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=dict(args.dataset_arg),
+                       family_args=dict(args.family_arg), registry=args.registry,
+                       command=shlex.join(["harness", *argv]))
+    result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
+    seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"mean [95% interval] over {len(result.seeds)} seeds"
+    print(f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n")
+    print(table(result))
+    failing = [r.finding.name for r in result.rows if r.holds is False]
+    print(f"\n{len(result.rows) - len(failing)} of {len(result.rows)} published directions hold here"
+          + (f"; not: {', '.join(failing)} (docs/protocol.md, 'Reproducing the studies', discusses why)" if failing else ""))
     return 0
 
 
@@ -644,7 +688,7 @@ def _quiet_libraries() -> None:
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
              "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "sweep": cmd_sweep, "compare": cmd_compare,
-             "plan": cmd_plan}
+             "plan": cmd_plan, "reproduce": cmd_reproduce}
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
     out["inheritance_rate"] = _ratio(len(inherited), len(exclusive))
     out["easy_share"] = _ratio(len(m["student"] & m["teacher"] & m["baseline"]), len(m["student"]))
     out["student_only"] = float(len(m["student"] - (m["teacher"] | m["baseline"])))
+    out["containment"] = _ratio(len(m["teacher"] & m["baseline"]), len(m["baseline"]))
     return out
 
 

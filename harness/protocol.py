@@ -585,6 +585,21 @@ class Protocol:
                 "figures": {"removed": float(len(rows)), "predict_auc": report.auc_mean,
                             "unfiltered_mem_rate_student": mem, "unfiltered_val_ppl_student": ppl}}
 
+    def finished_run(self) -> str | None:
+        """The latest finished run in the results at exactly this configuration, if any (none is run)."""
+        if not processes.is_main():
+            return processes.broadcast(None)
+        members, nonmembers, dataset_hash = self._data()
+        unfiltered = self._finished_run(config_hash({**self._run_row("", dataset_hash, members, nonmembers),
+                                                     "filter": None}))
+        if self.req.filter is None or unfiltered is None:
+            return processes.broadcast(unfiltered)
+        _, rows = self.store.query(
+            "SELECT run_id FROM runs WHERE status = 'finished' AND json_extract_string(filter, '$.by') = ? "
+            "AND json_extract_string(filter, '$.source_run') = ? ORDER BY finished_at DESC LIMIT 1",
+            [self.req.filter, unfiltered])
+        return processes.broadcast(rows[0][0] if rows else None)
+
     def _finished_run(self, config: str) -> str | None:
         if not self.store.path.is_file():
             return None

@@ -29,7 +29,7 @@ from harness.cache import key, pid_alive
 from harness.errors import UsageError
 from harness.faults import fault
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LOCK_WAIT_SECONDS = 120.0
 # Tables a published snapshot adds to the results store's: a file holding them is still ours.
 SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
@@ -108,6 +108,23 @@ def m004_privacy_beyond_exact_match(con) -> None:
     con.execute(NEW_IN_4)  # continuations exists by now: its CREATE ... IF NOT EXISTS does nothing
 
 
+# `harness reproduce`: the studies' findings measured here (docs/results.md).
+NEW_IN_5 = """
+CREATE TABLE IF NOT EXISTS reproductions (
+    reproduction_id VARCHAR, created_at TIMESTAMP, family VARCHAR, dataset VARCHAR, preset VARCHAR,
+    finding VARCHAR, claim VARCHAR, published VARCHAR, source VARCHAR, unit VARCHAR,
+    n INTEGER, mean DOUBLE, lo DOUBLE, hi DOUBLE, holds BOOLEAN, per_seed JSON, runs JSON,
+    PRIMARY KEY (reproduction_id, finding)
+);
+"""
+
+
+@migration
+def m005_reproductions(con) -> None:
+    """`harness reproduce` stores its findings beside the runs they come from."""
+    con.execute(NEW_IN_5)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -143,7 +160,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, name VARCHAR, value DOUBLE,
     PRIMARY KEY (run_id, name)
 );
-""" + NEW_IN_4
+""" + NEW_IN_4 + NEW_IN_5
 
 
 def default_path() -> Path:
@@ -380,6 +397,20 @@ class Store:
                 if pairs:
                     _insert_columns(con, "group_sets", {"group_id": group_id, "role": [p[0] for p in pairs],
                                                         "sample_id": [p[1] for p in pairs]})
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                raise
+
+    def record_reproduction(self, reproduction_id: str, where: dict[str, str], rows: list[dict[str, Any]]) -> None:
+        """One `harness reproduce`: a row per finding, in one transaction."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                now = _now()
+                _insert(con, "reproductions", [{"reproduction_id": reproduction_id, "created_at": now, **where,
+                                                **{k: (_finite(v) if isinstance(v, float) else v)
+                                                   for k, v in row.items()}} for row in rows])
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
