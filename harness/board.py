@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from harness.stats import interval
-from harness.store import SCHEMA_VERSION
+from harness.store import READABLE_SINCE, SCHEMA_VERSION
 
 ROLES = ("teacher", "baseline", "student")
 LOCK_WAIT_SECONDS = 10.0
@@ -112,7 +112,7 @@ def schema_problem(con) -> str | None:
         row = con.execute("SELECT max(version) FROM schema_info").fetchone()
         version = row[0] if row else None
     missing = [f"{t}.{c}" for t, cols in REQUIRED.items() for c in sorted(cols - found.get(t, set()))]
-    if missing or version is None or version < SCHEMA_VERSION:
+    if missing or version is None or version < READABLE_SINCE:
         return (f"This database was written by an older harness (schema version {version or 'unknown'}, "
                 f"this app reads version {SCHEMA_VERSION}; missing {', '.join(missing[:4]) or 'nothing'}"
                 f"{'…' if len(missing) > 4 else ''}). Re-run the methods with this harness, or open another --db.")

@@ -30,6 +30,8 @@ from harness.errors import UsageError
 from harness.faults import fault
 
 SCHEMA_VERSION = 5
+# The oldest version a reader (the app, a board) shows as it is: version 5 only added a table of its own.
+READABLE_SINCE = 4
 LOCK_WAIT_SECONDS = 120.0
 # Tables a published snapshot adds to the results store's: a file holding them is still ours.
 SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
