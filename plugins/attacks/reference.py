@@ -7,8 +7,7 @@ fine-tuning) and the small model before fine-tuning as the baseline's, unless `-
 names another model.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import Attack, Evidence
+from harness import Attack, Evidence, hookimpl
 
 
 def reference_score(evidence: Evidence, args: dict):

@@ -16,10 +16,7 @@ A language-modelling loss on the members keeps the student fluent:
 
 from __future__ import annotations
 
-from harness.divergences import reverse_kl
-from harness.hookspecs import hookimpl
-from harness.lazy import F, torch
-from harness.specs import KDMethod, Param, Step
+from harness import F, KDMethod, Param, Step, hookimpl, reverse_kl, torch
 
 CLIP = 0.2
 
