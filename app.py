@@ -374,7 +374,7 @@ def show_tokens(con, run_id: str, d) -> None:
     st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
     st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
     paths = dict(con.execute("SELECT role, artifact_path FROM models WHERE run_id = ?", [run_id]).fetchall())
-    for role in ("teacher", "baseline", "student"):
+    for role in B.ROLES:
         cont = d.continuations.get(role) or cached_continuation(paths.get(role), tuple(prefix), suffix_len)
         row = d.scores[d.scores["role"] == role]
         verdict = ""

@@ -18,10 +18,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from harness.specs import ROLE_ORDER_SQL, ROLES
 from harness.stats import interval
 from harness.store import SCHEMA_VERSION
 
-ROLES = ("teacher", "baseline", "student")
 LOCK_WAIT_SECONDS = 10.0
 
 # The tables and columns the app reads; a database without them is from an older schema.
@@ -324,9 +324,9 @@ def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
 
 def overlap(con, run_id: str) -> pd.DataFrame:
     """Members by which roles memorized them (UpSet-style): one row per non-empty combination."""
-    df = frame(con, """
+    df = frame(con, f"""
         SELECT combo, count(*) AS members FROM (
-            SELECT sample_id, string_agg(role, ' + ' ORDER BY list_position(['teacher', 'baseline', 'student'], role))
+            SELECT sample_id, string_agg(role, ' + ' ORDER BY {ROLE_ORDER_SQL})
                    FILTER (WHERE memorized) AS combo
             FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id)
         WHERE combo IS NOT NULL GROUP BY combo ORDER BY members DESC""", [run_id])
@@ -424,13 +424,13 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
     ex = con.execute("SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
                      "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id]).fetchone()
     scores = frame(con, "SELECT * EXCLUDE (run_id, sample_id) FROM samples WHERE run_id = ? AND sample_id = ? "
-                        "ORDER BY list_position(['teacher', 'baseline', 'student'], role)", [run_id, sample_id])
+                        f"ORDER BY {ROLE_ORDER_SQL}", [run_id, sample_id])
     conts = {}
     if "continuations" in tables(con):
         for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
                                      [run_id, sample_id]).fetchall():
             conts[role] = list(ids)
-        for role in {"teacher", "baseline", "student"} - set(conts):  # a checkpoint other runs share
+        for role in set(ROLES) - set(conts):  # a checkpoint other runs share
             row = con.execute("SELECT c.token_ids FROM continuations c JOIN models m USING (run_id, role) "
                               "WHERE c.role = ? AND c.sample_id = ? AND m.artifact_key = (SELECT artifact_key "
                               "FROM models WHERE run_id = ? AND role = ?) LIMIT 1",

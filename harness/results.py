@@ -8,7 +8,7 @@ from typing import Any
 
 from harness import tables
 from harness.errors import UsageError, unknown
-from harness.metrics import ROLES
+from harness.specs import ROLE_ORDER_SQL, ROLES
 from harness.store import Store
 
 # The leaderboard ranks by what the student memorized: the privacy side of the trade-off.
@@ -104,7 +104,7 @@ def show(store: Store, run_id: str) -> str:
     _, metric_rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
     metrics = dict(metric_rows)
     mcols, mrows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
-                               "list_position(['teacher', 'baseline', 'student'], role)", [run_id])
+                               f"{ROLE_ORDER_SQL}", [run_id])
     models = [dict(zip(mcols, r)) for r in mrows]
     lines += ["", summary(metrics, models, run["n_members"])]
     extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]

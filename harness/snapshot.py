@@ -25,7 +25,7 @@ import tomli
 
 from harness import board as board_mod
 from harness.errors import UsageError, unknown
-from harness.metrics import ROLES
+from harness.specs import ROLES
 from harness.store import SCHEMA, SCHEMA_VERSION, Store, catalog, config_hash, portable_args
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
