@@ -93,8 +93,8 @@ class Protocol:
         self.req = req
         self.registry = registry_mod.load(req.registry)
         self.found = plugins.load(self.registry)
-        self.family: ModelFamily = self.found.family(req.family or self.registry.defaults.get("family", "tiny"))
-        self.dataset = self.found.dataset(req.dataset or self.registry.defaults.get("dataset", "synthetic-pii"))
+        self.family: ModelFamily = self.found.family(req.family or self.registry.family)
+        self.dataset = self.found.dataset(req.dataset or self.registry.dataset)
         self.method: KDMethod = self.found.method(req.method)
         self.method_args = resolve_params(self.method.params, req.method_args, f"method {self.method.name}")
         self.preset: Preset = self.registry.preset(req.preset or self.family.preset or self.family.name)

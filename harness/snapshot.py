@@ -618,7 +618,7 @@ def _board_for(spec: BoardSpec, registry: Path | None) -> _Board:
     """The board's recomputed dataset, once per process: loading a dataset can take seconds."""
     from harness import registry as registry_mod
 
-    path = registry_mod.find(registry)
+    path = registry_mod.find(registry) or registry_mod.defaults_path()
     memo = (repr(spec), str(path), path.stat().st_mtime_ns)
     if memo not in _BOARDS:
         _BOARDS[memo] = _board(spec, registry)
