@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--db", type=Path, help="DuckDB results file")
     ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
 
-    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run app.py)")
+    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/app.py)")
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
     ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
@@ -568,11 +568,13 @@ def cmd_export(args, argv) -> int:
 
 
 def cmd_app(args, argv) -> int:
+    from importlib import resources
+
     from harness.errors import UsageError
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    app = Path(str(resources.files("harness").joinpath("app.py")))  # package data: installed with the harness
     if not app.is_file():
-        raise UsageError(f"no app.py next to the harness package ({app}): run from a source checkout")
+        raise UsageError(f"the harness is installed without its app ({app}): reinstall it")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.address", args.host]
     if args.port is not None:

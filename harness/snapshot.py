@@ -18,6 +18,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -42,7 +43,7 @@ PRIVATE_RUN_COLUMNS = ("hostname", "pid", "command")
 
 def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     """The leaderboards/ to act on, found like registry.toml, and where the choice came from: --leaderboards,
-    $HARNESS_LEADERBOARDS, ./leaderboards, then the source tree's (the checkout you stand in wins)."""
+    $HARNESS_LEADERBOARDS, ./leaderboards, then the installed harness's (package data: harness/leaderboards)."""
     for given, how in ((explicit, "--leaderboards"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is not None:
             if not Path(given).is_dir():
@@ -51,7 +52,7 @@ def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     here = Path.cwd() / "leaderboards"
     if here.is_dir():
         return here.resolve(), "the current directory"
-    return Path(__file__).resolve().parent.parent / "leaderboards", "the installed harness"
+    return Path(str(resources.files("harness").joinpath("leaderboards"))), "the installed harness"
 
 
 def boards_dir() -> Path:

@@ -1,8 +1,9 @@
 """The leaderboard: which distillation method leaks least for what utility, down to the examples.
 
-`streamlit run app.py -- --db FILE` (or `harness app --db FILE`). Without --db it reads the
-results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
+`harness app --db FILE` (or `streamlit run harness/app.py -- --db FILE`). Without --db it reads
+the results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
 snapshots in leaderboards/ when there are no local results. All reading is in harness.board.
+Shipped in the package, so an installed harness serves it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from harness import board as B
 from harness.errors import UsageError
 from harness.snapshot import find_boards
 
-ROOT = Path(__file__).resolve().parent
 COLUMNS = {  # key -> (label, kind)
     "mem_rate_student": ("student memorization", "rate"),
     "reduction": ("reduction vs baseline", "ratio"),
