@@ -21,6 +21,7 @@ import pandas as pd
 from harness.specs import ROLE_ORDER_SQL, ROLES
 from harness.stats import interval
 from harness.store import SCHEMA_VERSION
+from harness.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
 
 LOCK_WAIT_SECONDS = 10.0
 
@@ -35,14 +36,6 @@ REQUIRED = {
     "metrics": {"run_id", "name", "value"},
 }
 
-# Board columns: (key, label, format). Rates are fractions.
-FIGURES = {
-    "mem_rate_student": "student memorization",
-    "reduction": "reduction vs baseline",
-    "inheritance_rate": "inheritance rate",
-    "easy_share": "easy share",
-    "val_ppl_student": "validation perplexity",
-}
 RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher", "mem_rate_baseline"}
 
 
@@ -129,16 +122,24 @@ def frame(con, sql: str, params: Sequence = ()) -> pd.DataFrame:
 # ------------------------------------------------------------ runs
 
 
-LATEST_RUNS = """
-    SELECT r.*, mo.size AS student_size, mo.n_params AS student_params
+# What makes runs one board, for the app, `harness leaderboard`, publish and export alike: the family
+# with its arguments (pretrained and from-scratch weights are different boards), the dataset and its
+# content, the preset, and --limit.
+BOARD_KEYS = ["family", "family_args", "dataset", "preset", "dataset_hash", "example_limit"]
+# A family run with its defaults stores '{}'; runs from before family arguments existed, NULL: one board.
+FAMILY_ARGS_SQL = "coalesce(CAST(r.family_args AS VARCHAR), '{}')"
+
+# Finished runs passing the filters; where one seed of a method ran twice on a board, its latest run.
+LATEST_RUNS = f"""
+    SELECT r.* REPLACE ({FAMILY_ARGS_SQL} AS family_args), mo.size AS student_size, mo.n_params AS student_params
     FROM runs r LEFT JOIN models mo ON mo.run_id = r.run_id AND mo.role = 'student'
     WHERE r.status = 'finished'
       AND (? IS NULL OR list_contains(?, r.family)) AND (? IS NULL OR list_contains(?, r.dataset))
       AND (? IS NULL OR list_contains(?, r.method_label)) AND (? IS NULL OR list_contains(?, r.teacher_access))
       AND (? IS NULL OR contains(lower(r.method_label || ' ' || r.method || ' ' || r.teacher_access), lower(?)))
       AND (? IS NULL OR list_contains(?, mo.size))
-    QUALIFY row_number() OVER (PARTITION BY r.family, r.dataset, r.dataset_hash, r.preset, r.example_limit,
-                               r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY r.family, {FAMILY_ARGS_SQL}, r.dataset, r.dataset_hash, r.preset,
+                               r.example_limit, r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
 """
 
 
@@ -195,13 +196,12 @@ def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
 # ------------------------------------------------------------ the board
 
 
-BOARD_KEYS = ["family", "dataset", "preset", "dataset_hash", "example_limit"]
-
-
 def board(con, filters: Filters = Filters()) -> pd.DataFrame:
-    """Methods as rows per family × dataset (mean and 95% interval over seeds), a baseline row each.
+    """Methods as rows per board (BOARD_KEYS; mean and 95% interval over seeds), a baseline row each.
 
-    Sorted by student memorization, lowest first: the privacy side of the trade-off.
+    The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
+    order of their keys; within one, by student memorization, lowest first (the privacy side of
+    the trade-off), then by name.
     """
     rs = runs(con, filters)
     if rs.empty:
@@ -242,8 +242,16 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
             base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
     out = pd.DataFrame(rows)
-    out = out.sort_values(["family", "dataset", "mem_rate_student", "method"], na_position="last", kind="stable")
+    out = out.sort_values([*BOARD_KEYS, "mem_rate_student", "method"], na_position="last", kind="stable")
     return out.reset_index(drop=True)
+
+
+def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    """`board()`'s rows split into its boards, in order: (the board's keys, its rows, ranked)."""
+    if table.empty:
+        return []
+    return [(dict(zip(BOARD_KEYS, keys)), group)
+            for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
 
 
 def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",

@@ -26,7 +26,7 @@ import torch
 
 import harness
 from harness import analysis, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
-from harness.cache import Cache, key
+from harness.cache import Cache, default_dir, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.errors import RunFailed, UsageError, unknown
@@ -36,7 +36,7 @@ from harness.metrics import ROLES, figures
 from harness.precision import precision, precisions
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
-from harness.store import Store, config_hash
+from harness.store import Store, config_hash, default_path
 from harness.train import train
 
 
@@ -47,8 +47,8 @@ class EvalRequest:
     dataset: str | None = None
     preset: str | None = None
     seed: int = 0
-    db: Path = Path("results/harness.duckdb")
-    cache_dir: Path = Path(".cache")
+    db: Path = field(default_factory=default_path)  # results/harness.duckdb or $HARNESS_DB
+    cache_dir: Path = field(default_factory=default_dir)  # ~/.cache/harness or $HARNESS_CACHE
     method_args: dict[str, str] = field(default_factory=dict)
     dataset_args: dict[str, str] = field(default_factory=dict)
     family_args: dict[str, str] = field(default_factory=dict)

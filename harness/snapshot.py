@@ -312,7 +312,9 @@ def _dataset_hash(protocol) -> str:
 
 def _existing(store: Store, protocol, dataset_hash: str) -> str | None:
     _, rows = store.query(
-        "SELECT run_id FROM runs WHERE status = 'finished' AND family = ? AND dataset = ? AND preset = ? "
+        # a board runs the family's defaults: a from-scratch run is another board's (board_mod.BOARD_KEYS)
+        f"SELECT run_id FROM runs r WHERE status = 'finished' AND {board_mod.FAMILY_ARGS_SQL} = '{{}}' "
+        "AND family = ? AND dataset = ? AND preset = ? "
         "AND method = ? AND method_args = ?::JSON AND seed = ? AND example_limit IS NULL AND dataset_hash = ? "
         "AND harness_version = ? ORDER BY finished_at DESC LIMIT 1",
         [protocol.family.name, protocol.dataset.name, protocol.preset.name, protocol.method.name,

@@ -146,8 +146,12 @@ CREATE TABLE IF NOT EXISTS metrics (
 """ + NEW_IN_4
 
 
+DEFAULT_DB = Path("results") / "harness.duckdb"  # relative to where `harness` runs
+
+
 def default_path() -> Path:
-    return Path(os.environ.get("HARNESS_DB") or "results/harness.duckdb")
+    """The results database: $HARNESS_DB, else results/harness.duckdb. The one place it is worked out."""
+    return Path(os.environ.get("HARNESS_DB") or DEFAULT_DB)
 
 
 class Store:
