@@ -231,8 +231,8 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
                     n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
-                    harness_version=", ".join(sorted(set(group["harness_version"].astype(str)))),
-                    git_commit=", ".join(sorted(set(group["git_commit"].astype(str)))))
+                    harness_version=", ".join(sorted({str(v) for v in group["harness_version"]})),
+                    git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
         for name, source in (("mem_rate_student", "mem_rate_baseline"), ("val_ppl_student", "val_ppl_baseline")):
             mean, lo, hi = interval(seeds[source].tolist() if source in seeds else [])
             base[name], base[f"{name}_lo"], base[f"{name}_hi"] = mean, lo, hi

@@ -74,3 +74,13 @@ def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
     app = app_boards(store)
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"] and app[0][1] == ["soft-kd", "hard-kd"]
     assert [r[1] for r in results.leaderboard(store)[0].rows[:2]] == ["soft-kd", "hard-kd"]
+
+
+def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
+    with store.connect() as con:  # outside a git checkout (a wheel install) a run has no commit
+        con.execute("UPDATE runs SET git_commit = NULL")
+    with B.connect(store.path) as con:
+        table = B.board(con)
+    assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
+    assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "hard-kd",
+                                                                   "(baseline: fine-tuned)"]
