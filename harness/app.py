@@ -468,16 +468,16 @@ def page(con, path: Path) -> None:
         group = group.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
         methods = group[~group["reference"]]
         top = top or (methods["method"].iloc[0] if not methods.empty else None)
-        mine = rs.set_index(B.BOARD_KEYS).index.isin([tuple(keys[k] for k in B.BOARD_KEYS)])
-        section(con, family, dataset, f, group, columns, rs[mine], keys["family_args"], "" if n == 1 else f"_{n}")
+        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}")
     drill_down(con, rs, top)
     show_failed(failed)
 
 
-def section(con, family, dataset, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
-            family_args: str | None = None, suffix: str = "") -> None:
+def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
+            suffix: str = "") -> None:
     """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
-    st.header(plain(f"{B.family_label(family, family_args)} on {dataset}"))
+    family, dataset = keys["family"], keys["dataset"]
+    st.header(plain(f"{B.family_label(family, keys['family_args'])} on {dataset}"))
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
                      f"{group['dataset_hash'].iloc[0]} · mean over seeds with 95% intervals · ◦ marks the "
                      "reference (the baseline, highlighted)"))
@@ -491,7 +491,7 @@ def section(con, family, dataset, f: B.Filters, group: pd.DataFrame, columns: li
     with st.expander("provenance of each row"):
         st.dataframe(group[["method", *PROVENANCE, "run_id"]].rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
                      hide_index=True, width="stretch")
-    charts(con, family, dataset, f, group, runs, suffix)
+    charts(con, keys, f, group, runs, suffix)
 
 
 def headline_card(h: B.Headline, key: str) -> None:
@@ -565,14 +565,15 @@ def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> No
                  width="stretch", key="method_runs")
 
 
-def charts(con, family, dataset, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+    family, dataset = keys["family"], keys["dataset"]
     sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     order = group.loc[~group["reference"], "method"].tolist()
     key = f"{family}_{dataset}{suffix}"
     st.markdown("**Memorization rate by role**: each method's student, the shared teacher and baseline as lines "
                 "(95% intervals over seeds)")
     with st.container(key=f"roles_{key}"):
-        st.altair_chart(chart_roles(B.role_rates(con, sub), order), width="stretch")
+        st.altair_chart(chart_roles(B.of_board(B.role_rates(con, sub), keys), order), width="stretch")
     st.markdown("**Privacy–utility plane**: the frontier (dashed, diamonds) counts memorization, the best "
                 "attack's AUC and perplexity")
     with st.container(key=f"plane_{key}"):

@@ -254,6 +254,16 @@ def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
             for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
 
 
+def of_board(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
+    """The rows of `frame` (runs, role rates) that belong to the board with these keys."""
+    if frame.empty:
+        return frame
+    mask = pd.Series(True, index=frame.index)
+    for k in BOARD_KEYS:
+        mask &= frame[k].isna() if pd.isna(keys[k]) else frame[k] == keys[k]
+    return frame[mask]
+
+
 def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
              also: Sequence[str] = ()) -> pd.Series:
     """Pareto frontier, lower is better on every column: no other point is at least as good on all, better on one.
@@ -322,10 +332,10 @@ def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
     m = run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(m, on="run_id", how="left")
     rows = []
-    for (family, dataset, label), g in rs.groupby(["family", "dataset", "method_label"]):
+    for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
         for role in ROLES:
             mean, lo, hi = interval(g.get(f"mem_rate_{role}", pd.Series(dtype=float)).tolist())
-            rows.append(dict(family=family, dataset=dataset, method=label, role=role, rate=mean, lo=lo, hi=hi,
+            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=mean, lo=lo, hi=hi,
                              seeds=len(g)))
     return pd.DataFrame(rows)
 

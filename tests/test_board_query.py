@@ -84,3 +84,14 @@ def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
     assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
     assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "hard-kd",
                                                                    "(baseline: fine-tuned)"]
+
+
+def test_the_apps_charts_keep_to_their_board(store):
+    with B.connect(store.path) as con:
+        rates, runs = B.role_rates(con), B.runs(con)
+        [(scratch, _), (default, _)] = B.boards(B.board(con))
+    mine = B.of_board(rates, scratch)
+    assert set(mine["method"]) == {"soft-kd", "hard-kd"} and set(mine["family_args"]) == {SCRATCH}
+    assert set(B.of_board(runs, default)["run_id"]) == {"r-soft", "r-hard", "r-topk"}
+    soft = B.of_board(rates, default).query("method == 'soft-kd' and role == 'student'")
+    assert len(soft) == 1 and soft["seeds"].iloc[0] == 1  # the scratch run is not averaged in
