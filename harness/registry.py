@@ -168,7 +168,8 @@ def parse(raw: dict[str, Any], path: Path, base: dict[str, Any] | None = None) -
                 raise UsageError(f"{where}: defaults.{key} must be a string, got {value!r}")
         defaults.update(table)
 
-    # a preset of registry.toml replaces the package's preset of its name (it may inherit from it)
+    # a preset of registry.toml replaces the package's preset of its name, for the presets that inherit
+    # it too; to change a few keys of a shipped preset, write one of another name that inherits it
     tables: dict[str, tuple[Any, Path]] = {}
     for layer, where in [*layers, (raw, path)]:
         for name, table in _table(layer, "presets", where).items():
