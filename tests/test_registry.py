@@ -324,3 +324,9 @@ def test_the_shipped_defaults_are_package_data():
     text = resources.files("harness").joinpath("defaults.toml").read_text(encoding="utf-8")
     assert "[presets.tiny]" in text and "[plugins]" not in text
     assert registry.load(ROOT / "registry.toml").presets == registry.load().presets  # the project adds none
+
+
+def test_replacing_a_shipped_preset_reaches_the_presets_that_inherit_it(tmp_path):
+    reg = registry.load(write(tmp_path, "[presets.olmo2]\nprefix_len = 40\nsuffix_len = 40\n"))
+    assert reg.preset("qwen3").prefix_len == reg.preset("olmo2").prefix_len == 40
+    assert reg.preset("tiny") == registry.load().preset("tiny")
