@@ -65,14 +65,18 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--methods", nargs="*", default=["soft-kd"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "harness-preset-sweep")
-    parser.add_argument("--registry", type=Path, default=None, help="the registry to start from (the shipped one)")
+    parser.add_argument("--registry", type=Path, default=None,
+                        help="a registry whose [presets.tiny] blocks to start from (default: the shipped defaults)")
     args = parser.parse_args()
 
     from harness import registry as registry_mod
     from harness.protocol import EvalRequest, Protocol
 
-    base_path = args.registry or registry_mod.find(None)
-    base = base_path.read_text(encoding="utf-8")
+    # the shipped tiny preset's blocks: a registry holding them replaces the preset by name
+    text = (args.registry or registry_mod.defaults_path()).read_text(encoding="utf-8")
+    start = text.index("[presets.tiny]")
+    end = text.index("\n[presets.", text.index("[presets.tiny.student]"))
+    base = text[start:end] + "\n"
     args.cache.mkdir(parents=True, exist_ok=True)
     print("setting             method   seed  teacher mem/ppl   baseline mem/ppl  student mem/ppl   targets")
     for name in args.only:

@@ -1,7 +1,117 @@
-"""Measure how much knowledge-distilled language models memorize their training data."""
+"""Measure how much knowledge-distilled language models memorize their training data.
+
+This module is the public API: everything a plugin may use is importable from `harness` itself::
+
+    from harness import hookimpl, KDMethod, LogitBatch, Param, forward_kl
+
+What is not listed in `__all__` is internal and may change. The names are resolved on first use
+(a module-level `__getattr__`, as lm-evaluation-harness does), so `import harness` stays cheap:
+`harness list` and `--help` import no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from harness.hookspecs import hookimpl  # noqa: E402  (re-exported for plugin authors)
+# public name -> the internal module that defines it
+_EXPORTS: dict[str, str] = {
+    # the hook marker
+    "hookimpl": "harness.hookspecs",
+    # the contract: what a plugin registers, and its parts
+    "Param": "harness.specs",
+    "KDMethod": "harness.specs",
+    "ModelFamily": "harness.specs",
+    "Dataset": "harness.specs",
+    "Attack": "harness.specs",
+    "Evidence": "harness.specs",
+    "Example": "harness.specs",
+    "Split": "harness.specs",
+    "LogitBatch": "harness.specs",
+    "TopKBatch": "harness.specs",
+    "TeacherData": "harness.specs",
+    "Step": "harness.specs",
+    "Outputs": "harness.specs",
+    "Sampled": "harness.specs",
+    "TEACHER_ACCESS": "harness.specs",
+    "uniform_layer_map": "harness.specs",
+    # token-level divergences for KD methods
+    "forward_kl": "harness.divergences",
+    "reverse_kl": "harness.divergences",
+    "generalized_jsd": "harness.divergences",
+    "total_variation": "harness.divergences",
+    "skew_kl": "harness.divergences",
+    "skew_reverse_kl": "harness.divergences",
+    "top_k_kl": "harness.divergences",
+    "masked_mean": "harness.divergences",
+    # model families from the Hugging Face hub
+    "hub_family": "harness.families",
+    "Size": "harness.families",
+    "Arch": "harness.families",
+    # datasets: reading records from local files or the hub
+    "expand_glob": "harness.sources",
+    "quiet_datasets": "harness.sources",
+    "root_cause": "harness.sources",
+    # torch and torch.nn.functional, imported on first use
+    "torch": "harness.lazy",
+    "F": "harness.lazy",
+    # errors a plugin raises for bad input: one line on stderr, exit status 2
+    "UsageError": "harness.errors",
+}
+# public submodules, used as namespaces (`sources.read_hub(...)`)
+_MODULES = ("sources",)
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f"harness.{name}")
+    else:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
+    from harness import sources  # noqa: F401
+    from harness.divergences import (  # noqa: F401
+        forward_kl,
+        generalized_jsd,
+        masked_mean,
+        reverse_kl,
+        skew_kl,
+        skew_reverse_kl,
+        top_k_kl,
+        total_variation,
+    )
+    from harness.errors import UsageError  # noqa: F401
+    from harness.families import Arch, Size, hub_family  # noqa: F401
+    from harness.hookspecs import hookimpl  # noqa: F401
+    from harness.lazy import F, torch  # noqa: F401
+    from harness.sources import expand_glob, quiet_datasets, root_cause  # noqa: F401
+    from harness.specs import (  # noqa: F401
+        TEACHER_ACCESS,
+        Attack,
+        Dataset,
+        Evidence,
+        Example,
+        KDMethod,
+        LogitBatch,
+        ModelFamily,
+        Outputs,
+        Sampled,
+        Split,
+        Step,
+        TeacherData,
+        TopKBatch,
+        uniform_layer_map,
+    )

@@ -18,10 +18,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from harness.specs import ROLE_ORDER_SQL, ROLES
 from harness.stats import interval
 from harness.store import READABLE_SINCE, SCHEMA_VERSION
+from harness.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
 
-ROLES = ("teacher", "baseline", "student")
 LOCK_WAIT_SECONDS = 10.0
 
 # The tables and columns the app reads; a database without them is from an older schema.
@@ -35,14 +36,6 @@ REQUIRED = {
     "metrics": {"run_id", "name", "value"},
 }
 
-# Board columns: (key, label, format). Rates are fractions.
-FIGURES = {
-    "mem_rate_student": "student memorization",
-    "reduction": "reduction vs baseline",
-    "inheritance_rate": "inheritance rate",
-    "easy_share": "easy share",
-    "val_ppl_student": "validation perplexity",
-}
 RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher", "mem_rate_baseline"}
 
 
@@ -129,16 +122,24 @@ def frame(con, sql: str, params: Sequence = ()) -> pd.DataFrame:
 # ------------------------------------------------------------ runs
 
 
-LATEST_RUNS = """
-    SELECT r.*, mo.size AS student_size, mo.n_params AS student_params
+# What makes runs one board, for the app, `harness leaderboard`, publish and export alike: the family
+# with its arguments (pretrained and from-scratch weights are different boards), the dataset and its
+# content, the preset, and --limit.
+BOARD_KEYS = ["family", "family_args", "dataset", "preset", "dataset_hash", "example_limit"]
+# A family run with its defaults stores '{}'; runs from before family arguments existed, NULL: one board.
+FAMILY_ARGS_SQL = "coalesce(CAST(r.family_args AS VARCHAR), '{}')"
+
+# Finished runs passing the filters; where one seed of a method ran twice on a board, its latest run.
+LATEST_RUNS = f"""
+    SELECT r.* REPLACE ({FAMILY_ARGS_SQL} AS family_args), mo.size AS student_size, mo.n_params AS student_params
     FROM runs r LEFT JOIN models mo ON mo.run_id = r.run_id AND mo.role = 'student'
     WHERE r.status = 'finished'
       AND (? IS NULL OR list_contains(?, r.family)) AND (? IS NULL OR list_contains(?, r.dataset))
       AND (? IS NULL OR list_contains(?, r.method_label)) AND (? IS NULL OR list_contains(?, r.teacher_access))
       AND (? IS NULL OR contains(lower(r.method_label || ' ' || r.method || ' ' || r.teacher_access), lower(?)))
       AND (? IS NULL OR list_contains(?, mo.size))
-    QUALIFY row_number() OVER (PARTITION BY r.family, r.dataset, r.dataset_hash, r.preset, r.example_limit,
-                               r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY r.family, {FAMILY_ARGS_SQL}, r.dataset, r.dataset_hash, r.preset,
+                               r.example_limit, r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
 """
 
 
@@ -195,13 +196,12 @@ def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
 # ------------------------------------------------------------ the board
 
 
-BOARD_KEYS = ["family", "dataset", "preset", "dataset_hash", "example_limit"]
-
-
 def board(con, filters: Filters = Filters()) -> pd.DataFrame:
-    """Methods as rows per family × dataset (mean and 95% interval over seeds), a baseline row each.
+    """Methods as rows per board (BOARD_KEYS; mean and 95% interval over seeds), a baseline row each.
 
-    Sorted by student memorization, lowest first: the privacy side of the trade-off.
+    The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
+    order of their keys; within one, by student memorization, lowest first (the privacy side of
+    the trade-off), then by name.
     """
     rs = runs(con, filters)
     if rs.empty:
@@ -231,8 +231,8 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
                     n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
-                    harness_version=", ".join(sorted(set(group["harness_version"].astype(str)))),
-                    git_commit=", ".join(sorted(set(group["git_commit"].astype(str)))))
+                    harness_version=", ".join(sorted({str(v) for v in group["harness_version"]})),
+                    git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
         for name, source in (("mem_rate_student", "mem_rate_baseline"), ("val_ppl_student", "val_ppl_baseline")):
             mean, lo, hi = interval(seeds[source].tolist() if source in seeds else [])
             base[name], base[f"{name}_lo"], base[f"{name}_hi"] = mean, lo, hi
@@ -242,8 +242,26 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
             base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
     out = pd.DataFrame(rows)
-    out = out.sort_values(["family", "dataset", "mem_rate_student", "method"], na_position="last", kind="stable")
+    out = out.sort_values([*BOARD_KEYS, "mem_rate_student", "method"], na_position="last", kind="stable")
     return out.reset_index(drop=True)
+
+
+def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    """`board()`'s rows split into its boards, in order: (the board's keys, its rows, ranked)."""
+    if table.empty:
+        return []
+    return [(dict(zip(BOARD_KEYS, keys)), group)
+            for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
+
+
+def of_board(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
+    """The rows of `frame` (runs, role rates) that belong to the board with these keys."""
+    if frame.empty:
+        return frame
+    mask = pd.Series(True, index=frame.index)
+    for k in BOARD_KEYS:
+        mask &= frame[k].isna() if pd.isna(keys[k]) else frame[k] == keys[k]
+    return frame[mask]
 
 
 def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
@@ -314,19 +332,19 @@ def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
     m = run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(m, on="run_id", how="left")
     rows = []
-    for (family, dataset, label), g in rs.groupby(["family", "dataset", "method_label"]):
+    for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
         for role in ROLES:
             mean, lo, hi = interval(g.get(f"mem_rate_{role}", pd.Series(dtype=float)).tolist())
-            rows.append(dict(family=family, dataset=dataset, method=label, role=role, rate=mean, lo=lo, hi=hi,
+            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=mean, lo=lo, hi=hi,
                              seeds=len(g)))
     return pd.DataFrame(rows)
 
 
 def overlap(con, run_id: str) -> pd.DataFrame:
     """Members by which roles memorized them (UpSet-style): one row per non-empty combination."""
-    df = frame(con, """
+    df = frame(con, f"""
         SELECT combo, count(*) AS members FROM (
-            SELECT sample_id, string_agg(role, ' + ' ORDER BY list_position(['teacher', 'baseline', 'student'], role))
+            SELECT sample_id, string_agg(role, ' + ' ORDER BY {ROLE_ORDER_SQL})
                    FILTER (WHERE memorized) AS combo
             FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id)
         WHERE combo IS NOT NULL GROUP BY combo ORDER BY members DESC""", [run_id])
@@ -424,13 +442,13 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
     ex = con.execute("SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
                      "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id]).fetchone()
     scores = frame(con, "SELECT * EXCLUDE (run_id, sample_id) FROM samples WHERE run_id = ? AND sample_id = ? "
-                        "ORDER BY list_position(['teacher', 'baseline', 'student'], role)", [run_id, sample_id])
+                        f"ORDER BY {ROLE_ORDER_SQL}", [run_id, sample_id])
     conts = {}
     if "continuations" in tables(con):
         for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
                                      [run_id, sample_id]).fetchall():
             conts[role] = list(ids)
-        for role in {"teacher", "baseline", "student"} - set(conts):  # a checkpoint other runs share
+        for role in set(ROLES) - set(conts):  # a checkpoint other runs share
             row = con.execute("SELECT c.token_ids FROM continuations c JOIN models m USING (run_id, role) "
                               "WHERE c.role = ? AND c.sample_id = ? AND m.artifact_key = (SELECT artifact_key "
                               "FROM models WHERE run_id = ? AND role = ?) LIMIT 1",

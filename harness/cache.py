@@ -32,6 +32,7 @@ def key(deps: dict[str, Any]) -> str:
 
 
 def default_dir() -> Path:
+    """The artifact cache: $HARNESS_CACHE, else ~/.cache/harness. The one place it is worked out."""
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
 
 

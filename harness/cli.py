@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Measure how much knowledge-distilled language models memorize "
                      "their training data: teacher, baseline and student, one standard protocol.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    parser.add_argument("--registry", type=Path, help="registry.toml to use (default: ./registry.toml, "
-                        "$HARNESS_REGISTRY, or the project's)")
+    parser.add_argument("--registry", type=Path, help="registry.toml read over the harness's "
+                        "defaults (default: $HARNESS_REGISTRY, else ./registry.toml if there is one)")
     parser.add_argument("--leaderboards", type=Path, metavar="DIR", help="the published boards' folder that "
                         "`leaderboard publish|import` and `app` act on (default: $HARNESS_LEADERBOARDS, "
                         "./leaderboards, or the installed harness's)")
@@ -83,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train (or load from the cache) the teacher and the baseline, distil a student "
                         "with --method, test all three for memorization of the members, and store the figures.")
     ev.add_argument("--method", required=True, help="KD method (see `harness list`)")
-    ev.add_argument("--family", help="model family (default from registry.toml: tiny)")
-    ev.add_argument("--dataset", help="dataset (default from registry.toml: synthetic-pii)")
-    ev.add_argument("--preset", help="protocol preset in registry.toml (default: the family's)")
+    ev.add_argument("--family", help="model family (default: the registry's [defaults] family)")
+    ev.add_argument("--dataset", help="dataset (default: the registry's [defaults] dataset)")
+    ev.add_argument("--preset", help="protocol preset (default: the family's)")
     ev.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     ev.add_argument("--db", type=Path, help="DuckDB results file (default results/harness.duckdb or $HARNESS_DB)")
     ev.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
@@ -144,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
                         "is downloaded.")
     pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
-    pl.add_argument("--family", help="model family (default from registry.toml: tiny)")
-    pl.add_argument("--dataset", help="dataset (default from registry.toml: synthetic-pii)")
-    pl.add_argument("--preset", help="protocol preset in registry.toml (default: the family's)")
+    pl.add_argument("--family", help="model family (default: the registry's [defaults] family)")
+    pl.add_argument("--dataset", help="dataset (default: the registry's [defaults] dataset)")
+    pl.add_argument("--preset", help="protocol preset (default: the family's)")
     for flag, what in (("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
                        ("--family-arg", "a family parameter")):
         pl.add_argument(flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=what)
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--db", type=Path, help="DuckDB results file")
     ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
 
-    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run app.py)")
+    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/app.py)")
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
     ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
@@ -485,8 +485,8 @@ def cmd_compare(args, argv) -> int:
         seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    defaults = registry.load(args.registry).defaults
-    family, dataset = args.family or defaults.get("family", "tiny"), args.dataset or defaults.get("dataset", "synthetic-pii")
+    reg = registry.load(args.registry)
+    family, dataset = args.family or reg.family, args.dataset or reg.dataset
     print(f"{family} / {dataset}: {' vs '.join(methods)}")
     print(render(compare(Store(_db(args)), methods, family, dataset, seeds)))
     return 0
@@ -612,11 +612,13 @@ def cmd_export(args, argv) -> int:
 
 
 def cmd_app(args, argv) -> int:
+    from importlib import resources
+
     from harness.errors import UsageError
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    app = Path(str(resources.files("harness").joinpath("app.py")))  # package data: installed with the harness
     if not app.is_file():
-        raise UsageError(f"no app.py next to the harness package ({app}): run from a source checkout")
+        raise UsageError(f"the harness is installed without its app ({app}): reinstall it")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.address", args.host]
     if args.port is not None:

@@ -2,14 +2,14 @@
 
 A plugin is any module (or object) with functions marked `@harness.hookimpl`::
 
-    from harness import hookimpl
-    from harness.specs import KDMethod
+    from harness import KDMethod, hookimpl
 
     @hookimpl
     def register_kd_methods(register):
         register(KDMethod(name="my-kd", ...))
 
-The built-ins in `plugins/` are registered exactly like this, from `registry.toml`; installed
+The built-ins in `plugins/` are registered exactly like this, by module name
+(`harness.plugins.DEFAULT_PLUGINS`); `registry.toml` adds modules and files, and installed
 packages are found through the `harness` entry-point group.
 """
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from harness.extract import Extraction
-
-ROLES = ("teacher", "baseline", "student")
+from harness.specs import ROLES
 
 
 def memorized_set(result: Extraction) -> set[int]:

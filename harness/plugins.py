@@ -1,4 +1,9 @@
-"""The plugin manager: built-ins and file plugins from registry.toml, installed ones from entry points.
+"""The plugin manager: the built-ins, registered in code; modules and files from registry.toml; installed
+plugins from entry points.
+
+The built-ins are listed here (DEFAULT_PLUGINS, as simonw/llm's `llm/plugins.py` does) and are
+registered exactly like a third-party plugin, by module name; a registry.toml can only add to them
+or disable one by name (`[plugins] disabled = ["harness_plugins.methods.minillm"]`).
 
 Every registration is attributed to the plugin that made it, so a duplicate name is reported
 with both plugins' names, and a hook that raises skips its plugin with a warning that names it.
@@ -21,6 +26,37 @@ from harness.specs import Attack, Dataset, KDMethod, ModelFamily, Registered
 
 ENTRY_POINT_GROUP = "harness"
 
+# The built-in plugins (plugins/, installed as harness_plugins), always loaded unless disabled by name.
+DEFAULT_PLUGINS = (
+    "harness_plugins.families.tiny",
+    "harness_plugins.families.pythia",
+    "harness_plugins.families.olmo2",
+    "harness_plugins.families.qwen3",
+    "harness_plugins.families.gpt2",
+    "harness_plugins.families.opt",
+    "harness_plugins.datasets.synthetic_pii",
+    "harness_plugins.datasets.text_files",
+    "harness_plugins.datasets.wikitext",
+    "harness_plugins.datasets.fineweb",
+    "harness_plugins.datasets.nemotron_cc",
+    "harness_plugins.datasets.dolly",
+    "harness_plugins.methods.soft_kd",
+    "harness_plugins.methods.hard_kd",
+    "harness_plugins.methods.reverse_kl",
+    "harness_plugins.methods.jsd",
+    "harness_plugins.methods.tvd",
+    "harness_plugins.methods.skew_kl",
+    "harness_plugins.methods.topk_kd",
+    "harness_plugins.methods.hidden_mse",
+    "harness_plugins.methods.gkd",
+    "harness_plugins.methods.imitkd",
+    "harness_plugins.methods.minillm",
+    "harness_plugins.attacks.loss",
+    "harness_plugins.attacks.zlib",
+    "harness_plugins.attacks.min_k",
+    "harness_plugins.attacks.reference",
+)
+
 _HOOKS = {
     "register_model_families": ("families", ModelFamily, "model family"),
     "register_datasets": ("datasets", Dataset, "dataset"),
@@ -33,7 +69,7 @@ def manager(registry: Registry) -> pluggy.PluginManager:
     """A plugin manager holding every active plugin, each under a name that says where it came from."""
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
-    for module in registry.modules:
+    for module in (*DEFAULT_PLUGINS, *registry.modules):
         if module not in registry.disabled and not pm.has_plugin(module):
             _register(pm, _import_module(module), module)
     for path in registry.files:

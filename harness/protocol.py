@@ -26,7 +26,7 @@ import torch
 
 import harness
 from harness import analysis, corpus, plan as plan_mod, plugins, processes, registry as registry_mod, sharding
-from harness.cache import Cache, key
+from harness.cache import Cache, default_dir, key
 from harness.data import Examples, content_hash, cut
 from harness.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.errors import RunFailed, UsageError, unknown
@@ -36,7 +36,7 @@ from harness.metrics import ROLES, figures
 from harness.precision import precision, precisions
 from harness.registry import Preset, Training
 from harness.specs import KDMethod, ModelFamily, TeacherData, resolve_params
-from harness.store import Store, config_hash
+from harness.store import Store, config_hash, default_path
 from harness.train import train
 
 
@@ -47,8 +47,8 @@ class EvalRequest:
     dataset: str | None = None
     preset: str | None = None
     seed: int = 0
-    db: Path = Path("results/harness.duckdb")
-    cache_dir: Path = Path(".cache")
+    db: Path = field(default_factory=default_path)  # results/harness.duckdb or $HARNESS_DB
+    cache_dir: Path = field(default_factory=default_dir)  # ~/.cache/harness or $HARNESS_CACHE
     method_args: dict[str, str] = field(default_factory=dict)
     dataset_args: dict[str, str] = field(default_factory=dict)
     family_args: dict[str, str] = field(default_factory=dict)
@@ -94,8 +94,8 @@ class Protocol:
         self.req = req
         self.registry = registry_mod.load(req.registry)
         self.found = plugins.load(self.registry)
-        self.family: ModelFamily = self.found.family(req.family or self.registry.defaults.get("family", "tiny"))
-        self.dataset = self.found.dataset(req.dataset or self.registry.defaults.get("dataset", "synthetic-pii"))
+        self.family: ModelFamily = self.found.family(req.family or self.registry.family)
+        self.dataset = self.found.dataset(req.dataset or self.registry.dataset)
         self.method: KDMethod = self.found.method(req.method)
         self.method_args = resolve_params(self.method.params, req.method_args, f"method {self.method.name}")
         self.preset: Preset = self.registry.preset(req.preset or self.family.preset or self.family.name)

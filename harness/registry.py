@@ -1,5 +1,10 @@
 """`registry.toml`: which plugins are active and the protocol presets.
 
+The harness's own defaults (the default family and dataset, the presets) ship in the package as
+`harness/defaults.toml` and are always read; a project's or user's `registry.toml` is read over
+them: it adds plugin modules, files or entry points, disables plugins, sets [defaults] and adds
+or overrides presets. The built-in plugins are registered in code (`harness.plugins.DEFAULT_PLUGINS`).
+
 Every value is checked here, once, so that a typo in the file is one line naming the file and
 the key, not a traceback from deep inside a training loop.
 """
@@ -8,15 +13,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import tomli
 
 from harness.errors import UsageError, unknown
-from harness.specs import Param, resolve_params
+from harness.specs import ROLES, Param, resolve_params
 
 ENV_VAR = "HARNESS_REGISTRY"
+DEFAULTS = "defaults.toml"  # package data: the default family and dataset, and the presets
 
 PROTOCOL_PARAMS = (
     Param("prefix_len", int, 32, "tokens given to the model", min=1, max=4096),
@@ -39,7 +46,6 @@ TRAIN_PARAMS = (
     Param("schedule", str, "cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant")),
 )
 
-ROLES = ("teacher", "baseline", "student")
 PRETRAIN = "pretrain"  # how each size of a family without released weights is pretrained, before any role
 SECTIONS = ("sizes", "dataset_args")
 
@@ -84,12 +90,12 @@ class Preset:
 
 @dataclass(frozen=True)
 class Registry:
-    path: Path
-    modules: tuple[str, ...]
+    path: Path  # the registry.toml read over the defaults, or the package's defaults.toml when none
+    modules: tuple[str, ...]  # plugin modules besides the built-ins (harness.plugins.DEFAULT_PLUGINS)
     files: tuple[Path, ...]
     entry_points: bool
     disabled: frozenset[str]
-    defaults: dict[str, str]
+    defaults: dict[str, str]  # always holds "family" and "dataset"
     presets: dict[str, Preset]
 
     def preset(self, name: str) -> Preset:
@@ -97,9 +103,23 @@ class Registry:
             raise unknown(f"preset (in {self.path})", name, self.presets)
         return self.presets[name]
 
+    @property
+    def family(self) -> str:
+        """The default model family: defaults.toml's, unless a registry.toml sets its own."""
+        return self.defaults["family"]
 
-def find(explicit: str | os.PathLike | None = None) -> Path:
-    """--registry, then $HARNESS_REGISTRY, then ./registry.toml, then the one in the source tree."""
+    @property
+    def dataset(self) -> str:
+        return self.defaults["dataset"]
+
+
+def defaults_path() -> Path:
+    """Where the package's defaults.toml is (for messages; it is read through importlib.resources)."""
+    return Path(str(resources.files("harness").joinpath(DEFAULTS)))
+
+
+def find(explicit: str | os.PathLike | None = None) -> Path | None:
+    """--registry, then $HARNESS_REGISTRY, then ./registry.toml; None when there is none (the defaults alone)."""
     if explicit is None:
         explicit = os.environ.get(ENV_VAR) or None
     if explicit is not None:
@@ -107,26 +127,32 @@ def find(explicit: str | os.PathLike | None = None) -> Path:
         if not path.is_file():
             raise UsageError(f"registry file not found: {path}")
         return path
-    for candidate in (Path.cwd() / "registry.toml", Path(__file__).resolve().parent.parent / "registry.toml"):
-        if candidate.is_file():
-            return candidate
-    raise UsageError("no registry.toml found: pass --registry PATH or set HARNESS_REGISTRY")
+    candidate = Path.cwd() / "registry.toml"
+    return candidate if candidate.is_file() else None
 
 
 def load(path: str | os.PathLike | None = None) -> Registry:
-    path = find(path)
+    """The package's defaults, with the registry.toml found by `find` (if any) read over them."""
+    base = _read(defaults_path(), lambda: resources.files("harness").joinpath(DEFAULTS).read_text(encoding="utf-8"))
+    _only(base, {"defaults", "presets"}, defaults_path(), "top level")
+    user = find(path)
+    raw = _read(user, lambda: user.read_text(encoding="utf-8")) if user is not None else {}
+    return parse(raw, user or defaults_path(), base=base)
+
+
+def _read(path: Path, text) -> dict[str, Any]:
     try:
-        raw = tomli.loads(path.read_text(encoding="utf-8"))
+        return tomli.loads(text())
     except tomli.TOMLDecodeError as err:
         raise UsageError(f"{path}: malformed TOML: {err}") from None
     except RecursionError as err:  # tomli's own bound on nesting ("more than the allowed 400 levels")
         raise UsageError(f"{path}: malformed TOML: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: cannot read: {err}") from None
-    return parse(raw, path)
 
 
-def parse(raw: dict[str, Any], path: Path) -> Registry:
+def parse(raw: dict[str, Any], path: Path, base: dict[str, Any] | None = None) -> Registry:
+    """`raw` (a registry.toml read from `path`) over `base` (the package's defaults.toml, already read)."""
     _only(raw, {"plugins", "defaults", "presets"}, path, "top level")
     plugins = _table(raw, "plugins", path)
     _only(plugins, {"modules", "files", "entry_points", "disabled"}, path, "[plugins]")
@@ -137,15 +163,23 @@ def parse(raw: dict[str, Any], path: Path) -> Registry:
     if not isinstance(entry_points, bool):
         raise UsageError(f"{path}: plugins.entry_points must be true or false, got {entry_points!r}")
 
-    defaults = _table(raw, "defaults", path)
-    _only(defaults, {"family", "dataset"}, path, "[defaults]")
-    for key, value in defaults.items():
-        if not isinstance(value, str):
-            raise UsageError(f"{path}: defaults.{key} must be a string, got {value!r}")
+    defaults: dict[str, str] = {}
+    layers = [(base, defaults_path())] if base is not None else []
+    for layer, where in [*layers, (raw, path)]:
+        table = _table(layer, "defaults", where)
+        _only(table, {"family", "dataset"}, where, "[defaults]")
+        for key, value in table.items():
+            if not isinstance(value, str):
+                raise UsageError(f"{where}: defaults.{key} must be a string, got {value!r}")
+        defaults.update(table)
 
-    presets = {}
-    for name, table in _table(raw, "presets", path).items():
-        presets[name] = _preset(name, table, path)
+    # a preset of registry.toml replaces the package's preset of its name, for the presets that inherit
+    # it too; to change a few keys of a shipped preset, write one of another name that inherits it
+    tables: dict[str, tuple[Any, Path]] = {}
+    for layer, where in [*layers, (raw, path)]:
+        for name, table in _table(layer, "presets", where).items():
+            tables[name] = (table, where)
+    presets = {name: _preset(name, flat, tables[name][1]) for name, flat in _inherit(tables).items()}
 
     return Registry(
         path=path,
@@ -153,9 +187,72 @@ def parse(raw: dict[str, Any], path: Path) -> Registry:
         files=tuple((path.parent / f).resolve() for f in files),
         entry_points=entry_points,
         disabled=frozenset(disabled),
-        defaults=dict(defaults),
+        defaults=defaults,
         presets=presets,
     )
+
+
+def _inherit(tables: dict[str, tuple[Any, Path]]) -> dict[str, dict[str, Any]]:
+    """Each preset with `inherits = "NAME"` resolved: the parent's tables, then its own keys over them,
+    table by table; then each role block's `inherits = "ROLE"` within the preset."""
+    done: dict[str, dict[str, Any]] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in done:
+            return done[name]
+        table, where = tables[name]
+        if not isinstance(table, dict):
+            raise UsageError(f"{where}: [presets.{name}] must be a table")
+        own = {k: v for k, v in table.items() if k != "inherits"}
+        parent = table.get("inherits")
+        if parent is None:
+            flat = own
+        else:
+            if not isinstance(parent, str):
+                raise UsageError(f"{where}: [presets.{name}] inherits must be a preset name, got {parent!r}")
+            if parent in (*chain, name):
+                cycle = " -> ".join((*(chain[chain.index(parent):] if parent in chain else ()), name, parent))
+                raise UsageError(f"{where}: presets inherit in a cycle: {cycle}")
+            if parent not in tables:
+                raise UsageError(f"{where}: [presets.{name}] inherits {unknown('preset', parent, tables)}")
+            flat = _merge(resolve(parent, (*chain, name)), own)
+        done[name] = flat
+        return flat
+
+    return {name: _inherit_roles(name, resolve(name, ()), tables[name][1]) for name in tables}
+
+
+def _inherit_roles(name: str, table: dict[str, Any], where: Path) -> dict[str, Any]:
+    roles: dict[str, Any] = {}
+
+    def resolve(role: str, chain: tuple[str, ...]) -> Any:
+        if role in roles:
+            return roles[role]
+        section = table.get(role, {})
+        if not isinstance(section, dict) or "inherits" not in section:
+            roles[role] = section  # a non-table is reported by _preset
+            return section
+        parent = section["inherits"]
+        if parent not in ROLES:
+            raise UsageError(f"{where}: [presets.{name}.{role}] inherits {unknown('role', str(parent), ROLES)}")
+        if parent in (*chain, role):
+            cycle = " -> ".join((*(chain[chain.index(parent):] if parent in chain else ()), role, parent))
+            raise UsageError(f"{where}: the roles of [presets.{name}] inherit in a cycle: {cycle}")
+        own = {k: v for k, v in section.items() if k != "inherits"}
+        roles[role] = _merge(resolve(parent, (*chain, role)), own)
+        return roles[role]
+
+    for role in ROLES:
+        resolve(role, ())
+    return {**table, **{r: s for r, s in roles.items() if r in table or s}}
+
+
+def _merge(parent: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """`own` over `parent`, table by table."""
+    out = dict(parent)
+    for key, value in own.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _preset(name: str, table: Any, path: Path) -> Preset:
@@ -166,7 +263,8 @@ def _preset(name: str, table: Any, path: Path) -> Preset:
     known = [p.name for p in PROTOCOL_PARAMS]
     for key in flat:
         if key not in known:  # a misspelt role section is as likely as a misspelt key
-            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, [*known, *ROLES, PRETRAIN, *SECTIONS])}")
+            choices = [*known, *ROLES, PRETRAIN, *SECTIONS, "inherits"]
+            raise UsageError(f"{path}: {unknown(f'key in [presets.{name}]', key, choices)}")
     try:
         protocol = resolve_params(PROTOCOL_PARAMS, flat, f"[presets.{name}]")
         roles = {}

@@ -8,12 +8,9 @@ from typing import Any
 
 from harness import tables
 from harness.errors import UsageError, unknown
-from harness.metrics import ROLES
+from harness.specs import ROLE_ORDER_SQL, ROLES
 from harness.store import Store
-
-# The leaderboard ranks by what the student memorized: the privacy side of the trade-off.
-BOARD_FIGURES = ("mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
-                 "mem_rate_teacher", "mem_rate_baseline", "val_ppl_baseline")
+from harness.tables import COLUMNS, FIGURES, family_label
 
 
 def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: int) -> str:
@@ -83,7 +80,7 @@ def show(store: Store, run_id: str) -> str:
     run = dict(zip(cols, rows[0]))
     lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
     for label, value in (
-        ("family / dataset", f"{run['family']}{_args(run.get('family_args'))} / {run['dataset']} "
+        ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
                              f"(preset {run['preset']})"),
         ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
@@ -104,7 +101,7 @@ def show(store: Store, run_id: str) -> str:
     _, metric_rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
     metrics = dict(metric_rows)
     mcols, mrows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
-                               "list_position(['teacher', 'baseline', 'student'], role)", [run_id])
+                               f"{ROLE_ORDER_SQL}", [run_id])
     models = [dict(zip(mcols, r)) for r in mrows]
     lines += ["", summary(metrics, models, run["n_members"])]
     extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
@@ -140,63 +137,39 @@ class Board:
 
     @property
     def title(self) -> str:
-        return (f"{self.family}{_args(self.family_args)} on {self.dataset} (preset {self.preset}, {self.n_members} members, "
-                f"dataset {self.dataset_hash})")
+        return (f"{family_label(self.family, self.family_args)} on {self.dataset} (preset {self.preset}, "
+                f"{self.n_members} members, dataset {self.dataset_hash})")
 
 
 def leaderboard(store: Store, family: str | None = None, dataset: str | None = None) -> list[Board]:
-    """Methods ranked per family and dataset: mean over seeds of each finished run's figures.
+    """Methods ranked per board: `harness.board.board`, the app's own ranking, printed as tables.
 
-    Where one seed was run twice, its latest run counts.
+    Mean over seeds of each finished run's figures; where one seed was run twice, its latest run counts.
     """
-    names = ", ".join(f"'{n}'" for n in BOARD_FIGURES)
-    _, rows = store.query(
-        f"""
-        WITH latest AS (
-            SELECT * FROM runs WHERE status = 'finished'
-              AND (? IS NULL OR family = ?) AND (? IS NULL OR dataset = ?)
-            QUALIFY row_number() OVER (PARTITION BY family, family_args, dataset, dataset_hash, preset, example_limit,
-                                       method_label, seed ORDER BY finished_at DESC) = 1
-        )
-        SELECT l.family, l.family_args, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label,
-               any_value(l.teacher_access), count(DISTINCT l.seed), m.name, avg(m.value)
-        FROM latest l JOIN metrics m USING (run_id)
-        WHERE m.name IN ({names})
-        GROUP BY l.family, l.family_args, l.dataset, l.preset, l.dataset_hash, l.n_members, l.method_label, m.name
-        """, [family, family, dataset, dataset])
-    groups: dict[tuple, dict] = {}
-    for fam, fam_args, ds, preset, ds_hash, n_members, label, access, seeds, name, value in rows:
-        board = (fam, ds, preset, ds_hash, n_members, fam_args or "")
-        entry = groups.setdefault(board, {}).setdefault(label, {"access": access, "seeds": seeds})
-        entry[name] = value
-    boards = []
-    for (fam, ds, preset, ds_hash, n_members, fam_args), methods in sorted(groups.items()):
-        ranked = sorted(methods.items(), key=lambda kv: (_nan_last(kv[1].get("mem_rate_student")), kv[0]))
-        rows_out = []
-        for rank, (label, f) in enumerate(ranked, 1):
-            rows_out.append([rank, label, f["access"], f["seeds"], tables.pct(f.get("mem_rate_student")),
-                             tables.num(f.get("reduction"), 2, "x"), tables.pct(f.get("inheritance_rate")),
-                             tables.pct(f.get("easy_share")), tables.num(f.get("val_ppl_student"))])
-        base = [f.get("mem_rate_baseline") for f in methods.values() if f.get("mem_rate_baseline") is not None]
-        base_ppl = [f.get("val_ppl_baseline") for f in methods.values() if f.get("val_ppl_baseline") is not None]
-        rows_out.append(["-", "(baseline: fine-tuned)", "none", "-", tables.pct(sum(base) / len(base) if base else None),
-                         "1.00x", "-", "-", tables.num(sum(base_ppl) / len(base_ppl) if base_ppl else None)])
-        boards.append(Board(fam, ds, preset, ds_hash, n_members, rows_out, fam_args))
-    return boards
+    from harness import board as board_mod
+
+    filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
+    with store.connect(read_only=True) as con:
+        table = board_mod.board(con, filters)
+    out = []
+    for keys, group in board_mod.boards(table):
+        methods, base = group[~group["reference"]], group[group["reference"]].iloc[0]
+        rows = [[rank, r.method, r.teacher_access, r.seeds, *(_cell(k, getattr(r, k)) for k in FIGURES)]
+                for rank, r in enumerate(methods.itertuples(), 1)]
+        rows.append(["-", "(baseline: fine-tuned)", "none", "-", _cell("mem_rate_student", base["mem_rate_student"]),
+                     "1.00x", "-", "-", _cell("val_ppl_student", base["val_ppl_student"])])
+        out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
+                         int(group["n_members"].iloc[0]), rows, keys["family_args"]))
+    return out
 
 
-BOARD_HEADERS = ["rank", "method", "teacher access", "seeds", "student mem", "reduction", "inheritance",
-                 "easy share", "val ppl"]
+BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0], *FIGURES.values()]
 
 
-def _args(raw: str | None) -> str:
-    """` (weights=scratch, shape=tiny)` for a family run with arguments; empty for one without."""
-    args = json.loads(raw) if raw else {}
-    return f" ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else ""
-
-
-def _nan_last(v):
-    return float("inf") if v is None else v
+def _cell(key: str, value: Any) -> str:
+    value = None if value is None or value != value else float(value)  # NaN: no figure
+    kind = COLUMNS[key][1]
+    return tables.pct(value) if kind == "rate" else tables.num(value, 2, "x") if kind == "ratio" else tables.num(value)
 
 
 def _stage_seconds(raw: str | None) -> str:

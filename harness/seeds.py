@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from harness import processes
-from harness.metrics import ROLES
 from harness.protocol import EvalRequest, Protocol, RunResult
+from harness.specs import ROLES
 from harness.stats import interval
 
 

@@ -18,6 +18,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,7 @@ import tomli
 
 from harness import board as board_mod
 from harness.errors import UsageError, unknown
-from harness.metrics import ROLES
+from harness.specs import ROLES
 from harness.store import SCHEMA, SCHEMA_VERSION, Store, catalog, config_hash, portable_args
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
@@ -42,7 +43,7 @@ PRIVATE_RUN_COLUMNS = ("hostname", "pid", "command")
 
 def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     """The leaderboards/ to act on, found like registry.toml, and where the choice came from: --leaderboards,
-    $HARNESS_LEADERBOARDS, ./leaderboards, then the source tree's (the checkout you stand in wins)."""
+    $HARNESS_LEADERBOARDS, ./leaderboards, then the installed harness's (package data: harness/leaderboards)."""
     for given, how in ((explicit, "--leaderboards"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is not None:
             if not Path(given).is_dir():
@@ -51,7 +52,7 @@ def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     here = Path.cwd() / "leaderboards"
     if here.is_dir():
         return here.resolve(), "the current directory"
-    return Path(__file__).resolve().parent.parent / "leaderboards", "the installed harness"
+    return Path(str(resources.files("harness").joinpath("leaderboards"))), "the installed harness"
 
 
 def boards_dir() -> Path:
@@ -311,7 +312,9 @@ def _dataset_hash(protocol) -> str:
 
 def _existing(store: Store, protocol, dataset_hash: str) -> str | None:
     _, rows = store.query(
-        "SELECT run_id FROM runs WHERE status = 'finished' AND family = ? AND dataset = ? AND preset = ? "
+        # a board runs the family's defaults: a from-scratch run is another board's (board_mod.BOARD_KEYS)
+        f"SELECT run_id FROM runs r WHERE status = 'finished' AND {board_mod.FAMILY_ARGS_SQL} = '{{}}' "
+        "AND family = ? AND dataset = ? AND preset = ? "
         "AND method = ? AND method_args = ?::JSON AND seed = ? AND example_limit IS NULL AND dataset_hash = ? "
         "AND harness_version = ? ORDER BY finished_at DESC LIMIT 1",
         [protocol.family.name, protocol.dataset.name, protocol.preset.name, protocol.method.name,
@@ -618,7 +621,7 @@ def _board_for(spec: BoardSpec, registry: Path | None) -> _Board:
     """The board's recomputed dataset, once per process: loading a dataset can take seconds."""
     from harness import registry as registry_mod
 
-    path = registry_mod.find(registry)
+    path = registry_mod.find(registry) or registry_mod.defaults_path()
     memo = (repr(spec), str(path), path.stat().st_mtime_ns)
     if memo not in _BOARDS:
         _BOARDS[memo] = _board(spec, registry)

@@ -266,6 +266,9 @@ class Sampled:
 
 
 TEACHER_ACCESS = ("logits", "top-k logits", "hidden states", "text")
+# The three models of a run, in the order every table shows them: defined here, once.
+ROLES = ("teacher", "baseline", "student")
+ROLE_ORDER_SQL = "list_position([" + ", ".join(f"'{r}'" for r in ROLES) + "], role)"  # ORDER BY it
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,12 @@ CREATE TABLE IF NOT EXISTS metrics (
 """ + NEW_IN_4 + NEW_IN_5
 
 
+DEFAULT_DB = Path("results") / "harness.duckdb"  # relative to where `harness` runs
+
+
 def default_path() -> Path:
-    return Path(os.environ.get("HARNESS_DB") or "results/harness.duckdb")
+    """The results database: $HARNESS_DB, else results/harness.duckdb. The one place it is worked out."""
+    return Path(os.environ.get("HARNESS_DB") or DEFAULT_DB)
 
 
 class Store:

@@ -45,11 +45,11 @@ class Outcome:
 
 def plan(base: EvalRequest, methods: list[str], families: list[str], datasets: list[str], seeds: list[int]) -> list[Cell]:
     """Every cell of the grid, names resolved (`all` means every registered method), in cache-friendly order."""
-    found = plugins.load(registry_mod.load(base.registry))
-    defaults = registry_mod.load(base.registry).defaults
+    reg = registry_mod.load(base.registry)
+    found = plugins.load(reg)
     methods = list(found.methods) if methods == ["all"] else [found.method(m).name for m in methods]
-    families = [found.family(f).name for f in families or [defaults.get("family", "tiny")]]
-    datasets = [found.dataset(d).name for d in datasets or [defaults.get("dataset", "synthetic-pii")]]
+    families = [found.family(f).name for f in families or [reg.family]]
+    datasets = [found.dataset(d).name for d in datasets or [reg.dataset]]
     return [Cell(f, d, m, s) for f in families for d in datasets for s in seeds for m in methods]
 
 

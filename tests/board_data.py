@@ -68,13 +68,19 @@ def _extraction(memorized: set[int], n: int, loss: float) -> Extraction:
 
 
 def add_run(store: Store, run_id: str, method: str, seed: int = 0, dataset: str = "synthetic-pii",
-            status: str = "finished", family: str = "tiny") -> None:
-    access, student = METHODS[method]
+            status: str = "finished", family: str = "tiny", family_args: str | None = "{}",
+            student: set[int] | None = None) -> None:
+    """One run; `family_args` None stores NULL (a run from before family arguments), `student` overrides
+    what the method's student memorized."""
+    access, memorized = METHODS[method]
+    student = memorized if student is None else student
     row = {"run_id": run_id, "family": family, "dataset": dataset, "method": method, "method_label": method,
            "method_args": "{}", "dataset_args": "{}", "teacher_access": access, "preset": "quick",
            "preset_values": json.dumps(PRESET), "seed": seed, "example_limit": None, "prefix_len": PREFIX,
            "suffix_len": SUFFIX, "n_members": N_MEMBERS, "n_nonmembers": N_NONMEMBERS, "dataset_hash": "dh0",
            "tokenizer_key": "tok0", "harness_version": "0.1.0", "git_commit": "abc1234"}
+    if family_args is not None:
+        row["family_args"] = family_args
     row["config_hash"] = config_hash(row)
     store.start_run(row)
     if status != "finished":

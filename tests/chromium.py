@@ -115,9 +115,9 @@ class Tab:
 
 @contextmanager
 def app_server(db: Path | None, env: dict | None = None):
-    """`streamlit run app.py` on a free loopback port; yields its URL."""
+    """`streamlit run harness/app.py` on a free loopback port; yields its URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "harness" / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     if db is not None:

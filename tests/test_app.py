@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from tests.board_data import build, token_ids
 from tests.conftest import ROOT
 
-APP = str(ROOT / "app.py")
+APP = str(ROOT / "harness" / "app.py")
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_unknown_dataset(quick_registry, capsys):
 
 def test_unknown_default_family_in_the_registry(tmp_path, capsys):
     reg = tmp_path / "registry.toml"
-    reg.write_text((ROOT / "registry.toml").read_text().replace('family = "tiny"', 'family = "tiney"'))
+    reg.write_text((ROOT / "registry.toml").read_text() + '\n[defaults]\nfamily = "tiney"\n')
     line = usage_error(["--registry", str(reg), "eval", "--method", "hard-kd"], capsys)
     assert "unknown model family 'tiney'" in line and "did you mean 'tiny'?" in line
 
@@ -205,7 +205,7 @@ def test_unknown_command_and_missing_method(capsys):
 
 def test_registry_with_a_toml_syntax_error_names_file_and_line(tmp_path, capsys):
     reg = tmp_path / "registry.toml"
-    reg.write_text((ROOT / "registry.toml").read_text().replace('dataset = "synthetic-pii"', "dataset = synthetic-pii"))
+    reg.write_text((ROOT / "registry.toml").read_text() + "\n[defaults]\ndataset = synthetic-pii\n")
     lineno = next(i for i, text in enumerate(reg.read_text().splitlines(), 1) if text.startswith("dataset ="))
     for argv in (["--registry", str(reg), "eval", "--method", "hard-kd"], ["--registry", str(reg), "list"]):
         line = usage_error(argv, capsys)
@@ -222,7 +222,7 @@ def test_registry_with_an_unknown_key(tmp_path, capsys):
 
 def test_registry_with_a_bad_preset_value(tmp_path, capsys):
     reg = tmp_path / "registry.toml"
-    reg.write_text((ROOT / "registry.toml").read_text().replace("prefix_len = 32", "prefix_len = -32"))
+    reg.write_text((ROOT / "registry.toml").read_text() + "\n[presets.tiny]\nprefix_len = -32\n")
     line = usage_error(["--registry", str(reg), "eval", "--method", "hard-kd"], capsys)
     assert str(reg) in line and "[presets.tiny] argument prefix_len must be >= 1, got -32" in line
 
@@ -235,7 +235,7 @@ def test_registry_given_but_missing(tmp_path, capsys):
 def test_registry_listing_a_module_that_does_not_exist(tmp_path, capsys):
     reg = tmp_path / "registry.toml"
     reg.write_text((ROOT / "registry.toml").read_text().replace(
-        '"harness_plugins.methods.hard_kd"', '"harness_plugins.methods.hard_kdd"'))
+        "modules = []", 'modules = ["harness_plugins.methods.hard_kdd"]'))
     line = usage_error(["--registry", str(reg), "eval", "--method", "hard-kd"], capsys)
     assert "plugin 'harness_plugins.methods.hard_kdd' failed to import: ModuleNotFoundError" in line
 

@@ -39,6 +39,6 @@ def test_rows_pack_documents_ended_by_eos_into_rows_of_one_length():
     assert rows.shape[1] == 16 and rows.dtype.is_floating_point is False
     flat = rows.flatten().tolist()
     eos = tokenizer.eos_token_id
-    assert flat.count(eos) >= len(flat) // 200  # documents of a few hundred tokens at most
+    assert flat.count(eos) in (29, 30)  # one per document; the last may fall in the dropped remainder
     first = flat[: flat.index(eos)]
     assert tokenizer.decode(first) == docs[0]

@@ -108,7 +108,7 @@ def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_the_shipped_default_board_and_snapshot():
-    spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboards")
     assert (spec.family, spec.dataset, spec.preset) == ("tiny", "synthetic-pii", "tiny")
     assert spec.snapshot.is_file() and spec.snapshot.stat().st_size < 5_000_000
     with B.connect(spec.snapshot) as con:

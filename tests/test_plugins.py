@@ -53,13 +53,15 @@ def write_plugin(tmp_path: Path, filename: str, source: str) -> Path:
 
 
 def write_registry(tmp_path: Path, modules=(), files=(), disabled=(), entry_points=False) -> Path:
-    """A registry.toml with only these plugins (JSON string lists are valid TOML arrays)."""
+    """A registry.toml with only these plugins: every built-in not in `modules` disabled (JSON string
+    lists are valid TOML arrays)."""
+    disabled = [*(m for m in plugins.DEFAULT_PLUGINS if m not in modules), *disabled]
     path = tmp_path / "registry.toml"
     path.write_text(
         "[plugins]\n"
         f"modules = {json.dumps(list(modules))}\n"
         f"files = {json.dumps(list(files))}\n"
-        f"disabled = {json.dumps(list(disabled))}\n"
+        f"disabled = {json.dumps(disabled)}\n"
         f"entry_points = {'true' if entry_points else 'false'}\n"
     )
     return path
@@ -80,7 +82,12 @@ def load_error(path: Path) -> str:
 # ---------------------------------------------------------------- built-ins
 
 
-def test_builtins_register_through_the_registry_like_any_plugin():
+def test_builtins_are_registered_in_code_like_any_plugin():
+    assert len(plugins.DEFAULT_PLUGINS) == 27
+    shipped = {f"harness_plugins.{f.parent.name}.{f.stem}" for f in (ROOT / "plugins").glob("*/*.py")
+               if f.stem != "__init__"}
+    assert set(plugins.DEFAULT_PLUGINS) == shipped  # every built-in plugin is active, and nothing else
+    assert registry.load(ROOT / "registry.toml").modules == ()  # the project's registry lists none of them
     found = load(ROOT / "registry.toml")
     assert set(found.families) == {"tiny", "pythia", "olmo2", "qwen3", "gpt2", "opt"}
     assert set(found.datasets) == {"synthetic-pii", "text-files", "wikitext", "fineweb", "nemotron-cc", "dolly"}
@@ -97,7 +104,24 @@ def test_builtins_live_in_plugins_dir():
     assert Path(soft_kd.__file__).resolve() == ROOT / "plugins" / "methods" / "soft_kd.py"
 
 
-def test_without_the_registry_listing_there_are_no_builtins(tmp_path):
+def test_a_registry_naming_only_a_plugin_file_keeps_every_builtin(tmp_path):
+    write_plugin(tmp_path, "my_kd.py", method_plugin("my-kd"))
+    (tmp_path / "registry.toml").write_text('[plugins]\nfiles = ["my_kd.py"]\n')
+    found = load(tmp_path / "registry.toml")
+    everything = load(ROOT / "registry.toml")
+    assert set(found.methods) == set(everything.methods) | {"my-kd"}
+    assert set(found.families) == set(everything.families) and set(found.datasets) == set(everything.datasets)
+    assert set(found.attacks) == set(everything.attacks) and len(found.attacks) >= 4
+    assert found.origin[("methods", "soft-kd")] == "harness_plugins.methods.soft_kd"
+
+
+def test_a_registry_naming_only_a_plugin_file_keeps_the_defaults_and_presets(tmp_path):
+    (tmp_path / "registry.toml").write_text('[plugins]\nfiles = ["my_kd.py"]\n')
+    mine, shipped = registry.load(tmp_path / "registry.toml"), registry.load()
+    assert mine.defaults == shipped.defaults and mine.presets == shipped.presets
+
+
+def test_disabling_every_builtin_leaves_none(tmp_path):
     found = load(write_registry(tmp_path))
     assert not found.families and not found.datasets and not found.methods
 

@@ -121,14 +121,16 @@ def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, c
 def test_a_named_reference_model_replaces_the_default_references(quick_registry, capsys):
     assert main(quick_args(quick_registry, "soft-kd")) == 0
     [(first, baseline)] = q("SELECT run_id, artifact_path FROM models WHERE role = 'baseline'")
-    # the baseline's own checkpoint as the named reference: the teacher's and student's reference
-    # scores are what they were (the baseline is their default), the baseline's own become zero
+    # the baseline's own checkpoint as the named reference: the baseline's own scores become zero,
+    # and every role's reference moves off the default (the student size before fine-tuning)
     assert main(quick_args(quick_registry, "soft-kd", "--reference", baseline)) == 0
     assert "reference model:" in capsys.readouterr().err
     [(second, ref)] = q("SELECT run_id, reference FROM runs WHERE reference IS NOT NULL")
     assert ref == baseline
-    auc = dict(q("SELECT run_id, value FROM metrics WHERE name = 'auc_reference_student'"))
-    assert auc[second] == pytest.approx(auc[first])
+    for role in ("teacher", "student"):
+        scores = dict(q("SELECT run_id, sum(score) FROM scores WHERE attack = 'reference' AND role = ? "
+                        "GROUP BY run_id", [role]))
+        assert scores[second] != pytest.approx(scores[first])
     assert q("SELECT max(abs(score)) FROM scores WHERE run_id = ? AND attack = 'reference' AND role = 'baseline'",
              [second])[0][0] == pytest.approx(0.0, abs=1e-6)
     hashes = dict(q("SELECT run_id, config_hash FROM runs"))

@@ -1,4 +1,5 @@
-"""registry.toml: the project's own file, every check on a malformed one, and where it is found."""
+"""registry.toml over the package's defaults.toml: the shipped defaults, preset inheritance, every check
+on a malformed file, and where it is found."""
 
 from __future__ import annotations
 
@@ -32,12 +33,10 @@ def error_of(path: Path) -> str:
 def test_project_registry_parses_with_valid_presets():
     reg = registry.load(ROOT / "registry.toml")
     assert reg.path == ROOT / "registry.toml"
-    shipped = {f"harness_plugins.{f.parent.name}.{f.stem}" for f in (ROOT / "plugins").glob("*/*.py")
-               if f.stem != "__init__"}
-    assert set(reg.modules) == shipped  # every built-in plugin is active, and nothing else is listed
-    assert reg.modules[0] == "harness_plugins.families.tiny"
+    assert reg.modules == ()  # the built-ins are registered in code (harness.plugins.DEFAULT_PLUGINS)
     assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
     assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
+    assert (reg.family, reg.dataset) == ("tiny", "synthetic-pii")
     assert set(reg.presets) == {"tiny", "pythia", "olmo2", "qwen3", "gpt2", "opt", "small"}
     for preset in reg.presets.values():
         assert preset.example_len >= preset.prefix_len + preset.suffix_len
@@ -211,15 +210,19 @@ def test_cwd_registry_wins_over_the_project_one(tmp_path, monkeypatch):
     assert registry.find() == tmp_path / "registry.toml" == local
 
 
-def test_the_project_registry_is_the_last_resort(tmp_path, monkeypatch):
+def test_without_a_registry_the_package_defaults_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no registry.toml here, no env var (conftest removes it)
-    assert registry.find() == ROOT / "registry.toml"
+    assert registry.find() is None
+    reg = registry.load()
+    assert reg.path == registry.defaults_path() and reg.path.name == "defaults.toml" and reg.path.is_file()
+    assert reg.path.parent == Path(registry.__file__).parent  # package data, not the checkout's root
+    assert (reg.family, reg.dataset) == ("tiny", "synthetic-pii") and "tiny" in reg.presets
 
 
 def test_empty_env_var_is_ignored(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(registry.ENV_VAR, "")
-    assert registry.find() == ROOT / "registry.toml"
+    assert registry.find() is None
 
 
 @pytest.mark.parametrize("via", ["explicit", "env"])
@@ -257,3 +260,74 @@ def test_bad_preset_pairs_and_dataset_args(tmp_path, section, problem):
     path = tmp_path / "registry.toml"
     path.write_text(section + "\n")
     assert problem in error_of(path)
+
+
+# ---------------------------------------------------------------- read over the defaults
+
+
+def test_a_registry_sets_the_defaults_and_keeps_the_rest(tmp_path):
+    reg = registry.load(write(tmp_path, '[defaults]\ndataset = "wikitext"\n'))
+    assert (reg.family, reg.dataset) == ("tiny", "wikitext")
+    assert reg.presets == registry.load().presets
+
+
+def test_a_registry_preset_overrides_the_shipped_one_of_its_name(tmp_path):
+    reg = registry.load(write(tmp_path, "[presets.tiny]\nprefix_len = 8\nsuffix_len = 8\n"))
+    assert (reg.preset("tiny").prefix_len, reg.preset("tiny").teacher.epochs) == (8, 1)  # replaced whole
+    assert reg.preset("pythia") == registry.load().preset("pythia")
+
+
+def test_a_registry_preset_may_inherit_a_shipped_one(tmp_path):
+    reg = registry.load(write(tmp_path, '[presets.mine]\ninherits = "tiny"\n\n[presets.mine.student]\nepochs = 3\n'))
+    mine, tiny = reg.preset("mine"), reg.preset("tiny")
+    assert (mine.prefix_len, mine.teacher, mine.baseline) == (tiny.prefix_len, tiny.teacher, tiny.baseline)
+    assert mine.student.epochs == 3 and mine.student.lr == tiny.student.lr  # the role block merged key by key
+
+
+def test_shipped_presets_inherit_the_study_recipe():
+    reg = registry.load()
+    for name in ("qwen3", "gpt2", "opt"):
+        assert reg.preset(name).teacher == reg.preset("olmo2").teacher
+        assert reg.preset(name).student == reg.preset("olmo2").student == reg.preset("olmo2").baseline
+    assert reg.preset("pythia").baseline.epochs == reg.preset("pythia").student.epochs == 4
+    assert reg.preset("small").sizes["pythia"] == ("410m", "70m") and reg.preset("pythia").sizes == {}
+    assert reg.preset("small").dataset_args == {"members": 2000, "nonmembers": 500}
+
+
+def test_a_role_block_inherits_another_role(tmp_path):
+    text = ("[presets.p.teacher]\nepochs = 7\nlr = 0.01\n\n[presets.p.baseline]\ninherits = \"teacher\"\nepochs = 2\n\n"
+            "[presets.p.student]\ninherits = \"baseline\"\n")
+    p = registry.load(write(tmp_path, text)).preset("p")
+    assert (p.teacher.epochs, p.baseline.epochs, p.student.epochs) == (7, 2, 2)
+    assert p.teacher.lr == p.baseline.lr == p.student.lr == 0.01
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[presets.p]\ninherits = "tinny"\n', "[presets.p] inherits unknown preset 'tinny' (did you mean 'tiny'?)"),
+    ('[presets.p]\ninherits = 3\n', "[presets.p] inherits must be a preset name, got 3"),
+    ('[presets.p]\ninherits = "p"\n', "presets inherit in a cycle: p -> p"),
+    ('[presets.a]\ninherits = "b"\n[presets.b]\ninherits = "c"\n[presets.c]\ninherits = "a"\n',
+     "presets inherit in a cycle: a -> b -> c -> a"),
+    ('[presets.p.student]\ninherits = "teachr"\n',
+     "[presets.p.student] inherits unknown role 'teachr' (did you mean 'teacher'?)"),
+    ('[presets.p.student]\ninherits = "baseline"\n[presets.p.baseline]\ninherits = "student"\n',
+     "the roles of [presets.p] inherit in a cycle: baseline -> student -> baseline"),
+])
+def test_bad_inheritance_is_one_line_naming_the_file(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    message = error_of(path)
+    assert message.startswith(f"{path}: ") and problem in message, message
+
+
+def test_the_shipped_defaults_are_package_data():
+    from importlib import resources
+
+    text = resources.files("harness").joinpath("defaults.toml").read_text(encoding="utf-8")
+    assert "[presets.tiny]" in text and "[plugins]" not in text
+    assert registry.load(ROOT / "registry.toml").presets == registry.load().presets  # the project adds none
+
+
+def test_replacing_a_shipped_preset_reaches_the_presets_that_inherit_it(tmp_path):
+    reg = registry.load(write(tmp_path, "[presets.olmo2]\nprefix_len = 40\nsuffix_len = 40\n"))
+    assert reg.preset("qwen3").prefix_len == reg.preset("olmo2").prefix_len == 40
+    assert reg.preset("tiny") == registry.load().preset("tiny")

@@ -13,7 +13,7 @@ import pytest
 from harness.cli import main
 from tests.conftest import ROOT, SMALL_DATA
 
-SOURCES = sorted([*(ROOT / "harness").rglob("*.py"), *(ROOT / "plugins").rglob("*.py"), ROOT / "app.py"])
+SOURCES = sorted([*(ROOT / "harness").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")])
 UNPICKLERS = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 

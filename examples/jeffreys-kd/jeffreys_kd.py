@@ -4,9 +4,7 @@ Forward KL (soft KD) makes the student cover everything the teacher allows; reve
 seek the teacher's main modes. Their sum asks for both, and is symmetric in teacher and student.
 """
 
-from harness import hookimpl
-from harness.divergences import forward_kl, reverse_kl
-from harness.specs import KDMethod, LogitBatch, Param
+from harness import KDMethod, LogitBatch, Param, forward_kl, hookimpl, reverse_kl
 
 
 def jeffreys_loss(batch: LogitBatch, args: dict):

@@ -4,8 +4,7 @@ The simplest attack and the baseline every other one must beat: the score is the
 mean next-token loss over the whole example.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import Attack, Evidence
+from harness import Attack, Evidence, hookimpl
 
 
 def loss_score(evidence: Evidence, args: dict):

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from harness.hookspecs import hookimpl
-from harness.specs import Attack, Evidence, Param
+from harness import Attack, Evidence, Param, hookimpl
 
 if TYPE_CHECKING:  # torch is imported by the run, not by `harness list`
     import torch

@@ -8,8 +8,7 @@ calibrated attacks do (Carlini et al., 2021; Zhang et al.'s code), unless `--ref
 another model.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import Attack, Evidence
+from harness import Attack, Evidence, hookimpl
 
 
 def reference_score(evidence: Evidence, args: dict):

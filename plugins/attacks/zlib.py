@@ -4,8 +4,7 @@ Repetitive or boilerplate text gets a low loss from any model; dividing the loss
 entropy of the text discounts what is merely easy, leaving what this model finds unusually easy.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import Attack, Evidence
+from harness import Attack, Evidence, hookimpl
 
 
 def zlib_score(evidence: Evidence, args: dict):

@@ -10,9 +10,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-from harness import sources
-from harness.hookspecs import hookimpl
-from harness.specs import Dataset, Example, Param, Split
+from harness import Dataset, Example, Param, Split, hookimpl, sources
 
 NAME = "nemotron-cc"
 REPO = "nvidia/Nemotron-CC-v2"

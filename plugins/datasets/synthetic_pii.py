@@ -19,8 +19,7 @@ import string
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness.hookspecs import hookimpl
-from harness.specs import Dataset, Example, Param, Split
+from harness import Dataset, Example, Param, Split, hookimpl
 
 REPEAT_COUNTS = (2, 4, 8, 16)
 MIN_CHARS = 400  # >= 64 tokens even for a byte-level BPE trained on this corpus

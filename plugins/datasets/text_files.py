@@ -15,10 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.sources import expand_glob, quiet_datasets, root_cause
-from harness.specs import Dataset, Example, Param, Split
+from harness import Dataset, Example, Param, Split, UsageError, expand_glob, hookimpl, quiet_datasets, root_cause
 
 NAME = "text-files"
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}

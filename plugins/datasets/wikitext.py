@@ -12,10 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness import sources
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.specs import Dataset, Example, Param, Split
+from harness import Dataset, Example, Param, Split, UsageError, hookimpl, sources
 
 NAME = "wikitext"
 REPO = "Salesforce/wikitext"

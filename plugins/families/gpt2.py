@@ -3,8 +3,7 @@
 All four sizes share one tokenizer (50,257 tokens) and a 1,024-token context.
 """
 
-from harness.families import Arch, Size, hub_family
-from harness.hookspecs import hookimpl
+from harness import Arch, Size, hookimpl, hub_family
 
 COMMON = dict(n_positions=1024, vocab_size=50257, layer_norm_epsilon=1e-5, activation_function="gelu_new")
 

@@ -3,8 +3,7 @@
 The 1B (April 2025 release) and the 7B and 13B (November 2024) share the dolma2 tokenizer.
 """
 
-from harness.families import Arch, Size, hub_family
-from harness.hookspecs import hookimpl
+from harness import Arch, Size, hookimpl, hub_family
 
 COMMON = dict(rope_theta=500000.0, rms_norm_eps=1e-6, max_position_embeddings=4096, tie_word_embeddings=False,
               vocab_size=100352, hidden_act="silu", attention_bias=False)

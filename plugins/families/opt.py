@@ -5,8 +5,7 @@ post-layer-norm and a 512-wide embedding projected up to its 1,024-wide layers; 
 keeps both traits.
 """
 
-from harness.families import Arch, Size, hub_family
-from harness.hookspecs import hookimpl
+from harness import Arch, Size, hookimpl, hub_family
 
 COMMON = dict(vocab_size=50272, max_position_embeddings=2048, activation_function="relu", enable_bias=True,
               do_layer_norm_before=True)

@@ -5,8 +5,7 @@ on the deduplicated Pile. All sizes share one tokenizer; the embeddings are padd
 widths (50304 up to 2.8b, 50432 at 6.9b, 50688 at 12b), beyond the tokenizer's 50277 tokens.
 """
 
-from harness.families import Arch, Size, hub_family
-from harness.hookspecs import hookimpl
+from harness import Arch, Size, hookimpl, hub_family
 
 COMMON = dict(rotary_pct=0.25, rotary_emb_base=10000, use_parallel_residual=True, tie_word_embeddings=False,
               layer_norm_eps=1e-5, max_position_embeddings=2048, hidden_act="gelu")

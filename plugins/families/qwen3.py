@@ -4,8 +4,7 @@ Grouped-query attention (8 key/value heads) with a fixed head width of 128; the 
 their input and output embeddings. All sizes share one tokenizer (151,669 tokens, padded to 151,936).
 """
 
-from harness.families import Arch, Size, hub_family
-from harness.hookspecs import hookimpl
+from harness import Arch, Size, hookimpl, hub_family
 
 COMMON = dict(rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=40960, vocab_size=151936,
               num_key_value_heads=8, head_dim=128, hidden_act="silu", attention_bias=False)

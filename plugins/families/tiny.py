@@ -6,8 +6,7 @@ tokenizer is a byte-level BPE trained on that corpus with the `tokenizers` libra
 caches it with `save_pretrained`, so it opens like any hub tokenizer.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import ModelFamily
+from harness import ModelFamily, hookimpl
 
 VOCAB_SIZE = 2048
 MAX_POSITIONS = 512

@@ -9,10 +9,7 @@ the generalized JSD(beta) between teacher and student next-token distributions.
 
 from __future__ import annotations
 
-from harness.divergences import generalized_jsd
-from harness.hookspecs import hookimpl
-from harness.lazy import torch
-from harness.specs import KDMethod, Param, Step
+from harness import KDMethod, Param, Step, generalized_jsd, hookimpl, torch
 
 
 def gkd_step(step: Step, args: dict):

@@ -5,8 +5,7 @@ full length, and the student is trained with plain cross-entropy on those texts.
 sees only the teacher's text, never its probabilities.
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, TeacherData
+from harness import KDMethod, TeacherData, hookimpl
 
 
 def teacher_continuations(data: TeacherData, args: dict):

@@ -9,10 +9,7 @@ by mean squared error. The projections are trained with the student and then dis
 
 from __future__ import annotations
 
-from harness.divergences import forward_kl
-from harness.hookspecs import hookimpl
-from harness.lazy import F, torch
-from harness.specs import KDMethod, Param, Step
+from harness import F, KDMethod, Param, Step, forward_kl, hookimpl, torch
 
 
 def projections(student, teacher, layer_map, args) -> torch.nn.Module:

@@ -6,9 +6,7 @@ student matches the teacher's next-token distribution by forward KL(teacher || s
 true suffixes are never trained on, only the teacher's view of the student's own text.
 """
 
-from harness.divergences import forward_kl
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, Step
+from harness import KDMethod, Step, forward_kl, hookimpl
 
 
 def imitkd_step(step: Step, args: dict):

@@ -5,9 +5,7 @@ p the teacher and q the student; beta = 0 is forward KL and beta = 1 reverse KL 
 GKD uses), and values between interpolate. Off-policy: the student sees only the members.
 """
 
-from harness.divergences import generalized_jsd
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, LogitBatch, Param
+from harness import KDMethod, LogitBatch, Param, generalized_jsd, hookimpl
 
 
 def jsd_loss(batch: LogitBatch, args: dict):

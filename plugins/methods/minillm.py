@@ -21,10 +21,7 @@ on the members), there to measure what it changes, never the default.
 
 from __future__ import annotations
 
-from harness.divergences import reverse_kl
-from harness.hookspecs import hookimpl
-from harness.lazy import F, torch
-from harness.specs import KDMethod, Param, Step
+from harness import F, KDMethod, Param, Step, hookimpl, reverse_kl, torch
 
 CLIP = 0.2
 

@@ -6,9 +6,7 @@ teacher's main modes and ignore the tail it cannot fit, which for a small studen
 recall of rare continuations for precision.
 """
 
-from harness.divergences import reverse_kl
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, LogitBatch, Param
+from harness import KDMethod, LogitBatch, Param, hookimpl, reverse_kl
 
 
 def reverse_kl_loss(batch: LogitBatch, args: dict):

@@ -7,9 +7,7 @@ compares against a mixture instead, which keeps the loss and its gradient bounde
 with p the teacher, q the student and a small alpha (0.1 in the paper).
 """
 
-from harness.divergences import skew_kl, skew_reverse_kl
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, LogitBatch, Param
+from harness import KDMethod, LogitBatch, Param, hookimpl, skew_kl, skew_reverse_kl
 
 ALPHA = Param("alpha", float, 0.1, "skew: weight of the target's own distribution in the mixture",
               min=0.0, max=0.99)

@@ -7,10 +7,7 @@ keep the same size as T changes, optionally mixed with cross-entropy on the true
 
 from __future__ import annotations
 
-from harness.divergences import forward_kl
-from harness.hookspecs import hookimpl
-from harness.lazy import F
-from harness.specs import KDMethod, LogitBatch, Param
+from harness import F, KDMethod, LogitBatch, Param, forward_kl, hookimpl
 
 
 def soft_kd_loss(batch: LogitBatch, args: dict):

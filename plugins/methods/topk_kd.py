@@ -8,9 +8,7 @@ with q the student's softmax over the whole vocabulary. The student never sees t
 tail, which bounds what it can copy.
 """
 
-from harness.divergences import top_k_kl
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, Param, TopKBatch
+from harness import KDMethod, Param, TopKBatch, hookimpl, top_k_kl
 
 
 def topk_kd_loss(batch: TopKBatch, args: dict):

@@ -5,9 +5,7 @@ where one model gives a token almost no probability, so rare teacher tokens weig
 their probability mass.
 """
 
-from harness.divergences import total_variation
-from harness.hookspecs import hookimpl
-from harness.specs import KDMethod, LogitBatch
+from harness import KDMethod, LogitBatch, hookimpl, total_variation
 
 
 def tvd_loss(batch: LogitBatch, args: dict):

@@ -1,8 +1,9 @@
 """The leaderboard: which distillation method leaks least for what utility, down to the examples.
 
-`streamlit run app.py -- --db FILE` (or `harness app --db FILE`). Without --db it reads the
-results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
+`harness app --db FILE` (or `streamlit run harness/app.py -- --db FILE`). Without --db it reads
+the results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
 snapshots in leaderboards/ when there are no local results. All reading is in harness.board.
+Shipped in the package, so an installed harness serves it.
 """
 
 from __future__ import annotations
@@ -23,27 +24,9 @@ import streamlit as st
 from harness import board as B
 from harness.errors import UsageError
 from harness.snapshot import find_boards
+from harness.store import default_path
 
-ROOT = Path(__file__).resolve().parent
-COLUMNS = {  # key -> (label, kind)
-    "mem_rate_student": ("student memorization", "rate"),
-    "reduction": ("reduction vs baseline", "ratio"),
-    "inheritance_rate": ("inheritance rate", "rate"),
-    "easy_share": ("easy share", "rate"),
-    "val_ppl_student": ("validation perplexity", "num"),
-    "best_attack_auc": ("best attack AUC", "num"),
-    "teacher_access": ("teacher access", "text"),
-    "seeds": ("seeds", "int"),
-    "student_size": ("student size", "text"),
-    "mem_rate_teacher": ("teacher memorization", "rate"),
-    "mem_rate_baseline": ("baseline memorization", "rate"),
-    "config_hash": ("config hash", "text"),
-    "dataset_hash": ("dataset hash", "text"),
-    "seed_list": ("seed", "text"),
-    "harness_version": ("harness version", "text"),
-    "git_commit": ("git commit", "text"),
-    "run_id": ("run", "text"),
-}
+COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
 DEFAULT_COLUMNS = ["mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
                    "best_attack_auc", "teacher_access", "seeds"]
 PROVENANCE = ["config_hash", "dataset_hash", "seed_list", "harness_version", "git_commit"]
@@ -63,7 +46,7 @@ def sources() -> dict[str, Path]:
     if given:
         out[f"results: {given}"] = Path(given)
         return out
-    local = Path(os.environ.get("HARNESS_DB") or "results/harness.duckdb")
+    local = default_path()
     if local.is_file():
         out[f"local results ({local})"] = local
     try:
@@ -374,7 +357,7 @@ def show_tokens(con, run_id: str, d) -> None:
     st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
     st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
     paths = dict(con.execute("SELECT role, artifact_path FROM models WHERE run_id = ?", [run_id]).fetchall())
-    for role in ("teacher", "baseline", "student"):
+    for role in B.ROLES:
         cont = d.continuations.get(role) or cached_continuation(paths.get(role), tuple(prefix), suffix_len)
         row = d.scores[d.scores["role"] == role]
         verdict = ""
@@ -478,31 +461,37 @@ def page(con, path: Path) -> None:
         method_view(con, focus, board, rs)
         return
     top = None
-    for (family, dataset), group in board.groupby(["family", "dataset"], sort=True):
+    seen: dict[tuple, int] = {}
+    for keys, group in B.boards(board):  # the ranking `harness leaderboard` prints, board by board
+        family, dataset = keys["family"], keys["dataset"]
+        seen[(family, dataset)] = n = seen.get((family, dataset), 0) + 1
         group = group.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
         methods = group[~group["reference"]]
         top = top or (methods["method"].iloc[0] if not methods.empty else None)
-        section(con, family, dataset, f, group, columns, rs[(rs["family"] == family) & (rs["dataset"] == dataset)])
+        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}")
     drill_down(con, rs, top)
     show_failed(failed)
 
 
-def section(con, family, dataset, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame) -> None:
-    """One family × dataset: its headline, its whole board, its charts."""
-    st.header(plain(f"{family} on {dataset}"))
+def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
+            suffix: str = "") -> None:
+    """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
+    family, dataset = keys["family"], keys["dataset"]
+    st.header(plain(f"{B.family_label(family, keys['family_args'])} on {dataset}"))
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
                      f"{group['dataset_hash'].iloc[0]} · mean over seeds with 95% intervals · ◦ marks the "
                      "reference (the baseline, highlighted)"))
     for note in B.caveats(group):
         st.badge(note, icon=":material/warning:", color="orange")
-    headline_card(B.headline(group), f"{family}_{dataset}")
-    board_table(group, columns, f"{family}_{dataset}")
+    key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
+    headline_card(B.headline(group), key)
+    board_table(group, columns, key)
     st.download_button("download this board as CSV", group.drop(columns=["reference"]).to_csv(index=False),
-                       file_name=f"leaderboard-{family}-{dataset}.csv", mime="text/csv", key=f"csv_{family}_{dataset}")
+                       file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
     with st.expander("provenance of each row"):
         st.dataframe(group[["method", *PROVENANCE, "run_id"]].rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
                      hide_index=True, width="stretch")
-    charts(con, family, dataset, f, group, runs)
+    charts(con, keys, f, group, runs, suffix)
 
 
 def headline_card(h: B.Headline, key: str) -> None:
@@ -576,14 +565,15 @@ def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> No
                  width="stretch", key="method_runs")
 
 
-def charts(con, family, dataset, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame) -> None:
+def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+    family, dataset = keys["family"], keys["dataset"]
     sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     order = group.loc[~group["reference"], "method"].tolist()
-    key = f"{family}_{dataset}"
+    key = f"{family}_{dataset}{suffix}"
     st.markdown("**Memorization rate by role**: each method's student, the shared teacher and baseline as lines "
                 "(95% intervals over seeds)")
     with st.container(key=f"roles_{key}"):
-        st.altair_chart(chart_roles(B.role_rates(con, sub), order), width="stretch")
+        st.altair_chart(chart_roles(B.of_board(B.role_rates(con, sub), keys), order), width="stretch")
     st.markdown("**Privacy–utility plane**: the frontier (dashed, diamonds) counts memorization, the best "
                 "attack's AUC and perplexity")
     with st.container(key=f"plane_{key}"):

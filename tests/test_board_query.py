@@ -1,0 +1,97 @@
+"""One leaderboard query: `harness leaderboard` and the app rank the same runs the same way, board by board,
+and runs of a family with other arguments (pretrained or from-scratch weights) are a board of their own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from board_data import add_run
+
+from harness import board as B, results, tables
+from harness.cli import main
+from harness.store import Store
+
+SCRATCH = json.dumps({"weights": "scratch"})
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    store = Store(tmp_path / "results.duckdb")
+    add_run(store, "r-soft", "soft-kd")
+    add_run(store, "r-hard", "hard-kd", family_args=None)  # NULL: from before family arguments; the same board
+    add_run(store, "r-topk", "topk-kd")
+    # from scratch: another board, where the ranking is the other way round
+    add_run(store, "s-soft", "soft-kd", family_args=SCRATCH, student=set(range(10)))
+    add_run(store, "s-hard", "hard-kd", family_args=SCRATCH, student={0})
+    return store
+
+
+def app_boards(store: Store) -> list[tuple[dict, list[str]]]:
+    with B.connect(store.path) as con:
+        table = B.board(con)
+    return [(keys, group.loc[~group["reference"], "method"].tolist()) for keys, group in B.boards(table)]
+
+
+def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store):
+    cli = results.leaderboard(store)
+    app = app_boards(store)
+    assert [b.family_args for b in cli] == [k["family_args"] for k, _ in app] == [SCRATCH, "{}"]  # in key order
+    for board, (keys, methods) in zip(cli, app):
+        assert [r[1] for r in board.rows if r[0] != "-"] == methods
+        assert [r[0] for r in board.rows] == [*range(1, len(methods) + 1), "-"]
+        assert (board.family, board.dataset, board.preset, board.dataset_hash) == (
+            keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"])
+    assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"]  # by student memorization, lowest first
+    assert app[0][1] == ["hard-kd", "soft-kd"]  # the scratch runs are not merged into the other board
+    assert cli[0].title.startswith("tiny (weights=scratch) on synthetic-pii")
+    assert cli[1].title.startswith("tiny on synthetic-pii")
+
+
+def test_the_cli_prints_the_apps_figures(store):
+    [_, board] = results.leaderboard(store)
+    with B.connect(store.path) as con:
+        [_, (_, group)] = B.boards(B.board(con))
+    for row, (_, r) in zip(board.rows, group[~group["reference"]].iterrows()):
+        assert row[4:] == [tables.pct(r["mem_rate_student"]), tables.num(r["reduction"], 2, "x"),
+                           tables.pct(r["inheritance_rate"]), tables.pct(r["easy_share"]),
+                           tables.num(r["val_ppl_student"])]
+    base = group[group["reference"]].iloc[0]
+    assert board.rows[-1][4] == tables.pct(base["mem_rate_student"])
+
+
+def test_the_labels_are_the_apps(store, capsys):
+    assert main(["leaderboard", "--db", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("rank"))
+    for label in B.FIGURES.values():
+        assert label in header
+    assert out.count(" on synthetic-pii (preset quick") == 2
+
+
+def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
+    add_run(store, "s-soft-again", "soft-kd", family_args=SCRATCH, student=set())  # later: counts on the scratch board
+    app = app_boards(store)
+    assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"] and app[0][1] == ["soft-kd", "hard-kd"]
+    assert [r[1] for r in results.leaderboard(store)[0].rows[:2]] == ["soft-kd", "hard-kd"]
+
+
+def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
+    with store.connect() as con:  # outside a git checkout (a wheel install) a run has no commit
+        con.execute("UPDATE runs SET git_commit = NULL")
+    with B.connect(store.path) as con:
+        table = B.board(con)
+    assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
+    assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "hard-kd",
+                                                                   "(baseline: fine-tuned)"]
+
+
+def test_the_apps_charts_keep_to_their_board(store):
+    with B.connect(store.path) as con:
+        rates, runs = B.role_rates(con), B.runs(con)
+        [(scratch, _), (default, _)] = B.boards(B.board(con))
+    mine = B.of_board(rates, scratch)
+    assert set(mine["method"]) == {"soft-kd", "hard-kd"} and set(mine["family_args"]) == {SCRATCH}
+    assert set(B.of_board(runs, default)["run_id"]) == {"r-soft", "r-hard", "r-topk"}
+    soft = B.of_board(rates, default).query("method == 'soft-kd' and role == 'student'")
+    assert len(soft) == 1 and soft["seeds"].iloc[0] == 1  # the scratch run is not averaged in
