@@ -25,6 +25,7 @@ from harness import board as B
 from harness.errors import UsageError
 from harness.snapshot import find_boards
 from harness.store import default_path
+from harness.tables import finding_value
 
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
 DEFAULT_COLUMNS = ["mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
@@ -435,6 +436,12 @@ def page(con, path: Path) -> None:
     if problem:
         st.info(plain(problem))
         return
+    found = B.reproduction(con)
+    if st.query_params.get("page") == "reproduce":
+        reproduce_view(found)
+        return
+    if found is not None:
+        st.markdown("[Reproducing the studies: the published findings measured here →](?page=reproduce)")
     failed = B.failed_runs(con)
     opts = B.choices(con)
     if not opts["method"]:
@@ -545,6 +552,36 @@ def column_px(label: str, values: pd.Series) -> int:
     """A column as wide as its header and its longest value, so the whole board fits the page."""
     longest = max([len(label), *(len(str(v)) for v in values)])
     return min(7 * longest + 16, 220)
+
+
+def reproduce_view(found) -> None:
+    """The latest `harness reproduce`: one row per published finding, and whether it holds here."""
+    st.markdown("[← back to the board](?)")
+    st.header("Reproducing the studies")
+    st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
+               "figure here (mean and 95% interval over seeds) and whether the published direction holds. "
+               "`harness reproduce` adds one.")
+    if found is None:
+        st.info("No `harness reproduce` in this database yet: run `harness reproduce`.")
+        return
+    meta, df = found
+    st.markdown(plain(f"{meta['family']} / {meta['dataset']} (preset {meta['preset']}), "
+                      f"{meta['created_at']:%Y-%m-%d %H:%M} UTC, reproduction {meta['reproduction_id']}"))
+    verdicts = ["n/a" if pd.isna(h) else ("holds" if h else "does not hold") for h in df["holds"]]
+    st.metric("published directions that hold here", f"{verdicts.count('holds')} of {len(df)}")
+
+    def measured(r) -> str:
+        value = finding_value(r["mean"], r["unit"])
+        if r["n"] > 1 and r["lo"] != r["hi"]:
+            value += f" [{finding_value(r['lo'], r['unit'])}, {finding_value(r['hi'], r['unit'])}]"
+        return value
+
+    shown = pd.DataFrame({"finding": df["finding"], "direction (published)": df["claim"],
+                          "published": df["published"], "source": df["source"],
+                          "measured here": [measured(r) for _, r in df.iterrows()], "direction here": verdicts})
+    colours = {"holds": "color: #1a7f37", "does not hold": "color: #cf222e; font-weight: 600"}
+    st.dataframe(shown.style.map(lambda v: colours.get(v, ""), subset=["direction here"]), hide_index=True,
+                 width="stretch", key="reproduction")
 
 
 def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> None:

@@ -542,3 +542,17 @@ def live_continuation(artifact_path: str, prefix: Sequence[int], suffix_len: int
     model = AutoModelForCausalLM.from_pretrained(artifact_path, use_safetensors=True)
     out = greedy(model, torch.tensor([list(prefix)], dtype=torch.long), suffix_len, 1)
     return out[0, len(prefix):].tolist()
+
+
+def reproduction(con) -> tuple[dict, pd.DataFrame] | None:
+    """The latest `harness reproduce` stored in this database: where it ran, and a row per finding."""
+    if "reproductions" not in tables(con):
+        return None
+    latest = con.execute("SELECT reproduction_id, family, dataset, preset, created_at FROM reproductions "
+                         "ORDER BY created_at DESC, reproduction_id DESC LIMIT 1").fetchone()
+    if latest is None:
+        return None
+    meta = dict(zip(("reproduction_id", "family", "dataset", "preset", "created_at"), latest))
+    rows = con.execute("SELECT finding, claim, published, source, unit, n, mean, lo, hi, holds FROM reproductions "
+                       "WHERE reproduction_id = ? ORDER BY rowid", [meta["reproduction_id"]]).df()
+    return meta, rows

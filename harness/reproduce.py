@@ -168,18 +168,9 @@ def rows_for_store(result: Reproduction) -> list[dict]:
              "runs": json.dumps({str(s): ids for s, ids in result.runs.items()})} for r in result.rows]
 
 
-def fmt(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if unit == "%":
-        return f"{100 * value:.1f}%"
-    if unit == "x":
-        return f"{value:.2f}x"
-    return f"{value:+.3f}" if abs(value) < 10 else f"{value:.1f}"
-
-
 def table(result: Reproduction) -> str:
     from harness import tables
+    from harness.tables import finding_value as fmt
 
     rows = []
     for r in result.rows:

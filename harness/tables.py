@@ -81,3 +81,14 @@ def family_label(family: str, family_args: str | None) -> str:
     """`tiny (weights=scratch)` for a family run with arguments; the name alone for one without."""
     args = json.loads(family_args) if family_args else {}
     return f"{family} ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else family
+
+
+def finding_value(value: float | None, unit: str) -> str:
+    """A `harness reproduce` figure: "%" a share, "x" a ratio, "" a difference (signed)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "%":
+        return f"{100 * value:.1f}%"
+    if unit == "x":
+        return f"{value:.2f}x"
+    return f"{value:+.3f}" if abs(value) < 10 else f"{value:.1f}"

@@ -185,3 +185,25 @@ def test_drill_down_on_a_real_run_agrees_with_the_verdicts(app_env, quick_regist
             assert spans[:k] == ["#c7f0c2"] * k
             if k < 8:
                 assert spans[k] == "#f6c6c6"
+
+
+def test_the_reproduction_has_a_page_of_its_own(app_env):
+    from harness.store import Store
+
+    db = build(app_env / "h.duckdb", methods=("soft-kd",))
+    rows = [{"finding": "reduction", "claim": "fewer", "published": ">= 2.4x fewer", "source": "Borkar et al. (2026)",
+             "unit": "x", "n": 3, "mean": 0.8, "lo": 0.5, "hi": 1.1, "holds": False, "per_seed": "[]", "runs": "{}"},
+            {"finding": "easy share", "claim": "most", "published": "95.7%", "source": "Borkar et al. (2026)",
+             "unit": "%", "n": 3, "mean": 0.9, "lo": 0.8, "hi": 1.0, "holds": True, "per_seed": "[]", "runs": "{}"}]
+    Store(db).record_reproduction("r1", {"family": "tiny", "dataset": "synthetic-pii", "preset": "tiny"}, rows)
+    at = run_app(db)
+    assert any("?page=reproduce" in m.value for m in at.markdown)  # linked from the board
+    os.environ["HARNESS_DB"] = str(db)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["page"] = "reproduce"
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["measured here"].tolist() == ["0.80x [0.50x, 1.10x]", "90.0% [80.0%, 100.0%]"]
+    assert table["direction here"].tolist() == ["does not hold", "holds"]
+    assert at.metric[0].value == "1 of 2"
