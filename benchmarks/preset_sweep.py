@@ -28,15 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key")
 SETTINGS: dict[str, dict[str, object]] = {
-    "chosen": {},  # the registry's own tiny preset, as shipped
-    "ft-lr-5e-4": {"teacher.lr": 5e-4, "baseline.lr": 5e-4, "student.lr": 5e-4},
-    "ft-lr-1e-3": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3},
-    "ft-lr-2e-3": {"teacher.lr": 2e-3, "baseline.lr": 2e-3, "student.lr": 2e-3},
+    "chosen": {},  # the shipped tiny preset (harness/defaults.toml): ft-3e-3-long
+    "ft-lr-5e-4": {"teacher.lr": 5e-4, "baseline.lr": 5e-4, "student.lr": 5e-4,
+                   "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
+    "ft-lr-1e-3": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3,
+                   "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
+    "ft-lr-2e-3": {"teacher.lr": 2e-3, "baseline.lr": 2e-3, "student.lr": 2e-3,
+                   "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
     "ft-2e-3-long": {"teacher.lr": 2e-3, "baseline.lr": 2e-3, "student.lr": 2e-3,
                      "teacher.epochs": 6, "baseline.epochs": 8, "student.epochs": 8},
     "ft-3e-3-long": {"teacher.lr": 3e-3, "baseline.lr": 3e-3, "student.lr": 3e-3,
                      "teacher.epochs": 4, "baseline.epochs": 6, "student.epochs": 6},
-    "pretrain-2-epochs": {"pretrain.epochs": 2},
 }
 
 
