@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and the members memorized at every seed (default 1)")
     ev.add_argument("--reference", metavar="MODEL",
                     help="a model folder or hub id (same tokenizer) as every role's reference for the "
-                    "reference attack (default: the baseline for teacher and student, the small model before "
-                    "fine-tuning for the baseline)")
+                    "reference attack (default: the student-size model before fine-tuning, which never saw a "
+                    "member)")
     ev.add_argument("--filter", metavar="predicted",
                     help="`predicted`: fit the memorization predictor on the unfiltered run (running it if "
                     "needed), leave the members it flags out of distillation, and compare")

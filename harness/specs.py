@@ -337,9 +337,9 @@ class Attack:
     """A membership-inference attack: a score per example, higher meaning "more likely a member".
 
     `score(evidence, args)` gets the `Evidence` of one model on a set of examples and returns an
-    (n,) tensor. An attack with `needs_reference` gets `evidence.reference` filled in: by default
-    the baseline for the teacher and the student, and the small model before fine-tuning for the
-    baseline (`harness eval --reference PATH` names another).
+    (n,) tensor. An attack with `needs_reference` gets `evidence.reference` filled in: by default,
+    for every role, the student-size model before fine-tuning (released weights, or the pretraining
+    stage's checkpoint), which never saw a member (`harness eval --reference PATH` names another).
     """
 
     name: str
