@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reproduce", help="the studies' findings measured here, beside the published figures",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Run (or read from the results) soft KD, hard KD, reverse KL and soft KD with "
+                        description="Run (or read from the results) soft KD, hard KD, reverse KL and hard KD with "
                         "predicted members filtered out, at each seed; print one row per published finding: the "
                         "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
                         "and whether its direction holds. Stored in the results (table reproductions).",
