@@ -400,9 +400,13 @@ def cmd_reproduce(args, argv) -> int:
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"mean [95% interval] over {len(result.seeds)} seeds"
     print(f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n")
     print(table(result))
+    held = sum(r.holds is True for r in result.rows)
     failing = [r.finding.name for r in result.rows if r.holds is False]
-    print(f"\n{len(result.rows) - len(failing)} of {len(result.rows)} published directions hold here"
-          + (f"; not: {', '.join(failing)} (docs/protocol.md, 'Reproducing the studies', discusses why)" if failing else ""))
+    unmeasured = [r.finding.name for r in result.rows if r.holds is None]
+    print(f"\n{held} of {len(result.rows)} published directions hold here"
+          + (f"; they do not for {', '.join(failing)}" if failing else "")
+          + (f"; nothing to measure for {', '.join(unmeasured)}" if unmeasured else "")
+          + (" (docs/protocol.md, 'Reproducing the studies', discusses why)" if failing or unmeasured else ""))
     return 0
 
 

@@ -147,6 +147,8 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
     for finding in FINDINGS:
         values = [finding.measure(figures[seed]) for seed in seeds]
         mean, lo, hi = interval(values)
+        if finding.unit == "%":  # a share's interval stops at 0 and 100%
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
         rows.append(Row(finding, values, mean, lo, hi))
     reproduction_id = processes.broadcast(datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     result = Reproduction(reproduction_id, list(seeds), runs, rows)
@@ -179,7 +181,12 @@ def table(result: Reproduction) -> str:
     rows = []
     for r in result.rows:
         unit = r.finding.unit
-        measured = fmt(r.mean, unit) + ("" if r.lo == r.hi else f" [{fmt(r.lo, unit)}, {fmt(r.hi, unit)}]")
+        n = sum(not math.isnan(v) for v in r.values)
+        measured = fmt(r.mean, unit)
+        if n > 1 and r.lo != r.hi:
+            measured += f" [{fmt(r.lo, unit)}, {fmt(r.hi, unit)}]"
+        if 0 < n < len(r.values):  # a seed where the figure is undefined (nothing memorized) drops out
+            measured += f" ({n} of {len(r.values)} seeds)"
         verdict = {True: "holds", False: "DOES NOT HOLD", None: "n/a (nothing to measure)"}[r.holds]
         rows.append([r.finding.name, r.finding.claim, f"{r.finding.published} ({r.finding.source})", measured,
                      verdict])

@@ -37,6 +37,9 @@ def test_a_direction_that_does_not_hold_is_said_plainly():
                                                Row(FINDINGS[1], [math.nan] * 3, math.nan, math.nan, math.nan)])
     text = table(result)
     assert "DOES NOT HOLD" in text and "0.60x [0.35x, 0.85x]" in text and "n/a (nothing to measure)" in text
+    assert "n/a [" not in text
+    partial = table(Reproduction("r", [0, 1, 2], {}, [Row(finding, [2.0, math.nan, 4.0], 3.0, 1.0, 5.0)]))
+    assert "3.00x [1.00x, 5.00x] (2 of 3 seeds)" in partial
     assert fmt(0.123, "%") == "12.3%" and fmt(-0.05, "") == "-0.050"
 
 
@@ -48,6 +51,7 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert all(f.name in out for f in FINDINGS) and "published directions hold here" in out
+    assert "nothing to measure for" in out and "filtering" in out.split("nothing to measure for")[1]
     assert err.count("running it") == len(RUNS)
     # The quick preset memorizes nothing: the predictor cannot be fitted, and its findings say n/a.
     assert "filtered: could not run (" in err and "n/a (nothing to measure)" in out
