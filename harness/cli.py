@@ -403,7 +403,9 @@ def cmd_reproduce(args, argv) -> int:
     held = sum(r.holds is True for r in result.rows)
     failing = [r.finding.name for r in result.rows if r.holds is False]
     unmeasured = [r.finding.name for r in result.rows if r.holds is None]
+    unsure = [r.finding.name for r in result.rows if r.verdict.startswith("holds on the mean")]
     print(f"\n{held} of {len(result.rows)} published directions hold here"
+          + (f" ({', '.join(unsure)}: on the mean only, its 95% interval crosses)" if unsure else "")
           + (f"; they do not for {', '.join(failing)}" if failing else "")
           + (f"; nothing to measure for {', '.join(unmeasured)}" if unmeasured else "")
           + (" (docs/protocol.md, 'Reproducing the studies', discusses why)" if failing or unmeasured else ""))

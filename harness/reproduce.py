@@ -54,7 +54,7 @@ class Finding:
     source: str  # paper and where in it (as the README cites it)
     measure: Callable[[Runs], float]  # the same figure here, from one seed's runs
     holds: Callable[[float], bool]  # whether a measured value has the published direction
-    unit: str = ""  # "%" for shares shown as percentages, "x" for ratios
+    unit: str = ""  # "%" a share, "x" a ratio, "auc" an AUC, "" a signed difference
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -81,7 +81,7 @@ FINDINGS: tuple[Finding, ...] = (
             lambda r: _get(r, "soft", "containment"), lambda v: v > 0.5, "%"),
     Finding("predictor AUC", "teacher and baseline perplexity, their KL and zlib entropy predict what the "
             "student memorizes (here the hard-KD student's)", "AUC ~ 0.99", f"{BORKAR}, predicting memorization",
-            lambda r: _get(r, "filtered", "filter_predict_auc"), lambda v: v > 0.8),
+            lambda r: _get(r, "filtered", "filter_predict_auc"), lambda v: v > 0.8, "auc"),
     Finding("filtering", "leaving out the predicted members before distilling removes most memorization "
             "(hard KD here)",
             "1,698 -> 4 memorized", f"{BORKAR}, filtering experiment",
@@ -109,7 +109,17 @@ class Row:
 
     @property
     def holds(self) -> bool | None:
+        """Whether the mean has the published direction (None: nothing to measure)."""
         return None if math.isnan(self.mean) else bool(self.finding.holds(self.mean))
+
+    @property
+    def verdict(self) -> str:
+        if self.holds is None:
+            return "n/a (nothing to measure)"
+        if not self.holds:
+            return "DOES NOT HOLD"
+        sure = all(self.finding.holds(v) for v in (self.lo, self.hi) if not math.isnan(v))
+        return "holds" if sure else "holds on the mean; the 95% interval crosses"
 
 
 @dataclass
@@ -149,6 +159,8 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
         mean, lo, hi = interval(values)
         if finding.unit == "%":  # a share's interval stops at 0 and 100%
             lo, hi = max(lo, 0.0), min(hi, 1.0)
+        elif finding.unit in ("x", "auc"):  # ratios and AUCs are never negative
+            lo = max(lo, 0.0)
         rows.append(Row(finding, values, mean, lo, hi))
     reproduction_id = processes.broadcast(datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     result = Reproduction(reproduction_id, list(seeds), runs, rows)
@@ -187,8 +199,6 @@ def table(result: Reproduction) -> str:
             measured += f" [{fmt(r.lo, unit)}, {fmt(r.hi, unit)}]"
         if 0 < n < len(r.values):  # a seed where the figure is undefined (nothing memorized) drops out
             measured += f" ({n} of {len(r.values)} seeds)"
-        verdict = {True: "holds", False: "DOES NOT HOLD", None: "n/a (nothing to measure)"}[r.holds]
-        rows.append([r.finding.name, r.finding.claim, f"{r.finding.published} ({r.finding.source})", measured,
-                     verdict])
-    return tables.render(["finding", "direction", "published (source)", "measured here", "direction here"], rows,
-                         right=[False, False, False, True, False])
+        rows.append([r.finding.name, r.finding.claim, r.finding.published, r.finding.source, measured, r.verdict])
+    return tables.render(["finding", "direction (published)", "published", "source", "measured here",
+                          "direction here"], rows, right=[False, False, False, False, True, False])

@@ -84,11 +84,13 @@ def family_label(family: str, family_args: str | None) -> str:
 
 
 def finding_value(value: float | None, unit: str) -> str:
-    """A `harness reproduce` figure: "%" a share, "x" a ratio, "" a difference (signed)."""
+    """A `harness reproduce` figure: "%" a share, "x" a ratio, "auc" an AUC, "" a difference (signed)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if unit == "%":
         return f"{100 * value:.1f}%"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "auc":
+        return f"{value:.3f}"
     return f"{value:+.3f}" if abs(value) < 10 else f"{value:.1f}"

@@ -40,6 +40,9 @@ def test_a_direction_that_does_not_hold_is_said_plainly():
     assert "n/a [" not in text
     partial = table(Reproduction("r", [0, 1, 2], {}, [Row(finding, [2.0, math.nan, 4.0], 3.0, 1.0, 5.0)]))
     assert "3.00x [1.00x, 5.00x] (2 of 3 seeds)" in partial
+    assert "holds on the mean; the 95% interval crosses" in partial  # 1.00x is no reduction
+    sure = table(Reproduction("r", [0, 1], {}, [Row(finding, [2.0, 4.0], 3.0, 1.5, 4.5)]))
+    assert "holds on the mean" not in sure and "holds" in sure
     assert fmt(0.123, "%") == "12.3%" and fmt(-0.05, "") == "-0.050"
 
 
