@@ -56,6 +56,11 @@ def results(db: str) -> tuple[dict, dict, list]:
 
 
 def test_two_processes_give_the_single_process_figures(quick_registry, tmp_path):
+    # A short pretraining: every optimizer step adds float32 reduction noise from the other summation
+    # order, and a hundred more steps of it at lr 3e-3 drift the losses past LOSS_TOLERANCE.
+    text = quick_registry.read_text()
+    assert "pretrain_docs = 300" in text
+    quick_registry.write_text(text.replace("pretrain_docs = 300", "pretrain_docs = 40"))
     one_db = os.environ["HARNESS_DB"]
     for method in ("hard-kd", "soft-kd"):  # a method that makes data, and one distilled from logits
         assert main(quick_args(quick_registry, method)) == 0
