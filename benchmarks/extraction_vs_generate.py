@@ -1,7 +1,7 @@
 """One-pass extraction and scoring against generate-then-score-per-attack, on the same model and examples.
 
 What it measures. The harness decides discoverable memorization (docs/protocol.md, Carlini et al., 2023) and
-scores every membership attack from one teacher-forced forward pass (`harness.extract.extract`):
+scores every membership attack from one teacher-forced forward pass (`harness.measure.extract.extract`):
 the verdict (arg-max equals the true token at every suffix position), the matching run
 `match_len`, the per-token log-probabilities and the mean and spread of the model's own
 next-token distribution, from which the loss, zlib, Min-K% and Min-K%++ attacks score. The
@@ -47,10 +47,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness.data import cut
-from harness.extract import extract
-from harness.registry import Training
-from harness.train import train
+from harness.config.registry import Training
+from harness.measure.extract import extract
+from harness.protocol.data import cut
+from harness.training.train import train
 
 # Pythia-160m's architecture (EleutherAI/pythia-160m config.json), built randomly initialised.
 PYTHIA_160M = {"vocab_size": 50304, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -153,7 +153,7 @@ def attack_scores(evidence) -> dict[str, torch.Tensor]:
 
 def one_pass(model, ids, zlib_bits, args):
     """(a): the harness's extraction, and every attack's score from the evidence it keeps."""
-    from harness.analysis import evidence
+    from harness.measure.analysis import evidence
 
     result = extract(model, ids, args.prefix, args.suffix, batch_size=args.batch_size)
     return result, attack_scores(evidence(result, zlib_bits))

@@ -3,7 +3,7 @@
     python benchmarks/flops_bound.py [--method soft-kd] [--members N] [--limit N] [--rate-rounds 3] [--rounds 2]
 
 Runs the whole protocol cold (`harness eval --method soft-kd` on tiny / synthetic-pii, a fresh
-temporary cache and results file) through `harness.protocol.Protocol`, which reports the
+temporary cache and results file) through `harness.protocol.run.Protocol`, which reports the
 seconds of each stage, and sets beside each stage the least time its matrix arithmetic needs on
 this machine:
 
@@ -65,8 +65,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from harness.metrics import ROLES
-from harness.protocol import EvalRequest, Protocol
+from harness.measure.metrics import ROLES
+from harness.protocol.request import EvalRequest
+from harness.protocol.run import Protocol
 
 STAGES = ("data", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
 
@@ -126,7 +127,7 @@ def plain_seconds(model, steps: int, batch: int, length: int, *, train: bool, lo
     beyond this (data order, memory fitting, checks, progress, accelerate) is its own overhead;
     what this loop does beyond the bound is the model's and the loss's own non-matrix work.
     """
-    from harness.specs import LogitBatch
+    from harness.contract.specs import LogitBatch
 
     vocab = model.get_output_embeddings().weight.shape[0]
     ids = torch.randint(0, vocab, (batch, length))
@@ -165,7 +166,7 @@ def big_rate(size: int = 2048) -> float:
 
 def plain_stages(proto, loaded, members, nonmembers) -> dict[str, float]:
     """The training stages and the extraction as bare PyTorch loops doing the same steps."""
-    from harness.metrics import ROLES
+    from harness.measure.metrics import ROLES
 
     p, t = proto.preset, "teacher"
     L, m, n, rows = p.example_len, len(members), len(nonmembers), len(members.training_rows())
@@ -208,7 +209,7 @@ def main() -> None:
     proto = Protocol(request(setup))
     if proto.method.kind == "step":
         sys.exit(f"{proto.method.name} samples from the student as it trains; this bound covers off-policy methods")
-    members, nonmembers, _ = proto._data()
+    members, nonmembers, _ = proto.data()
     torch.manual_seed(0)
     loaded = {role: proto.family.model(size, proto.tokenizer) for role, size in
               (("teacher", proto.teacher_size), ("baseline", proto.student_size), ("student", proto.student_size))}

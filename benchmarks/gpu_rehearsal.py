@@ -3,12 +3,12 @@
     python benchmarks/gpu_rehearsal.py [--members 8192] [--epochs 3] [--pairs 160m:70m,410m:70m]
 
 For each pair it runs the whole protocol (`harness eval --family pythia --family-arg
-weights=scratch --dataset synthetic-pii`, soft-kd) cold, through `harness.protocol.Protocol`, in a
+weights=scratch --dataset synthetic-pii`, soft-kd) cold, through `harness.protocol.run.Protocol`, in a
 fresh cache and results file, and prints per training stage the model-FLOPs utilization (6 x
-parameters x tokens over the stage's seconds, against the GPU's bf16 peak from `harness.plan`),
+parameters x tokens over the stage's seconds, against the GPU's bf16 peak from `harness.protocol.plan`),
 the extraction's tokens per second, the peak GPU memory and the run's figures. It then reruns the
 same command with everything from the cache and checks that the figures are identical: a fresh
-model and a cached one score the same under bf16 training (`harness.precision`).
+model and a cached one score the same under bf16 training (`harness.runtime.precision`).
 
 With two GPUs or more it repeats the first pair under `accelerate launch` with FSDP over two
 processes, and compares its figures with the single process's.
@@ -99,7 +99,7 @@ def _preset(teacher: str, student: str) -> str:
 
 
 def request(registry: Path, teacher: str, student: str, args):
-    from harness.protocol import EvalRequest
+    from harness.protocol.request import EvalRequest
 
     return EvalRequest(method=args.method, family="pythia", dataset="synthetic-pii", preset=_preset(teacher, student),
                        family_args={"weights": "scratch"}, registry=registry, db=Path(os.environ["HARNESS_DB"]),
@@ -110,8 +110,8 @@ def request(registry: Path, teacher: str, student: str, args):
 def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, float]:
     import torch
 
-    from harness import plan as plan_mod
-    from harness.protocol import Protocol
+    from harness.protocol import plan as plan_mod
+    from harness.protocol.run import Protocol
 
     print(f"\n== pythia {teacher} -> {student} (real shapes, random weights), one GPU", flush=True)
     if torch.cuda.is_available():
@@ -121,7 +121,7 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     result = protocol.run()
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
-    rows = protocol._data()[0]  # the members as the run cut them (cached tokenizer: cheap)
+    rows = protocol.data()[0]  # the members as the run cut them (cached tokenizer: cheap)
     tokens = len(rows.training_rows()) * rows.ids.shape[1]
     hardware = plan_mod.local_hardware()
     cfg = {role: protocol.preset.training(role) for role in ("teacher", "baseline", "student")}

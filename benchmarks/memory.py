@@ -4,8 +4,8 @@
 
 Each measurement runs in a fresh child process and reads its peak resident memory (ru_maxrss).
 The harness's way, on the tiny family's 0.6m model with the embedded default's tokenizer and
-examples of 64 tokens: `harness.train.train` for `--steps` steps drawn from all n rows (the loop
-holds the token rows and one batch at a time), then `harness.extract.extract` over all n (one
+examples of 64 tokens: `harness.training.train.train` for `--steps` steps drawn from all n rows (the loop
+holds the token rows and one batch at a time), then `harness.measure.extract.extract` over all n (one
 batch of logits at a time; per example it keeps the verdict, losses and the per-token figures the
 attacks score from, about 0.8 KB). The alternative is the simple scorer that runs the model over
 every example and keeps the log-probabilities to score from afterwards: its memory grows by
@@ -34,9 +34,9 @@ def child(n: int, mode: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.extract import extract
-    from harness.registry import Training
-    from harness.train import train
+    from harness.config.registry import Training
+    from harness.measure.extract import extract
+    from harness.training.train import train
     from harness_plugins.datasets import synthetic_pii
     from harness_plugins.families import tiny
 

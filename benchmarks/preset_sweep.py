@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key")
 SETTINGS: dict[str, dict[str, object]] = {
-    "chosen": {},  # the shipped tiny preset (harness/defaults.toml): ft-3e-3-long
+    "chosen": {},  # the shipped tiny preset (harness/config/defaults.toml): ft-3e-3-long
     "ft-lr-5e-4": {"teacher.lr": 5e-4, "baseline.lr": 5e-4, "student.lr": 5e-4,
                    "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
     "ft-lr-1e-3": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3,
@@ -71,8 +71,9 @@ def main() -> int:
                         help="a registry whose [presets.tiny] blocks to start from (default: the shipped defaults)")
     args = parser.parse_args()
 
-    from harness import registry as registry_mod
-    from harness.protocol import EvalRequest, Protocol
+    from harness.config import registry as registry_mod
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
 
     # the shipped tiny preset's blocks: a registry holding them replaces the preset by name
     text = (args.registry or registry_mod.defaults_path()).read_text(encoding="utf-8")

@@ -4,12 +4,12 @@
 
 A sweep orders its cells so that all methods of one family, dataset and seed run together: the
 first cell trains the teacher and the baseline into the cache and the others load them
-(`harness.sweep`). The alternative is what a user without the sweep does: each cell as its own
+(`harness.protocol.sweep`). The alternative is what a user without the sweep does: each cell as its own
 `harness eval` in an empty cache, so every cell trains its own teacher and baseline. This script
 runs a grid of --methods x tiny x synthetic-pii x seed 0 both ways in this one process, on a
 small preset written to a temporary copy of registry.toml (so the whole script takes a minute or
 two on 2 idle cores), with separate temporary caches and DuckDB files: the sweep's cells share
-one cache (what `harness.sweep.run` does with the whole grid), each cold cell has its own. The
+one cache (what `harness.protocol.sweep.run` does with the whole grid), each cold cell has its own. The
 two paths run interleaved, cell by cell, each going first in turn, so load from other processes
 falls on both alike; each of --repeat rounds starts from empty caches, and each cell's best time
 over the rounds is kept. A small untimed run first pays the one-time imports.
@@ -36,8 +36,9 @@ from pathlib import Path
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from harness import sweep
-from harness.protocol import EvalRequest, Protocol
+from harness.protocol import sweep
+from harness.protocol.request import EvalRequest
+from harness.protocol.run import Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 

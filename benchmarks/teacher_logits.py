@@ -5,7 +5,7 @@
 D repeats some members up to 16 times, and every epoch sees every row again, so a teacher pass
 per batch recomputes the same logits many times over. The harness computes them once
 per distinct member, in memory when they fit, else into a memory-mapped file in the artifact
-cache (`harness.distill`). This script trains the same student from the same starting weights
+cache (`harness.training.distill`). This script trains the same student from the same starting weights
 three ways (per batch, once in memory, once streamed from a fresh cache), on the embedded
 default's data and model sizes, prints the times, checks the students agree, and ends with
 `ratio R.RRx` (per-batch time / once-in-memory time).
@@ -32,12 +32,12 @@ import torch
 
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 
-from harness import registry  # noqa: E402
-from harness.cache import Cache  # noqa: E402
-from harness.data import cut  # noqa: E402
-from harness.distill import Distiller  # noqa: E402
-from harness.specs import resolve_params  # noqa: E402
-from harness.train import train  # noqa: E402
+from harness.config import registry  # noqa: E402
+from harness.contract.specs import resolve_params  # noqa: E402
+from harness.protocol.data import cut  # noqa: E402
+from harness.runtime.cache import Cache  # noqa: E402
+from harness.training.distill import Distiller  # noqa: E402
+from harness.training.train import train  # noqa: E402
 from harness_plugins.datasets import synthetic_pii  # noqa: E402
 from harness_plugins.families import tiny  # noqa: E402
 from harness_plugins.methods import soft_kd  # noqa: E402

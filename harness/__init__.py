@@ -19,41 +19,41 @@ __version__ = "0.1.0"
 # public name -> the internal module that defines it
 _EXPORTS: dict[str, str] = {
     # the hook marker
-    "hookimpl": "harness.hookspecs",
+    "hookimpl": "harness.contract.hookspecs",
     # the contract: what a plugin registers, and its parts
-    "Param": "harness.specs",
-    "KDMethod": "harness.specs",
-    "ModelFamily": "harness.specs",
-    "Dataset": "harness.specs",
-    "Attack": "harness.specs",
-    "Evidence": "harness.specs",
-    "Example": "harness.specs",
-    "Split": "harness.specs",
-    "LogitBatch": "harness.specs",
-    "TopKBatch": "harness.specs",
-    "TeacherData": "harness.specs",
-    "Step": "harness.specs",
-    "Outputs": "harness.specs",
-    "Sampled": "harness.specs",
-    "TEACHER_ACCESS": "harness.specs",
-    "uniform_layer_map": "harness.specs",
+    "Param": "harness.contract.specs",
+    "KDMethod": "harness.contract.specs",
+    "ModelFamily": "harness.contract.specs",
+    "Dataset": "harness.contract.specs",
+    "Attack": "harness.contract.specs",
+    "Evidence": "harness.contract.specs",
+    "Example": "harness.contract.specs",
+    "Split": "harness.contract.specs",
+    "LogitBatch": "harness.contract.specs",
+    "TopKBatch": "harness.contract.specs",
+    "TeacherData": "harness.contract.specs",
+    "Step": "harness.contract.specs",
+    "Outputs": "harness.contract.specs",
+    "Sampled": "harness.contract.specs",
+    "TEACHER_ACCESS": "harness.contract.specs",
+    "uniform_layer_map": "harness.contract.specs",
     # token-level divergences for KD methods
-    "forward_kl": "harness.divergences",
-    "reverse_kl": "harness.divergences",
-    "generalized_jsd": "harness.divergences",
-    "total_variation": "harness.divergences",
-    "skew_kl": "harness.divergences",
-    "skew_reverse_kl": "harness.divergences",
-    "top_k_kl": "harness.divergences",
-    "masked_mean": "harness.divergences",
+    "forward_kl": "harness.contract.divergences",
+    "reverse_kl": "harness.contract.divergences",
+    "generalized_jsd": "harness.contract.divergences",
+    "total_variation": "harness.contract.divergences",
+    "skew_kl": "harness.contract.divergences",
+    "skew_reverse_kl": "harness.contract.divergences",
+    "top_k_kl": "harness.contract.divergences",
+    "masked_mean": "harness.contract.divergences",
     # model families from the Hugging Face hub
-    "hub_family": "harness.families",
-    "Size": "harness.families",
-    "Arch": "harness.families",
+    "hub_family": "harness.contract.families",
+    "Size": "harness.contract.families",
+    "Arch": "harness.contract.families",
     # datasets: reading records from local files or the hub
-    "expand_glob": "harness.sources",
-    "quiet_datasets": "harness.sources",
-    "root_cause": "harness.sources",
+    "expand_glob": "harness.contract.sources",
+    "quiet_datasets": "harness.contract.sources",
+    "root_cause": "harness.contract.sources",
     # torch and torch.nn.functional, imported on first use
     "torch": "harness.lazy",
     "F": "harness.lazy",
@@ -61,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "UsageError": "harness.errors",
 }
 # public submodules, used as namespaces (`sources.read_hub(...)`)
-_MODULES = ("sources",)
+_MODULES = {"sources": "harness.contract.sources"}
 
 __all__ = ["__version__", *_EXPORTS, *_MODULES]
 
@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _MODULES:
-        value = importlib.import_module(f"harness.{name}")
+        value = importlib.import_module(_MODULES[name])
     else:
         raise AttributeError(f"module 'harness' has no attribute {name!r}")
     globals()[name] = value  # resolved once
@@ -82,8 +82,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
-    from harness import sources  # noqa: F401
-    from harness.divergences import (  # noqa: F401
+    from harness.contract import sources  # noqa: F401
+    from harness.contract.divergences import (  # noqa: F401
         forward_kl,
         generalized_jsd,
         masked_mean,
@@ -93,12 +93,10 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
         top_k_kl,
         total_variation,
     )
-    from harness.errors import UsageError  # noqa: F401
-    from harness.families import Arch, Size, hub_family  # noqa: F401
-    from harness.hookspecs import hookimpl  # noqa: F401
-    from harness.lazy import F, torch  # noqa: F401
-    from harness.sources import expand_glob, quiet_datasets, root_cause  # noqa: F401
-    from harness.specs import (  # noqa: F401
+    from harness.contract.families import Arch, Size, hub_family  # noqa: F401
+    from harness.contract.hookspecs import hookimpl  # noqa: F401
+    from harness.contract.sources import expand_glob, quiet_datasets, root_cause  # noqa: F401
+    from harness.contract.specs import (  # noqa: F401
         TEACHER_ACCESS,
         Attack,
         Dataset,
@@ -115,3 +113,5 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
         TopKBatch,
         uniform_layer_map,
     )
+    from harness.errors import UsageError  # noqa: F401
+    from harness.lazy import F, torch  # noqa: F401

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--db", type=Path, help="DuckDB results file")
     ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
 
-    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/app.py)")
+    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/leaderboard/app.py)")
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
     ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness import log, processes
     from harness.errors import RunFailed, UsageError
+    from harness.runtime import log, processes
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _db(args) -> Path:
-    from harness.store import default_path
+    from harness.store.database import default_path
 
     return args.db or default_path()
 
@@ -263,9 +263,10 @@ def cmd_eval(args, argv) -> int:
     if args.filter is not None and args.filter not in ("predicted",):
         raise unknown("--filter", args.filter, ["predicted"])
     _quiet_libraries()
-    from harness.cache import default_dir
-    from harness.protocol import EvalRequest, Protocol
-    from harness.results import approx_line, attack_table, summary
+    from harness.leaderboard.results import approx_line, attack_table, summary
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
+    from harness.runtime.cache import default_dir
 
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
@@ -295,11 +296,12 @@ def cmd_eval(args, argv) -> int:
 def cmd_plan(args, argv) -> int:
     import json
 
-    from harness import plan as plan_mod
-    from harness.cache import default_dir
-    from harness.distill import free_disk
     from harness.errors import UsageError, unknown
-    from harness.protocol import EvalRequest, Protocol
+    from harness.protocol import plan as plan_mod
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
+    from harness.runtime.cache import default_dir
+    from harness.training.distill import free_disk
 
     if args.gpu is not None and args.gpu not in plan_mod.GPUS:
         raise unknown("--gpu", args.gpu, plan_mod.GPUS)
@@ -342,7 +344,7 @@ def _local_gpus() -> int:
 def _filter_line(metrics: dict[str, float]) -> str:
     if "filter_removed" not in metrics:
         return ""
-    from harness import tables
+    from harness.store import tables
 
     n = metrics.get
     return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
@@ -353,9 +355,9 @@ def _filter_line(metrics: dict[str, float]) -> str:
 
 
 def _eval_seeds(req, count: int) -> int:
-    from harness import tables
-    from harness.results import attack_table
-    from harness.seeds import run_seeds
+    from harness.leaderboard.results import attack_table
+    from harness.protocol.seeds import run_seeds
+    from harness.store import tables
 
     group = run_seeds(req, count)
     rows = []
@@ -388,9 +390,9 @@ def cmd_reproduce(args, argv) -> int:
     if not 1 <= args.seeds <= 100:
         raise UsageError(f"--seeds must be between 1 and 100, got {args.seeds}")
     _quiet_libraries()
-    from harness.cache import default_dir
-    from harness.protocol import EvalRequest
-    from harness.reproduce import reproduce, table
+    from harness.protocol.reproduce import reproduce, table
+    from harness.protocol.request import EvalRequest
+    from harness.runtime.cache import default_dir
 
     base = EvalRequest(method="soft-kd", family=args.family, dataset=args.dataset, preset=args.preset,
                        db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=dict(args.dataset_arg),
@@ -425,9 +427,9 @@ def cmd_sweep(args, argv) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     _quiet_libraries()
-    from harness import sweep
-    from harness.cache import default_dir
-    from harness.protocol import EvalRequest
+    from harness.protocol import sweep
+    from harness.protocol.request import EvalRequest
+    from harness.runtime.cache import default_dir
 
     base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                        limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
@@ -455,10 +457,10 @@ def _shard(raw: str) -> tuple[int, int]:
 
 
 def cmd_predict(args, argv) -> int:
-    from harness import tables
-    from harness.predict import FEATURES, THRESHOLD, predict_run
-    from harness.results import resolve_run_id
-    from harness.store import Store
+    from harness.leaderboard.results import resolve_run_id
+    from harness.measure.predict import FEATURES, THRESHOLD, predict_run
+    from harness.store import tables
+    from harness.store.database import Store
 
     store = Store(_db(args))
     run_id = resolve_run_id(store, args.run_id)
@@ -479,10 +481,10 @@ def cmd_predict(args, argv) -> int:
 
 
 def cmd_compare(args, argv) -> int:
-    from harness import registry
-    from harness.compare import compare, render
+    from harness.config import registry
     from harness.errors import UsageError
-    from harness.store import Store
+    from harness.leaderboard.compare import compare, render
+    from harness.store.database import Store
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(methods) < 2 or len(set(methods)) != len(methods):
@@ -499,7 +501,7 @@ def cmd_compare(args, argv) -> int:
 
 
 def cmd_list(args, argv) -> int:
-    from harness import plugins, registry
+    from harness.config import plugins, registry
 
     reg = registry.load(args.registry)
     found = plugins.load(reg)
@@ -536,8 +538,8 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_show(args, argv) -> int:
-    from harness.results import show
-    from harness.store import Store
+    from harness.leaderboard.results import show
+    from harness.store.database import Store
 
     print(show(Store(_db(args)), args.run_id))
     return 0
@@ -548,9 +550,9 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
-    from harness import tables
-    from harness.results import BOARD_HEADERS, leaderboard
-    from harness.store import Store
+    from harness.leaderboard.results import BOARD_HEADERS, leaderboard
+    from harness.store import tables
+    from harness.store.database import Store
 
     boards = leaderboard(Store(_db(args)), args.family, args.dataset)
     if not boards:
@@ -563,55 +565,56 @@ def cmd_leaderboard(args, argv) -> int:
 
 def _boards(args) -> tuple[Path, str]:
     """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
-    from harness import snapshot
+    from harness.leaderboard import boards
 
-    folder, how = snapshot.find_boards(args.leaderboards)
+    folder, how = boards.find_boards(args.leaderboards)
     return folder, f"{folder} (from {how})"
 
 
 def _spec(name: str, args):
     """The board `name` in the leaderboards folder found for `args`, and that folder said aloud."""
-    from harness import snapshot
     from harness.errors import UsageError
+    from harness.leaderboard import boards
 
     folder, where = _boards(args)
     try:
-        return snapshot.load_spec(name, folder), where
+        return boards.load_spec(name, folder), where
     except UsageError as err:
         raise UsageError(f"{err} (leaderboards: {where})") from None
 
 
 def _publish(args) -> int:
-    from harness import log, snapshot
-    from harness.cache import default_dir
+    from harness.leaderboard import publish
+    from harness.runtime import log
+    from harness.runtime.cache import default_dir
 
     spec, where = _spec(args.name, args)
     _quiet_libraries()
     db = args.publish_db or args.db or _db(args)
-    path = snapshot.publish(spec, db, args.cache_dir or default_dir(), args.registry,
+    path = publish.publish(spec, db, args.cache_dir or default_dir(), args.registry,
                             log=log.info)
     print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); leaderboards: {where}")
     return 0
 
 
 def _import(args) -> int:
-    from harness import snapshot
+    from harness.leaderboard import publish
 
     spec, where = _spec(args.board, args)
-    ids = snapshot.import_bundle(args.bundle, spec, args.registry)
+    ids = publish.import_bundle(args.bundle, spec, args.registry)
     print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}; "
           f"commit {spec.snapshot.name} in the pull request that adds the bundle (leaderboards: {where})")
     return 0
 
 
 def cmd_export(args, argv) -> int:
-    from harness import snapshot
-    from harness.store import Store
+    from harness.leaderboard import bundles
+    from harness.store.database import Store
 
     _quiet_libraries()
     store = Store(_db(args))
     out = args.output or Path(f"bundle-{args.run_ids[0]}.duckdb")
-    path = snapshot.export(store, args.run_ids, out, args.registry)
+    path = bundles.export(store, args.run_ids, out, args.registry)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): open a pull request that adds it; the board's "
           f"reviewer checks and adds it with `harness leaderboard import {path.name} --board NAME`")
     return 0
@@ -622,7 +625,7 @@ def cmd_app(args, argv) -> int:
 
     from harness.errors import UsageError
 
-    app = Path(str(resources.files("harness").joinpath("app.py")))  # package data: installed with the harness
+    app = Path(str(resources.files("harness.leaderboard").joinpath("app.py")))  # a module of the package: installed with it
     if not app.is_file():
         raise UsageError(f"the harness is installed without its app ({app}): reinstall it")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
@@ -687,7 +690,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
     from transformers.utils import logging
 
-    from harness import processes, progress
+    from harness.runtime import processes, progress
 
     logging.set_verbosity_error()
     if not progress.enabled() or not processes.is_main():  # its loading and saving bars too

@@ -1,4 +1,4 @@
-"""A results database built row by row through harness.store: known verdicts, no training."""
+"""A results database built row by row through harness.store.database: known verdicts, no training."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from harness.extract import Extraction
-from harness.metrics import ROLES, figures
-from harness.store import Store, config_hash
+from harness.measure.extract import Extraction
+from harness.measure.metrics import ROLES, figures
+from harness.store.database import Store, config_hash
 
 N_MEMBERS, N_NONMEMBERS, PREFIX, SUFFIX = 20, 10, 4, 4
 PRESET = {"prefix_len": PREFIX, "suffix_len": SUFFIX}

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from harness import plugins, registry as registry_mod
-from harness.data import content_hash
-from harness.extract import Extraction
-from harness.metrics import ROLES, figures
-from harness.protocol import _label, _preset_dict
-from harness.snapshot import write_subset
-from harness.specs import resolve_params
-from harness.store import Store, config_hash
+from harness.config import plugins, registry as registry_mod
+from harness.contract.specs import resolve_params
+from harness.leaderboard.snapshot import write_subset
+from harness.measure.extract import Extraction
+from harness.measure.metrics import ROLES, figures
+from harness.protocol.data import content_hash
+from harness.protocol.provenance import label, preset_dict
+from harness.store.database import Store, config_hash
 from tests.board_data import model_rows, sample_columns
 from tests.conftest import QUICK_PRESET, ROOT
 
@@ -56,9 +56,9 @@ def add_genuine_run(store: Store, registry: Path, run_id: str = "20260101-000000
     split = dataset.load(ds_args)
     m_args = resolve_params(method.params, {}, "method")
     row = {"run_id": run_id, "family": "tiny", "dataset": "synthetic-pii", "method": method.name,
-           "method_label": _label(method, m_args), "method_args": json.dumps(m_args), "dataset_args": json.dumps(ds_args),
+           "method_label": label(method, m_args), "method_args": json.dumps(m_args), "dataset_args": json.dumps(ds_args),
            "family_args": "{}", "teacher_access": method.teacher_access, "preset": "quick",
-           "preset_values": json.dumps(_preset_dict(preset)), "seed": seed, "example_limit": None,
+           "preset_values": json.dumps(preset_dict(preset)), "seed": seed, "example_limit": None,
            "prefix_len": preset.prefix_len, "suffix_len": preset.suffix_len, "n_members": N_MEMBERS,
            "n_nonmembers": N_NONMEMBERS, "dataset_hash": content_hash(dataset, split), "tokenizer_key": "tok0",
            "harness_version": "0.1.0", "git_commit": "abc1234"}

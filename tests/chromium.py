@@ -115,9 +115,10 @@ class Tab:
 
 @contextmanager
 def app_server(db: Path | None, env: dict | None = None):
-    """`streamlit run harness/app.py` on a free loopback port; yields its URL."""
+    """`streamlit run harness/leaderboard/app.py` on a free loopback port; yields its URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "harness" / "app.py"), "--server.port", str(port),
+    app = ROOT / "harness" / "leaderboard" / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     if db is not None:

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from tests.board_data import build, token_ids
 from tests.conftest import ROOT
 
-APP = str(ROOT / "harness" / "app.py")
+APP = str(ROOT / "harness" / "leaderboard" / "app.py")
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_drill_down_on_a_real_run_agrees_with_the_verdicts(app_env, quick_regist
 
 
 def test_the_reproduction_has_a_page_of_its_own(app_env):
-    from harness.store import Store
+    from harness.store.database import Store
 
     db = build(app_env / "h.duckdb", methods=("soft-kd",))
     rows = [{"finding": "reduction", "claim": "fewer", "published": ">= 2.4x fewer", "source": "Borkar et al. (2026)",

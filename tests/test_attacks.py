@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import analysis
-from harness.extract import Extraction, extract, extract_pair
-from harness.specs import Evidence
+from harness.contract.specs import Evidence
+from harness.measure import analysis
+from harness.measure.extract import Extraction, extract, extract_pair
 from harness_plugins.attacks.loss import loss_score
 from harness_plugins.attacks.min_k import lowest_share_mean, min_k_plus_plus_score, min_k_score
 from harness_plugins.attacks.reference import reference_score
@@ -116,7 +116,7 @@ def test_k_extractability_curve_by_hand():
 
 
 def _greedy(model, prompts, new_tokens, batch_size, desc=""):
-    """Greedy decoding without a cache, for the lookup-table model (harness.extract.greedy is tested elsewhere)."""
+    """Greedy decoding without a cache, for the lookup-table model (harness.measure.extract.greedy is tested elsewhere)."""
     out = prompts
     for _ in range(new_tokens):
         out = torch.cat([out, model(out).logits[:, -1].argmax(-1, keepdim=True)], dim=1)

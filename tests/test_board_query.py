@@ -8,9 +8,10 @@ import json
 import pytest
 from board_data import add_run
 
-from harness import board as B, results, tables
 from harness.cli import main
-from harness.store import Store
+from harness.leaderboard import board as B, results
+from harness.store import tables
+from harness.store.database import Store
 
 SCRATCH = json.dumps({"weights": "scratch"})
 

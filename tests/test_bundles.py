@@ -10,10 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harness import board as B
 from harness.cli import main
-from harness.snapshot import load_spec, write_subset
-from harness.store import Store, config_hash
+from harness.leaderboard import board as B
+from harness.leaderboard.boards import load_spec
+from harness.leaderboard.snapshot import write_subset
+from harness.store.database import Store, config_hash
 from tests.bundle_data import BOARD, add_genuine_run, genuine_bundle, write_registry
 
 SUBMITTED = "20260102-000000-bbbbbb"
@@ -30,7 +31,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     (boards / "small.toml").write_text(BOARD)
     (root / "pub").mkdir()
     published = genuine_bundle(root / "pub", registry)
-    from harness.snapshot import import_bundle
+    from harness.leaderboard.publish import import_bundle
 
     import_bundle(published, load_spec("small", boards), registry)
     (root / "sub").mkdir()
@@ -127,7 +128,7 @@ def test_anything_but_the_exported_tables_is_refused(world, board, tmp_path, cap
 
 
 def test_the_bundle_connection_is_locked():
-    from harness.snapshot import LOCKED
+    from harness.leaderboard.bundles import LOCKED
 
     con = duckdb.connect(config=LOCKED)
     with pytest.raises(duckdb.Error, match="disabled by configuration"):
@@ -218,9 +219,9 @@ def test_malformed_bundles_are_one_line(world, board, tmp_path, capsys, sql, sho
 
 
 def test_a_bundle_over_the_size_bound_is_refused_unread(world, board, tmp_path, capsys, monkeypatch):
-    from harness import snapshot
+    from harness.leaderboard import bundles
 
-    monkeypatch.setattr(snapshot, "MAX_BUNDLE_BYTES", world["bundle"].stat().st_size - 1)
+    monkeypatch.setattr(bundles, "MAX_BUNDLE_BYTES", world["bundle"].stat().st_size - 1)
     assert "a bundle may be" in refused(world, board, world["bundle"], capsys)
 
 
@@ -256,7 +257,7 @@ def test_the_config_hash_holds_a_corpus_file_name_not_its_folder():
 
 
 def test_the_published_boards_hashes_are_unchanged():
-    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboards")
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboard" / "published")
     with duckdb.connect(str(spec.snapshot), read_only=True) as con:
         cur = con.execute("SELECT * FROM runs")
         names = [d[0] for d in cur.description]

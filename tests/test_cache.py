@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import MANIFEST, Cache
 from harness.errors import UsageError
+from harness.runtime.cache import MANIFEST, Cache
 
 
 def _write(folder: Path) -> None:

@@ -20,8 +20,8 @@ from conftest import ROOT, SMALL_DATA, quick_args
 from harness import cli
 from harness.cli import main
 from harness.errors import UsageError
-from harness.protocol import Protocol
-from harness.store import Store
+from harness.protocol.run import Protocol
+from harness.store.database import Store
 
 
 class RunStarted(BaseException):
@@ -412,8 +412,8 @@ def test_arbitrary_method_arguments_never_crash(quick_registry, method, key, val
 # ---------------------------------------------------------------- a run that fails after it started
 
 BROKEN_FAMILY = textwrap.dedent("""\
-    from harness.hookspecs import hookimpl
-    from harness.specs import ModelFamily
+    from harness.contract.hookspecs import hookimpl
+    from harness.contract.specs import ModelFamily
     from harness_plugins.families.tiny import build_tokenizer
 
 

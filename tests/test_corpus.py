@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from harness import corpus, plugins, registry
-from harness.specs import resolve_params
+from harness.config import plugins, registry
+from harness.contract.specs import resolve_params
+from harness.protocol import corpus
 
 
 def test_the_corpus_is_one_fixed_stream_and_more_documents_only_add():
@@ -31,7 +32,7 @@ def test_no_member_of_the_default_dataset_shares_a_13_word_span_with_the_corpus(
 
 
 def test_rows_pack_documents_ended_by_eos_into_rows_of_one_length():
-    from harness.families import train_tokenizer
+    from harness.contract.families import train_tokenizer
 
     docs = corpus.documents(30)
     tokenizer = train_tokenizer(docs, 300, 64)

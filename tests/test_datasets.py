@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.contract.specs import Dataset, Split, resolve_params
 from harness.errors import UsageError
-from harness.specs import Dataset, Split, resolve_params
 from harness_plugins.datasets import synthetic_pii, text_files
 
 WIKITEXT = Path(__file__).parents[2] / "shared/data/wikitext-2/valid.txt"
@@ -248,7 +248,7 @@ def test_text_files_works_offline_and_writes_nothing_home(tmp_path, monkeypatch)
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network used')\n"
         "socket.socket.connect = refuse\n"
-        "from harness.specs import resolve_params\n"
+        "from harness.contract.specs import resolve_params\n"
         "from harness_plugins.datasets import text_files as m\n"
         "found = []; m.register_datasets(register=found.append); ds = found[0]\n"
         f"split = ds.load(resolve_params(ds.params, {{'path': {str(file)!r}}}, ds.name))\n"

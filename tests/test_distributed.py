@@ -1,5 +1,5 @@
 """The protocol under `accelerate launch` with two CPU processes (gloo) gives the single-process figures,
-data-parallel (DDP) and with every model sharded (FSDP2, `harness.sharding`).
+data-parallel (DDP) and with every model sharded (FSDP2, `harness.runtime.sharding`).
 
 Training splits each single-process batch across the processes and weights the losses so the
 averaged gradient is the same; only the order of floating-point sums differs. So the memorized
@@ -118,7 +118,7 @@ def checkpoints_open_anywhere(one_db: str, two_db: str) -> None:
 SHARDS = """
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-from harness import processes, sharding
+from harness.runtime import processes, sharding
 
 torch.manual_seed(0)
 config = GPTNeoXConfig(vocab_size=512, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from harness import divergences as d
+from harness.contract import divergences as d
 
 P = (0.25, 0.75)
 Q = (0.5, 0.5)

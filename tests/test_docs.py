@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import plugins, registry
 from harness.cli import build_parser
+from harness.config import plugins, registry
 from tests.conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

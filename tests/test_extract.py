@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import cut
-from harness.extract import TIE_TOLERANCE, extract, greedy
-from harness.registry import Training
-from harness.train import train
+from harness.config.registry import Training
+from harness.measure.extract import TIE_TOLERANCE, extract, greedy
+from harness.protocol.data import cut
+from harness.training.train import train
 from harness_plugins.datasets import synthetic_pii
 from harness_plugins.families import tiny
 

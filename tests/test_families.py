@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from harness.cli import main
+from harness.contract.families import same_tokenizer, tiny_width, train_tokenizer
 from harness.errors import UsageError
-from harness.families import same_tokenizer, tiny_width, train_tokenizer
 from tests.conftest import QUICK_PRESET, ROOT
 
 SOURCES = ROOT / "tests" / "fixtures" / "sources"
@@ -80,7 +80,7 @@ def test_every_family_runs_the_protocol_from_its_own_config_class(registry, fami
 
 def _save_local_copies(folder: Path, family: str, sizes: dict[str, list[str]]) -> None:
     """Tiny models of the family saved under their hub repo names, as `hf download --local-dir` would."""
-    from harness import plugins, registry as registry_mod
+    from harness.config import plugins, registry as registry_mod
 
     found = plugins.load(registry_mod.load(ROOT / "registry.toml"))
     fam = found.family(family)

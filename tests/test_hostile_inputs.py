@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import main
-from harness.sources import expand_glob
+from harness.contract.sources import expand_glob
 from tests.conftest import ROOT
 
 NESTED = "[presets.x]\nprefix_len = " + "[" * 1000 + "]" * 1000 + "\n"
@@ -33,7 +33,7 @@ def test_a_board_definition_nested_past_the_toml_limit_is_one_line(tmp_path, mon
 
 @pytest.mark.parametrize("name", ["plugin.txt", "plugin", "plugin.pyc"])
 def test_a_plugin_file_that_is_not_python_source_is_one_line(tmp_path, capsys, name):
-    (tmp_path / name).write_text("from harness.hookspecs import hookimpl\n")
+    (tmp_path / name).write_text("from harness.contract.hookspecs import hookimpl\n")
     reg = tmp_path / "registry.toml"
     reg.write_text((ROOT / "registry.toml").read_text().replace("files = []", f'files = ["{name}"]'))
     assert "is not a .py file" in _one_line(["--registry", str(reg), "list"], capsys)

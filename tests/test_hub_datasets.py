@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import hub
-from harness.data import cut
+from harness.contract.families import train_tokenizer
+from harness.contract.specs import Dataset, Example, Split, resolve_params
 from harness.errors import UsageError
-from harness.families import train_tokenizer
-from harness.specs import Dataset, Example, Split, resolve_params
+from harness.protocol.data import cut
+from harness.runtime import hub
 from harness_plugins.datasets import dolly, fineweb, nemotron_cc, wikitext
 from tests.conftest import ROOT
 

@@ -11,10 +11,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from harness import board as B
 from harness.cli import main
-from harness.snapshot import load_spec, write_subset
-from harness.store import config_hash
+from harness.leaderboard import board as B
+from harness.leaderboard.boards import load_spec
+from harness.leaderboard.snapshot import write_subset
+from harness.store.database import config_hash
 from tests.board_data import build
 from tests.conftest import quick_args
 
@@ -108,7 +109,7 @@ def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_the_shipped_default_board_and_snapshot():
-    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboards")
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboard" / "published")
     assert (spec.family, spec.dataset, spec.preset) == ("tiny", "synthetic-pii", "tiny")
     assert spec.snapshot.is_file() and spec.snapshot.stat().st_size < 5_000_000
     with B.connect(spec.snapshot) as con:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from harness import log
+from harness.runtime import log
 
 
 def test_main_process_says_progress_and_warnings(monkeypatch, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from harness.membership import (
+from harness.measure.membership import (
     FPRS,
     attack_figures,
     batch_auc,

@@ -7,10 +7,11 @@ import copy
 import pytest
 import torch
 
-from harness import extract as extract_mod, memory
-from harness.extract import extract
-from harness.registry import Training
-from harness.train import train
+from harness.config.registry import Training
+from harness.measure import extract as extract_mod
+from harness.measure.extract import extract
+from harness.runtime import memory
+from harness.training.train import train
 from harness_plugins.families import tiny
 
 CPU_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes."

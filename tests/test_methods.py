@@ -11,14 +11,16 @@ import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from conftest import ROOT, quick_args
-from harness import distill as distill_mod, plugins, processes, registry
-from harness.cache import Cache
 from harness.cli import main
-from harness.distill import Distiller, choose_tier
+from harness.config import plugins, registry
+from harness.config.registry import Training
+from harness.contract.specs import LogitBatch, TopKBatch, resolve_params
 from harness.errors import RunFailed
-from harness.registry import Training
-from harness.specs import LogitBatch, TopKBatch, resolve_params
-from harness.train import train
+from harness.runtime import processes
+from harness.runtime.cache import Cache
+from harness.training import distill as distill_mod
+from harness.training.distill import Distiller, choose_tier
+from harness.training.train import train
 
 FOUND = plugins.load(registry.load(ROOT / "registry.toml"))
 ALL_METHODS = sorted(FOUND.methods)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from harness.extract import Extraction
-from harness.metrics import figures
+from harness.measure.extract import Extraction
+from harness.measure.metrics import figures
 
 
 def result(memorized: list[int], n: int = 10, loss: float = 1.0) -> Extraction:

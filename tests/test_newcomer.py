@@ -12,9 +12,11 @@ import urllib.request
 
 import pytest
 
-from harness import analysis, cli, snapshot
+from harness import cli
 from harness.cli import main
 from harness.errors import UsageError
+from harness.leaderboard import boards
+from harness.measure import analysis
 from tests import board_data
 from tests.board_data import add_run
 from tests.chromium import free_port
@@ -23,27 +25,27 @@ from tests.chromium import free_port
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A reviewer's checkout: a leaderboards/ with one board, the working directory."""
-    boards = tmp_path / "checkout" / "leaderboards"
-    boards.mkdir(parents=True)
-    (boards / "mine.toml").write_text('family = "tiny"\ndataset = "synthetic-pii"\npreset = "tiny"\nmethods = ["soft-kd"]\n')
+    folder = tmp_path / "checkout" / "leaderboards"
+    folder.mkdir(parents=True)
+    (folder / "mine.toml").write_text('family = "tiny"\ndataset = "synthetic-pii"\npreset = "tiny"\nmethods = ["soft-kd"]\n')
     monkeypatch.delenv("HARNESS_LEADERBOARDS", raising=False)
-    monkeypatch.chdir(boards.parent)
-    return boards
+    monkeypatch.chdir(folder.parent)
+    return folder
 
 
 def test_leaderboards_found_like_the_registry(project, tmp_path, monkeypatch):
-    assert snapshot.find_boards() == (project.resolve(), "the current directory")
+    assert boards.find_boards() == (project.resolve(), "the current directory")
     other = tmp_path / "other"
     other.mkdir()
     monkeypatch.setenv("HARNESS_LEADERBOARDS", str(other))
-    assert snapshot.find_boards() == (other.resolve(), "$HARNESS_LEADERBOARDS")
-    assert snapshot.find_boards(project) == (project.resolve(), "--leaderboards")
+    assert boards.find_boards() == (other.resolve(), "$HARNESS_LEADERBOARDS")
+    assert boards.find_boards(project) == (project.resolve(), "--leaderboards")
     with pytest.raises(UsageError, match="no leaderboards folder"):
-        snapshot.find_boards(tmp_path / "missing")
+        boards.find_boards(tmp_path / "missing")
     monkeypatch.delenv("HARNESS_LEADERBOARDS")
     monkeypatch.chdir(tmp_path)
-    folder, how = snapshot.find_boards()
-    assert how == "the installed harness" and folder.name == "leaderboards"
+    folder, how = boards.find_boards()
+    assert how == "the installed harness" and folder.name == "published" and folder.parent.name == "leaderboard"
 
 
 def test_import_acts_on_the_checkout_you_stand_in(project, capsys):
@@ -61,7 +63,7 @@ def test_compare_says_na_for_two_empty_sets_and_counts_whole(tmp_path, monkeypat
     monkeypatch.setitem(board_data.METHODS, "nil-kd", ("text", set()))
     monkeypatch.setitem(board_data.VAL_PPL, "none-kd", 40.0)
     monkeypatch.setitem(board_data.VAL_PPL, "nil-kd", 41.0)
-    from harness.store import Store
+    from harness.store.database import Store
 
     db = tmp_path / "h.duckdb"
     store = Store(db)
@@ -77,7 +79,7 @@ def test_compare_says_na_for_two_empty_sets_and_counts_whole(tmp_path, monkeypat
 
 
 def test_attack_args_are_checked_and_reach_the_attack():
-    from harness import plugins, registry
+    from harness.config import plugins, registry
 
     attacks = plugins.load(registry.load()).attacks
     assert analysis.attack_args(attacks, {"min-k": {"k": "0.5"}})["min-k"]["k"] == 0.5
@@ -88,7 +90,7 @@ def test_attack_args_are_checked_and_reach_the_attack():
     seen = {}
     import torch
 
-    from harness.specs import Attack, Evidence
+    from harness.contract.specs import Attack, Evidence
 
     def score(ev, args):
         seen.update(args)

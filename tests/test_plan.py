@@ -11,8 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harness import plan as plan_mod, plugins, registry
 from harness.cli import main
+from harness.config import plugins, registry
+from harness.protocol import plan as plan_mod
 from tests.conftest import quick_args
 
 # The released checkpoints' parameter counts (their safetensors), which the shape tables must reproduce.

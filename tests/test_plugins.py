@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from harness import plugins, registry
 from harness.cli import main
+from harness.config import plugins, registry
 from harness.errors import UsageError
 
 BUILTIN_MODULES = (
@@ -27,8 +27,8 @@ BUILTIN_MODULES = (
 
 HEADER = """\
 import torch
-from harness.hookspecs import hookimpl
-from harness.specs import Dataset, KDMethod, ModelFamily, Param, Split
+from harness.contract.hookspecs import hookimpl
+from harness.contract.specs import Dataset, KDMethod, ModelFamily, Param, Split
 
 
 def loss(batch, args):
@@ -431,8 +431,8 @@ def test_installed_plugin_is_picked_up_through_its_entry_point(installed_example
 def test_installed_plugin_is_usable_by_the_protocol(installed_example):
     code = textwrap.dedent(f"""\
         import torch
-        from harness import plugins, registry
-        from harness.specs import LogitBatch, resolve_params
+        from harness.config import plugins, registry
+        from harness.contract.specs import LogitBatch, resolve_params
         found = plugins.load(registry.load({str(ROOT / 'registry.toml')!r}))
         m = found.method("jeffreys-kd")
         args = resolve_params(m.params, {{"temperature": "2"}}, "method jeffreys-kd")

@@ -2,7 +2,7 @@
 loaded from the cache do.
 
 Training may run under accelerate's bf16 autocast; every scoring pass runs the float32 weights in
-float32 (`harness.precision`). Here bf16 is asked for on the CPU, as `accelerate launch
+float32 (`harness.runtime.precision`). Here bf16 is asked for on the CPU, as `accelerate launch
 --mixed_precision bf16` does: the cold run trains all three models, its rerun loads them, and
 the two must agree on every verdict, match length and score, exactly.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.predict import FEATURES, fit_report, log_perplexities, risk_scores
+from harness.measure.predict import FEATURES, fit_report, log_perplexities, risk_scores
 
 
 def features(n: int, seed: int = 0) -> np.ndarray:

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from conftest import SMALL_DATA
-from harness import plugins, registry
 from harness.cli import main
-from harness.extract import extract
-from harness.protocol import EvalRequest, Protocol
+from harness.config import plugins, registry
+from harness.measure.extract import extract
+from harness.protocol.request import EvalRequest
+from harness.protocol.run import Protocol
 
 
 def test_hub_families_keep_their_released_weights_and_scratch_ones_are_pretrained():
@@ -58,7 +59,7 @@ def test_each_size_is_pretrained_once_and_every_role_starts_from_it(quick_regist
     # Every role's calibrated reference is that student-size checkpoint, which never saw a member.
     refs = seen["refs"]
     assert refs["teacher"] is refs["baseline"] is refs["student"]
-    members, _, _ = protocol._data()
+    members, _, _ = protocol.data()
     start = protocol._start(protocol.student_size)
     p = protocol.preset
     expected = extract(start, members.ids, p.prefix_len, p.suffix_len, p.eval_batch_size, desc="test")

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT, SMALL_DATA, quick_args
 from harness.cli import main
-from harness.metrics import ROLES
+from harness.measure.metrics import ROLES
 
 # Long enough training on 48 members and short examples that students memorize some members and not others:
 # what the predictor needs to learn from.
@@ -108,7 +108,7 @@ def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, c
     # what the app's ROC tab reads
     import os
 
-    from harness import board as B
+    from harness.leaderboard import board as B
 
     with B.connect(os.environ["HARNESS_DB"]) as con:
         assert B.stored_attacks(con, run_id) == sorted(ATTACKS)

@@ -20,8 +20,8 @@ import tomli
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from harness.cli import main
-from harness.protocol import Protocol
-from harness.store import Store
+from harness.protocol.run import Protocol
+from harness.store.database import Store
 from tests.conftest import QUICK_PRESET, ROOT
 
 REAL_RUN = Protocol.run

@@ -82,7 +82,7 @@ FAILING_METHOD = '''
 import math
 import torch
 from harness import hookimpl
-from harness.specs import KDMethod
+from harness.contract.specs import KDMethod
 
 def nan_loss(batch, args):
     return batch.student_logits.sum() * float("nan")

@@ -16,7 +16,7 @@ PLUGIN_SOURCES = sorted([*(ROOT / "plugins").rglob("*.py"), *(ROOT / "examples")
 
 
 def harness_imports(path: Path) -> list[str]:
-    """Every import of the harness in a file, as written: `harness.specs`, `harness:KDMethod`."""
+    """Every import of the harness in a file, as written: `harness.contract.specs`, `harness:KDMethod`."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -53,9 +53,9 @@ def test_an_unknown_name_is_an_attribute_error():
 
 
 def test_the_exports_are_the_internal_objects():
-    from harness.divergences import forward_kl
-    from harness.hookspecs import hookimpl
-    from harness.specs import KDMethod
+    from harness.contract.divergences import forward_kl
+    from harness.contract.hookspecs import hookimpl
+    from harness.contract.specs import KDMethod
 
     assert harness.KDMethod is KDMethod and harness.hookimpl is hookimpl and harness.forward_kl is forward_kl
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from harness import registry
+from harness.config import registry
+from harness.config.registry import PROTOCOL_PARAMS, ROLES, TRAIN_PARAMS
 from harness.errors import UsageError
-from harness.registry import PROTOCOL_PARAMS, ROLES, TRAIN_PARAMS
 
 
 def write(tmp_path: Path, text: str, name: str = "registry.toml") -> Path:
@@ -33,7 +33,7 @@ def error_of(path: Path) -> str:
 def test_project_registry_parses_with_valid_presets():
     reg = registry.load(ROOT / "registry.toml")
     assert reg.path == ROOT / "registry.toml"
-    assert reg.modules == ()  # the built-ins are registered in code (harness.plugins.DEFAULT_PLUGINS)
+    assert reg.modules == ()  # the built-ins are registered in code (harness.config.plugins.DEFAULT_PLUGINS)
     assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
     assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
     assert (reg.family, reg.dataset) == ("tiny", "synthetic-pii")
@@ -322,7 +322,7 @@ def test_bad_inheritance_is_one_line_naming_the_file(tmp_path, text, problem):
 def test_the_shipped_defaults_are_package_data():
     from importlib import resources
 
-    text = resources.files("harness").joinpath("defaults.toml").read_text(encoding="utf-8")
+    text = resources.files("harness.config").joinpath("defaults.toml").read_text(encoding="utf-8")
     assert "[presets.tiny]" in text and "[plugins]" not in text
     assert registry.load(ROOT / "registry.toml").presets == registry.load().presets  # the project adds none
 

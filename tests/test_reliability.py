@@ -1,6 +1,6 @@
 """Faults: runs killed at every stage resume to the same figures; concurrent writers all land; NaN/inf stop.
 
-The kills are exact, not timed: `HARNESS_FAULT` (harness/faults.py) makes the process SIGKILL
+The kills are exact, not timed: `HARNESS_FAULT` (harness/runtime/faults.py) makes the process SIGKILL
 itself at a named point.
 """
 
@@ -17,11 +17,11 @@ import duckdb
 import pytest
 import torch
 
-from harness.distill import Distiller
+from harness.config.registry import Training
+from harness.contract.specs import KDMethod
 from harness.errors import RunFailed
-from harness.registry import Training
-from harness.specs import KDMethod
-from harness.train import train
+from harness.training.distill import Distiller
+from harness.training.train import train
 from tests.conftest import quick_args
 
 # The quick preset cut further: these tests start many processes, and each trains something.

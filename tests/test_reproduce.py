@@ -9,8 +9,8 @@ import pytest
 
 from conftest import SMALL_DATA
 from harness.cli import main
-from harness.reproduce import FINDINGS, RUNS, Reproduction, Row, table
-from harness.tables import finding_value as fmt
+from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, Row, table
+from harness.store.tables import finding_value as fmt
 
 
 def test_every_finding_the_issue_names_is_measured_from_the_runs_it_needs():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from harness.sampling import sample
+from harness.training.sampling import sample
 
 VOCAB = 50
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from harness.contract.specs import TEACHER_ACCESS, KDMethod, Param, resolve_params
 from harness.errors import UsageError
-from harness.specs import TEACHER_ACCESS, KDMethod, Param, resolve_params
 
 OWNER = "method demo"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harness import store as store_mod
 from harness.cli import main
 from harness.errors import UsageError
-from harness.store import MIGRATIONS, SCHEMA_VERSION, Store
+from harness.store import migrations
+from harness.store.database import Store
+from harness.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 V1 = Path(__file__).parent / "fixtures" / "results_v1.sql"
 V1_RUN = "20261123-152741-a2d2f6"
@@ -88,7 +89,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
         con.execute("ALTER TABLE runs ADD COLUMN x INTEGER")
         con.execute("ALTER TABLE nope ADD COLUMN y INT")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [m002_fails_halfway, *MIGRATIONS[1:]])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [m002_fails_halfway, *MIGRATIONS[1:]])
     with pytest.raises(UsageError, match="cannot migrate results database .* from schema version 1 to 2"):
         Store(db).check_writable()
     assert rows(db, "SELECT version FROM schema_info") == [(1,)]

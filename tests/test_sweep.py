@@ -34,16 +34,16 @@ def test_sweep_checks_every_name_before_running(quick_registry, capsys):
 
 
 def test_sweep_all_means_every_registered_method(quick_registry):
-    from harness import sweep
-    from harness.protocol import EvalRequest
+    from harness.protocol import sweep
+    from harness.protocol.request import EvalRequest
 
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
     assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd"} and len(cells) == 12
 
 
 def test_shards_split_the_grid_into_whole_groups(quick_registry):
-    from harness import sweep
-    from harness.protocol import EvalRequest
+    from harness.protocol import sweep
+    from harness.protocol.request import EvalRequest
 
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["soft-kd", "hard-kd"], [], [],
                        [0, 1, 2])

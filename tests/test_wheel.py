@@ -21,8 +21,8 @@ import pytest
 from conftest import ROOT
 from tests.chromium import _stop, free_port, wait_for
 
-PACKAGE_DATA = ("harness/defaults.toml", "harness/app.py", "harness/leaderboards/default.toml",
-                "harness/leaderboards/default.duckdb")
+PACKAGE_DATA = ("harness/config/defaults.toml", "harness/leaderboard/app.py", "harness/leaderboard/published/default.toml",
+                "harness/leaderboard/published/default.duckdb")
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +95,16 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
     finally:
         _stop(app)
     served = app.stderr.read()
-    assert f"serving {user['site'] / 'harness' / 'app.py'}" in served  # the wheel's app
-    assert f"leaderboards: {user['site'] / 'harness' / 'leaderboards'} " in served  # and its published boards
+    assert f"serving {user['site'] / 'harness' / 'leaderboard' / 'app.py'}" in served  # the wheel's app
+    assert f"leaderboards: {user['site'] / 'harness' / 'leaderboard' / 'published'} " in served  # and its published boards
 
     # the app's script itself, run from the wheel against the results the eval wrote
+    app_path = user['site'] / 'harness' / 'leaderboard' / 'app.py'
     probe = ("import sys, harness\n"
              "from streamlit.testing.v1 import AppTest\n"
-             f"at = AppTest.from_file({str(user['site'] / 'harness' / 'app.py')!r}, default_timeout=300).run()\n"
+             f"at = AppTest.from_file({str(app_path)!r}, default_timeout=300).run()\n"
              "assert not at.exception, at.exception\n"
-             "print(sys.modules['harness.board'].__file__)\n")
+             "print(sys.modules['harness.leaderboard.board'].__file__)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=user["cwd"], env=user["env"], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,7 +1,7 @@
 """`tiny`: a GPT-NeoX family built from a config, so nothing is downloaded.
 
 It has no released weights (`released=False`): the core pretrains each size once on the generic
-corpus (`harness.corpus`) before fine-tuning, as the studies start from pretrained Pythia. The
+corpus (`harness.protocol.corpus`) before fine-tuning, as the studies start from pretrained Pythia. The
 tokenizer is a byte-level BPE trained on that corpus with the `tokenizers` library; the core
 caches it with `save_pretrained`, so it opens like any hub tokenizer.
 """

@@ -1,0 +1,675 @@
+"""The leaderboard: which distillation method leaks least for what utility, down to the examples.
+
+`harness app --db FILE` (or `streamlit run harness/leaderboard/app.py -- --db FILE`). Without --db it reads
+the results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
+snapshots in leaderboards/ when there are no local results. All reading is in harness.leaderboard.board.
+Shipped in the package, so an installed harness serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from harness.errors import UsageError
+from harness.leaderboard import board as B
+from harness.leaderboard.boards import find_boards
+from harness.store.database import default_path
+from harness.store.tables import finding_value
+
+COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
+DEFAULT_COLUMNS = ["mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
+                   "best_attack_auc", "teacher_access", "seeds"]
+PROVENANCE = ["config_hash", "dataset_hash", "seed_list", "harness_version", "git_commit"]
+
+
+def db_arg() -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return known.db
+
+
+def sources() -> dict[str, Path]:
+    """Label -> database: the local results (if any) and every published snapshot."""
+    out: dict[str, Path] = {}
+    given = db_arg()
+    if given:
+        out[f"results: {given}"] = Path(given)
+        return out
+    local = default_path()
+    if local.is_file():
+        out[f"local results ({local})"] = local
+    try:
+        folder, _ = find_boards()  # the project's leaderboards/, found like registry.toml
+    except UsageError as err:
+        st.sidebar.warning(plain(err))
+        folder = None
+    for snap in sorted(folder.glob("*.duckdb")) if folder else ():
+        out[f"published board: {snap.stem}"] = snap
+    if not out:
+        out[f"local results ({local})"] = local
+    return out
+
+
+def fmt(value, kind: str, lo=None, hi=None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "rate":
+        text = f"{100 * value:.1f}%"
+        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
+            text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+        return text
+    if kind == "ratio":
+        return f"{value:.2f}×"
+    if kind == "num":
+        text = f"{value:.2f}"
+        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
+            text += f" [{lo:.2f}, {hi:.2f}]"
+        return text
+    if kind == "int":
+        return str(int(value))
+    return str(value)
+
+
+def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The board as shown: formatted strings, intervals in brackets, the baseline marked."""
+    out = pd.DataFrame({"method": [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]})
+    for col in columns:
+        if col not in board:
+            continue
+        label, kind = COLUMNS[col]
+        lo, hi = board.get(f"{col}_lo"), board.get(f"{col}_hi")
+        out[label] = [fmt(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
+                      for i, v in enumerate(board[col])]
+    return out
+
+
+# ------------------------------------------------------------ charts
+
+# One colour per role, in every chart; methods get their own palette (no greys, no role colour).
+ROLE_COLOR = {"teacher": "#d62728", "baseline": "#7f7f7f", "student": "#1f77b4"}
+METHOD_PALETTE = ["#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#aec7e8",
+                  "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"]
+BASELINE = "baseline"
+SVG = {"embedOptions": {"renderer": "svg"}}  # text marks as SVG: the browser test measures their boxes
+
+
+def role_scale(roles=tuple(ROLE_COLOR)) -> alt.Scale:
+    return alt.Scale(domain=list(roles), range=[ROLE_COLOR[r] for r in roles])
+
+
+def method_scale(methods: list[str]) -> alt.Scale:
+    """A colour per method in board order, the baseline in its role colour."""
+    colors = [ROLE_COLOR["baseline"] if m == BASELINE else METHOD_PALETTE[i % len(METHOD_PALETTE)]
+              for i, m in enumerate(methods)]
+    return alt.Scale(domain=list(methods), range=colors)
+
+
+def rate_axis(values, title: str) -> alt.Axis:
+    """Percent ticks with as many decimals as the range needs: 0-25% reads 5%, 0-0.8% reads 0.2%."""
+    top = max([float(v) for v in values if v is not None and not pd.isna(v)] or [0.0])
+    digits = 0 if top >= 0.05 or top == 0 else min(3, max(1, -math.floor(math.log10(top * 100)) + 1))
+    return alt.Axis(format=f".{digits}%", title=title, tickCount=5, titleLimit=0)
+
+
+def rate_scale(values) -> alt.Scale:
+    top = max([float(v) for v in values if v is not None and not pd.isna(v)] or [0.0])
+    return alt.Scale(domain=[0, top * 1.05 if top > 0 else 0.01], nice=False, padding=12)
+
+
+def finish(chart, height: int | None = None):
+    """Every chart: SVG renderer, wide labels, no truncated titles."""
+    if height is not None:
+        chart = chart.properties(height=height)
+    return chart.properties(usermeta=SVG).configure_axis(labelLimit=220, titleLimit=0).configure_legend(
+        labelLimit=240, symbolLimit=0)
+
+
+def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
+    """Each method's student as a bar; the teacher and the baseline, shared by all methods, as two lines."""
+    student = rates[rates["role"] == "student"]
+    refs = rates[rates["role"] != "student"].groupby("role", as_index=False)["rate"].mean()
+    refs["label"] = [f"{r} {100 * v:.1f}%" for r, v in zip(refs["role"], refs["rate"])]
+    axis = rate_axis([*rates["rate"], *rates["hi"]], "members memorized")
+    scale = rate_scale([*rates["rate"], *rates["hi"]])
+    x = alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=-30, labelLimit=130))
+    color = alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None))
+    y = alt.Y("rate:Q", axis=axis, scale=scale)  # one y for every layer: one axis, not one per layer
+    bars = alt.Chart(student).mark_bar().encode(
+        x=x, y=y, color=color, tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
+    whiskers = alt.Chart(student).mark_rule(color="black").encode(
+        x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q")
+    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(y=y, color=color)
+    labels = alt.Chart(refs).mark_text(align="right", dy=-7, x="width", dx=-2, fontSize=12).encode(
+        y=y, text="label:N", color=color)
+    return finish(bars + whiskers + lines + labels, 280)
+
+
+def plane_points(group: pd.DataFrame) -> pd.DataFrame:
+    pts = group.assign(on_frontier=B.frontier(group.reset_index(drop=True), also=("best_attack_auc",)).to_numpy(),
+                       label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
+    pts["status"] = pts["on_frontier"].map({True: "on the frontier", False: "dominated"})
+    return pts
+
+
+def chart_plane(group: pd.DataFrame) -> alt.Chart:
+    """Memorization against perplexity, a colour per method named in the legend (no labels to collide)."""
+    pts = plane_points(group)
+    order = pts["label"].tolist()
+    x = alt.X("val_ppl_student:Q", title="validation perplexity (lower is more useful)",
+              scale=alt.Scale(zero=False, nice=True))
+    y = alt.Y("mem_rate_student:Q", axis=rate_axis(pts["mem_rate_student"], "student memorization"),
+              scale=rate_scale(pts["mem_rate_student"]))
+    front = pts[pts["on_frontier"]].sort_values("val_ppl_student")
+    line = alt.Chart(front).mark_line(strokeDash=[4, 3], color="#333333").encode(x=x, y=y)
+    dots = alt.Chart(pts).mark_point(size=150, filled=True, opacity=0.85, stroke="black").encode(
+        x=x, y=y, color=alt.Color("label:N", scale=method_scale(order), sort=order,
+                                  legend=alt.Legend(title="method (board order)", orient="right", columns=2, rowPadding=5,
+                                                    symbolStrokeWidth=0,
+                                                    symbolSize=70, labelFontSize=12)),
+        shape=alt.Shape("status:N", scale=alt.Scale(domain=["on the frontier", "dominated"],
+                                                    range=["diamond", "circle"]),
+                        legend=alt.Legend(title=None, orient="top")),
+        strokeWidth=alt.condition("datum.on_frontier", alt.value(1.5), alt.value(0)),
+        tooltip=["method", "status", alt.Tooltip("mem_rate_student:Q", format=".2%", title="memorization"),
+                 alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
+                 alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")])
+    return finish(line + dots, max(320, 18 * len(order) + 60))
+
+
+def chart_overlap(df: pd.DataFrame) -> alt.Chart:
+    return finish(alt.Chart(df).mark_bar(color="#555555").encode(
+        x=alt.X("members:Q", title="members memorized by exactly these roles", axis=alt.Axis(format="d")),
+        y=alt.Y("combo:N", sort="-x", title=None),
+        tooltip=["combo", "members"]).properties(height=alt.Step(28)))
+
+
+def chart_k(df: pd.DataFrame, order: list[str]) -> alt.Chart:
+    """Small multiples, one panel per method in board order: its student against the shared teacher and baseline."""
+    columns = 4 if len(order) > 3 else max(1, len(order))
+    base = alt.Chart(df).mark_line(strokeWidth=2).encode(
+        x=alt.X("k:Q", title="k (suffix tokens)"),
+        y=alt.Y("share:Q", title="k-extractable", axis=alt.Axis(format=".0%", tickCount=4)),
+        color=alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None)),
+        tooltip=["method", "role", "k", alt.Tooltip("share:Q", format=".1%")]).properties(width=230, height=130)
+    return finish(base.facet(facet=alt.Facet("method:N", sort=order, title=None,
+                                             header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+                             columns=columns))
+
+
+def chart_zlib(df: pd.DataFrame) -> alt.Chart:
+    return finish(alt.Chart(df).mark_circle(opacity=0.45, size=22).encode(
+        x=alt.X("zlib_bits:Q", title="zlib entropy (bits)", scale=alt.Scale(zero=False)),
+        y=alt.Y("log_prob:Q", title="log-probability of the example"),
+        color=alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None)),
+        tooltip=["sample_id", "role", "memorized", "repeats", alt.Tooltip("log_prob:Q", format=".1f")]), 320)
+
+
+def chart_roc(df: pd.DataFrame) -> alt.Chart:
+    """Log axes with headroom above TPR 1, so a perfect attack's curve is drawn, not hidden on the frame;
+    roles in their colours, each with its AUC in the legend."""
+    df = df[(df["fpr"] > 0) & (df["tpr"] > 0)]
+    roles = [r for r in ROLE_COLOR if r in set(df["role"])]
+    auc = df.groupby("role")["auc"].first()
+    names = ", ".join(f"'{r}': '{r} (AUC {auc[r]:.3f})'" for r in roles)
+    lo = max(1e-4, min(1e-3, float(df["fpr"].min()) if len(df) else 1e-3, float(df["tpr"].min()) if len(df) else 1e-3))
+    diag = alt.Chart(pd.DataFrame({"x": [lo, 1], "y": [lo, 1]})).mark_line(color="#999", strokeDash=[3, 3]).encode(
+        x="x:Q", y="y:Q")
+    roc = alt.Chart(df).mark_line(strokeWidth=2.5, interpolate="step-after").encode(
+        x=alt.X("fpr:Q", title="false-positive rate", scale=alt.Scale(type="log", domain=[lo, 1], nice=False)),
+        y=alt.Y("tpr:Q", title="true-positive rate", scale=alt.Scale(type="log", domain=[lo, 1.6], nice=False),
+                axis=alt.Axis(values=[v for v in (1e-4, 1e-3, 1e-2, 1e-1, 1) if v >= lo], format="~g")),
+        color=alt.Color("role:N", scale=role_scale(roles),
+                        legend=alt.Legend(title=None, orient="top", labelExpr=f"{{{names}}}[datum.label]")),
+        strokeDash=alt.StrokeDash("role:N", scale=alt.Scale(domain=roles, range=[[1, 0], [8, 3], [2, 2]][:len(roles)]),
+                                  legend=None),
+        tooltip=["role", alt.Tooltip("fpr:Q", format=".4f"), alt.Tooltip("tpr:Q", format=".3f"),
+                 alt.Tooltip("auc:Q", format=".3f")])
+    return finish(diag + roc, 320)
+
+
+# ------------------------------------------------------------ plain text and private text
+
+
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$^=])")
+
+
+def plain(text) -> str:
+    """Text from a results file or bundle (labels, notes), made inert in markdown: no links, images, HTML."""
+    return MARKDOWN.sub(r"\\\1", one_line(str(text)))
+
+
+def one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def private_text_allowed() -> bool:
+    """Training text of a dataset not marked public goes to loopback only, unless the user said otherwise
+    (`harness app --host ... --serve-private-text`)."""
+    if os.environ.get("HARNESS_APP_SERVE_PRIVATE_TEXT") == "1":
+        return True
+    address = st.get_option("server.address") or ""
+    return address in LOOPBACK or address.startswith("127.")
+
+
+@st.cache_resource(show_spinner=False)
+def public_datasets() -> frozenset[str]:
+    """Names of the datasets the registered plugins mark public (specs.Dataset.public)."""
+    try:
+        from harness.config import plugins, registry
+
+        found = plugins.load(registry.load(os.environ.get("HARNESS_REGISTRY") or None))
+    except Exception:  # no registry here: treat every dataset as private
+        return frozenset()
+    return frozenset(name for name, d in found.datasets.items() if d.public)
+
+
+def text_withheld(dataset: str) -> str | None:
+    """Why this dataset's text is not shown to this viewer, or None when it may be."""
+    if private_text_allowed() or dataset in public_datasets():
+        return None
+    return (f"The text of dataset {dataset} (not marked public) is served to this machine only: the app listens "
+            "on a non-loopback address. Restart with `harness app --serve-private-text` to show it there.")
+
+
+# ------------------------------------------------------------ drill-down
+
+
+def tokens_html(ids: list[int], pieces: list[str] | None, hits: list[bool] | None = None) -> str:
+    out = []
+    for i, t in enumerate(ids):
+        text = html.escape(pieces[t] if pieces and 0 <= t < len(pieces) else f"⟨{t}⟩").replace("\n", "↵")
+        if hits is None:
+            out.append(text)
+        elif hits[i]:
+            out.append(f'<span style="background:#c7f0c2">{text}</span>')
+        else:
+            out.append(f'<span style="background:#f6c6c6">{text}</span>')
+    return "<code style='white-space:pre-wrap'>" + "".join(out) + "</code>"
+
+
+@st.cache_resource(show_spinner=False)
+def cached_pieces(folder: str) -> list[str] | None:
+    return B.load_pieces(folder)
+
+
+@st.cache_data(show_spinner="generating the continuation from the local checkpoint")
+def cached_continuation(artifact_path: str | None, prefix: tuple[int, ...], suffix_len: int) -> list[int] | None:
+    return B.live_continuation(artifact_path, prefix, suffix_len)
+
+
+def run_label(r) -> str:
+    return f"{r.method_label} · seed {r.seed} · {r.family}/{r.dataset} · run {r.run_id}"
+
+
+def ranked_first(options: list[str], top: str | None) -> int:
+    """The index of the board's top-ranked method among selector options (0 when it has none)."""
+    return next((i for i, o in enumerate(options) if top is not None and o.startswith(f"{top} · ")), 0)
+
+
+def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
+    st.subheader("Drill-down: the examples that leaked")
+    labels = {run_label(r): r.run_id for r in runs.itertuples()}
+    c1, c2, c3 = st.columns([3, 1.3, 2])
+    options = list(labels)
+    picked = c1.selectbox("run", options, index=ranked_first(options, top), key="drill_run")
+    run_id = labels[picked]
+    who = c2.selectbox("memorized by", ["student", "teacher", "baseline", "anyone (all members)"], key="drill_who")
+    ex = B.examples_of(con, run_id, None if who.startswith("anyone") else who)
+    if ex.empty and not who.startswith("anyone"):
+        st.info(f"No member of this run was memorized by the {who}: showing every member.")
+        ex = B.examples_of(con, run_id, None)
+    if ex.empty:
+        st.info("This run stored no member verdicts.")
+        return
+    options = {f"{r.sample_id} · repeated {r.repeats}× · student matched {r.student_match}": r.sample_id
+               for r in ex.itertuples()}
+    sample_id = options[c3.selectbox("example", list(options), key="drill_example")]
+    d = B.drill(con, run_id, sample_id)
+    withheld = d.withheld if d.token_ids is None else text_withheld(d.run["dataset"])
+    if withheld:
+        st.warning(plain(withheld))
+    else:
+        show_tokens(con, run_id, d)
+    repeats = int(d.scores["repeats"].iloc[0]) if not d.scores.empty else None
+    st.caption(f"Repeated {repeats}× in the training set. Scores per role (approximate-memorization figures "
+               "exist for the sampled members only):")
+    st.dataframe(score_table(d.scores, B.attack_scores(con, run_id, sample_id)), hide_index=True, key="drill_scores")
+
+
+def show_tokens(con, run_id: str, d) -> None:
+    prefix_len, suffix_len = int(d.run["prefix_len"]), int(d.run["suffix_len"])
+    pieces = B.pieces(con, d.run, loader=cached_pieces)
+    prefix, suffix = d.token_ids[:prefix_len], d.token_ids[prefix_len:prefix_len + suffix_len]
+    st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
+    st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
+    paths = dict(con.execute("SELECT role, artifact_path FROM models WHERE run_id = ?", [run_id]).fetchall())
+    for role in B.ROLES:
+        cont = d.continuations.get(role) or cached_continuation(paths.get(role), tuple(prefix), suffix_len)
+        row = d.scores[d.scores["role"] == role]
+        verdict = ""
+        if not row.empty:
+            r = row.iloc[0]
+            verdict = (f"{'memorized' if r['memorized'] else 'not memorized'}, {int(r['match_len'])}/{suffix_len} "
+                       f"leading tokens")
+        if cont is None:
+            st.markdown(f"**{role}** greedy continuation: not stored and no local checkpoint ({verdict})")
+            continue
+        hits = B.matching(suffix, cont)
+        st.markdown(f"**{role}** greedy continuation: {verdict}<br>{tokens_html(cont, pieces, hits)}",
+                    unsafe_allow_html=True)
+
+
+SCORE_COLUMNS = {"memorized": "memorized", "match_len": "leading tokens matched", "loss": "loss",
+                 "suffix_loss": "suffix loss", "approx_match": "token match (sampled)",
+                 "edit_distance": "edit distance (sampled)"}
+
+
+def score_table(scores: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
+    """One row per role: the verdict, the losses, and each attack's score; "not sampled" where a figure is
+    computed for a sample of members only, "not stored" where the file holds no attack scores."""
+    out = pd.DataFrame({"role": scores["role"]})
+    for col, label in SCORE_COLUMNS.items():
+        if col not in scores:
+            continue
+        missing = "not sampled" if col in ("approx_match", "edit_distance") else "–"
+        out[label] = [missing if v is None or pd.isna(v) else ("yes" if v is True else "no" if v is False else
+                      str(int(v)) if col == "match_len" else f"{v:.3f}") for v in scores[col]]
+    if attacks.empty:
+        out["attack scores"] = "not stored in this file"
+        return out
+    by_role = attacks.set_index("role")
+    for attack in [c for c in attacks.columns if c != "role"]:
+        out[f"{attack} score"] = [f"{by_role.at[r, attack]:.3f}" if r in by_role.index and not
+                                  pd.isna(by_role.at[r, attack]) else "–" for r in scores["role"]]
+    return out
+
+
+# ------------------------------------------------------------ the page
+
+
+def main() -> None:
+    st.set_page_config(page_title="KD memorization leaderboard", page_icon="🔐", layout="wide",
+                       initial_sidebar_state="collapsed")  # the board needs the width; filters are a click away
+    st.title("Which distillation method leaks least?")
+    st.caption("Students distilled from a teacher by each knowledge-distillation method, tested for exact "
+               "extraction of their training members (greedy continuation of the prefix reproduces the suffix) "
+               "and for membership inference. Lower memorization and attack AUC leak less; lower validation "
+               "perplexity is more useful.")
+    srcs = sources()
+    source = st.sidebar.selectbox("results", list(srcs), key="source")
+    path = srcs[source]
+    try:
+        with B.connect(path) as con:
+            page(con, path)
+    except B.BoardError as err:
+        st.info(plain(err))
+
+
+def sidebar_filters(opts: dict) -> B.Filters:
+    sb = st.sidebar
+    sb.header("Filter")
+    return B.Filters(family=sb.multiselect("family", opts["family"], key="f_family"),
+                     dataset=sb.multiselect("dataset", opts["dataset"], key="f_dataset"),
+                     method=sb.multiselect("method", opts["method"], key="f_method"),
+                     size=sb.multiselect("student size", opts["size"], key="f_size"),
+                     access=sb.multiselect("teacher access", opts["access"], key="f_access"),
+                     search=sb.text_input("search methods", key="f_search").strip() or None)
+
+
+def page(con, path: Path) -> None:
+    problem = B.schema_problem(con)
+    if problem:
+        st.info(plain(problem))
+        return
+    found = B.reproduction(con)
+    if st.query_params.get("page") == "reproduce":
+        reproduce_view(found)
+        return
+    if found is not None:
+        st.markdown("[Reproducing the studies: the published findings measured here →](?page=reproduce)")
+    failed = B.failed_runs(con)
+    opts = B.choices(con)
+    if not opts["method"]:
+        st.info("No finished run in this database yet" + (f" ({len(failed)} failed or still running, below)."
+                                                            if len(failed) else ". Run `harness eval --method soft-kd`."))
+        show_failed(failed)
+        return
+    f = sidebar_filters(opts)
+    board = B.board(con, f)
+    if board.empty:
+        st.warning("No run matches these filters.")
+        return
+    sb = st.sidebar
+    available = [c for c in COLUMNS if c in board.columns]
+    columns = sb.multiselect("columns", available, default=[c for c in DEFAULT_COLUMNS if c in available],
+                             format_func=lambda c: COLUMNS[c][0], key="columns")
+    sort = sb.selectbox("sort by", [c for c in available if COLUMNS[c][1] in ("rate", "ratio", "num", "int")],
+                        format_func=lambda c: COLUMNS[c][0], key="sort")
+    descending = sb.toggle("descending", value=False, key="desc")
+    sb.caption(f"Reading {path} (read-only).")
+    rs = B.runs(con, f)
+    focus = st.query_params.get("method")
+    if focus:
+        method_view(con, focus, board, rs)
+        return
+    top = None
+    seen: dict[tuple, int] = {}
+    for keys, group in B.boards(board):  # the ranking `harness leaderboard` prints, board by board
+        family, dataset = keys["family"], keys["dataset"]
+        seen[(family, dataset)] = n = seen.get((family, dataset), 0) + 1
+        group = group.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
+        methods = group[~group["reference"]]
+        top = top or (methods["method"].iloc[0] if not methods.empty else None)
+        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}")
+    drill_down(con, rs, top)
+    show_failed(failed)
+
+
+def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
+            suffix: str = "") -> None:
+    """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
+    family, dataset = keys["family"], keys["dataset"]
+    st.header(plain(f"{B.family_label(family, keys['family_args'])} on {dataset}"))
+    st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
+                     f"{group['dataset_hash'].iloc[0]} · mean over seeds with 95% intervals · ◦ marks the "
+                     "reference (the baseline, highlighted)"))
+    for note in B.caveats(group):
+        st.badge(note, icon=":material/warning:", color="orange")
+    key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
+    headline_card(B.headline(group), key)
+    board_table(group, columns, key)
+    st.download_button("download this board as CSV", group.drop(columns=["reference"]).to_csv(index=False),
+                       file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
+    with st.expander("provenance of each row"):
+        st.dataframe(group[["method", *PROVENANCE, "run_id"]].rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
+                     hide_index=True, width="stretch")
+    charts(con, keys, f, group, runs, suffix)
+
+
+def headline_card(h: B.Headline, key: str) -> None:
+    """Who leaks least and at what cost: memorization, the strongest attack, perplexity against the baseline."""
+    base = h.baseline
+    with st.container(border=True, key=f"headline_{key}"):
+        m1, m2, m3, m4 = st.columns([1.2, 1, 1.2, 1])
+        if h.best is None:
+            m1.metric("leaks least", "no method")
+            m2.metric("baseline memorizes", fmt(base["mem_rate_student"], "rate"))
+            m3.metric("baseline's best attack AUC", fmt(base.get("best_attack_auc"), "num"))
+            m4.metric("baseline validation perplexity", fmt(base["val_ppl_student"], "num"))
+            st.caption(plain(h.why))
+            return
+        b = h.best
+        m1.metric("leaks least", b["method"])
+        m2.metric("exact-match memorization", fmt(b["mem_rate_student"], "rate"),
+                  delta=f"{100 * (b['mem_rate_student'] - base['mem_rate_student']):+.1f} pts vs baseline "
+                        f"({fmt(base['mem_rate_student'], 'rate')})", delta_color="inverse")
+        attack = b.get("best_attack")
+        if attack:
+            tpr = b.get("best_attack_tpr")
+            m3.metric(f"best attack ({attack}) AUC", fmt(b["best_attack_auc"], "num"),
+                      delta=None if tpr is None or pd.isna(tpr) else f"TPR {100 * tpr:.1f}% at 1% FPR",
+                      delta_color="off")
+        else:
+            m3.metric("best attack AUC", "not stored")
+        m4.metric("validation perplexity", fmt(b["val_ppl_student"], "num"),
+                  delta=f"{b['val_ppl_student'] - base['val_ppl_student']:+.2f} vs baseline "
+                        f"({fmt(base['val_ppl_student'], 'num')})", delta_color="inverse")
+        st.caption(plain(h.why))
+
+
+ROW_PX = 35
+
+
+def board_table(group: pd.DataFrame, columns: list[str], key: str) -> None:
+    """Every row at once (no inner scroll), the baseline highlighted, each method linked to its own view."""
+    shown = display(group, columns)
+    config = {col: st.column_config.TextColumn(col, width=column_px(col, shown[col]), pinned=col == "method")
+              for col in shown.columns}
+    styled = shown.style.apply(lambda row: ["background-color: #eeeeee; font-style: italic"
+                                            if row["method"].startswith("◦ ") else "" for _ in row], axis=1)
+    st.dataframe(styled, hide_index=True, width="stretch", height=ROW_PX * (len(shown) + 1) + 3, row_height=ROW_PX,
+                 column_config=config, key=f"board_{key}")
+    links = [f"[{plain(m)}](?method={quote(m, safe='')})" for m in group.loc[~group["reference"], "method"]]
+    st.markdown("Each method's runs, seeds, arguments and figures: " + " · ".join(links))
+
+
+def column_px(label: str, values: pd.Series) -> int:
+    """A column as wide as its header and its longest value, so the whole board fits the page."""
+    longest = max([len(label), *(len(str(v)) for v in values)])
+    return min(7 * longest + 16, 220)
+
+
+def reproduce_view(found) -> None:
+    """The latest `harness reproduce`: one row per published finding, and whether it holds here."""
+    st.markdown("[← back to the board](?)")
+    st.header("Reproducing the studies")
+    st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
+               "figure here (mean and 95% interval over seeds) and whether the published direction holds. "
+               "`harness reproduce` adds one.")
+    if found is None:
+        st.info("No `harness reproduce` in this database yet: run `harness reproduce`.")
+        return
+    meta, df = found
+    st.markdown(plain(f"{meta['family']} / {meta['dataset']} (preset {meta['preset']}), "
+                      f"{meta['created_at']:%Y-%m-%d %H:%M} UTC, reproduction {meta['reproduction_id']}"))
+    verdicts = ["n/a" if pd.isna(h) else ("holds" if h else "does not hold") for h in df["holds"]]
+    st.metric("published directions that hold here", f"{verdicts.count('holds')} of {len(df)}")
+
+    def measured(r) -> str:
+        value = finding_value(r["mean"], r["unit"])
+        if r["n"] > 1 and r["lo"] != r["hi"]:
+            value += f" [{finding_value(r['lo'], r['unit'])}, {finding_value(r['hi'], r['unit'])}]"
+        return value
+
+    shown = pd.DataFrame({"finding": df["finding"], "direction (published)": df["claim"],
+                          "published": df["published"], "source": df["source"],
+                          "measured here": [measured(r) for _, r in df.iterrows()], "direction here": verdicts})
+    colours = {"holds": "color: #1a7f37", "does not hold": "color: #cf222e; font-weight: 600"}
+    st.dataframe(shown.style.map(lambda v: colours.get(v, ""), subset=["direction here"]), hide_index=True,
+                 width="stretch", key="reproduction")
+
+
+def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """One method: every run and seed with its arguments and figures."""
+    st.markdown("[← back to the board](?)")
+    st.header(plain(f"Method {method}"))
+    mine = runs[runs["method_label"] == method]
+    if mine.empty:
+        st.warning(plain(f"No finished run of method {method} passes these filters."))
+        return
+    rows = board[board["method"] == method]
+    st.dataframe(display(rows, [c for c in COLUMNS if c in rows.columns]), hide_index=True, width="stretch",
+                 key="method_board")
+    metrics = B.run_metrics(con, mine["run_id"].tolist())
+    cols = ["run_id", "seed", "family", "dataset", "method_args", "teacher_access", "preset", "example_limit",
+            "config_hash", "finished_at"]
+    st.dataframe(mine[[c for c in cols if c in mine]].merge(metrics, on="run_id", how="left"), hide_index=True,
+                 width="stretch", key="method_runs")
+
+
+def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+    family, dataset = keys["family"], keys["dataset"]
+    sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
+    order = group.loc[~group["reference"], "method"].tolist()
+    key = f"{family}_{dataset}{suffix}"
+    st.markdown("**Memorization rate by role**: each method's student, the shared teacher and baseline as lines "
+                "(95% intervals over seeds)")
+    with st.container(key=f"roles_{key}"):
+        st.altair_chart(chart_roles(B.of_board(B.role_rates(con, sub), keys), order), width="stretch")
+    st.markdown("**Privacy–utility plane**: the frontier (dashed, diamonds) counts memorization, the best "
+                "attack's AUC and perplexity")
+    with st.container(key=f"plane_{key}"):
+        st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
+    st.markdown("**k-extractability**: share of members whose first k suffix tokens the greedy continuation "
+                "reproduces, one panel per method")
+    with st.container(key=f"k_{key}"):
+        st.altair_chart(chart_k(B.k_extractability(con, runs["run_id"].tolist()), order), width="content")
+    by_run = {f"{r.method_label} · seed {r.seed}": r.run_id for r in runs.itertuples()}
+    picks = list(by_run)
+    first = ranked_first(picks, order[0] if order else None)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Overlap of the memorized sets**")
+        pick = st.selectbox("run", picks, index=first, key=f"ov_{key}")
+        ov = B.overlap(con, by_run[pick])
+        if ov.empty:
+            st.info("No role memorized any member in this run.")
+        else:
+            with st.container(key=f"overlap_{key}"):
+                st.altair_chart(chart_overlap(ov), width="stretch")
+    with c2:
+        st.markdown("**Log-probability against zlib entropy**")
+        pick = st.selectbox("run", picks, index=first, key=f"zl_{key}")
+        zl = B.logprob_vs_zlib(con, by_run[pick])
+        withheld = text_withheld(dataset)
+        if zl.empty or withheld:
+            st.info(plain(withheld or B.snapshot_note(con, "withheld", dataset)
+                          or "The texts of this dataset are not in this database."))
+        else:
+            with st.container(key=f"zlib_{key}"):
+                st.altair_chart(chart_zlib(zl), width="stretch")
+    roc_section(con, by_run, picks, first, key)
+
+
+def roc_section(con, by_run: dict, picks: list[str], first: int, key: str) -> None:
+    st.markdown("**Membership attack (ROC)**")
+    c1, c2 = st.columns(2)
+    pick = c1.selectbox("run", picks, index=first, key=f"roc_{key}")
+    attacks = B.stored_attacks(con, by_run[pick])
+    if attacks:
+        attack = c2.selectbox("attack", attacks, key=f"atk_{key}")
+        roc = B.attack_roc(con, by_run[pick], attack)
+        st.caption(f"The {attack} attack on each role. Log axes show the low false-positive region "
+                   "that matters for privacy.")
+    else:  # a run from before the attacks: the loss attack from its stored losses
+        roc = B.loss_attack_roc(con, by_run[pick])
+        st.caption("The loss attack: members are guessed by their lower per-example loss. "
+                   "Log axes show the low false-positive region that matters for privacy.")
+    if not roc.empty:
+        with st.container(key=f"rocchart_{key}"):
+            st.altair_chart(chart_roc(roc), width="stretch")
+
+
+def show_failed(failed: pd.DataFrame) -> None:
+    if failed.empty:
+        return
+    with st.expander(f"{len(failed)} run(s) failed or did not finish: not on the board"):
+        st.dataframe(failed, hide_index=True, width="stretch")
+
+
+main()

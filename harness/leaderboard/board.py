@@ -1,0 +1,558 @@
+"""The leaderboard's data layer: read-only queries the Streamlit app, `harness leaderboard publish`
+and `harness export` share, so all of it is testable without Streamlit.
+
+Every filter is a query parameter, never SQL text. Figures the schema does not hold yet
+(membership-attack AUCs from a later issue) are looked for and left out when absent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from harness.contract.specs import ROLE_ORDER_SQL, ROLES
+from harness.measure.stats import interval
+from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
+from harness.store.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
+
+LOCK_WAIT_SECONDS = 10.0
+
+# The tables and columns the app reads; a database without them is from an older schema.
+REQUIRED = {
+    "runs": {"run_id", "family", "dataset", "method", "method_label", "teacher_access", "preset", "seed",
+             "n_members", "config_hash", "dataset_hash", "tokenizer_key", "harness_version", "git_commit",
+             "status", "error", "finished_at", "suffix_len", "prefix_len", "example_limit"},
+    "models": {"run_id", "role", "size", "n_params", "val_ppl", "artifact_path"},
+    "examples": {"dataset_hash", "tokenizer_key", "sample_id", "split", "repeats", "token_ids", "text"},
+    "samples": {"run_id", "role", "sample_id", "split", "memorized", "match_len", "loss"},
+    "metrics": {"run_id", "name", "value"},
+}
+
+RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher", "mem_rate_baseline"}
+
+
+class BoardError(Exception):
+    """Something the app shows as a friendly message: no database, an older schema, no runs."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    family: Sequence[str] | None = None
+    dataset: Sequence[str] | None = None
+    method: Sequence[str] | None = None
+    size: Sequence[str] | None = None
+    access: Sequence[str] | None = None
+    search: str | None = None
+
+    def params(self) -> list:
+        def listed(v):
+            return None if not v else list(v)
+        return [listed(self.family), listed(self.family), listed(self.dataset), listed(self.dataset),
+                listed(self.method), listed(self.method), listed(self.access), listed(self.access),
+                self.search or None, self.search or "", listed(self.size), listed(self.size)]
+
+
+# ------------------------------------------------------------ opening
+
+
+@contextmanager
+def connect(path: str | Path):
+    """Read-only, so the app can run beside a harness that is writing."""
+    path = Path(path)
+    if not path.is_file():
+        raise BoardError(f"No results database at {path}. Run `harness eval --method soft-kd` first, "
+                         "or `harness app --db FILE`.")
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:  # a harness writing holds the file's lock for a moment per write
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.Error as err:
+            if "lock" in str(err).lower() and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise BoardError(f"Cannot open {path}: {str(err).splitlines()[0]}") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def tables(con) -> dict[str, set[str]]:
+    rows = con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                       "WHERE table_schema = 'main'").fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, set()).add(column)
+    return out
+
+
+def schema_problem(con) -> str | None:
+    """Why this database cannot be shown, in a sentence; None when it can."""
+    found = tables(con)
+    if not found:
+        return "This database is empty: no run has been stored in it yet. Run `harness eval --method soft-kd`."
+    version = None
+    if "schema_info" in found:
+        row = con.execute("SELECT max(version) FROM schema_info").fetchone()
+        version = row[0] if row else None
+    missing = [f"{t}.{c}" for t, cols in REQUIRED.items() for c in sorted(cols - found.get(t, set()))]
+    if missing or version is None or version < READABLE_SINCE:
+        return (f"This database was written by an older harness (schema version {version or 'unknown'}, "
+                f"this app reads version {SCHEMA_VERSION}; missing {', '.join(missing[:4]) or 'nothing'}"
+                f"{'…' if len(missing) > 4 else ''}). Re-run the methods with this harness, or open another --db.")
+    if version > SCHEMA_VERSION:
+        return (f"This database has schema version {version}, newer than this app's {SCHEMA_VERSION}: "
+                "update the harness.")
+    return None
+
+
+def frame(con, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    return con.execute(sql, list(params)).df()
+
+
+# ------------------------------------------------------------ runs
+
+
+# What makes runs one board, for the app, `harness leaderboard`, publish and export alike: the family
+# with its arguments (pretrained and from-scratch weights are different boards), the dataset and its
+# content, the preset, and --limit.
+BOARD_KEYS = ["family", "family_args", "dataset", "preset", "dataset_hash", "example_limit"]
+# A family run with its defaults stores '{}'; runs from before family arguments existed, NULL: one board.
+FAMILY_ARGS_SQL = "coalesce(CAST(r.family_args AS VARCHAR), '{}')"
+
+# Finished runs passing the filters; where one seed of a method ran twice on a board, its latest run.
+LATEST_RUNS = f"""
+    SELECT r.* REPLACE ({FAMILY_ARGS_SQL} AS family_args), mo.size AS student_size, mo.n_params AS student_params
+    FROM runs r LEFT JOIN models mo ON mo.run_id = r.run_id AND mo.role = 'student'
+    WHERE r.status = 'finished'
+      AND (? IS NULL OR list_contains(?, r.family)) AND (? IS NULL OR list_contains(?, r.dataset))
+      AND (? IS NULL OR list_contains(?, r.method_label)) AND (? IS NULL OR list_contains(?, r.teacher_access))
+      AND (? IS NULL OR contains(lower(r.method_label || ' ' || r.method || ' ' || r.teacher_access), lower(?)))
+      AND (? IS NULL OR list_contains(?, mo.size))
+    QUALIFY row_number() OVER (PARTITION BY r.family, {FAMILY_ARGS_SQL}, r.dataset, r.dataset_hash, r.preset,
+                               r.example_limit, r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
+"""
+
+
+def runs(con, filters: Filters = Filters()) -> pd.DataFrame:
+    """Finished runs passing the filters; where one seed ran twice, its latest run."""
+    return frame(con, LATEST_RUNS + " ORDER BY family, dataset, method_label, seed", filters.params())
+
+
+def failed_runs(con) -> pd.DataFrame:
+    return frame(con, "SELECT run_id, family, dataset, method_label, seed, status, error, started_at FROM runs "
+                      "WHERE status <> 'finished' ORDER BY started_at DESC")
+
+
+def choices(con) -> dict[str, list[str]]:
+    """The values each filter can take, from the finished runs."""
+    def distinct(sql):
+        return [r[0] for r in con.execute(sql).fetchall() if r[0] is not None]
+    return {
+        "family": distinct("SELECT DISTINCT family FROM runs WHERE status = 'finished' ORDER BY 1"),
+        "dataset": distinct("SELECT DISTINCT dataset FROM runs WHERE status = 'finished' ORDER BY 1"),
+        "method": distinct("SELECT DISTINCT method_label FROM runs WHERE status = 'finished' ORDER BY 1"),
+        "access": distinct("SELECT DISTINCT teacher_access FROM runs WHERE status = 'finished' ORDER BY 1"),
+        "size": distinct("SELECT DISTINCT mo.size FROM models mo JOIN runs r USING (run_id) "
+                         "WHERE r.status = 'finished' AND mo.role = 'student' ORDER BY 1"),
+    }
+
+
+def run_metrics(con, run_ids: Sequence[str]) -> pd.DataFrame:
+    """One row per run, one column per figure."""
+    long = frame(con, "SELECT run_id, name, value FROM metrics WHERE list_contains(?, run_id)", [list(run_ids)])
+    if long.empty:
+        return pd.DataFrame({"run_id": list(run_ids)})
+    return long.pivot_table(index="run_id", columns="name", values="value", aggfunc="first").reset_index()
+
+
+def attack_auc_names(con, role: str = "student") -> list[str]:
+    """A role's membership-attack AUCs (`auc_<attack>_<role>` in metrics), once attacks wrote them."""
+    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_' || ? "
+                                      "ESCAPE '\\' ORDER BY 1", [role]).fetchall()]
+
+
+def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
+    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR."""
+    means = {c: v for c, v in g[aucs].mean().items() if not math.isnan(v)}
+    if not means:
+        return {"best_attack_auc": math.nan, "best_attack": None, "best_attack_tpr": math.nan}
+    col = max(means, key=means.get)
+    name = col[len("auc_"):-len(f"_{role}")]
+    tpr = f"tpr_1_{name}_{role}"
+    return {"best_attack_auc": means[col], "best_attack": name,
+            "best_attack_tpr": float(g[tpr].mean()) if tpr in g else math.nan}
+
+
+# ------------------------------------------------------------ the board
+
+
+def board(con, filters: Filters = Filters()) -> pd.DataFrame:
+    """Methods as rows per board (BOARD_KEYS; mean and 95% interval over seeds), a baseline row each.
+
+    The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
+    order of their keys; within one, by student memorization, lowest first (the privacy side of
+    the trade-off), then by name.
+    """
+    rs = runs(con, filters)
+    if rs.empty:
+        return pd.DataFrame()
+    metrics = run_metrics(con, rs["run_id"].tolist())
+    rs = rs.merge(metrics, on="run_id", how="left")
+    aucs = [c for c in attack_auc_names(con) if c in rs.columns]
+    rows = []
+    for keys, group in rs.groupby(BOARD_KEYS, dropna=False, sort=True):
+        for label, g in group.groupby("method_label", sort=False):
+            row = dict(zip(BOARD_KEYS, keys))
+            row.update(method=label, reference=False, teacher_access=g["teacher_access"].iloc[0],
+                       student_size=g["student_size"].iloc[0], student_params=g["student_params"].iloc[0],
+                       seeds=len(g), seed_list=", ".join(str(s) for s in sorted(g["seed"])),
+                       n_members=int(g["n_members"].iloc[0]))
+            for name in [*FIGURES, "mem_rate_teacher", "mem_rate_baseline", "val_ppl_baseline", "val_ppl_teacher"]:
+                mean, lo, hi = interval(g[name].tolist() if name in g else [])
+                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
+            if aucs:
+                row.update(best_attack(g, aucs, "student"))
+            for col in ("run_id", "config_hash", "harness_version", "git_commit"):
+                row[col] = ", ".join(sorted({str(v) for v in g[col]}))
+            rows.append(row)
+        base = dict(zip(BOARD_KEYS, keys))
+        seeds = group.drop_duplicates("seed")
+        base.update(method="(baseline: fine-tuned, no teacher)", reference=True, teacher_access="none",
+                    student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
+                    seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
+                    n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
+                    harness_version=", ".join(sorted({str(v) for v in group["harness_version"]})),
+                    git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
+        for name, source in (("mem_rate_student", "mem_rate_baseline"), ("val_ppl_student", "val_ppl_baseline")):
+            mean, lo, hi = interval(seeds[source].tolist() if source in seeds else [])
+            base[name], base[f"{name}_lo"], base[f"{name}_hi"] = mean, lo, hi
+        base["reduction"] = 1.0
+        base_aucs = [c for c in attack_auc_names(con, "baseline") if c in seeds]
+        if base_aucs:
+            base.update(best_attack(seeds, base_aucs, "baseline"))
+        rows.append(base)
+    out = pd.DataFrame(rows)
+    out = out.sort_values([*BOARD_KEYS, "mem_rate_student", "method"], na_position="last", kind="stable")
+    return out.reset_index(drop=True)
+
+
+def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    """`board()`'s rows split into its boards, in order: (the board's keys, its rows, ranked)."""
+    if table.empty:
+        return []
+    return [(dict(zip(BOARD_KEYS, keys)), group)
+            for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
+
+
+def of_board(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
+    """The rows of `frame` (runs, role rates) that belong to the board with these keys."""
+    if frame.empty:
+        return frame
+    mask = pd.Series(True, index=frame.index)
+    for k in BOARD_KEYS:
+        mask &= frame[k].isna() if pd.isna(keys[k]) else frame[k] == keys[k]
+    return frame[mask]
+
+
+def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
+             also: Sequence[str] = ()) -> pd.Series:
+    """Pareto frontier, lower is better on every column: no other point is at least as good on all, better on one.
+
+    `also` adds leakage measures (the best attack's AUC) where every point has them, so that a
+    method that memorizes nothing verbatim but is wide open to membership inference is not on it.
+    """
+    cols = [x, y, *(c for c in also if c in points and points[c].notna().all())]
+    values = points[cols].astype(float).to_numpy()
+    flags = []
+    for i, p in enumerate(values):
+        dominated = any((q <= p).all() and (q < p).any() for j, q in enumerate(values) if j != i)
+        flags.append(not dominated and not any(math.isnan(v) for v in p[:2]))
+    return pd.Series(flags, index=points.index)
+
+
+# A student whose validation perplexity is worse than the teacher-free baseline's by more than this
+# factor has not learned the task: leaking little is then no merit, so it cannot lead the board.
+UTILITY_SLACK = 1.10
+
+
+@dataclass(frozen=True)
+class Headline:
+    best: dict | None  # the board row that leaks least, or None
+    baseline: dict
+    why: str  # how it was chosen, or why no method was
+
+
+def headline(group: pd.DataFrame) -> Headline:
+    """"Leaks least": among methods on the privacy-utility frontier (baseline included, attacks counted)
+    whose perplexity is within UTILITY_SLACK of the baseline's, the lowest memorization, then attack AUC."""
+    group = group.reset_index(drop=True)
+    base = group[group["reference"]].iloc[0].to_dict()
+    on = frontier(group, also=("best_attack_auc",))
+    budget = base["val_ppl_student"] * UTILITY_SLACK
+    cand = group[on & ~group["reference"] & (group["val_ppl_student"] <= budget)]
+    rule = (f"on the privacy–utility frontier with validation perplexity within {UTILITY_SLACK - 1:.0%} "
+            "of the baseline's")
+    if cand.empty:
+        return Headline(None, base, f"no method is {rule}: none improves on fine-tuning without a teacher")
+    keys = ["mem_rate_student"] + (["best_attack_auc"] if "best_attack_auc" in cand else []) + ["val_ppl_student"]
+    best = cand.sort_values(keys, kind="stable", na_position="last").iloc[0].to_dict()
+    return Headline(best, base, f"chosen among the methods {rule}")
+
+
+def caveats(group: pd.DataFrame) -> list[str]:
+    """What makes a board a small sample: runs on --limit examples, a single seed."""
+    out = []
+    limits = sorted({int(v) for v in group["example_limit"] if v is not None and not pd.isna(v)})
+    if limits:
+        out.append(f"limited run (--limit {', '.join(map(str, limits))}): {int(group['n_members'].iloc[0])} members, "
+                   "a small sample; rerun without --limit for a result")
+    if int(group["seeds"].max()) <= 1:
+        out.append("single seed: no interval over seeds; rerun with --seeds 3 or more")
+    return out
+
+
+# ------------------------------------------------------------ charts' data
+
+
+def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
+    """Memorization rate of teacher, baseline and student per method, mean and interval over seeds."""
+    rs = runs(con, filters)
+    if rs.empty:
+        return pd.DataFrame()
+    m = run_metrics(con, rs["run_id"].tolist())
+    rs = rs.merge(m, on="run_id", how="left")
+    rows = []
+    for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
+        for role in ROLES:
+            mean, lo, hi = interval(g.get(f"mem_rate_{role}", pd.Series(dtype=float)).tolist())
+            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=mean, lo=lo, hi=hi,
+                             seeds=len(g)))
+    return pd.DataFrame(rows)
+
+
+def overlap(con, run_id: str) -> pd.DataFrame:
+    """Members by which roles memorized them (UpSet-style): one row per non-empty combination."""
+    df = frame(con, f"""
+        SELECT combo, count(*) AS members FROM (
+            SELECT sample_id, string_agg(role, ' + ' ORDER BY {ROLE_ORDER_SQL})
+                   FILTER (WHERE memorized) AS combo
+            FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id)
+        WHERE combo IS NOT NULL GROUP BY combo ORDER BY members DESC""", [run_id])
+    return df
+
+
+def k_extractability(con, run_ids: Sequence[str]) -> pd.DataFrame:
+    """Share of members whose greedy continuation matches at least k suffix tokens, per k and role."""
+    return frame(con, """
+        WITH ks AS (SELECT r.run_id, r.method_label, unnest(range(1, r.suffix_len + 1)) AS k
+                    FROM runs r WHERE list_contains(?, r.run_id))
+        SELECT ks.method_label AS method, s.role, ks.k, avg((s.match_len >= ks.k)::INTEGER) AS share
+        FROM ks JOIN samples s ON s.run_id = ks.run_id AND s.split = 'member'
+        GROUP BY ks.method_label, s.role, ks.k ORDER BY method, role, k""", [list(run_ids)])
+
+
+def zlib_entropy(text: str | None) -> float:
+    """Bits of the zlib-compressed text: how compressible (repetitive, boilerplate) an example is."""
+    return math.nan if text is None else 8.0 * len(zlib.compress(text.encode("utf-8")))
+
+
+def logprob_vs_zlib(con, run_id: str) -> pd.DataFrame:
+    """Per member and role: total log-probability against zlib entropy (text withheld: empty)."""
+    df = frame(con, """
+        SELECT s.sample_id, s.role, s.memorized, s.repeats, -s.loss * (len(e.token_ids) - 1) AS log_prob, e.text
+        FROM samples s JOIN runs r USING (run_id)
+        JOIN examples e ON e.dataset_hash = r.dataset_hash AND e.tokenizer_key = r.tokenizer_key
+                       AND e.sample_id = s.sample_id
+        WHERE s.run_id = ? AND s.split = 'member' AND e.text IS NOT NULL""", [run_id])
+    df["zlib_bits"] = df["text"].map(zlib_entropy)
+    return df.drop(columns="text")
+
+
+def stored_attacks(con, run_id: str) -> list[str]:
+    """The attacks whose ROC curves the run stored (empty for runs from before attacks existed)."""
+    if "curves" not in tables(con):
+        return []
+    return [r[0] for r in con.execute("SELECT DISTINCT substr(curve, 5) FROM curves WHERE run_id = ? "
+                                      "AND starts_with(curve, 'roc:') ORDER BY 1", [run_id]).fetchall()]
+
+
+def attack_roc(con, run_id: str, attack: str) -> pd.DataFrame:
+    """A stored attack's ROC per role, with the run's AUC for it."""
+    df = frame(con, "SELECT c.role, c.x AS fpr, c.y AS tpr, m.value AS auc FROM curves c LEFT JOIN metrics m "
+                    "ON m.run_id = c.run_id AND m.name = 'auc_' || ? || '_' || c.role "
+                    "WHERE c.run_id = ? AND c.curve = 'roc:' || ? ORDER BY c.role, c.i", [attack, run_id, attack])
+    return df
+
+
+def loss_attack_roc(con, run_id: str) -> pd.DataFrame:
+    """ROC of the loss attack (members have lower loss) per role, from the stored per-example losses."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    df = frame(con, "SELECT role, split, loss FROM samples WHERE run_id = ? AND loss IS NOT NULL", [run_id])
+    parts = []
+    for role, g in df.groupby("role"):
+        truth = (g["split"] == "member").astype(int)
+        if truth.nunique() < 2:
+            continue
+        fpr, tpr, _ = roc_curve(truth, -g["loss"])
+        auc = roc_auc_score(truth, -g["loss"])
+        parts.append(pd.DataFrame({"role": role, "fpr": fpr, "tpr": tpr, "auc": auc}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+# ------------------------------------------------------------ drill-down
+
+
+def examples_of(con, run_id: str, memorized_by: str | None = None, limit: int = 500) -> pd.DataFrame:
+    """A run's members with each role's verdict, most-memorized first, for the drill-down picker."""
+    return frame(con, """
+        SELECT sample_id, any_value(repeats) AS repeats,
+               bool_or(memorized) FILTER (WHERE role = 'teacher') AS teacher,
+               bool_or(memorized) FILTER (WHERE role = 'baseline') AS baseline,
+               bool_or(memorized) FILTER (WHERE role = 'student') AS student,
+               max(match_len) FILTER (WHERE role = 'student') AS student_match
+        FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id
+        HAVING ? IS NULL OR bool_or(memorized AND role = ?)
+        ORDER BY student DESC, student_match DESC, sample_id LIMIT ?""", [run_id, memorized_by, memorized_by, limit])
+
+
+@dataclass(frozen=True)
+class Drill:
+    run: dict
+    sample_id: str
+    text: str | None
+    token_ids: list[int] | None
+    scores: pd.DataFrame  # one row per role: memorized, match_len, loss, suffix_loss
+    continuations: dict[str, list[int]]  # role -> the greedy continuation's token ids, where stored
+    withheld: str | None  # why the text is missing
+
+
+def drill(con, run_id: str, sample_id: str) -> Drill:
+    run = frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0].to_dict()
+    ex = con.execute("SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
+                     "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id]).fetchone()
+    scores = frame(con, "SELECT * EXCLUDE (run_id, sample_id) FROM samples WHERE run_id = ? AND sample_id = ? "
+                        f"ORDER BY {ROLE_ORDER_SQL}", [run_id, sample_id])
+    conts = {}
+    if "continuations" in tables(con):
+        for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
+                                     [run_id, sample_id]).fetchall():
+            conts[role] = list(ids)
+        for role in set(ROLES) - set(conts):  # a checkpoint other runs share
+            row = con.execute("SELECT c.token_ids FROM continuations c JOIN models m USING (run_id, role) "
+                              "WHERE c.role = ? AND c.sample_id = ? AND m.artifact_key = (SELECT artifact_key "
+                              "FROM models WHERE run_id = ? AND role = ?) LIMIT 1",
+                              [role, sample_id, run_id, role]).fetchone()
+            if row is not None:
+                conts[role] = list(row[0])
+    ids, text = ex if ex else (None, None)
+    ids = None if ids is None else [int(i) for i in ids]
+    if ids is not None:  # published boards leave out what the verdict implies: a memorized
+        # member's greedy continuation is its true suffix, token for token
+        suffix = ids[int(run["prefix_len"]) : int(run["prefix_len"]) + int(run["suffix_len"])]
+        for role, memorized in zip(scores["role"], scores["memorized"]):
+            if memorized and role not in conts:
+                conts[role] = suffix
+    withheld = None
+    if text is None:
+        withheld = snapshot_note(con, "withheld", run["dataset"]) or (
+            f"The text of this example is not in this database (dataset {run['dataset']}).")
+    return Drill(run, sample_id, text, ids, scores, conts, withheld)
+
+
+def attack_scores(con, run_id: str, sample_id: str) -> pd.DataFrame:
+    """Each attack's score of one example, a row per role and a column per attack (empty if none stored)."""
+    if "scores" not in tables(con):
+        return pd.DataFrame()
+    df = frame(con, "SELECT role, attack, score FROM scores WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
+    if df.empty:
+        return df
+    return df.pivot_table(index="role", columns="attack", values="score", aggfunc="first").reset_index()
+
+
+def matching(true: Sequence[int], generated: Sequence[int]) -> list[bool]:
+    """Per generated token: does it equal the true token at that position."""
+    return [i < len(true) and g == true[i] for i, g in enumerate(generated)]
+
+
+def snapshot_note(con, kind: str, subject: str) -> str | None:
+    """A published snapshot's notes (why a dataset's text was withheld, when it was published)."""
+    if "snapshot_notes" not in tables(con):
+        return None
+    row = con.execute("SELECT note FROM snapshot_notes WHERE kind = ? AND subject = ?", [kind, subject]).fetchone()
+    return row[0] if row else None
+
+
+def provenance(con, filters: Filters = Filters()) -> pd.DataFrame:
+    """Per run: what it is and where it came from."""
+    rs = runs(con, filters)
+    cols = ["run_id", "family", "dataset", "method_label", "seed", "teacher_access", "preset", "config_hash",
+            "dataset_hash", "harness_version", "git_commit", "finished_at"]
+    return rs[cols] if not rs.empty else pd.DataFrame(columns=cols)
+
+
+def load_pieces(folder: str | Path) -> list[str] | None:
+    """Every token id's text, from a saved tokenizer (a checkpoint folder holds one)."""
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError):
+        return None
+    return [tok.decode([i]) for i in range(len(tok))]
+
+
+def pieces(con, run: dict, loader=None) -> list[str] | None:
+    """The run's tokenizer as text pieces: from a snapshot's vocab, else the local checkpoint."""
+    if "vocab" in tables(con):
+        rows = con.execute("SELECT token_id, piece FROM vocab WHERE tokenizer_key = ? ORDER BY token_id",
+                           [run["tokenizer_key"]]).fetchall()
+        if rows:
+            out = [""] * (rows[-1][0] + 1)
+            for i, p in rows:
+                out[i] = p
+            return out
+    paths = [r[0] for r in con.execute("SELECT artifact_path FROM models WHERE run_id = ? AND artifact_path IS NOT NULL",
+                                       [run["run_id"]]).fetchall()]
+    for path in paths:
+        if Path(path).is_dir():
+            return (loader or load_pieces)(path)
+    return None
+
+
+def live_continuation(artifact_path: str, prefix: Sequence[int], suffix_len: int) -> list[int] | None:
+    """A role's greedy continuation computed now from its local checkpoint (None if it is gone)."""
+    if not artifact_path or not Path(artifact_path).is_dir():
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.measure.extract import greedy
+
+    model = AutoModelForCausalLM.from_pretrained(artifact_path, use_safetensors=True)
+    out = greedy(model, torch.tensor([list(prefix)], dtype=torch.long), suffix_len, 1)
+    return out[0, len(prefix):].tolist()
+
+
+def reproduction(con) -> tuple[dict, pd.DataFrame] | None:
+    """The latest `harness reproduce` stored in this database: where it ran, and a row per finding."""
+    if "reproductions" not in tables(con):
+        return None
+    latest = con.execute("SELECT reproduction_id, family, dataset, preset, created_at FROM reproductions "
+                         "ORDER BY created_at DESC, reproduction_id DESC LIMIT 1").fetchone()
+    if latest is None:
+        return None
+    meta = dict(zip(("reproduction_id", "family", "dataset", "preset", "created_at"), latest))
+    rows = con.execute("SELECT finding, claim, published, source, unit, n, mean, lo, hi, holds FROM reproductions "
+                       "WHERE reproduction_id = ? ORDER BY rowid", [meta["reproduction_id"]]).df()
+    return meta, rows

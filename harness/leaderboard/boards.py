@@ -1,0 +1,93 @@
+"""Published boards: `leaderboards/<name>.toml`, found like registry.toml, and their specs.
+
+A board names a family, dataset, preset, methods and seeds; its snapshot (`<name>.duckdb`, next to
+the TOML) holds the runs it ranks. The package ships its own boards (`harness/leaderboard/published`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import tomli
+
+from harness.errors import UsageError, unknown
+
+ENV_VAR = "HARNESS_LEADERBOARDS"
+
+
+def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The leaderboards/ to act on, found like registry.toml, and where the choice came from: --leaderboards,
+    $HARNESS_LEADERBOARDS, ./leaderboards, then the installed harness's (package data: harness/leaderboard/published)."""
+    for given, how in ((explicit, "--leaderboards"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
+        if given is not None:
+            if not Path(given).is_dir():
+                raise UsageError(f"{how}: no leaderboards folder at {given}")
+            return Path(given).resolve(), how
+    here = Path.cwd() / "leaderboards"
+    if here.is_dir():
+        return here.resolve(), "the current directory"
+    return Path(str(resources.files("harness.leaderboard").joinpath("published"))), "the installed harness"
+
+
+def boards_dir() -> Path:
+    return find_boards()[0]
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """One `leaderboards/<name>.toml`."""
+
+    name: str
+    path: Path
+    title: str
+    family: str
+    dataset: str
+    preset: str
+    methods: tuple[str, ...]  # "soft-kd" or "soft-kd temperature=4"
+    seeds: tuple[int, ...] = (0,)
+    dataset_args: dict = field(default_factory=dict)
+    columns: tuple[str, ...] = ()
+    sort: str = "mem_rate_student"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.path.with_suffix(".duckdb")
+
+    def method_args(self, entry: str) -> tuple[str, dict[str, str]]:
+        name, *pairs = shlex.split(entry)
+        bad = [p for p in pairs if "=" not in p]
+        if bad:
+            raise UsageError(f"{self.path}: method entry {entry!r}: expected `name key=value ...`")
+        return name, dict(p.split("=", 1) for p in pairs)
+
+
+def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
+    folder = folder or boards_dir()
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        found = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        raise unknown(f"leaderboard (in {folder})", name, found)
+    try:
+        raw = tomli.loads(path.read_text())
+    except (tomli.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
+        raise UsageError(f"{path}: not valid TOML: {err}") from None
+    missing = [k for k in ("family", "dataset", "preset", "methods") if k not in raw]
+    if missing:
+        raise UsageError(f"{path}: missing {', '.join(missing)}")
+    allowed = {"title", "family", "dataset", "preset", "methods", "seeds", "dataset_args", "columns", "sort"}
+    extra = sorted(set(raw) - allowed)
+    if extra:
+        raise unknown(f"key in {path}", extra[0], allowed)
+    if not raw["methods"] or not all(isinstance(m, str) for m in raw["methods"]):
+        raise UsageError(f"{path}: methods must be a non-empty list of strings")
+    seeds = raw.get("seeds", [0])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise UsageError(f"{path}: seeds must be a non-empty list of integers >= 0")
+    return BoardSpec(name=name, path=path, title=raw.get("title", name), family=raw["family"],
+                     dataset=raw["dataset"], preset=raw["preset"], methods=tuple(raw["methods"]),
+                     seeds=tuple(seeds), dataset_args={k: str(v) for k, v in raw.get("dataset_args", {}).items()},
+                     columns=tuple(raw.get("columns", ())), sort=raw.get("sort", "mem_rate_student"))

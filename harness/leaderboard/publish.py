@@ -1,0 +1,226 @@
+"""What changes a published board: `publish` runs what the board is missing and writes its snapshot;
+`import_bundle` adds a validated bundle's runs to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from harness.errors import UsageError
+from harness.leaderboard import board as board_mod
+from harness.leaderboard.boards import BoardSpec
+from harness.leaderboard.snapshot import (
+    NOTES,
+    PRIVATE_RUN_COLUMNS,
+    SNAPSHOT_SCHEMA,
+    VOCAB,
+    greedy_continuations,
+    now,
+    write_subset,
+)
+from harness.leaderboard.validate import board_for, read_bundle, validated
+from harness.store.database import Store
+from harness.store.migrations import SCHEMA_VERSION
+
+# ------------------------------------------------------------ publish
+
+
+def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = None, log=print) -> Path:
+    """Run what the board is missing into `db`, then write its snapshot next to its definition."""
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
+
+    run_ids = []
+    public: set[str] = set()
+    dataset_hash = None
+    for entry in spec.methods:
+        method, args = spec.method_args(entry)
+        for seed in spec.seeds:
+            req = EvalRequest(method=method, family=spec.family, dataset=spec.dataset, preset=spec.preset,
+                              seed=seed, db=db, cache_dir=cache_dir, method_args=args,
+                              dataset_args=dict(spec.dataset_args), registry=registry,
+                              command=f"harness leaderboard publish {spec.name}")
+            protocol = Protocol(req)
+            if dataset_hash is None:
+                dataset_hash = _dataset_hash(protocol)
+            if protocol.dataset.public:
+                public.add(protocol.dataset.name)
+            found = _existing(Store(db), protocol, dataset_hash) if Path(db).is_file() else None
+            if found:
+                log(f"{entry}, seed {seed}: run {found} (already in {db})")
+            else:
+                log(f"{entry}, seed {seed}: running the protocol")
+                found = protocol.run().run_id
+            run_ids.append(found)
+    keep = _imported_runs(spec, dataset_hash)
+    notes = [("published", spec.name, now())]
+    snapshot = spec.snapshot
+    if keep:  # runs added by `harness leaderboard import` stay on the board
+        merged = snapshot.with_name(snapshot.name + ".merge")
+        _merge_into(db, snapshot, keep, merged)
+        source = merged
+        notes += [("imported", r, "submitted as a bundle") for r in keep]
+    else:
+        source = db
+    log("greedy continuations for the drill-down")
+    conts = greedy_continuations(Store(db), run_ids)
+    write_subset(source, snapshot, [*run_ids, *keep], public, notes, conts)
+    if source != db:
+        source.unlink(missing_ok=True)
+    return snapshot
+
+
+def _dataset_hash(protocol) -> str:
+    from harness.protocol.data import content_hash
+
+    return content_hash(protocol.dataset, protocol.dataset.load(protocol.dataset_args))
+
+
+def _existing(store: Store, protocol, dataset_hash: str) -> str | None:
+    _, rows = store.query(
+        # a board runs the family's defaults: a from-scratch run is another board's (board_mod.BOARD_KEYS)
+        f"SELECT run_id FROM runs r WHERE status = 'finished' AND {board_mod.FAMILY_ARGS_SQL} = '{{}}' "
+        "AND family = ? AND dataset = ? AND preset = ? "
+        "AND method = ? AND method_args = ?::JSON AND seed = ? AND example_limit IS NULL AND dataset_hash = ? "
+        "AND harness_version = ? ORDER BY finished_at DESC LIMIT 1",
+        [protocol.family.name, protocol.dataset.name, protocol.preset.name, protocol.method.name,
+         json.dumps(protocol.method_args), protocol.req.seed, dataset_hash, _version()])
+    return rows[0][0] if rows else None
+
+
+def _version() -> str:
+    import harness
+
+    return harness.__version__
+
+
+def _imported_runs(spec: BoardSpec, dataset_hash: str | None) -> list[str]:
+    if not spec.snapshot.is_file():
+        return []
+    with board_mod.connect(spec.snapshot) as con:
+        if "snapshot_notes" not in board_mod.tables(con):
+            return []
+        rows = con.execute("SELECT n.subject FROM snapshot_notes n JOIN runs r ON r.run_id = n.subject "
+                           "WHERE n.kind = 'imported' AND r.dataset_hash = ?", [dataset_hash]).fetchall()
+    return [r[0] for r in rows]
+
+
+def _merge_into(db: Path, snapshot: Path, imported: list[str], dest: Path) -> None:
+    """A scratch copy of `db` plus the imported runs from the old snapshot, as one source."""
+    import shutil
+
+    dest.unlink(missing_ok=True)
+    shutil.copyfile(db, dest)
+    con = duckdb.connect(str(dest))
+    try:
+        con.execute(VOCAB)
+        con.execute("ATTACH ? AS snap (READ_ONLY)", [str(snapshot)])
+        _append(con, "snap", imported)
+        con.execute("INSERT OR REPLACE INTO continuations BY NAME SELECT * FROM snap.continuations "
+                    "WHERE list_contains(?, run_id)", [imported])
+        con.execute("INSERT INTO vocab BY NAME SELECT * FROM snap.vocab WHERE tokenizer_key NOT IN "
+                    "(SELECT tokenizer_key FROM vocab)")
+        con.execute("DETACH snap")
+    finally:
+        con.close()
+
+
+def _append(con, alias: str, run_ids: list[str]) -> None:
+    """Insert the runs' rows from an attached database, skipping runs and examples already present."""
+    present = {r[0] for r in con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)", [run_ids]).fetchall()}
+    run_ids = [r for r in run_ids if r not in present]
+    for table in ("runs", "models", "samples", "metrics"):
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {alias}.{table} WHERE list_contains(?, run_id)", [run_ids])
+    con.execute(f"""INSERT INTO examples BY NAME SELECT e.* FROM {alias}.examples e WHERE NOT EXISTS (
+                    SELECT 1 FROM examples x WHERE x.dataset_hash = e.dataset_hash
+                    AND x.tokenizer_key = e.tokenizer_key AND x.sample_id = e.sample_id)""")
+
+
+
+def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -> list[str]:
+    """Validate, then add the bundle's runs to the board's snapshot, or leave the snapshot byte for byte as it was.
+
+    The snapshot is written as a copy and renamed into place only when every row is in.
+    """
+    staged = read_bundle(bundle)
+    try:
+        ids = validated(staged, bundle, board_for(spec, registry))
+        snapshot = spec.snapshot
+        tmp = snapshot.with_name(snapshot.name + ".import")
+        tmp.unlink(missing_ok=True)
+        try:
+            if snapshot.is_file():
+                shutil.copyfile(snapshot, tmp)
+                with Store(tmp).connect():  # an older snapshot is migrated (in the copy) before runs are added
+                    pass
+            _add_runs(staged, tmp, spec, ids, bundle)
+            os.replace(tmp, snapshot)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        staged.close()
+    return ids
+
+
+def _add_runs(staged, dest: Path, spec: BoardSpec, ids: list[str], bundle: Path) -> None:
+    con = duckdb.connect(str(dest))
+    try:
+        for statement in (SNAPSHOT_SCHEMA, NOTES, VOCAB):
+            con.execute(statement)
+        if con.execute("SELECT count(*) FROM schema_info").fetchall()[0][0] == 0:
+            con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+        _refuse_replacing(con, staged, spec, ids)
+        con.execute("BEGIN TRANSACTION")
+        private = ", ".join(f"NULL AS {c}" for c in PRIVATE_RUN_COLUMNS)
+        _copy(staged, con, "runs", f"SELECT * EXCLUDE ({', '.join(PRIVATE_RUN_COLUMNS)}), {private} FROM runs")
+        _copy(staged, con, "models", "SELECT * EXCLUDE (artifact_path), NULL AS artifact_path FROM models")
+        _copy(staged, con, "samples", "SELECT * FROM samples")
+        _copy(staged, con, "metrics", "SELECT * FROM metrics")
+        have = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key FROM examples").fetchall()]
+        _copy(staged, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' || "
+              "tokenizer_key)", [[*have, ""]])
+        _copy(staged, con, "continuations", "SELECT * FROM continuations")
+        vocab = [r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM vocab").fetchall()]
+        _copy(staged, con, "vocab", "SELECT * FROM vocab WHERE NOT list_contains(?, tokenizer_key)", [[*vocab, ""]])
+        withheld = [r[0] for r in con.execute("SELECT subject FROM snapshot_notes WHERE kind = 'withheld'").fetchall()]
+        _copy(staged, con, "snapshot_notes", "SELECT DISTINCT kind, subject, note FROM snapshot_notes "
+              "WHERE kind = 'withheld' AND NOT list_contains(?, subject)", [[*withheld, ""]])
+        con.executemany("INSERT INTO snapshot_notes VALUES ('imported', ?, ?)",
+                        [[r, f"from {bundle.name[:200]}, {now()}"] for r in ids])
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _refuse_replacing(con, staged, spec: BoardSpec, ids: list[str]) -> None:
+    """A submission adds a row to the board; it never takes the place of one already published."""
+    dup = con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)", [ids]).fetchall()
+    if dup:
+        raise UsageError(f"run {dup[0][0]} is already on board {spec.name}")
+    slots = staged.execute("SELECT method_label, seed, dataset_hash FROM runs").fetchall()
+    for label, seed, ds_hash in slots:
+        taken = con.execute("SELECT run_id FROM runs WHERE method_label = ? AND seed = ? AND dataset_hash = ? "
+                            "AND family = ? AND preset = ? AND example_limit IS NULL",
+                            [label, seed, ds_hash, spec.family, spec.preset]).fetchall()
+        if taken:
+            raise UsageError(f"board {spec.name} already shows {label} at seed {seed} (run {taken[0][0]}); a "
+                             "submission never replaces a published run: submit another seed")
+
+
+def _copy(staged, con, table: str, select: str, params=None) -> None:
+    """Rows from the staged bundle into the snapshot by value, through the snapshot's own column list."""
+    names = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                                       "current_database() AND table_name = ? ORDER BY column_index", [table]).fetchall()]
+    cols = ", ".join(f'"{n}"' for n in names)
+    rows = staged.sql(f"SELECT {cols} FROM ({select})", params=params).to_arrow_table()
+    con.register("incoming", rows)
+    try:
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming')
+    finally:
+        con.unregister("incoming")

@@ -1,0 +1,178 @@
+"""Reading the store back: one run's report, and the leaderboard. All filters are query parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness.contract.specs import ROLE_ORDER_SQL, ROLES
+from harness.errors import UsageError, unknown
+from harness.store import tables
+from harness.store.database import Store
+from harness.store.tables import COLUMNS, FIGURES, family_label
+
+
+def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: int) -> str:
+    """The three roles side by side, then the inheritance figures."""
+    rows = []
+    for m in models:
+        role = m["role"]
+        rate = metrics.get(f"mem_rate_{role}")
+        memorized = "n/a" if rate is None else f"{round(rate * n_members)}/{n_members}"
+        rows.append([role, m["model_name"], tables.count(m["n_params"]), memorized, tables.pct(rate),
+                     tables.pct(metrics.get(f"nonmember_rate_{role}")), tables.num(metrics.get(f"val_ppl_{role}")),
+                     "cache" if m["cached"] else f"trained {m['train_seconds']:.0f}s"])
+    table = tables.render(["role", "model", "params", "memorized", "mem rate", "non-member rate", "val ppl", "source"],
+                          rows)
+    g = metrics.get
+    inheritance = (
+        f"teacher-exclusive {int(g('teacher_exclusive') or 0)}, inherited by the student {int(g('inherited') or 0)} "
+        f"(inheritance rate {tables.pct(g('inheritance_rate'))}); easy share {tables.pct(g('easy_share'))}; "
+        f"student-only {int(g('student_only') or 0)}; reduction vs baseline {tables.num(g('reduction'), 2, 'x')}"
+    )
+    return f"{table}\n\n{inheritance}"
+
+
+def attack_table(metrics: dict[str, float]) -> str:
+    """Membership attacks: AUC and TPR at 1% and 0.1% FPR per attack and role, with 95% intervals."""
+    pairs = sorted({tuple(n.split("_")[1:3]) for n in metrics if n.startswith("auc_") and not n.endswith(("_lo", "_hi"))},
+                   key=lambda p: (p[0], ROLES.index(p[1]) if p[1] in ROLES else 9))
+    if not pairs:
+        return ""
+
+    def cell(name: str, fmt) -> str:
+        v = metrics.get(name)
+        return "n/a" if v is None else f"{fmt(v)} [{fmt(metrics.get(name + '_lo'))}, {fmt(metrics.get(name + '_hi'))}]"
+
+    rows = [[attack, role, cell(f"auc_{attack}_{role}", lambda v: tables.num(v, 3)),
+             cell(f"tpr_1_{attack}_{role}", tables.pct), cell(f"tpr_0.1_{attack}_{role}", tables.pct)]
+            for attack, role in pairs]
+    return tables.render(["attack", "role", "AUC [95%]", "TPR at 1% FPR", "TPR at 0.1% FPR"], rows)
+
+
+def approx_line(metrics: dict[str, float]) -> str:
+    parts = [f"{role} {tables.pct(metrics[f'approx_match_{role}'])} of tokens, edit distance "
+             f"{tables.num(metrics.get(f'edit_distance_{role}'), 3)}" for role in ROLES if f"approx_match_{role}" in metrics]
+    return "generated continuations of sampled members: " + "; ".join(parts) if parts else ""
+
+
+def resolve_run_id(store: Store, run_id: str) -> str:
+    if run_id == "latest":
+        _, rows = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
+        if not rows:
+            raise UsageError(f"no runs in {store.path} yet")
+        return rows[0][0]
+    _, rows = store.query("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run_id])
+    if len(rows) == 1:
+        return rows[0][0]
+    if len(rows) > 1:
+        raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
+    _, recent = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 50")
+    if not recent:
+        raise UsageError(f"no run {run_id!r}: {store.path} holds no runs yet")
+    raise unknown("run", run_id, [r[0] for r in recent])
+
+
+def show(store: Store, run_id: str) -> str:
+    run_id = resolve_run_id(store, run_id)
+    cols, rows = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    run = dict(zip(cols, rows[0]))
+    lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
+    for label, value in (
+        ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
+                             f"(preset {run['preset']})"),
+        ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
+        ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
+                                            f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
+        ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
+        ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
+        ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
+        ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
+        ("distillation filter", run.get("filter") or "none"),
+        ("attack reference", run.get("reference") or "default (the baseline; for it, the small model before fine-tuning)"),
+        ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
+        ("seconds per stage", _stage_seconds(run["stage_seconds"])),
+    ):
+        lines.append(f"  {label:<22}{value}")
+    if run["status"] != "finished":
+        lines.append("\nThis run did not finish: it has no results.")
+        return "\n".join(lines)
+    _, metric_rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
+    metrics = dict(metric_rows)
+    mcols, mrows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
+                               f"{ROLE_ORDER_SQL}", [run_id])
+    models = [dict(zip(mcols, r)) for r in mrows]
+    lines += ["", summary(metrics, models, run["n_members"])]
+    extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
+    lines += [x for t in extra for x in ("", t)]
+    lines += ["", "Checkpoints (Hugging Face folders):"]
+    lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
+    lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(store, run_id)]
+    return "\n".join(lines)
+
+
+def by_repeats(store: Store, run_id: str) -> str:
+    _, rows = store.query(
+        "SELECT repeats, role, count(*), avg(memorized::INTEGER) FROM samples "
+        "WHERE run_id = ? AND split = 'member' GROUP BY repeats, role", [run_id])
+    table: dict[int, dict[str, float]] = {}
+    sizes: dict[int, int] = {}
+    for repeats, role, n, rate in rows:
+        table.setdefault(repeats, {})[role] = rate
+        sizes[repeats] = n
+    return tables.render(["repeats", "members", *ROLES],
+                         [[r, sizes[r], *(tables.pct(table[r].get(role)) for role in ROLES)] for r in sorted(table)])
+
+
+@dataclass(frozen=True)
+class Board:
+    family: str
+    dataset: str
+    preset: str
+    dataset_hash: str
+    n_members: int
+    rows: list[list[Any]]
+    family_args: str | None = None  # pretrained or from-scratch weights are different boards
+
+    @property
+    def title(self) -> str:
+        return (f"{family_label(self.family, self.family_args)} on {self.dataset} (preset {self.preset}, "
+                f"{self.n_members} members, dataset {self.dataset_hash})")
+
+
+def leaderboard(store: Store, family: str | None = None, dataset: str | None = None) -> list[Board]:
+    """Methods ranked per board: `harness.leaderboard.board.board`, the app's own ranking, printed as tables.
+
+    Mean over seeds of each finished run's figures; where one seed was run twice, its latest run counts.
+    """
+    from harness.leaderboard import board as board_mod
+
+    filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
+    with store.connect(read_only=True) as con:
+        table = board_mod.board(con, filters)
+    out = []
+    for keys, group in board_mod.boards(table):
+        methods, base = group[~group["reference"]], group[group["reference"]].iloc[0]
+        rows = [[rank, r.method, r.teacher_access, r.seeds, *(_cell(k, getattr(r, k)) for k in FIGURES)]
+                for rank, r in enumerate(methods.itertuples(), 1)]
+        rows.append(["-", "(baseline: fine-tuned)", "none", "-", _cell("mem_rate_student", base["mem_rate_student"]),
+                     "1.00x", "-", "-", _cell("val_ppl_student", base["val_ppl_student"])])
+        out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
+                         int(group["n_members"].iloc[0]), rows, keys["family_args"]))
+    return out
+
+
+BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0], *FIGURES.values()]
+
+
+def _cell(key: str, value: Any) -> str:
+    value = None if value is None or value != value else float(value)  # NaN: no figure
+    kind = COLUMNS[key][1]
+    return tables.pct(value) if kind == "rate" else tables.num(value, 2, "x") if kind == "ratio" else tables.num(value)
+
+
+def _stage_seconds(raw: str | None) -> str:
+    if not raw:
+        return "n/a"
+    return ", ".join(f"{k} {v:.1f}" for k, v in json.loads(raw).items())

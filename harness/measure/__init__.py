@@ -1,0 +1,3 @@
+"""Measuring: extraction, the memorization figures, membership attacks, the predictor, and
+summaries over seeds.
+"""

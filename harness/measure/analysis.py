@@ -1,0 +1,105 @@
+"""What the protocol derives from the three models beyond the exact-match verdict.
+
+Membership attacks scored from the extraction pass, k-extractability curves, approximate
+memorization of generated continuations, and the per-member features a memorization predictor
+uses. Each returns column lists ready for the store (see docs/results.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from harness.contract.specs import Attack, Evidence, resolve_params
+from harness.errors import unknown
+from harness.measure import membership
+from harness.measure.extract import Extraction, greedy
+
+
+def evidence(result: Extraction, zlib_bits: torch.Tensor, reference: Evidence | None = None) -> Evidence:
+    return Evidence(result.token_logprobs, result.token_mean, result.token_std, zlib_bits, reference)
+
+
+def zlib_bits(texts: Sequence[str]) -> torch.Tensor:
+    return torch.tensor([membership.zlib_entropy(t) for t in texts], dtype=torch.float64)
+
+
+def attack_args(attacks: Mapping[str, Attack], given: Mapping[str, Mapping[str, str]]) -> dict[str, dict]:
+    """Each attack's parameters, `--attack-arg NAME.KEY=VALUE` checked like `--method-arg`."""
+    for name in given:
+        if name not in attacks:
+            raise unknown("attack (in --attack-arg)", name, attacks)
+    return {name: resolve_params(spec.params, given.get(name, {}), f"attack {name}") for name, spec in attacks.items()}
+
+
+def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonmembers: Mapping[str, Evidence],
+           member_ids: Sequence[str], nonmember_ids: Sequence[str], seed: int = 0,
+           params: Mapping[str, dict] | None = None) -> tuple[dict[str, float], dict[str, list], dict[str, list]]:
+    """Every attack on every role: figures (AUC, TPR at low FPR, intervals), per-example scores, ROC curves.
+
+    Figures are named `auc_<attack>_<role>`, `auc_<attack>_<role>_lo`, `tpr_1_<attack>_<role>` and so on.
+    """
+    metrics: dict[str, float] = {}
+    scores: dict[str, list] = {"role": [], "sample_id": [], "attack": [], "score": []}
+    curves: dict[str, list] = {"role": [], "curve": [], "i": [], "x": [], "y": []}
+    for name, spec in attacks.items():
+        args = (params or {}).get(name) or resolve_params(spec.params, {}, f"attack {name}")
+        for role in members:
+            if spec.needs_reference and members[role].reference is None:
+                continue
+            on_m = spec.score(members[role], args).double().numpy()
+            on_n = spec.score(nonmembers[role], args).double().numpy()
+            for key, value in membership.attack_figures(on_m, on_n, seed=seed).items():
+                base, bound = (key[:-3], key[-3:]) if key.endswith(("_lo", "_hi")) else (key, "")
+                metrics[f"{base}_{name}_{role}{bound}"] = float(value)
+            for ids, values in ((member_ids, on_m), (nonmember_ids, on_n)):
+                scores["role"] += [role] * len(ids)
+                scores["sample_id"] += list(ids)
+                scores["attack"] += [name] * len(ids)
+                scores["score"] += values.tolist()
+            fpr, tpr = membership.roc_points(on_m, on_n)
+            _curve(curves, role, f"roc:{name}", fpr.tolist(), tpr.tolist())
+    return metrics, scores, curves
+
+
+def k_extractability(results: Mapping[str, Extraction], suffix_len: int) -> dict[str, list]:
+    """Per role, the share of members whose first k suffix tokens the greedy continuation reproduces."""
+    curves: dict[str, list] = {"role": [], "curve": [], "i": [], "x": [], "y": []}
+    ks = torch.arange(1, suffix_len + 1)
+    for role, result in results.items():
+        share = (result.match_len[:, None] >= ks[None, :]).double().mean(dim=0)
+        _curve(curves, role, "k_extractable", ks.tolist(), share.tolist())
+    return curves
+
+
+def _curve(curves: dict[str, list], role: str, name: str, xs: list[float], ys: list[float]) -> None:
+    curves["role"] += [role] * len(xs)
+    curves["curve"] += [name] * len(xs)
+    curves["i"] += list(range(len(xs)))
+    curves["x"] += [float(x) for x in xs]
+    curves["y"] += [float(y) for y in ys]
+
+
+def approx_sample(n: int, size: int) -> torch.Tensor:
+    """Which members get a generated continuation: the same ones at every seed and for every method."""
+    if size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:size].sort().values
+
+
+def approximate(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_size: int,
+                desc: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The greedy continuation of each prefix, its token match fraction and normalized edit distance.
+
+    Exact match says nothing about a continuation that is right but for one token; these do.
+    The edit distance is Levenshtein over tokens divided by the suffix length.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    generated = greedy(model, ids[:, :prefix_len], suffix_len, batch_size, desc=desc)[:, prefix_len:]
+    truth = ids[:, prefix_len : prefix_len + suffix_len]
+    match = (generated == truth).double().mean(dim=1)
+    edit = torch.tensor([Levenshtein.normalized_distance(g, t)
+                         for g, t in zip(generated.tolist(), truth.tolist())], dtype=torch.float64)
+    return generated, match, edit

@@ -1,0 +1,110 @@
+"""From a dataset's texts to fixed-length token examples, and the dataset's content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+
+from harness.contract.specs import Dataset, Example, Split
+from harness.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Examples:
+    """One split, tokenized: a row of `example_len` token ids per example."""
+
+    split: str  # "member" or "nonmember"
+    ids: torch.Tensor  # (n, example_len), int64
+    repeats: torch.Tensor  # (n,), times each appears in the training set
+    kinds: list[str]
+    dropped: int = 0  # records too short for an example, left out
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+    @property
+    def sample_ids(self) -> list[str]:
+        tag = "m" if self.split == "member" else "n"
+        return [f"{tag}{i:06d}" for i in range(len(self))]
+
+    def training_rows(self) -> torch.Tensor:
+        """Row indices of the training set D: each member as many times as it is repeated."""
+        return torch.repeat_interleave(torch.arange(len(self)), self.repeats)
+
+    def head(self, n: int | None) -> Examples:
+        if n is None or n >= len(self):
+            return self
+        return Examples(self.split, self.ids[:n], self.repeats[:n], self.kinds[:n], self.dropped)
+
+
+def content_hash(dataset: Dataset, split: Split) -> str:
+    """sha256 of everything the dataset yielded: the texts, their repeat counts and kinds."""
+    h = hashlib.sha256(dataset.name.encode())
+    for name, examples in (("member", split.members), ("nonmember", split.nonmembers)):
+        for ex in examples:
+            fields = [name, ex.text, ex.repeats, ex.kind] + ([ex.prompt] if ex.prompt else [])
+            h.update(json.dumps(fields, ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, chunk: bool, dataset: str,
+        *, prefix_len: int = 0, drop_short: bool = False) -> Examples:
+    """Tokenize and cut to examples of exactly `example_len` tokens.
+
+    A record dataset gives one example per text (its first `example_len` tokens) and refuses
+    texts that are too short (or drops them, with `drop_short`); a corpus (`chunk=True`) cuts
+    each document into consecutive windows and drops the remainder. An example with a prompt
+    is the prompt's last `prefix_len` tokens then the response's first `example_len -
+    prefix_len`, so the extraction test's suffix lies in the response; one whose prompt or
+    response is too short is dropped.
+    """
+    encoded = tokenizer([ex.text for ex in examples], add_special_tokens=False)["input_ids"]
+    prompts = [ex.prompt for ex in examples]
+    if any(prompts):
+        if chunk:
+            raise UsageError(f"dataset {dataset}: examples with a prompt cannot be cut into windows (chunk=True)")
+        prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        answer = example_len - prefix_len
+        encoded = [p[len(p) - prefix_len:] + r[:answer] if len(p) >= prefix_len and len(r) >= answer else []
+                   for p, r in zip(prompt_ids, encoded)]
+        drop_short = True
+    rows, repeats, kinds = [], [], []
+    if chunk:
+        for ex, ids in zip(examples, encoded):
+            for start in range(0, len(ids) - example_len + 1, example_len):
+                rows.append(ids[start : start + example_len])
+                repeats.append(ex.repeats)
+                kinds.append(ex.kind)
+        if not rows:
+            longest = max((len(ids) for ids in encoded), default=0)
+            raise UsageError(
+                f"dataset {dataset}: none of the {len(encoded)} {split_name} documents reaches {example_len} tokens "
+                f"(prefix + suffix; the longest has {longest}): use longer texts or a smaller preset"
+            )
+    else:
+        short = [len(ids) for ids in encoded if len(ids) < example_len]
+        if short and not drop_short:
+            raise UsageError(
+                f"dataset {dataset}: {len(short)} of {len(encoded)} {split_name} texts are shorter than "
+                f"{example_len} tokens (prefix + suffix; shortest {min(short)}, longest short one {max(short)})"
+            )
+        for ex, ids in zip(examples, encoded):
+            if len(ids) < example_len:
+                continue
+            rows.append(ids[:example_len])
+            repeats.append(ex.repeats)
+            kinds.append(ex.kind)
+        if not rows:
+            raise UsageError(f"dataset {dataset}: all {len(encoded)} {split_name} texts are shorter than "
+                             f"{example_len} tokens (with a prompt: prompt under {prefix_len} or response under "
+                             f"{example_len - prefix_len}); use a preset with shorter examples")
+    return Examples(
+        split=split_name,
+        ids=torch.tensor(rows, dtype=torch.long),
+        repeats=torch.tensor(repeats if split_name == "member" else [1] * len(rows), dtype=torch.long),
+        kinds=kinds,
+        dropped=len(encoded) - len(rows) if not chunk else 0,
+    )

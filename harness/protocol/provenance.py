@@ -1,0 +1,154 @@
+"""What a run records about itself: the run's row, each model's row, the examples and per-sample columns.
+
+A run's row holds everything its figures depend on (plugins, arguments, preset, seed, data and
+tokenizer hashes, versions, device) and its `config_hash` over them: two runs with the same hash
+are the same experiment, which is how resuming, `--filter` and boards find earlier runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import secrets
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import harness
+from harness.config.registry import Preset, Training
+from harness.contract.specs import KDMethod
+from harness.measure.metrics import ROLES
+from harness.protocol.data import Examples
+from harness.runtime import processes
+from harness.runtime.precision import precisions
+from harness.store.database import config_hash
+
+if TYPE_CHECKING:
+    from harness.protocol.request import Resolved
+
+
+@dataclass
+class ModelInfo:
+    role: str
+    size: str
+    key: str
+    path: Path
+    cached: bool
+    train_seconds: float
+    n_params: int
+
+
+def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, members: Examples,
+            nonmembers: Examples, filtered: dict[str, Any] | None) -> dict[str, Any]:
+    import transformers
+
+    req = p.req
+    row = {
+        "run_id": run_id, "family": p.family.name, "dataset": p.dataset.name, "method": p.method.name,
+        "method_label": label(p.method, p.method_args, req.filter),
+        "method_args": json.dumps(p.method_args), "dataset_args": json.dumps(p.dataset_args),
+        # only those that differ from the family's defaults: what tells boards and `show` apart
+        "family_args": json.dumps({q.name: p.family_args[q.name] for q in p.family.params
+                                   if p.family_args[q.name] != q.default}),
+        "teacher_access": p.method.teacher_access, "preset": p.preset.name,
+        "preset_values": json.dumps(preset_dict(p.preset)), "seed": req.seed,
+        "example_limit": req.limit, "prefix_len": p.preset.prefix_len,
+        "suffix_len": p.preset.suffix_len, "n_members": len(members), "n_nonmembers": len(nonmembers),
+        "dataset_hash": dataset_hash, "tokenizer_key": tokenizer_key,
+        "harness_version": harness.__version__, "git_commit": git_commit(),
+        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "python_version": platform.python_version(), "device": f"{device()}; {precisions()}; {processes.layout()}",
+        "command": req.command,
+        "trust_remote_code": req.trust_remote_code, "reference": req.reference,
+        "filter": None if filtered is None else json.dumps(
+            {"by": req.filter, "source_run": filtered["source_run"], "removed": len(filtered["rows"])}),
+    }
+    row["config_hash"] = config_hash(row)
+    return row
+
+
+def model_row(family: str, run_id: str, info: ModelInfo, metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "role": info.role, "model_name": f"{family}-{info.size}", "size": info.size,
+        "n_params": info.n_params, "artifact_key": info.key, "artifact_path": str(info.path.resolve()),
+        "cached": info.cached, "train_seconds": info.train_seconds,
+        "val_loss": metrics[f"val_loss_{info.role}"], "val_ppl": metrics[f"val_ppl_{info.role}"],
+    }
+
+
+def example_rows(dataset_hash: str, tokenizer_key: str, texts: dict[str, list[str]],
+                 *splits: Examples) -> list[dict[str, Any]]:
+    rows = []
+    for examples in splits:
+        for sid, ids, repeats, kind, text in zip(examples.sample_ids, examples.ids.tolist(),
+                                                 examples.repeats.tolist(), examples.kinds, texts[examples.split]):
+            rows.append({"dataset_hash": dataset_hash, "tokenizer_key": tokenizer_key, "sample_id": sid,
+                         "split": examples.split, "repeats": repeats, "kind": kind, "token_ids": ids, "text": text})
+    return rows
+
+
+def sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonmembers,
+                   approx: dict[str, dict[str, tuple[float, float]]]) -> dict[str, list]:
+    cols: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
+                                             "loss", "suffix_loss", "tie", "approx_match", "edit_distance")}
+    for role in ROLES:
+        for examples, result in ((members, on_members[role]), (nonmembers, on_nonmembers[role])):
+            n = len(examples)
+            cols["role"] += [role] * n
+            cols["sample_id"] += examples.sample_ids
+            cols["split"] += [examples.split] * n
+            cols["repeats"] += examples.repeats.tolist()
+            cols["memorized"] += result.memorized.tolist()
+            cols["match_len"] += result.match_len.tolist()
+            cols["loss"] += result.loss.tolist()
+            cols["suffix_loss"] += result.suffix_loss.tolist()
+            cols["tie"] += result.ties.tolist()
+            generated = approx.get(role, {}) if examples is members else {}
+            cols["approx_match"] += [generated.get(sid, (None, None))[0] for sid in examples.sample_ids]
+            cols["edit_distance"] += [generated.get(sid, (None, None))[1] for sid in examples.sample_ids]
+    return cols
+
+
+def label(method: KDMethod, args: dict[str, Any], filter: str | None = None) -> str:
+    """The method's name, plus the arguments that differ from its defaults: how boards name it."""
+    changed = [f"{p.name}={args[p.name]}" for p in method.params if args[p.name] != p.default]
+    return " ".join([method.name, *changed, *([f"[filter: {filter}]"] if filter else [])])
+
+
+def preset_dict(preset: Preset) -> dict[str, Any]:
+    return {k: (v.__dict__ if isinstance(v, Training) else v) for k, v in preset.__dict__.items()}
+
+
+def tensor_hash(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:20] + f"-{tuple(t.shape)}"
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def device() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str | None:
+    """The source tree's commit, with `+dirty` if it has uncommitted changes; None outside a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("+dirty" if dirty else "")
