@@ -292,11 +292,16 @@ class Protocol(Resolved):
         if self.family.released:
             torch.manual_seed(self.req.seed)  # a family with random heads draws them alike for baseline and student
             return self.family.model(size, self.tokenizer, **self.remote)
-        model, _ = self._pretrained(size)
         from transformers import AutoModelForCausalLM
 
-        path = self.cache.path("models", self._start_key(size))
-        del model
+        path = self.cache.get("models", self._start_key(size))
+        if path is None:  # trained once, then read back from its folder like every later run
+            model, info = self._pretrained(size)
+            del model
+            path = info.path
+        else:  # the checkpoint is read once, here, rather than loaded to the device and read again
+            log(f"pretrain: {self.family.name} {size} from the cache ({path})")
+            self.seconds.setdefault("pretrain", 0.0)
         return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
 
     def _pretrain_deps(self, size: str) -> dict[str, Any]:
