@@ -222,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:  # `harness ... | head` stopped reading: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit-time flush cannot fail again
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     from harness.errors import RunFailed, UsageError
     from harness.runtime import log, processes
 

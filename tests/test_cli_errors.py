@@ -7,7 +7,10 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from unittest import mock
@@ -475,3 +478,16 @@ def test_usage_error_is_exit_2_not_a_traceback(capsys, monkeypatch):
 
     monkeypatch.setitem(cli._COMMANDS, "list", boom)
     assert usage_error(["list"], capsys) == "harness list: error: something the user can fix"
+
+
+@pytest.mark.parametrize("command", [["list"], ["--help"], ["eval", "--help"]])
+def test_a_reader_that_stops_early_gets_no_traceback(command, tmp_path):
+    """`harness list | head -1`: the pipe closes before the output is written, as other Unix tools allow."""
+    env = {**os.environ, "HARNESS_DB": str(tmp_path / "none.duckdb")}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    proc.stdout.close()  # before the interpreter has started: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode == 1  # as for any command whose output could not be written
