@@ -65,6 +65,30 @@ def attack_args(given: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
     return out
 
 
+DB_HELP = "DuckDB results file (default results/harness.duckdb or $HARNESS_DB)"
+CACHE_HELP = "artifact cache (default ~/.cache/harness or $HARNESS_CACHE)"
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    """--family, --dataset, --preset: what every command that runs or prices the protocol takes."""
+    p.add_argument("--family", help="model family (default: the registry's [defaults] family)")
+    p.add_argument("--dataset", help="dataset (default: the registry's [defaults] dataset)")
+    p.add_argument("--preset", help="protocol preset (default: the family's)")
+
+
+def _add_where(p: argparse.ArgumentParser, cache: bool = True) -> None:
+    """--db (and --cache-dir): where results and artifacts go."""
+    p.add_argument("--db", type=Path, help=DB_HELP)
+    if cache:
+        p.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
+
+
+def _add_pairs(p: argparse.ArgumentParser, *flags: tuple[str, str]) -> None:
+    """Repeatable KEY=VALUE options (--method-arg, --dataset-arg, --family-arg)."""
+    for flag, what in flags:
+        p.add_argument(flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=what)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness import __version__
 
@@ -83,18 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train (or load from the cache) the teacher and the baseline, distil a student "
                         "with --method, test all three for memorization of the members, and store the figures.")
     ev.add_argument("--method", required=True, help="KD method (see `harness list`)")
-    ev.add_argument("--family", help="model family (default: the registry's [defaults] family)")
-    ev.add_argument("--dataset", help="dataset (default: the registry's [defaults] dataset)")
-    ev.add_argument("--preset", help="protocol preset (default: the family's)")
+    _add_target(ev)
     ev.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    ev.add_argument("--db", type=Path, help="DuckDB results file (default results/harness.duckdb or $HARNESS_DB)")
-    ev.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
-    ev.add_argument("--method-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="a method parameter; repeat for several (see `harness list`)")
-    ev.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="a dataset parameter, e.g. path=corpus.txt for text-files")
-    ev.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="a family parameter, e.g. weights=scratch (see `harness list`)")
+    _add_where(ev)
+    _add_pairs(ev, ("--method-arg", "a method parameter; repeat for several (see `harness list`)"),
+               ("--dataset-arg", "a dataset parameter, e.g. path=corpus.txt for text-files"),
+               ("--family-arg", "a family parameter, e.g. weights=scratch (see `harness list`)"))
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members: a "
                     "quick trial, marked as limited; a published board refuses it")
     ev.add_argument("--attack-arg", type=_attack_key_value, action="append", default=[], metavar="ATTACK.KEY=VALUE",
@@ -124,16 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="examples:\n  harness reproduce                 # the embedded default, seeds 0-2\n"
                         "  harness reproduce --seeds 1       # one seed: no interval\n"
                         "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
-    rp.add_argument("--family", help="model family (default from the registry: tiny)")
-    rp.add_argument("--dataset", help="dataset (default from the registry: synthetic-pii)")
-    rp.add_argument("--preset", help="protocol preset (default: the family's)")
+    _add_target(rp)
     rp.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
-    rp.add_argument("--db", type=Path, help="DuckDB results file (default results/harness.duckdb or $HARNESS_DB)")
-    rp.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
-    rp.add_argument("--dataset-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="a dataset parameter")
-    rp.add_argument("--family-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                    help="a family parameter, e.g. weights=scratch")
+    _add_where(rp)
+    _add_pairs(rp, ("--dataset-arg", "a dataset parameter"), ("--family-arg", "a family parameter, e.g. weights=scratch"))
 
     sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
 
@@ -144,12 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
                         "is downloaded.")
     pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
-    pl.add_argument("--family", help="model family (default: the registry's [defaults] family)")
-    pl.add_argument("--dataset", help="dataset (default: the registry's [defaults] dataset)")
-    pl.add_argument("--preset", help="protocol preset (default: the family's)")
-    for flag, what in (("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
-                       ("--family-arg", "a family parameter")):
-        pl.add_argument(flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=what)
+    _add_target(pl)
+    _add_pairs(pl, ("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
+               ("--family-arg", "a family parameter"))
     pl.add_argument("--gpus", type=int, default=None, metavar="N", help="devices (default: this machine's GPUs, or 1)")
     pl.add_argument("--gpu", help="plan for a named GPU instead of this machine's: h100, h200 or a100")
     pl.add_argument("--fsdp", action="store_true", help="sharded training and scoring (FSDP) over the devices; "
@@ -172,13 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
     sw.add_argument("--shard", metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
                     "family/dataset/seed groups, so each teacher is trained on one machine")
-    sw.add_argument("--db", type=Path, help="DuckDB results file")
-    sw.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+    _add_where(sw)
 
     pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
                         "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
     pr.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
-    pr.add_argument("--db", type=Path, help="DuckDB results file")
+    pr.add_argument("--db", type=Path, help=DB_HELP)
 
     cp = sub.add_parser("compare", help="methods side by side: memorization, inheritance, overlap of the "
                         "students' memorized sets")
@@ -186,28 +194,28 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--family", help="model family (default from registry.toml)")
     cp.add_argument("--dataset", help="dataset (default from registry.toml)")
     cp.add_argument("--seeds", metavar="S,S", help="only these seeds (default every seed all methods have)")
-    cp.add_argument("--db", type=Path, help="DuckDB results file")
+    cp.add_argument("--db", type=Path, help=DB_HELP)
 
     sh = sub.add_parser("show", help="one run's figures, provenance and checkpoints")
     sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
-    sh.add_argument("--db", type=Path, help="DuckDB results file")
+    sh.add_argument("--db", type=Path, help=DB_HELP)
 
     lb = sub.add_parser("leaderboard", help="methods ranked by student memorization, per family and dataset")
-    lb.add_argument("--db", type=Path, help="DuckDB results file")
+    lb.add_argument("--db", type=Path, help=DB_HELP)
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
     lbsub = lb.add_subparsers(dest="board_command", parser_class=_Parser, metavar="ACTION")
     pub = lbsub.add_parser("publish", help="run what a board in leaderboards/ is missing and write its snapshot")
     pub.add_argument("name", metavar="NAME", help="a board: leaderboards/NAME.toml")
     pub.add_argument("--db", dest="publish_db", type=Path, help="DuckDB results file the runs go to and come from")
-    pub.add_argument("--cache-dir", type=Path, help="artifact cache (default ~/.cache/harness or $HARNESS_CACHE)")
+    pub.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
     imp = lbsub.add_parser("import", help="check a bundle from `harness export` and add it to a board's snapshot")
     imp.add_argument("bundle", metavar="BUNDLE", type=Path, help="a .duckdb bundle made by `harness export`")
     imp.add_argument("--board", required=True, metavar="NAME", help="the board: leaderboards/NAME.toml")
 
     ex = sub.add_parser("export", help="write runs to one bundle file to submit to a published board")
     ex.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids, unique prefixes of them, or `latest`")
-    ex.add_argument("--db", type=Path, help="DuckDB results file")
+    ex.add_argument("--db", type=Path, help=DB_HELP)
     ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
 
     ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/leaderboard/app.py)")
@@ -264,6 +272,7 @@ def _db(args) -> Path:
 
 def cmd_eval(args, argv) -> int:
     from harness.errors import UsageError, unknown
+    from harness.protocol.request import FILTERS
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
@@ -271,8 +280,8 @@ def cmd_eval(args, argv) -> int:
         raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
     if not 1 <= args.seeds <= 1000 or args.seed + args.seeds > 2**32:
         raise UsageError(f"--seeds must be between 1 and 1000, got {args.seeds}")
-    if args.filter is not None and args.filter not in ("predicted",):
-        raise unknown("--filter", args.filter, ["predicted"])
+    if args.filter is not None and args.filter not in FILTERS:
+        raise unknown("--filter", args.filter, FILTERS)
     _quiet_libraries()
     from harness.leaderboard.results import approx_line, attack_table, summary
     from harness.protocol.request import EvalRequest
