@@ -18,8 +18,7 @@ import pytest
 from harness.contract.specs import Dataset, Split, resolve_params
 from harness.errors import UsageError
 from harness_plugins.datasets import synthetic_pii, text_files
-
-WIKITEXT = Path(__file__).parents[2] / "shared/data/wikitext-2/valid.txt"
+from tests import prose
 
 
 def registered(module) -> Dataset:
@@ -266,9 +265,8 @@ def test_text_files_works_offline_and_writes_nothing_home(tmp_path, monkeypatch)
     assert len(texts(load(text_files, path=str(file)))) == 8
 
 
-@pytest.mark.skipif(not WIKITEXT.is_file(), reason=f"real prose sample not found at {WIKITEXT} (needs ../shared/data)")
-def test_text_files_on_wikitext_prose():
-    split = load(text_files, path=str(WIKITEXT))
+def test_text_files_on_prose_in_wikitext_layout(tmp_path):
+    split = load(text_files, path=str(prose.write(tmp_path / "prose.txt")))
     members, nonmembers = {e.text for e in split.members}, {e.text for e in split.nonmembers}
     assert not members & nonmembers
     # WikiText's blank lines hold a space; they must still separate paragraphs (else: one document).

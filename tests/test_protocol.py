@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from harness.cli import main
+from tests import prose
 from tests.conftest import quick_args
 
 ROLES = {"teacher", "baseline", "student"}
@@ -174,18 +175,15 @@ def test_killed_run_resumes_from_its_last_finished_stage(quick_registry, tmp_pat
     assert "killed" in error
 
 
-WIKITEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2" / "valid.txt"
-
-
-@pytest.mark.skipif(not WIKITEXT.is_file(), reason="../shared/data/wikitext-2/valid.txt is not beside the project")
-def test_protocol_on_real_prose_through_text_files(quick_registry, capsys):
+def test_protocol_on_real_prose_through_text_files(quick_registry, capsys, tmp_path):
+    text = prose.write(tmp_path / "prose.txt")
     args = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",
-            "--dataset", "text-files", "--dataset-arg", f"path={WIKITEXT}", "--limit", "40"]
+            "--dataset", "text-files", "--dataset-arg", f"path={text}", "--limit", "40"]
     assert main(args) == 0
     assert "tiny / text-files / soft-kd" in capsys.readouterr().out
     [(dataset, n_members, n_nonmembers, args_json)] = db_rows(
         "SELECT dataset, n_members, n_nonmembers, dataset_args FROM runs")
     assert (dataset, n_members, n_nonmembers) == ("text-files", 40, 40)
-    assert json.loads(args_json)["path"] == str(WIKITEXT)
+    assert json.loads(args_json)["path"] == str(text)
     texts = [r[0] for r in db_rows("SELECT text FROM examples WHERE split = 'member' LIMIT 5")]
     assert all(len(t) > 20 for t in texts)
