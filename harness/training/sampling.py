@@ -8,6 +8,8 @@ vocabulary width they share (embeddings may be padded differently).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from harness.contract.specs import Sampled
@@ -31,8 +33,7 @@ def sample(student, prompts: torch.Tensor, new_tokens: int, *, teacher=None, tea
         for _ in range(new_tokens):
             probs = None
             for j, model in enumerate(models):
-                out = model(input_ids=step_input, past_key_values=caches[j], use_cache=True)
-                caches[j] = out.past_key_values
+                out, caches[j] = _step(model, step_input, caches[j])
                 p = torch.softmax(out.logits[:, -1, :width].float() / temperature, dim=-1)
                 probs = p if j == 0 else (1 - teacher_mix) * probs + teacher_mix * p
             token = torch.multinomial(probs, 1, generator=generator)
@@ -45,3 +46,13 @@ def sample(student, prompts: torch.Tensor, new_tokens: int, *, teacher=None, tea
     if not tokens:
         return Sampled(prompts, prompts.new_zeros((len(prompts), 0), dtype=torch.float32))
     return Sampled(torch.cat([prompts, *tokens], dim=1), torch.cat(log_probs, dim=1))
+
+
+def _step(model, ids: torch.Tensor, cache):
+    """One forward pass that extends the model's KV cache, in this transformers' spelling: `cache`
+    since 5.x, where `past_key_values` is deprecated (removed in 5.40), else `past_key_values`."""
+    if "cache" in inspect.signature(model.forward).parameters:
+        out = model(input_ids=ids, cache=cache, use_cache=True)
+        return out, out.cache
+    out = model(input_ids=ids, past_key_values=cache, use_cache=True)
+    return out, out.past_key_values
