@@ -41,7 +41,7 @@ def board_methods(at: AppTest) -> list[str]:
 
 def test_board_rows_in_order_with_baseline_reference(app_env):
     at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
-    assert board_methods(at) == ["soft-kd", "topk-kd", "◦ (baseline: fine-tuned, no teacher)", "hard-kd"]
+    assert board_methods(at) == ["soft-kd", "topk-kd", "◦ (baseline: no teacher)", "hard-kd"]
     table = at.dataframe[0].value
     assert table["student memorization"].tolist()[0] == "10.0%"
     assert table["reduction vs baseline"].tolist()[0] == "3.00×"
@@ -52,13 +52,13 @@ def test_board_rows_in_order_with_baseline_reference(app_env):
 def test_filters_and_sort_change_the_board(app_env):
     at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
     at.multiselect(key="f_access").set_value(["text", "logits"]).run()
-    assert board_methods(at) == ["soft-kd", "◦ (baseline: fine-tuned, no teacher)", "hard-kd"]
+    assert board_methods(at) == ["soft-kd", "◦ (baseline: no teacher)", "hard-kd"]
     at.multiselect(key="f_access").set_value([]).run()
     at.text_input(key="f_search").set_value("TOPK").run()
-    assert board_methods(at) == ["topk-kd", "◦ (baseline: fine-tuned, no teacher)"]
+    assert board_methods(at) == ["topk-kd", "◦ (baseline: no teacher)"]
     at.text_input(key="f_search").set_value("").run()
     at.selectbox(key="sort").set_value("val_ppl_student").run()
-    assert board_methods(at) == ["topk-kd", "◦ (baseline: fine-tuned, no teacher)", "soft-kd", "hard-kd"]
+    assert board_methods(at) == ["topk-kd", "◦ (baseline: no teacher)", "soft-kd", "hard-kd"]
     at.toggle(key="desc").set_value(True).run()
     assert board_methods(at)[0] == "hard-kd"
     at.text_input(key="f_search").set_value("no such method").run()
@@ -120,7 +120,7 @@ def test_failed_run_is_reported_not_ranked(app_env):
     at = run_app(build(app_env / "h.duckdb", methods=(), failed=True))
     assert "No finished run" in at.info[0].value and "1 failed" in at.info[0].value
     at = run_app(build(app_env / "h2.duckdb", methods=("soft-kd",), failed=True))
-    assert board_methods(at) == ["soft-kd", "◦ (baseline: fine-tuned, no teacher)"]
+    assert board_methods(at) == ["soft-kd", "◦ (baseline: no teacher)"]
     assert any("1 run(s) failed" in e.label for e in at.expander)
 
 

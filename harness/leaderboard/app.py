@@ -28,8 +28,10 @@ from harness.store.database import default_path
 from harness.store.tables import finding_value
 
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
-DEFAULT_COLUMNS = ["mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student",
-                   "best_attack_auc", "teacher_access", "seeds"]
+# Utility right after memorization: a method that leaks least by not learning shows it at a glance.
+# Every row is a mean over its seeds (the caption says so; a reader can add the seeds column).
+DEFAULT_COLUMNS = ["mem_rate_student", "val_ppl_student", "reduction", "inheritance_rate", "easy_share",
+                   "best_attack_auc", "teacher_access"]
 PROVENANCE = ["config_hash", "dataset_hash", "seed_list", "harness_version", "git_commit"]
 
 
@@ -65,21 +67,25 @@ def sources() -> dict[str, Path]:
 def fmt(value, kind: str, lo=None, hi=None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if kind == "rate":
+    if kind == "rate":  # a share: its interval shown within [0, 100%]
         text = f"{100 * value:.1f}%"
         if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
-            text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+            text += f" [{100 * max(lo, 0.0):.1f}, {100 * min(hi, 1.0):.1f}]"
         return text
     if kind == "ratio":
         return f"{value:.2f}×"
-    if kind == "num":
-        text = f"{value:.2f}"
+    if kind == "num":  # perplexities and AUCs: never below 0; three significant digits or two decimals
+        text = _num(value)
         if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
-            text += f" [{lo:.2f}, {hi:.2f}]"
+            text += f" [{_num(max(lo, 0.0))}, {_num(hi)}]"
         return text
     if kind == "int":
         return str(int(value))
     return str(value)
+
+
+def _num(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
 def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -167,8 +173,9 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
     """Memorization against perplexity, a colour per method named in the legend (no labels to collide)."""
     pts = plane_points(group)
     order = pts["label"].tolist()
-    x = alt.X("val_ppl_student:Q", title="validation perplexity (lower is more useful)",
-              scale=alt.Scale(zero=False, nice=True))
+    # log scale: perplexity is exp(loss), and one method that stops learning must not flatten the rest
+    x = alt.X("val_ppl_student:Q", title="validation perplexity, log scale (lower is more useful)",
+              scale=alt.Scale(type="log", nice=False))
     y = alt.Y("mem_rate_student:Q", axis=rate_axis(pts["mem_rate_student"], "student memorization"),
               scale=rate_scale(pts["mem_rate_student"]))
     front = pts[pts["on_frontier"]].sort_values("val_ppl_student")
@@ -474,7 +481,8 @@ def page(con, path: Path) -> None:
         seen[(family, dataset)] = n = seen.get((family, dataset), 0) + 1
         group = group.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
         methods = group[~group["reference"]]
-        top = top or (methods["method"].iloc[0] if not methods.empty else None)
+        best = B.headline(group).best  # the drill-down opens on the headline's method: one that still learned
+        top = top or (best["method"] if best is not None else methods["method"].iloc[0] if not methods.empty else None)
         section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}")
     drill_down(con, rs, top)
     show_failed(failed)

@@ -227,7 +227,7 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
             rows.append(row)
         base = dict(zip(BOARD_KEYS, keys))
         seeds = group.drop_duplicates("seed")
-        base.update(method="(baseline: fine-tuned, no teacher)", reference=True, teacher_access="none",
+        base.update(method="(baseline: no teacher)", reference=True, teacher_access="none",
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
                     n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
