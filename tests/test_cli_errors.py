@@ -490,4 +490,5 @@ def test_a_reader_that_stops_early_gets_no_traceback(command, tmp_path):
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
-    assert proc.returncode == 1  # as for any command whose output could not be written
+    # 1 when our write met the closed pipe; argparse's --help swallows its own write error and exits 0
+    assert proc.returncode == (0 if "--help" in command else 1)
