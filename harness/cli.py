@@ -76,11 +76,10 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="protocol preset (default: the family's)")
 
 
-def _add_where(p: argparse.ArgumentParser, cache: bool = True) -> None:
-    """--db (and --cache-dir): where results and artifacts go."""
+def _add_where(p: argparse.ArgumentParser) -> None:
+    """--db and --cache-dir: where results and artifacts go."""
     p.add_argument("--db", type=Path, help=DB_HELP)
-    if cache:
-        p.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
+    p.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
 
 
 def _add_pairs(p: argparse.ArgumentParser, *flags: tuple[str, str]) -> None:

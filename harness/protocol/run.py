@@ -256,8 +256,7 @@ class Protocol(Resolved):
         if path is not None:
             model = self._load(path)
             train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
-            log(f"{role}: {self.family.name} {size} from the cache ({path})")
-            self.seconds[role] = self.seconds.get(role, 0.0)
+            self._from_cache(role, size, path)
             return model, ModelInfo(role, size, k, path, True, train_seconds, provenance.n_params(model))
         model = start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
@@ -287,6 +286,11 @@ class Protocol(Resolved):
 
     # ------------------------------------------------------------ before fine-tuning
 
+    def _from_cache(self, role: str, size: str, path: Path) -> None:
+        """Say that `role` came from the cache; its stage took no training time."""
+        log(f"{role}: {self.family.name} {size} from the cache ({path})")
+        self.seconds.setdefault(role, 0.0)
+
     def _start(self, size: str):
         """The weights of `size` before fine-tuning, on the CPU: the released ones, or the pretraining stage's."""
         if self.family.released:
@@ -300,8 +304,7 @@ class Protocol(Resolved):
             del model
             path = info.path
         else:  # the checkpoint is read once, here, rather than loaded to the device and read again
-            log(f"pretrain: {self.family.name} {size} from the cache ({path})")
-            self.seconds.setdefault("pretrain", 0.0)
+            self._from_cache("pretrain", size, path)
         return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
 
     def _pretrain_deps(self, size: str) -> dict[str, Any]:
