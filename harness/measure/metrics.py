@@ -6,6 +6,9 @@ import math
 
 from harness.contract.specs import ROLES
 from harness.measure.extract import Extraction
+from harness.measure.stats import MIN_COUNT, enough
+
+__all__ = ["MIN_COUNT", "enough", "figures", "memorized_set"]
 
 
 def memorized_set(result: Extraction) -> set[int]:
@@ -13,11 +16,16 @@ def memorized_set(result: Extraction) -> set[int]:
 
 
 def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -> dict[str, float]:
-    """Every figure of section 1. `reduction` is NaN when the student memorized nothing."""
+    """Every figure of section 1, with the counts behind each ratio.
+
+    A ratio (reduction, inheritance rate, easy share, containment) is NaN, stored as NULL, when a
+    count it rests on is below MIN_COUNT memorized members: 2 of 2 is not "100%".
+    """
     m = {role: memorized_set(members[role]) for role in ROLES}
     n = len(members["teacher"].memorized)
     out: dict[str, float] = {}
     for role in ROLES:
+        out[f"memorized_{role}"] = float(len(m[role]))
         out[f"mem_rate_{role}"] = len(m[role]) / n
         out[f"nonmember_rate_{role}"] = nonmembers[role].memorized.float().mean().item()
         out[f"val_loss_{role}"] = nonmembers[role].loss.mean().item()
@@ -25,15 +33,19 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
         out[f"ties_{role}"] = float(members[role].ties.sum().item() + nonmembers[role].ties.sum().item())
     exclusive = m["teacher"] - m["baseline"]
     inherited = m["student"] & exclusive
-    out["reduction"] = _ratio(out["mem_rate_baseline"], out["mem_rate_student"])
+    easy = m["student"] & m["teacher"] & m["baseline"]
+    both = m["teacher"] & m["baseline"]
+    out["reduction"] = _ratio(len(m["baseline"]), len(m["student"]), len(m["baseline"]), len(m["student"]))
     out["teacher_exclusive"] = float(len(exclusive))
     out["inherited"] = float(len(inherited))
-    out["inheritance_rate"] = _ratio(len(inherited), len(exclusive))
-    out["easy_share"] = _ratio(len(m["student"] & m["teacher"] & m["baseline"]), len(m["student"]))
+    out["inheritance_rate"] = _ratio(len(inherited), len(exclusive), len(exclusive))
+    out["easy"] = float(len(easy))
+    out["easy_share"] = _ratio(len(easy), len(m["student"]), len(m["student"]))
     out["student_only"] = float(len(m["student"] - (m["teacher"] | m["baseline"])))
-    out["containment"] = _ratio(len(m["teacher"] & m["baseline"]), len(m["baseline"]))
+    out["containment"] = _ratio(len(both), len(m["baseline"]), len(m["baseline"]))
     return out
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
+def _ratio(a: float, b: float, *counts: int) -> float:
+    """a / b, or NaN when b is zero or any count it rests on is below MIN_COUNT."""
+    return a / b if b and all(enough(c) for c in counts) else math.nan

@@ -1,9 +1,21 @@
-"""Summaries over seeds, kept free of torch so the leaderboard app loads quickly."""
+"""Summaries over seeds and counts, kept free of torch so the leaderboard app loads quickly."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+# The fewest memorized members a ratio or share may rest on. With 10, a Wilson interval on a share
+# is at most about +-30 points wide and a ratio's log-scale interval under a factor of 2.5 either
+# way; below it (2 of 2 members is "100%") the figure says nothing, and the harness prints n/a.
+MIN_COUNT = 10
+
+Z95 = 1.959963984540054
+
+
+def enough(count: float | None) -> bool:
+    """Whether a count of memorized members is large enough for a ratio to rest on."""
+    return count is not None and not math.isnan(count) and count >= MIN_COUNT
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
@@ -19,3 +31,25 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
     sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
     half = stats.t.ppf(0.975, len(vals) - 1) * sd / math.sqrt(len(vals))
     return mean, mean - half, mean + half
+
+
+def wilson(k: float, n: float) -> tuple[float, float, float]:
+    """A share k / n and its 95% Wilson score interval (Wilson, 1927): never outside [0, 1], and
+    honest at k = 0 or k = n, where the normal interval has zero width."""
+    if not n:
+        return math.nan, math.nan, math.nan
+    p = k / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_ratio(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
+    """(k1 / n1) / (k2 / n2) with its 95% interval on the log scale (Katz et al., 1978), from pooled
+    counts; NaN when either count is below MIN_COUNT."""
+    if not (enough(k1) and enough(k2)) or not n1 or not n2:
+        return math.nan, math.nan, math.nan
+    r = (k1 / n1) / (k2 / n2)
+    se = math.sqrt(max(0.0, 1 / k1 - 1 / n1 + 1 / k2 - 1 / n2))
+    return r, r * math.exp(-Z95 * se), r * math.exp(Z95 * se)
