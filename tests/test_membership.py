@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from harness.measure.membership import (
     FPRS,
+    MIN_FALSE_POSITIVES,
     attack_figures,
     batch_auc,
     batch_tpr,
@@ -35,29 +37,30 @@ def test_auc_by_hand():
 
 def test_perfect_and_reversed_attacks():
     rng = np.random.default_rng(1)
-    members, nonmembers = rng.uniform(10, 11, 50), rng.uniform(0, 1, 50)
+    members, nonmembers = rng.uniform(10, 11, 50), rng.uniform(0, 1, 10_000)  # 0.1% FPR allows 10 false positives
     f = attack_figures(members, nonmembers, n_boot=200)
     assert all(f[k] == 1.0 for k in KEYS)
-    r = attack_figures(nonmembers, members, n_boot=200)
+    r = attack_figures(nonmembers[:50], members, n_boot=200)
     assert r["auc"] == r["auc_lo"] == r["auc_hi"] == 0.0
-    assert r["tpr_1"] == r["tpr_0.1"] == 0.0
 
 
 def test_tpr_at_low_fpr_by_hand():
-    # 200 non-members at 0..199: at 1% FPR two false positives are allowed, so the lowest admissible
-    # threshold is just above 197, and at 0.1% (0.2 of a non-member) just above 199.
-    nonmembers = np.arange(200.0)
-    members = np.array([500, 199, 198.5, 198, 197.5, 197, 50, 10, 0, -1.0])
+    # 1,000 non-members at 0..999: at 1% FPR ten false positives are allowed, so the lowest admissible
+    # threshold is 990; 0.1% would allow one, too few to mean anything.
+    nonmembers = np.arange(1000.0)
+    members = np.array([2000, 999, 995, 990.5, 990, 989, 50, 10, 0, -1.0])
     f = attack_figures(members, nonmembers, n_boot=50)
-    assert f["tpr_1"] == pytest.approx(5 / 10)  # 500, 199, 198.5, 198, 197.5; 197 ties the third non-member
-    assert f["tpr_0.1"] == pytest.approx(1 / 10)  # only 500; 199 ties the top non-member
+    assert f["tpr_1"] == pytest.approx(5 / 10)  # 2000, 999, 995, 990.5, 990; 989 ties the eleventh non-member
     assert f["tpr_1"] == sk_tpr(members, nonmembers, 0.01)
+    assert all(math.isnan(f[k]) for k in ("tpr_0.1", "tpr_0.1_lo", "tpr_0.1_hi"))
 
 
-def test_few_nonmembers_need_zero_false_positives():
-    # 10 non-members: 1% of 10 is 0.1, so no false positive is allowed.
-    f = attack_figures(np.array([5, 6, 7, 0.5]), np.arange(10.0) / 10 * 5.5, n_boot=50)
-    assert f["tpr_1"] == f["tpr_0.1"] == pytest.approx(3 / 4)
+def test_a_tpr_the_nonmembers_cannot_resolve_is_nan():
+    # 512 non-members: 1% of them is 5 false positives, fewer than MIN_FALSE_POSITIVES
+    f = attack_figures(np.array([5, 6, 7, 0.5]), np.arange(512.0), n_boot=50)
+    assert MIN_FALSE_POSITIVES == 10
+    assert all(math.isnan(f[k]) for k in KEYS if k.startswith("tpr"))
+    assert not math.isnan(f["auc"])
 
 
 @pytest.mark.parametrize("seed, kind", list(enumerate(["normal", "ties", "tiny", "shifted_ties"])))
@@ -83,7 +86,7 @@ def test_batch_functions_match_sklearn(seed, kind):
 def test_interval_contains_estimate_and_narrows():
     rng = np.random.default_rng(2)
     widths = []
-    for n in (50, 800):
+    for n in (1000, 16000):  # 1% FPR resolvable at both
         f = attack_figures(rng.normal(0.5, 1, n), rng.normal(0, 1, n), n_boot=300)
         for name in ("auc", "tpr_1"):
             assert f[f"{name}_lo"] <= f[name] <= f[f"{name}_hi"]
@@ -93,7 +96,7 @@ def test_interval_contains_estimate_and_narrows():
 
 def test_reproducible_at_a_seed():
     rng = np.random.default_rng(3)
-    pos, neg = rng.normal(1, 1, 64), rng.normal(0, 1, 64)
+    pos, neg = rng.normal(1, 1, 64), rng.normal(0, 1, 10_000)
     assert attack_figures(pos, neg, seed=5) == attack_figures(pos, neg, seed=5)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from harness.measure.stats import MIN_FALSE_POSITIVES
+
 FPRS = (0.01, 0.001)  # TPR is reported at these false-positive rates
 LOW_FPR = 0.01  # below this the log-axis ROC plot needs every point
 
@@ -32,8 +34,9 @@ def attack_figures(members: np.ndarray, nonmembers: np.ndarray, *, n_boot: int =
     """AUC and TPR at each FPR in FPRS, each with a stratified bootstrap 95% percentile interval.
 
     TPR at FPR a is the largest TPR over all thresholds whose FPR is <= a (Carlini et al., "Membership
-    inference attacks from first principles"). With few non-members (a * n_nonmembers < 1) only
-    thresholds with no false positive at all qualify: that is the definition, not an artefact.
+    inference attacks from first principles"). Where the non-members allow fewer than
+    MIN_FALSE_POSITIVES false positives at a (a * n_nonmembers < 10), the TPR rests on a handful of
+    non-members and is NaN (n/a), with its interval.
     Keys: "auc", "auc_lo", "auc_hi", then "tpr_1", "tpr_1_lo", "tpr_1_hi", "tpr_0.1", ... .
     """
     pos, neg = _scores(members, nonmembers)
@@ -44,6 +47,9 @@ def attack_figures(members: np.ndarray, nonmembers: np.ndarray, *, n_boot: int =
     boot_neg = neg[rng.integers(0, len(neg), (n_boot, len(neg)))]
     out = _with_interval("auc", float(roc_auc_score(y, np.r_[pos, neg])), batch_auc(boot_pos, boot_neg))
     for a in FPRS:
+        if a * len(neg) < MIN_FALSE_POSITIVES:
+            out |= {f"tpr_{fpr_name(a)}{end}": float("nan") for end in ("", "_lo", "_hi")}
+            continue
         point = float(tpr[fpr <= a].max())
         out |= _with_interval(f"tpr_{fpr_name(a)}", point, batch_tpr(boot_pos, boot_neg, a))
     return out

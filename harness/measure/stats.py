@@ -9,6 +9,9 @@ from collections.abc import Sequence
 # is at most about +-30 points wide and a ratio's log-scale interval under a factor of 2.5 either
 # way; below it (2 of 2 members is "100%") the figure says nothing, and the harness prints n/a.
 MIN_COUNT = 10
+# The fewest false positives an FPR must allow among the non-members for a TPR at it to mean
+# anything: at 0.1% FPR 512 non-members allow none, and at 1% five, so both are n/a there.
+MIN_FALSE_POSITIVES = 10
 
 Z95 = 1.959963984540054
 
@@ -42,7 +45,7 @@ def wilson(k: float, n: float) -> tuple[float, float, float]:
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    return p, 0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)
 
 
 def rate_ratio(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
