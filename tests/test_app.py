@@ -13,8 +13,11 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from harness.leaderboard.ranking import SEPARATOR as TEXT
 from tests.board_data import build, token_ids
 from tests.conftest import ROOT
+
+SEPARATOR = f"── {TEXT} ──"
 
 APP = str(ROOT / "harness" / "leaderboard" / "app.py")
 
@@ -41,26 +44,24 @@ def board_methods(at: AppTest) -> list[str]:
 
 def test_board_rows_in_order_with_baseline_reference(app_env):
     at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
-    assert board_methods(at) == ["soft-kd", "topk-kd", "◦ (baseline: no teacher)", "hard-kd"]
+    assert board_methods(at) == ["soft-kd", "topk-kd", "◦ (baseline: no teacher)", SEPARATOR, "hard-kd"]
     table = at.dataframe[0].value
-    assert table["student memorization"].tolist()[0] == "10.0%"
-    assert table["reduction vs baseline"].tolist()[0] == "3.00×"
-    assert table["teacher access"].tolist() == ["logits", "top-k logits", "none", "text"]
+    assert table["rank"].tolist() == ["=1", "=1", "–", "", "–"]  # 2 and 5 of 20 members: not separated
+    assert table["student memorization"].tolist()[0] == "10.0% [2.8, 30.1]"  # Wilson, on 2 of 20
+    assert table["reduction vs baseline"].tolist()[0] == "–"  # 6 / 2 memorized members: too few for a ratio
+    assert table["teacher access"].tolist() == ["logits", "top-k logits", "none", "", "text"]
+    assert table["not ranked because"].tolist()[-1].startswith("perplexity 33.0 against the baseline's 30.0")
     assert at.metric[0].value == "soft-kd"  # leaks least
 
 
-def test_filters_and_sort_change_the_board(app_env):
+def test_filters_change_the_board(app_env):
     at = run_app(build(app_env / "h.duckdb", methods=("soft-kd", "hard-kd", "topk-kd")))
     at.multiselect(key="f_access").set_value(["text", "logits"]).run()
-    assert board_methods(at) == ["soft-kd", "◦ (baseline: no teacher)", "hard-kd"]
+    assert board_methods(at) == ["soft-kd", "◦ (baseline: no teacher)", SEPARATOR, "hard-kd"]
     at.multiselect(key="f_access").set_value([]).run()
     at.text_input(key="f_search").set_value("TOPK").run()
     assert board_methods(at) == ["topk-kd", "◦ (baseline: no teacher)"]
     at.text_input(key="f_search").set_value("").run()
-    at.selectbox(key="sort").set_value("val_ppl_student").run()
-    assert board_methods(at) == ["topk-kd", "◦ (baseline: no teacher)", "soft-kd", "hard-kd"]
-    at.toggle(key="desc").set_value(True).run()
-    assert board_methods(at)[0] == "hard-kd"
     at.text_input(key="f_search").set_value("no such method").run()
     assert "No run matches" in at.warning[0].value
 
@@ -69,7 +70,8 @@ def test_columns_can_be_chosen(app_env):
     at = run_app(build(app_env / "h.duckdb"))
     at.multiselect(key="columns").set_value(["mem_rate_student", "config_hash", "git_commit"]).run()
     table = at.dataframe[0].value
-    assert list(table.columns) == ["method", "student memorization", "config hash", "git commit"]
+    assert list(table.columns) == ["rank", "method", "student memorization", "config hash", "git commit",
+                                   "not ranked because"]
     assert table["git commit"].tolist()[0] == "abc1234"
 
 
@@ -192,9 +194,15 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
 
     db = build(app_env / "h.duckdb", methods=("soft-kd",))
     rows = [{"finding": "reduction", "claim": "fewer", "published": ">= 2.4x fewer", "source": "Borkar et al. (2026)",
-             "unit": "x", "n": 3, "mean": 0.8, "lo": 0.5, "hi": 1.1, "holds": False, "per_seed": "[]", "runs": "{}"},
+             "unit": "x", "n": 3, "mean": 0.8, "lo": 0.5, "hi": 1.1, "holds": None, "per_seed": "[]", "runs": "{}",
+             "verdict": "not established", "requested": 3, "figure": 2.4, "magnitude": "weaker", "caveat": ""},
             {"finding": "easy share", "claim": "most", "published": "95.7%", "source": "Borkar et al. (2026)",
-             "unit": "%", "n": 3, "mean": 0.9, "lo": 0.8, "hi": 1.0, "holds": True, "per_seed": "[]", "runs": "{}"}]
+             "unit": "%", "n": 3, "mean": 0.95, "lo": 0.92, "hi": 0.97, "holds": True, "per_seed": "[]", "runs": "{}",
+             "verdict": "holds", "requested": 3, "figure": 0.957, "magnitude": "within", "caveat": ""},
+            {"finding": "containment", "claim": "most", "published": "80%", "source": "Borkar et al. (2026)",
+             "unit": "%", "n": 2, "mean": None, "lo": None, "hi": None, "holds": None, "per_seed": "[]", "runs": "{}",
+             "verdict": "n/a", "requested": 3, "figure": 0.8, "magnitude": "",
+             "caveat": "n/a: the baseline memorized 4 members over 2 seeds, fewer than 10"}]
     Store(db).record_reproduction("r1", {"family": "tiny", "dataset": "synthetic-pii", "preset": "tiny"}, rows)
     at = run_app(db)
     assert any("?page=reproduce" in m.value for m in at.markdown)  # linked from the board
@@ -204,6 +212,29 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert table["measured here"].tolist() == ["0.80x [0.50x, 1.10x]", "90.0% [80.0%, 100.0%]"]
-    assert table["direction here"].tolist() == ["does not hold", "holds"]
-    assert at.metric[0].value == "1 of 2"
+    assert table["measured here"].tolist() == ["0.80x [0.50x, 1.10x]", "95.0% [92.0%, 97.0%]", "n/a"]
+    assert table["verdict"].tolist() == ["not established", "holds", "n/a"]
+    assert table["seeds"].tolist() == ["3 of 3", "3 of 3", "2 of 3"]
+    assert table["magnitude"].tolist() == ["weaker (2.40x published)", "within (95.7% published)", ""]
+    assert table["caveats"].tolist()[2] == "n/a: the baseline memorized 4 members over 2 seeds, fewer than 10"
+    assert at.metric[0].value == "1 of 3"
+    assert any(m.value == "1 not established, 0 fail, 1 n/a" for m in at.markdown)
+
+
+def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
+    from harness.leaderboard import board as B, results
+    from harness.leaderboard.boards import spec_of
+    from harness.store.database import Store
+
+    snapshot = ROOT / "harness" / "leaderboard" / "published" / "default.duckdb"
+    spec = spec_of(snapshot)
+    [cli] = results.leaderboard(Store(snapshot), rules=spec.ranking)
+    at = run_app(snapshot)
+    assert at.metric[0].value == cli.rows[0][1]  # "leaks least": the CLI's rank 1, inside the band
+    table = at.dataframe[0].value
+    assert table["rank"].iloc[0] in ("1", "=1") and table["method"].iloc[0] == cli.rows[0][1]
+    unranked = table.loc[table["not ranked because"] != "", "method"].tolist()
+    assert "minillm" in unranked and "tvd" in unranked
+    assert at.header[0].value.replace("\\", "") == spec.title  # the markdown escapes of plain()
+    with B.connect(snapshot) as con:
+        assert B.board(con, rules=lambda keys: spec.ranking)["method"].iloc[0] == cli.rows[0][1]

@@ -39,12 +39,15 @@ def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store)
     app = app_boards(store)
     assert [b.family_args for b in cli] == [k["family_args"] for k, _ in app] == [SCRATCH, "{}"]  # in key order
     for board, (keys, methods) in zip(cli, app):
-        assert [r[1] for r in board.rows if r[0] != "-"] == methods
-        assert [r[0] for r in board.rows] == [*range(1, len(methods) + 1), "-"]
+        assert [r[1] for r in board.rows if not r[1].startswith("(baseline")] == methods
+        assert board.rows[board.ranked][1] == "(baseline: fine-tuned)"  # after the ranked methods, before the rest
         assert (board.family, board.dataset, board.preset, board.dataset_hash) == (
             keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"])
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"]  # by student memorization, lowest first
-    assert app[0][1] == ["hard-kd", "soft-kd"]  # the scratch runs are not merged into the other board
+    # the scratch runs are not merged into the other board; there hard-kd memorizes least (1 member against
+    # 10) but its perplexity is 10% above the baseline's: it is listed after the baseline, unranked
+    assert app[0][1] == ["soft-kd", "hard-kd"]
+    assert [r[0] for r in cli[0].rows] == ["1", "-", "-"] and cli[0].rows[-1][-1].startswith("perplexity 33.0")
     assert cli[0].title.startswith("tiny (weights=scratch) on synthetic-pii")
     assert cli[1].title.startswith("tiny on synthetic-pii")
 
@@ -53,12 +56,11 @@ def test_the_cli_prints_the_apps_figures(store):
     [_, board] = results.leaderboard(store)
     with B.connect(store.path) as con:
         [_, (_, group)] = B.boards(B.board(con))
-    for row, (_, r) in zip(board.rows, group[~group["reference"]].iterrows()):
-        assert row[4:] == [tables.pct(r["mem_rate_student"]), tables.num(r["reduction"], 2, "x"),
-                           tables.pct(r["inheritance_rate"]), tables.pct(r["easy_share"]),
-                           tables.num(r["val_ppl_student"])]
-    base = group[group["reference"]].iloc[0]
-    assert board.rows[-1][4] == tables.pct(base["mem_rate_student"])
+    for row, r in zip(board.rows, group.to_dict("records")):
+        assert row[4] == results.memorization(r)
+        if not r["reference"]:
+            assert row[5:10] == [tables.num(r["reduction"], 2, "x"), tables.pct(r["inheritance_rate"]),
+                                 tables.pct(r["easy_share"]), tables.num(r["val_ppl_student"]), r["why"]]
 
 
 def test_the_labels_are_the_apps(store, capsys):
@@ -67,6 +69,7 @@ def test_the_labels_are_the_apps(store, capsys):
     header = next(line for line in out.splitlines() if line.startswith("rank"))
     for label in B.FIGURES.values():
         assert label in header
+    assert out.count("-- not ranked: outside the utility band") == 2
     assert out.count(" on synthetic-pii (preset quick") == 2
 
 
@@ -74,7 +77,7 @@ def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
     add_run(store, "s-soft-again", "soft-kd", family_args=SCRATCH, student=set())  # later: counts on the scratch board
     app = app_boards(store)
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"] and app[0][1] == ["soft-kd", "hard-kd"]
-    assert [r[1] for r in results.leaderboard(store)[0].rows[:2]] == ["soft-kd", "hard-kd"]
+    assert [r[1] for r in results.leaderboard(store)[0].rows] == ["soft-kd", "(baseline: fine-tuned)", "hard-kd"]
 
 
 def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
@@ -83,8 +86,8 @@ def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
     with B.connect(store.path) as con:
         table = B.board(con)
     assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
-    assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "hard-kd",
-                                                                   "(baseline: fine-tuned)"]
+    assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
+                                                                   "hard-kd"]
 
 
 def test_the_apps_charts_keep_to_their_board(store):

@@ -23,7 +23,9 @@ import streamlit as st
 
 from harness.errors import UsageError
 from harness.leaderboard import board as B
-from harness.leaderboard.boards import find_boards
+from harness.leaderboard.boards import BoardSpec, find_boards, spec_of
+from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
+from harness.measure.stats import MIN_COUNT
 from harness.store.database import default_path
 from harness.store.tables import finding_value
 
@@ -88,9 +90,15 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
+SEPARATOR = f"── {SEPARATOR_TEXT} ──"
+
+
 def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The board as shown: formatted strings, intervals in brackets, the baseline marked."""
-    out = pd.DataFrame({"method": [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]})
+    """The board as shown: its rank, formatted strings, intervals in brackets, the baseline marked, and a
+    separator row before the methods outside the utility band, each with its reason."""
+    ranks = board["rank"] if "rank" in board else pd.Series([""] * len(board), index=board.index)
+    out = pd.DataFrame({"rank": ranks.fillna("").replace("", "–").where(~board["reference"], "–").tolist(),
+                        "method": [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]})
     for col in columns:
         if col not in board:
             continue
@@ -98,6 +106,12 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         lo, hi = board.get(f"{col}_lo"), board.get(f"{col}_hi")
         out[label] = [fmt(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
                       for i, v in enumerate(board[col])]
+    why = board["why"].fillna("").tolist() if "why" in board else [""] * len(board)
+    if any(why):
+        out["not ranked because"] = why
+        first = next(i for i, w in enumerate(why) if w)
+        gap = pd.DataFrame([{c: (SEPARATOR if c == "method" else "") for c in out.columns}])
+        out = pd.concat([out.iloc[:first], gap, out.iloc[first:]], ignore_index=True)
     return out
 
 
@@ -457,17 +471,17 @@ def page(con, path: Path) -> None:
         show_failed(failed)
         return
     f = sidebar_filters(opts)
-    board = B.board(con, f)
+    spec = published_spec(path)  # a published board's own band, order, columns and title
+    rules = spec.ranking if spec else DEFAULT_RANKING
+    board = B.board(con, f, rules=lambda keys: rules)
     if board.empty:
         st.warning("No run matches these filters.")
         return
     sb = st.sidebar
     available = [c for c in COLUMNS if c in board.columns]
-    columns = sb.multiselect("columns", available, default=[c for c in DEFAULT_COLUMNS if c in available],
-                             format_func=lambda c: COLUMNS[c][0], key="columns")
-    sort = sb.selectbox("sort by", [c for c in available if COLUMNS[c][1] in ("rate", "ratio", "num", "int")],
-                        format_func=lambda c: COLUMNS[c][0], key="sort")
-    descending = sb.toggle("descending", value=False, key="desc")
+    defaults = [c for c in (spec.columns if spec and spec.columns else DEFAULT_COLUMNS) if c in available]
+    columns = sb.multiselect("columns", available, default=defaults, format_func=lambda c: COLUMNS[c][0],
+                             key="columns")
     sb.caption(f"Reading {path} (read-only).")
     rs = B.runs(con, f)
     focus = st.query_params.get("method")
@@ -479,27 +493,36 @@ def page(con, path: Path) -> None:
     for keys, group in B.boards(board):  # the ranking `harness leaderboard` prints, board by board
         family, dataset = keys["family"], keys["dataset"]
         seen[(family, dataset)] = n = seen.get((family, dataset), 0) + 1
-        group = group.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
         methods = group[~group["reference"]]
-        best = B.headline(group).best  # the drill-down opens on the headline's method: one that still learned
+        best = B.headline(group, rules).best  # the drill-down opens on rank 1: a method that still learned
         top = top or (best["method"] if best is not None else methods["method"].iloc[0] if not methods.empty else None)
-        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}")
+        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}", rules,
+                spec.title if spec else None)
     drill_down(con, rs, top)
     show_failed(failed)
 
 
+def published_spec(path: Path) -> BoardSpec | None:
+    try:
+        return spec_of(path)
+    except UsageError as err:
+        st.sidebar.warning(plain(err))
+        return None
+
+
 def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
-            suffix: str = "") -> None:
+            suffix: str = "", rules: Ranking = DEFAULT_RANKING, title: str | None = None) -> None:
     """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
     family, dataset = keys["family"], keys["dataset"]
-    st.header(plain(f"{B.family_label(family, keys['family_args'])} on {dataset}"))
+    st.header(plain(title or f"{B.family_label(family, keys['family_args'])} on {dataset}"))
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
-                     f"{group['dataset_hash'].iloc[0]} · mean over seeds with 95% intervals · ◦ marks the "
-                     "reference (the baseline, highlighted)"))
+                     f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by student memorization, then "
+                     "the strongest attack; =N a rank the 95% intervals cannot separate · rates pool the seeds' "
+                     f"counts (– : fewer than {MIN_COUNT} memorized members) · ◦ marks the baseline"))
     for note in B.caveats(group):
         st.badge(note, icon=":material/warning:", color="orange")
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
-    headline_card(B.headline(group), key)
+    headline_card(B.headline(group, rules), key)
     board_table(group, columns, key)
     st.download_button("download this board as CSV", group.drop(columns=["reference"]).to_csv(index=False),
                        file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
@@ -548,8 +571,18 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str) -> None:
     shown = display(group, columns)
     config = {col: st.column_config.TextColumn(col, width=column_px(col, shown[col]), pinned=col == "method")
               for col in shown.columns}
-    styled = shown.style.apply(lambda row: ["background-color: #eeeeee; font-style: italic"
-                                            if row["method"].startswith("◦ ") else "" for _ in row], axis=1)
+    unranked = "not ranked because" in shown and shown["not ranked because"].astype(bool)
+
+    def style(row) -> list[str]:
+        if row["method"].startswith("◦ "):
+            css = "background-color: #eeeeee; font-style: italic"
+        elif row["method"] == SEPARATOR:
+            css = "background-color: #fff4e5; font-weight: 600"
+        else:
+            css = "color: #6e7781" if unranked is not False and unranked[row.name] else ""
+        return [css] * len(row)
+
+    styled = shown.style.apply(style, axis=1)
     st.dataframe(styled, hide_index=True, width="stretch", height=ROW_PX * (len(shown) + 1) + 3, row_height=ROW_PX,
                  column_config=config, key=f"board_{key}")
     links = [f"[{plain(m)}](?method={quote(m, safe='')})" for m in group.loc[~group["reference"], "method"]]
@@ -563,32 +596,46 @@ def column_px(label: str, values: pd.Series) -> int:
 
 
 def reproduce_view(found) -> None:
-    """The latest `harness reproduce`: one row per published finding, and whether it holds here."""
+    """The latest `harness reproduce`, as the CLI prints it: a verdict, seeds, magnitude and caveats per finding."""
     st.markdown("[← back to the board](?)")
     st.header("Reproducing the studies")
     st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
-               "figure here (mean and 95% interval over seeds) and whether the published direction holds. "
-               "`harness reproduce` adds one.")
+               "figure here (95% interval: shares and ratios from counts pooled over seeds, differences and AUCs "
+               "over seeds), the verdict (holds only when the whole interval is on the published side at every "
+               "seed), and the magnitude against the published figure. `harness reproduce` adds one.")
     if found is None:
         st.info("No `harness reproduce` in this database yet: run `harness reproduce`.")
         return
     meta, df = found
     st.markdown(plain(f"{meta['family']} / {meta['dataset']} (preset {meta['preset']}), "
                       f"{meta['created_at']:%Y-%m-%d %H:%M} UTC, reproduction {meta['reproduction_id']}"))
-    verdicts = ["n/a" if pd.isna(h) else ("holds" if h else "does not hold") for h in df["holds"]]
-    st.metric("published directions that hold here", f"{verdicts.count('holds')} of {len(df)}")
+    verdicts = ["no verdict (stored by an older harness)" if pd.isna(v) else v for v in df["verdict"]]
+    counts = {v: verdicts.count(v) for v in ("holds", "not established", "fails", "n/a")}
+    st.metric(f"of {len(df)} findings, hold here", f"{counts['holds']} of {len(df)}")
+    st.markdown(f"{counts['not established']} not established, {counts['fails']} fail, {counts['n/a']} n/a")
 
     def measured(r) -> str:
         value = finding_value(r["mean"], r["unit"])
-        if r["n"] > 1 and r["lo"] != r["hi"]:
+        if not pd.isna(r["mean"]) and r["lo"] != r["hi"]:
             value += f" [{finding_value(r['lo'], r['unit'])}, {finding_value(r['hi'], r['unit'])}]"
         return value
 
-    shown = pd.DataFrame({"finding": df["finding"], "direction (published)": df["claim"],
-                          "published": df["published"], "source": df["source"],
-                          "measured here": [measured(r) for _, r in df.iterrows()], "direction here": verdicts})
-    colours = {"holds": "color: #1a7f37", "does not hold": "color: #cf222e; font-weight: 600"}
-    st.dataframe(shown.style.map(lambda v: colours.get(v, ""), subset=["direction here"]), hide_index=True,
+    def seeds(r) -> str:
+        return f"{r['n']}" if pd.isna(r["requested"]) else f"{r['n']} of {r['requested']}"
+
+    def size(r) -> str:
+        if pd.isna(r["magnitude"]) or not r["magnitude"]:
+            return ""
+        return f"{r['magnitude']} ({finding_value(r['figure'], r['unit'])} published)"
+
+    rows = list(df.iterrows())
+    shown = pd.DataFrame({"finding": df["finding"], "claim (holds if)": df["claim"], "published": df["published"],
+                          "source": df["source"], "measured here": [measured(r) for _, r in rows],
+                          "seeds": [seeds(r) for _, r in rows], "magnitude": [size(r) for _, r in rows],
+                          "verdict": verdicts, "caveats": df["caveat"].fillna("")})
+    colours = {"holds": "color: #1a7f37", "fails": "color: #cf222e; font-weight: 600",
+               "not established": "color: #9a6700"}
+    st.dataframe(shown.style.map(lambda v: colours.get(v, ""), subset=["verdict"]), hide_index=True,
                  width="stretch", key="reproduction")
 
 

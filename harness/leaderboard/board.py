@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ import duckdb
 import pandas as pd
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
-from harness.measure.stats import interval
+from harness.leaderboard.ranking import DEFAULT, Ranking, rank
+from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, wilson
 from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
 from harness.store.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
 
@@ -182,26 +183,70 @@ def attack_auc_names(con, role: str = "student") -> list[str]:
 
 
 def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
-    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR."""
+    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR.
+
+    The TPR is n/a where the non-members allow fewer than MIN_FALSE_POSITIVES false positives at 1%
+    (runs stored before that rule carry a figure resting on five non-members of 512)."""
     means = {c: v for c, v in g[aucs].mean().items() if not math.isnan(v)}
     if not means:
         return {"best_attack_auc": math.nan, "best_attack": None, "best_attack_tpr": math.nan}
     col = max(means, key=means.get)
     name = col[len("auc_"):-len(f"_{role}")]
     tpr = f"tpr_1_{name}_{role}"
+    resolved = "n_nonmembers" in g and g["n_nonmembers"].min() * 0.01 >= MIN_FALSE_POSITIVES
     return {"best_attack_auc": means[col], "best_attack": name,
-            "best_attack_tpr": float(g[tpr].mean()) if tpr in g else math.nan}
+            "best_attack_tpr": float(g[tpr].mean()) if tpr in g and resolved else math.nan}
+
+
+def _count(run: dict, name: str) -> float:
+    """One run's count; for a run stored before counts were, from its rate."""
+    v = run.get(name)
+    if v is not None and not pd.isna(v):
+        return float(v)
+    if name.startswith("memorized_"):
+        return float(round(float(run[f"mem_rate_{name[len('memorized_'):]}"]) * float(run["n_members"])))
+    if name == "easy":  # the easy share of the student's memorized members
+        share = run.get("easy_share")
+        return 0.0 if share is None or pd.isna(share) else float(round(share * _count(run, "memorized_student")))
+    return 0.0
+
+
+def pooled(g: pd.DataFrame, student: str = "student") -> dict:
+    """Rates and ratios from counts pooled over seeds, with Wilson and log-scale intervals: a seed that
+    memorized nothing counts, and no ratio rests on fewer than MIN_COUNT memorized members."""
+    records = g.to_dict("records")
+
+    def total(name: str) -> float:
+        return sum(_count(r, name) for r in records)
+
+    n = float(g["n_members"].sum())
+    k = {r: total(f"memorized_{r}") for r in ROLES}
+    out: dict = {"memorized": k[student], "members_pooled": n}
+    for r in ROLES:
+        out[f"mem_rate_{r}"], out[f"mem_rate_{r}_lo"], out[f"mem_rate_{r}_hi"] = wilson(k[r], n)
+    if student != "student":
+        return out
+    out["reduction"], out["reduction_lo"], out["reduction_hi"] = rate_ratio(k["baseline"], n, k["student"], n)
+    exclusive = total("teacher_exclusive")
+    for name, num, den in (("inheritance_rate", total("inherited"), exclusive),
+                           ("easy_share", total("easy"), k["student"])):
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = wilson(num, den) if enough(den) else (math.nan,) * 3
+    out["teacher_exclusive"] = exclusive
+    return out
 
 
 # ------------------------------------------------------------ the board
 
 
-def board(con, filters: Filters = Filters()) -> pd.DataFrame:
-    """Methods as rows per board (BOARD_KEYS; mean and 95% interval over seeds), a baseline row each.
+def board(con, filters: Filters = Filters(), rules: Callable[[dict], Ranking] | None = None) -> pd.DataFrame:
+    """Methods as rows per board (BOARD_KEYS), a baseline row each, ranked by `ranking.rank`.
 
     The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
-    order of their keys; within one, by student memorization, lowest first (the privacy side of
-    the trade-off), then by name.
+    order of their keys; within one, the ranked methods, the baseline, then the methods outside
+    the utility band. Rates and ratios come from counts pooled over the seeds (`pooled`);
+    perplexities and attack AUCs are means with a t-interval over seeds. `rules(keys)` gives a
+    board's ranking rules (a published board's spec); by default the band is 10% of the
+    baseline's perplexity.
     """
     rs = runs(con, filters)
     if rs.empty:
@@ -209,17 +254,19 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
     metrics = run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(metrics, on="run_id", how="left")
     aucs = [c for c in attack_auc_names(con) if c in rs.columns]
-    rows = []
+    out = []
     for keys, group in rs.groupby(BOARD_KEYS, dropna=False, sort=True):
+        rows = []
         for label, g in group.groupby("method_label", sort=False):
             row = dict(zip(BOARD_KEYS, keys))
             row.update(method=label, reference=False, teacher_access=g["teacher_access"].iloc[0],
                        student_size=g["student_size"].iloc[0], student_params=g["student_params"].iloc[0],
                        seeds=len(g), seed_list=", ".join(str(s) for s in sorted(g["seed"])),
                        n_members=int(g["n_members"].iloc[0]))
-            for name in [*FIGURES, "mem_rate_teacher", "mem_rate_baseline", "val_ppl_baseline", "val_ppl_teacher"]:
+            for name in ("val_ppl_student", "val_ppl_baseline", "val_ppl_teacher", "val_ppl_start_student"):
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
+            row.update(pooled(g))
             if aucs:
                 row.update(best_attack(g, aucs, "student"))
             for col in ("run_id", "config_hash", "harness_version", "git_commit"):
@@ -233,17 +280,18 @@ def board(con, filters: Filters = Filters()) -> pd.DataFrame:
                     n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
                     harness_version=", ".join(sorted({str(v) for v in group["harness_version"]})),
                     git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
-        for name, source in (("mem_rate_student", "mem_rate_baseline"), ("val_ppl_student", "val_ppl_baseline")):
-            mean, lo, hi = interval(seeds[source].tolist() if source in seeds else [])
-            base[name], base[f"{name}_lo"], base[f"{name}_hi"] = mean, lo, hi
+        mean, lo, hi = interval(seeds["val_ppl_baseline"].tolist() if "val_ppl_baseline" in seeds else [])
+        base["val_ppl_student"], base["val_ppl_student_lo"], base["val_ppl_student_hi"] = mean, lo, hi
+        base.update(pooled(seeds, student="baseline"))
+        for end in ("", "_lo", "_hi"):  # the baseline's own memorization, in the student's column
+            base[f"mem_rate_student{end}"] = base[f"mem_rate_baseline{end}"]
         base["reduction"] = 1.0
         base_aucs = [c for c in attack_auc_names(con, "baseline") if c in seeds]
         if base_aucs:
             base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
-    out = pd.DataFrame(rows)
-    out = out.sort_values([*BOARD_KEYS, "mem_rate_student", "method"], na_position="last", kind="stable")
-    return out.reset_index(drop=True)
+        out.append(rank(pd.DataFrame(rows), rules(dict(zip(BOARD_KEYS, keys))) if rules else DEFAULT))
+    return pd.concat(out, ignore_index=True)
 
 
 def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
@@ -280,33 +328,26 @@ def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rat
     return pd.Series(flags, index=points.index)
 
 
-# A student whose validation perplexity is worse than the teacher-free baseline's by more than this
-# factor has not learned the task: leaking little is then no merit, so it cannot lead the board.
-UTILITY_SLACK = 1.10
-
-
 @dataclass(frozen=True)
 class Headline:
-    best: dict | None  # the board row that leaks least, or None
+    best: dict | None  # the board's rank 1, or None
     baseline: dict
     why: str  # how it was chosen, or why no method was
 
 
-def headline(group: pd.DataFrame) -> Headline:
-    """"Leaks least": among methods on the privacy-utility frontier (baseline included, attacks counted)
-    whose perplexity is within UTILITY_SLACK of the baseline's, the lowest memorization, then attack AUC."""
+def headline(group: pd.DataFrame, rules: Ranking = DEFAULT) -> Headline:
+    """"Leaks least": the board's rank 1 (`ranking.rank`), a method inside the utility band."""
     group = group.reset_index(drop=True)
     base = group[group["reference"]].iloc[0].to_dict()
-    on = frontier(group, also=("best_attack_auc",))
-    budget = base["val_ppl_student"] * UTILITY_SLACK
-    cand = group[on & ~group["reference"] & (group["val_ppl_student"] <= budget)]
-    rule = (f"on the privacy–utility frontier with validation perplexity within {UTILITY_SLACK - 1:.0%} "
-            "of the baseline's")
-    if cand.empty:
-        return Headline(None, base, f"no method is {rule}: none improves on fine-tuning without a teacher")
-    keys = ["mem_rate_student"] + (["best_attack_auc"] if "best_attack_auc" in cand else []) + ["val_ppl_student"]
-    best = cand.sort_values(keys, kind="stable", na_position="last").iloc[0].to_dict()
-    return Headline(best, base, f"chosen among the methods {rule}")
+    ranked = (group if "ranked" in group else rank(group, rules)).query("ranked")
+    if ranked.empty:
+        return Headline(None, base, f"no method has {rules.band}: none is ranked")
+    best = ranked.iloc[0].to_dict()
+    tied = ranked.loc[ranked["rank"] == best["rank"], "method"].tolist() if best["rank"].startswith("=") else []
+    why = f"rank 1 among the methods with {rules.band}, by student memorization, then the strongest attack"
+    if len(tied) > 1:
+        why += f"; its 95% interval overlaps that of {', '.join(tied[1:])}, which share the rank"
+    return Headline(best, base, why)
 
 
 def caveats(group: pd.DataFrame) -> list[str]:
@@ -545,14 +586,20 @@ def live_continuation(artifact_path: str, prefix: Sequence[int], suffix_len: int
 
 
 def reproduction(con) -> tuple[dict, pd.DataFrame] | None:
-    """The latest `harness reproduce` stored in this database: where it ran, and a row per finding."""
-    if "reproductions" not in tables(con):
+    """The latest `harness reproduce` stored in this database: where it ran, and a row per finding.
+
+    A file of schema version 5 has no verdict columns: they read as NULL (a row without a verdict)."""
+    found = tables(con).get("reproductions")
+    if found is None:
         return None
     latest = con.execute("SELECT reproduction_id, family, dataset, preset, created_at FROM reproductions "
                          "ORDER BY created_at DESC, reproduction_id DESC LIMIT 1").fetchone()
     if latest is None:
         return None
     meta = dict(zip(("reproduction_id", "family", "dataset", "preset", "created_at"), latest))
-    rows = con.execute("SELECT finding, claim, published, source, unit, n, mean, lo, hi, holds FROM reproductions "
-                       "WHERE reproduction_id = ? ORDER BY rowid", [meta["reproduction_id"]]).df()
+    columns = ["finding", "claim", "published", "source", "unit", "n", "mean", "lo", "hi", "holds",
+               "verdict", "requested", "figure", "magnitude", "caveat"]
+    select = ", ".join(c if c in found else f"NULL AS {c}" for c in columns)
+    rows = con.execute(f"SELECT {select} FROM reproductions WHERE reproduction_id = ? ORDER BY rowid",
+                       [meta["reproduction_id"]]).df()
     return meta, rows

@@ -15,6 +15,8 @@ from pathlib import Path
 import tomli
 
 from harness.errors import UsageError, unknown
+from harness.leaderboard.ranking import DEFAULT, Ranking
+from harness.store.tables import COLUMNS
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
 
@@ -50,8 +52,8 @@ class BoardSpec:
     methods: tuple[str, ...]  # "soft-kd" or "soft-kd temperature=4"
     seeds: tuple[int, ...] = (0,)
     dataset_args: dict = field(default_factory=dict)
-    columns: tuple[str, ...] = ()
-    sort: str = "mem_rate_student"
+    columns: tuple[str, ...] = ()  # the app's default columns, in order
+    ranking: Ranking = DEFAULT  # its utility band and order (harness.leaderboard.ranking)
 
     @property
     def snapshot(self) -> Path:
@@ -78,7 +80,8 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     missing = [k for k in ("family", "dataset", "preset", "methods") if k not in raw]
     if missing:
         raise UsageError(f"{path}: missing {', '.join(missing)}")
-    allowed = {"title", "family", "dataset", "preset", "methods", "seeds", "dataset_args", "columns", "sort"}
+    allowed = {"title", "family", "dataset", "preset", "methods", "seeds", "dataset_args", "columns", "utility_band",
+               "order"}
     extra = sorted(set(raw) - allowed)
     if extra:
         raise unknown(f"key in {path}", extra[0], allowed)
@@ -87,7 +90,22 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     seeds = raw.get("seeds", [0])
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise UsageError(f"{path}: seeds must be a non-empty list of integers >= 0")
+    columns = raw.get("columns", [])
+    if not isinstance(columns, list) or any(c not in COLUMNS for c in columns):
+        bad = next((c for c in columns if c not in COLUMNS), columns) if isinstance(columns, list) else columns
+        raise unknown(f"column in {path}", str(bad), COLUMNS)
+    try:
+        rules = Ranking(slack=float(raw.get("utility_band", DEFAULT.slack)),
+                        order=tuple(raw.get("order", DEFAULT.order)))
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{path}: {err}") from None
     return BoardSpec(name=name, path=path, title=raw.get("title", name), family=raw["family"],
                      dataset=raw["dataset"], preset=raw["preset"], methods=tuple(raw["methods"]),
                      seeds=tuple(seeds), dataset_args={k: str(v) for k, v in raw.get("dataset_args", {}).items()},
-                     columns=tuple(raw.get("columns", ())), sort=raw.get("sort", "mem_rate_student"))
+                     columns=tuple(columns), ranking=rules)
+
+
+def spec_of(snapshot: Path) -> BoardSpec | None:
+    """The spec beside a published snapshot (`<name>.toml` next to `<name>.duckdb`), if it has one."""
+    toml = Path(snapshot).with_suffix(".toml")
+    return load_spec(toml.stem, toml.parent) if toml.is_file() else None

@@ -8,6 +8,8 @@ from typing import Any
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.errors import UsageError, unknown
+from harness.leaderboard import ranking
+from harness.measure.stats import MIN_COUNT
 from harness.store import tables
 from harness.store.database import Store
 from harness.store.tables import COLUMNS, FIGURES, family_label
@@ -74,6 +76,37 @@ def resolve_run_id(store: Store, run_id: str) -> str:
     raise unknown("run", run_id, [r[0] for r in recent])
 
 
+def student_recipe(store: Store, run: dict[str, Any]) -> str:
+    """How the run's student was trained: the recipe its checkpoint was trained and keyed by (its
+    `training.json`), or, where that folder is not on this machine (an imported run, a cleared
+    cache), the run's preset with the method's overrides as its plugin declares them here."""
+    from pathlib import Path
+
+    from harness.config.registry import Training
+
+    _, rows = store.query("SELECT artifact_path FROM models WHERE run_id = ? AND role = 'student'", [run["run_id"]])
+    written = Path(rows[0][0]) / "training.json" if rows and rows[0][0] else None
+    try:
+        return Training(**json.loads(written.read_text())["training"]).describe() + " (as trained)"
+    except (AttributeError, OSError, KeyError, TypeError, ValueError):
+        pass
+    try:
+        preset = Training(**json.loads(run["preset_values"])["student"])
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+    from harness.config import plugins, registry
+    from harness.contract.specs import describe_training
+
+    try:
+        method = plugins.load(registry.load()).method(run["method"])
+    except UsageError:
+        return f"{preset.describe()} (the preset's; method {run['method']} is not registered here to say more)"
+    if not method.training:
+        return f"{preset.describe()} (the preset's)"
+    return (f"{preset.overlaid(method.training).describe()} (the preset's with {describe_training(method.training)}, "
+            "as the method declares it)")
+
+
 def show(store: Store, run_id: str) -> str:
     run_id = resolve_run_id(store, run_id)
     cols, rows = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
@@ -83,6 +116,7 @@ def show(store: Store, run_id: str) -> str:
         ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
                              f"(preset {run['preset']})"),
         ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
+        ("student recipe", student_recipe(store, run)),
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
                                             f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
         ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
@@ -132,38 +166,65 @@ class Board:
     preset: str
     dataset_hash: str
     n_members: int
-    rows: list[list[Any]]
+    rows: list[list[Any]]  # ranked methods, the baseline, then the unranked (their reason last)
     family_args: str | None = None  # pretrained or from-scratch weights are different boards
+    ranked: int = 0  # how many rows are ranked (the baseline follows them)
+    band: str = ranking.DEFAULT.band
 
     @property
     def title(self) -> str:
         return (f"{family_label(self.family, self.family_args)} on {self.dataset} (preset {self.preset}, "
                 f"{self.n_members} members, dataset {self.dataset_hash})")
 
+    def render(self) -> str:
+        """The table, a separator before the methods outside the utility band, and what its marks mean."""
+        lines = tables.render(BOARD_HEADERS, self.rows).splitlines()
+        cut = 2 + self.ranked + 1  # the header, its rule, the ranked rows and the baseline
+        if cut < len(lines):
+            lines.insert(cut, f"-- {ranking.SEPARATOR} ({self.band}) --")
+        notes = [f"Ranked: methods with {self.band}, by student memorization, then the strongest attack; "
+                 "=N: a rank the 95% intervals cannot separate.",
+                 f"Rates and ratios pool the seeds' counts; n/a: fewer than {MIN_COUNT} memorized members to rest on.",
+                 "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
+        return "\n".join([self.title, *lines, *notes])
 
-def leaderboard(store: Store, family: str | None = None, dataset: str | None = None) -> list[Board]:
+
+def leaderboard(store: Store, family: str | None = None, dataset: str | None = None,
+                rules: ranking.Ranking = ranking.DEFAULT) -> list[Board]:
     """Methods ranked per board: `harness.leaderboard.board.board`, the app's own ranking, printed as tables.
 
-    Mean over seeds of each finished run's figures; where one seed was run twice, its latest run counts.
+    Where one seed was run twice, its latest run counts; `rules` are a published board's own.
     """
     from harness.leaderboard import board as board_mod
 
     filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
     with store.connect(read_only=True) as con:
-        table = board_mod.board(con, filters)
+        table = board_mod.board(con, filters, rules=lambda keys: rules)
     out = []
     for keys, group in board_mod.boards(table):
-        methods, base = group[~group["reference"]], group[group["reference"]].iloc[0]
-        rows = [[rank, r.method, r.teacher_access, r.seeds, *(_cell(k, getattr(r, k)) for k in FIGURES)]
-                for rank, r in enumerate(methods.itertuples(), 1)]
-        rows.append(["-", "(baseline: fine-tuned)", "none", "-", _cell("mem_rate_student", base["mem_rate_student"]),
-                     "1.00x", "-", "-", _cell("val_ppl_student", base["val_ppl_student"])])
+        rows = []
+        for r in group.to_dict("records"):
+            name = "(baseline: fine-tuned)" if r["reference"] else r["method"]
+            rank = "-" if r["reference"] else (r["rank"] or "-")
+            seeds = "-" if r["reference"] else r["seeds"]
+            figures = [memorization(r), *(("1.00x", "-", "-") if r["reference"] else
+                                          (_cell(k, r[k]) for k in ("reduction", "inheritance_rate", "easy_share"))),
+                       _cell("val_ppl_student", r["val_ppl_student"])]
+            rows.append([rank, name, r["teacher_access"], seeds, *figures, r["why"] or ""])
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
-                         int(group["n_members"].iloc[0]), rows, keys["family_args"]))
+                         int(group["n_members"].iloc[0]), rows, keys["family_args"],
+                         ranked=int(group["ranked"].sum()), band=rules.band))
     return out
 
 
-BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0], *FIGURES.values()]
+BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0],
+                 f"{FIGURES['mem_rate_student']} [95%]", *list(FIGURES.values())[1:], "not ranked because"]
+
+
+def memorization(r: dict) -> str:
+    """The student's memorization with its 95% interval: what a rerun is compared against."""
+    return f"{tables.pct(r['mem_rate_student'])} [{tables.pct(r['mem_rate_student_lo'])}, " \
+           f"{tables.pct(r['mem_rate_student_hi'])}]"
 
 
 def _cell(key: str, value: Any) -> str:
