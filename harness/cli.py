@@ -409,7 +409,7 @@ def cmd_reproduce(args, argv) -> int:
     if not 1 <= args.seeds <= 100:
         raise UsageError(f"--seeds must be between 1 and 100, got {args.seeds}")
     _quiet_libraries()
-    from harness.protocol.reproduce import reproduce, table
+    from harness.protocol.reproduce import count_line, reproduce, strata_table, table
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
 
@@ -418,18 +418,17 @@ def cmd_reproduce(args, argv) -> int:
                        family_args=dict(args.family_arg), registry=args.registry,
                        command=shlex.join(["harness", *argv]))
     result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
-    seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"mean [95% interval] over {len(result.seeds)} seeds"
+    seeds = (f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"{len(result.seeds)} seeds: shares and ratios "
+             "from counts pooled over seeds, differences and AUCs a t-interval over seeds")
     print(f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n")
     print(table(result))
-    held = sum(r.holds is True for r in result.rows)
-    failing = [r.finding.name for r in result.rows if r.holds is False]
-    unmeasured = [r.finding.name for r in result.rows if r.holds is None]
-    unsure = [r.finding.name for r in result.rows if r.verdict.startswith("holds on the mean")]
-    print(f"\n{held} of {len(result.rows)} published directions hold here"
-          + (f" ({', '.join(unsure)}: on the mean only, its 95% interval crosses)" if unsure else "")
-          + (f"; they do not for {', '.join(failing)}" if failing else "")
-          + (f"; nothing to measure for {', '.join(unmeasured)}" if unmeasured else "")
-          + (" (docs/protocol.md, 'Reproducing the studies', discusses why)" if failing or unmeasured else ""))
+    strata = strata_table(result)
+    if strata:
+        print(f"\nmemorized members by repeat count, pooled over seeds:\n{strata}")
+    verdicts = [r.verdict for r in result.rows]
+    print(f"\n{count_line(verdicts)}"
+          + (" (docs/protocol.md, 'Reproducing the studies', gives the rules and discusses why)"
+             if set(verdicts) != {"holds"} else ""))
     return 0
 
 
@@ -538,6 +537,8 @@ def cmd_list(args, argv) -> int:
         for p in d.params:
             print(f"  {'':<18}--dataset-arg {p.describe()}")
     print("\nKD methods")
+    family = found.families.get(reg.family)  # the default family's preset, to show what an override gives
+    home = reg.presets.get((family.preset or family.name) if family else "")
     for m in found.methods.values():
         alias = f" (alias {', '.join(m.aliases)})" if m.aliases else ""
         print(f"  {m.name:<16}{m.description}{alias}")
@@ -569,8 +570,7 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
-    from harness.leaderboard.results import BOARD_HEADERS, leaderboard
-    from harness.store import tables
+    from harness.leaderboard.results import leaderboard
     from harness.store.database import Store
 
     boards = leaderboard(Store(_db(args)), args.family, args.dataset)
@@ -578,7 +578,7 @@ def cmd_leaderboard(args, argv) -> int:
         print("No finished runs match. Run `harness eval --method hard-kd` first.")
         return 0
     for board in boards:
-        print(f"{board.title}\n{tables.render(BOARD_HEADERS, board.rows)}\n")
+        print(f"{board.render()}\n")
     return 0
 
 
@@ -613,7 +613,17 @@ def _publish(args) -> int:
     path = publish.publish(spec, db, args.cache_dir or default_dir(), args.registry,
                             log=log.info)
     print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); leaderboards: {where}")
+    _print_ranking(spec)
     return 0
+
+
+def _print_ranking(spec) -> None:
+    """A published board as its readers will see it ranked: its own band and order."""
+    from harness.leaderboard.results import leaderboard
+    from harness.store.database import Store
+
+    for board in leaderboard(Store(spec.snapshot), rules=spec.ranking):
+        print(f"\n{board.render()}")
 
 
 def _import(args) -> int:
@@ -623,6 +633,7 @@ def _import(args) -> int:
     ids = publish.import_bundle(args.bundle, spec, args.registry)
     print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}; "
           f"commit {spec.snapshot.name} in the pull request that adds the bundle (leaderboards: {where})")
+    _print_ranking(spec)
     return 0
 
 

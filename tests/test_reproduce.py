@@ -1,4 +1,4 @@
-"""`harness reproduce`: every finding in one table, stored, and nothing rerun that the results hold."""
+"""`harness reproduce`: verdicts that count honestly, pooled counts, magnitudes, stored, nothing rerun."""
 
 from __future__ import annotations
 
@@ -9,41 +9,221 @@ import pytest
 
 from conftest import SMALL_DATA
 from harness.cli import main
-from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, Row, table
-from harness.store.tables import finding_value as fmt
+from harness.measure.stats import MIN_COUNT, rate_ratio, wilson
+from harness.protocol import reproduce as R
+from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, magnitude, table, verdict
+from harness.store.database import Store
+
+BY_NAME = {f.name: f for f in FINDINGS}
+UP, DOWN, BAND = (1, math.inf), (-math.inf, 1), (0.5, 2)
 
 
-def test_every_finding_the_issue_names_is_measured_from_the_runs_it_needs():
-    names = [f.name for f in FINDINGS]
-    assert names == ["reduction", "validation loss", "easy share", "soft-KD inheritance", "hard/soft inheritance",
-                     "containment", "predictor AUC", "filtering", "reverse vs forward KL", "teacher vs student MIA"]
-    runs = {name: {"mem_rate_baseline": 0.4, "mem_rate_student": 0.1, "val_loss_student": 3.0,
-                   "val_loss_baseline": 3.2, "easy_share": 0.9, "inheritance_rate": 0.02, "containment": 0.8,
-                   "filter_predict_auc": 0.95, "filter_unfiltered_mem_rate_student": 0.2, "auc_loss_teacher": 0.9,
-                   "auc_loss_student": 0.6} for name in RUNS}
-    runs["hard"] = {**runs["hard"], "inheritance_rate": 0.06}
-    runs["reverse"] = {**runs["reverse"], "mem_rate_student": 0.05}
-    values = {f.name: f.measure(runs) for f in FINDINGS}
-    assert values["reduction"] == pytest.approx(4.0) and values["hard/soft inheritance"] == pytest.approx(3.0)
-    assert values["filtering"] == pytest.approx(0.5) and values["reverse vs forward KL"] == pytest.approx(0.5)
-    assert values["validation loss"] == pytest.approx(-0.2)
-    assert all(f.holds(values[f.name]) for f in FINDINGS if f.name != "filtering")
-    assert not FINDINGS[7].holds(0.5)  # half the memorized members left is not "most removed"
+def test_every_finding_cites_its_study_and_has_a_published_side():
+    assert len(FINDINGS) == 16 and len(BY_NAME) == 16
+    for name in ("hard-KD reduction", "soft vs hard rate", "predictor beyond repeats", "high-entropy confidence",
+                 "memorization vs MIA ranking", "reverse KL vs fine-tuning"):
+        assert name in BY_NAME
+    for f in FINDINGS:
+        assert f.source.split(",")[0] in (R.BORKAR, R.SINGH, R.ZHANG) and "," in f.source, f.source
+        assert f.side[0] < f.side[1]
+    # the quoted figure is the measured quantity: containment is a share (80%), Singh's is reverse KL / fine-tuning
+    assert BY_NAME["containment"].figure == 0.80 and BY_NAME["containment"].unit == "%"
+    assert BY_NAME["reverse KL vs fine-tuning"].figure == pytest.approx(6.0 / 65.4)
+    assert BY_NAME["reverse vs forward KL"].figure is None and "%" not in BY_NAME["reverse vs forward KL"].published
+    assert BY_NAME["soft vs hard rate"].side == (0.5, 2) and "[0.5x, 2x]" in BY_NAME["soft vs hard rate"].claim
+    assert BY_NAME["easy share"].side[0] >= 0.9 and BY_NAME["soft-KD inheritance"].side[1] <= 0.02
 
 
-def test_a_direction_that_does_not_hold_is_said_plainly():
-    finding = FINDINGS[0]
-    result = Reproduction("r", [0, 1, 2], {}, [Row(finding, [0.5, 0.6, 0.7], 0.6, 0.35, 0.85),
-                                               Row(FINDINGS[1], [math.nan] * 3, math.nan, math.nan, math.nan)])
-    text = table(result)
-    assert "DOES NOT HOLD" in text and "0.60x [0.35x, 0.85x]" in text and "n/a (nothing to measure)" in text
-    assert "n/a [" not in text
-    partial = table(Reproduction("r", [0, 1, 2], {}, [Row(finding, [2.0, math.nan, 4.0], 3.0, 1.0, 5.0)]))
-    assert "3.00x [1.00x, 5.00x] (2 of 3 seeds)" in partial
-    assert "holds on the mean; the 95% interval crosses" in partial  # 1.00x is no reduction
-    sure = table(Reproduction("r", [0, 1], {}, [Row(finding, [2.0, 4.0], 3.0, 1.5, 4.5)]))
-    assert "holds on the mean" not in sure and "holds" in sure
-    assert fmt(0.123, "%") == "12.3%" and fmt(-0.05, "") == "-0.050"
+def test_each_verdict_is_reachable_from_hand_built_intervals():
+    assert verdict(3.0, 1.5, 4.5, UP, 3, 3) == "holds"
+    assert verdict(0.5, 0.3, 0.8, UP, 3, 3) == "fails"
+    assert verdict(0.8, 0.3, 1.0, UP, 3, 3) == "fails"  # touching the line is not on the published side
+    assert verdict(3.0, 0.8, 5.2, UP, 3, 3) == "not established"  # mean on the side, interval crosses
+    assert verdict(0.9, 0.5, 1.3, UP, 3, 3) == "not established"  # mean off the side, interval crosses
+    assert verdict(3.0, 1.5, 4.5, UP, 2, 3) == "not established"  # a seed gave no value
+    assert verdict(3.0, 1.5, 4.5, UP, 1, 1) == "not established"  # one seed
+    assert verdict(0.5, 0.3, 0.8, UP, 1, 1) == "not established"
+    assert verdict(math.nan, math.nan, math.nan, UP, 0, 3) == "n/a"
+    assert verdict(-0.2, -0.3, -0.1, (-math.inf, 0), 3, 3) == "holds"
+    # an equivalence band: similar holds inside it, fails wholly outside, and not established across an edge
+    assert verdict(1.1, 0.8, 1.5, BAND, 3, 3) == "holds"
+    assert verdict(30.0, 13.0, 70.0, BAND, 3, 3) == "fails"
+    assert verdict(0.2, 0.1, 0.4, BAND, 3, 3) == "fails"
+    assert verdict(1.8, 1.2, 2.6, BAND, 3, 3) == "not established"
+
+
+def test_magnitude_compares_the_published_figure_with_the_interval():
+    assert magnitude(1.5, 4.5, 2.4, UP) == "within"
+    assert magnitude(3.0, 60.6, 2.4, UP) == "stronger"  # 31.8x against 2.4x is not agreement
+    assert magnitude(1.1, 2.0, 2.4, UP) == "weaker"
+    assert magnitude(0.0, 0.02, 0.0024, DOWN) == "within"
+    assert magnitude(0.9, 0.95, 0.957, (0.9, math.inf)) == "weaker"
+    assert magnitude(0.01, 0.05, 0.092, DOWN) == "stronger"
+    assert magnitude(0.2, 0.5, 0.092, DOWN) == "weaker"
+    assert magnitude(1.5, 4.5, None, UP) == ""
+    assert magnitude(math.nan, math.nan, 2.4, UP) == ""
+
+
+def test_ratios_pool_counts_over_seeds_and_say_na_below_min_count():
+    f = BY_NAME["reduction"]  # baseline / soft student, from counts
+    seeds = [(79, 512, 2, 512), (75, 512, 6, 512), (74, 512, 4, 512)]
+    row = aggregate(f, seeds)
+    assert (row.mean, row.lo, row.hi) == pytest.approx(rate_ratio(228, 1536, 12, 1536))
+    per_seed_mean = sum(b / s for b, _, s, _ in seeds) / 3
+    assert row.mean == pytest.approx(19.0) and per_seed_mean == pytest.approx(23.5)  # not a mean of ratios
+    assert row.counted == 3 and row.verdict == "holds" and row.magnitude == "stronger"
+    short = aggregate(f, [(79, 512, 2, 512), (75, 512, 2, 512), (74, 512, 4, 512)])
+    assert math.isnan(short.mean) and short.verdict == "n/a"
+    assert short.reason == f"n/a: the soft-KD student memorized 8 members over 3 seeds, fewer than {MIN_COUNT}"
+    one = aggregate(f, [(79, 512, 2, 512)])
+    assert one.reason == f"n/a: the soft-KD student memorized 2 members, fewer than {MIN_COUNT}"
+    # a share rests on its denominator: the easy share of 8 memorized members is n/a, of 12 a Wilson interval
+    assert aggregate(BY_NAME["easy share"], [(2, 2), (2, 2), (3, 4)]).verdict == "n/a"
+    easy = aggregate(BY_NAME["easy share"], [(4, 4), (4, 4), (3, 4)])
+    assert (easy.mean, easy.lo, easy.hi) == pytest.approx(wilson(11, 12))
+    assert easy.verdict == "not established"  # 11 of 12 may be 65% as well as 99%
+
+
+def test_a_seed_without_a_value_is_counted_never_dropped():
+    row = aggregate(BY_NAME["hard-KD reduction"], [(79, 512, 76, 512), None, (74, 512, 73, 512)])
+    assert row.counted == 2 and row.verdict == "not established" and "no value at 1 of 3 seeds" in row.caveat
+    assert row.mean == pytest.approx(rate_ratio(153, 1024, 149, 1024)[0])
+    diff = aggregate(BY_NAME["validation loss"], [-0.2, math.nan, -0.18])
+    assert diff.counted == 2 and diff.verdict == "not established"
+    full = aggregate(BY_NAME["validation loss"], [-0.19, -0.18, -0.20])
+    assert full.verdict == "holds" and full.lo < full.mean < full.hi < 0
+    none = aggregate(BY_NAME["predictor AUC"], [math.nan] * 3)
+    assert none.verdict == "n/a" and none.reason.startswith("n/a: no seed gives a value; it needs the filtered")
+
+
+def test_filtering_is_a_ratio_of_counts_even_when_nothing_is_left():
+    row = aggregate(BY_NAME["filtering"], [(0, 512, 76, 512), (1, 512, 78, 512), (0, 512, 73, 512)])
+    assert row.mean == pytest.approx(1 / 227) and 0 < row.lo < row.mean < row.hi < 0.05
+    assert row.verdict == "holds" and row.magnitude == "within"
+    assert aggregate(BY_NAME["filtering"], [(0, 512, 3, 512)]).verdict == "n/a"  # 3 memorized before is no base
+
+
+def board_like_runs(seed: int) -> dict[str, dict[str, float]]:
+    """One seed of the published board's counts (tiny / synthetic-pii), with the filtered run's figures."""
+    base = [79, 75, 74][seed]
+    teacher = {"n_members": 512.0, "memorized_baseline": float(base), "teacher_exclusive": [14.0, 23.0, 24.0][seed]}
+    return {"soft": {**teacher, "memorized_student": [2.0, 2.0, 4.0][seed], "easy": [2.0, 2.0, 3.0][seed],
+                     "inherited": [0.0, 0.0, 1.0][seed], "both": [72.0, 70.0, 66.0][seed], "val_loss_student": 3.0,
+                     "val_loss_baseline": 3.19 - 0.01 * seed, "auc_loss_teacher": 0.9,
+                     "auc_loss_student": 0.78 + 0.01 * seed,
+                     "high_entropy_gap": 0.2 + 0.05 * seed},
+            "hard": {**teacher, "memorized_student": [76.0, 78.0, 73.0][seed], "inherited": [7.0, 14.0, 11.0][seed]},
+            "reverse": {**teacher, "memorized_student": 2.0},
+            "filtered": {"n_members": 512.0, "memorized_student": 0.0, "unfiltered_memorized_student": 76.0,
+                         "filter_predict_auc": 0.99 + 0.001 * seed, "repeats_auc": 0.99},
+            "board": {"rank_rho": 0.25 + 0.05 * seed}}
+
+
+def test_the_published_boards_figures_give_the_honest_verdicts():
+    rows = {r.finding.name: r for r in R.measure({s: board_like_runs(s) for s in range(3)}, [0, 1, 2])}
+    assert rows["hard-KD reduction"].verdict == "fails"  # 14.8% against 14.8%: 1.00x, not over 2x
+    assert rows["hard-KD reduction"].mean == pytest.approx(1.0, abs=0.05)
+    assert rows["reduction"].verdict == "n/a" and "8 members" in rows["reduction"].reason
+    assert rows["soft vs hard rate"].verdict == "n/a"  # the soft-KD student's 8 members cannot carry a ratio
+    assert rows["containment"].verdict == "holds" and rows["containment"].magnitude == "stronger"
+    assert rows["soft-KD inheritance"].verdict == "not established"  # 1 of 61: the interval reaches 8.7%
+    assert rows["predictor AUC"].verdict == "holds"
+    assert rows["predictor beyond repeats"].verdict != "holds"  # repetition alone ranks as well
+    assert rows["memorization vs MIA ranking"].verdict == "holds"
+    assert rows["high-entropy confidence"].verdict == "holds"
+    line = count_line([r.verdict for r in rows.values()])
+    assert line.startswith("of 16 findings: ") and " fail" in line and "published directions" not in line
+
+
+def test_the_count_line_names_every_verdict():
+    assert count_line(["holds", "fails", "n/a", "not established", "holds"]) == \
+        "of 5 findings: 2 hold, 1 not established, 1 fail, 1 n/a"
+    assert count_line(["n/a"]) == "of 1 findings: 0 hold, 0 not established, 0 fail, 1 n/a"
+
+
+def test_the_table_gives_verdict_seeds_magnitude_and_caveats():
+    rows = [aggregate(BY_NAME["hard-KD reduction"], [(79, 512, 76, 512), (75, 512, 78, 512), (74, 512, 73, 512)]),
+            aggregate(BY_NAME["reduction"], [(79, 512, 2, 512), None, (74, 512, 4, 512)])]
+    text = table(Reproduction("r", [0, 1, 2], {}, rows))
+    assert "fails" in text and "weaker (2.00x published)" in text and "3 of 3" in text and "2 of 3" in text
+    assert "reduction: n/a: the soft-KD student memorized 6 members over 2 seeds, fewer than 10; " \
+           "no value at 1 of 3 seeds" in text
+    assert "DOES NOT HOLD" not in text and "holds on the mean" not in text
+
+
+def test_counts_come_from_metrics_rates_or_samples(tmp_path):
+    """A run stored before the counts existed gives them from rate x n_members, and overlaps from samples."""
+    db = tmp_path / "h.duckdb"
+    Store(db).check_writable()
+    with duckdb.connect(str(db)) as con:
+        con.execute("INSERT INTO runs (run_id, n_members, status) VALUES ('old', 4, 'finished'), "
+                    "('new', 4, 'finished')")
+        con.execute("INSERT INTO metrics VALUES ('old', 'mem_rate_teacher', 0.75), ('old', 'mem_rate_baseline', 0.5), "
+                    "('old', 'mem_rate_student', 0.5), ('new', 'memorized_teacher', 3), ('new', 'memorized_baseline', 2), "
+                    "('new', 'memorized_student', 1), ('new', 'easy', 1), ('new', 'teacher_exclusive', 1), "
+                    "('new', 'inherited', 0), ('new', 'containment', 1.0)")
+        memorized = {"teacher": [1, 1, 1, 0], "baseline": [1, 1, 0, 0], "student": [1, 0, 1, 0]}
+        con.executemany("INSERT INTO samples (run_id, role, sample_id, split, repeats, memorized, loss) "
+                        "VALUES ('old', ?, ?, 'member', ?, ?, ?)",
+                        [[role, f"m{i}", 2 ** i, bool(m), 1.0] for role, ms in memorized.items() for i, m in enumerate(ms)])
+    store = Store(db)
+    old = R.run_figures(store, "old")
+    assert (old["memorized_teacher"], old["memorized_baseline"], old["memorized_student"]) == (3, 2, 2)
+    assert (old["easy"], old["both"], old["teacher_exclusive"], old["inherited"]) == (1, 2, 1, 1)
+    new = R.run_figures(store, "new")
+    assert (new["memorized_teacher"], new["easy"], new["both"], new["inherited"]) == (3, 1, 2, 0)
+    strata = R.strata(store, {0: {"soft": "old", "hard": "old"}})
+    assert strata[0] == {"repeats": 1, "members": 1, "teacher": 1, "baseline": 1, "soft_student": 1, "hard_student": 1}
+    assert [s["repeats"] for s in strata] == [1, 2, 4, 8] and strata[3]["teacher"] == 0
+    text = R.strata_table(Reproduction("r", [0], {}, [], strata))
+    assert "1 (100.0%)" in text and "hard-KD student" in text
+
+
+def test_repeats_auc_high_entropy_gap_and_the_method_ranking(tmp_path):
+    db = tmp_path / "h.duckdb"
+    Store(db).check_writable()
+    with duckdb.connect(str(db)) as con:
+        # run r: 8 members; the student memorizes the repeated ones; the top-entropy quarter has a loss gap of 0.5
+        con.executemany("INSERT INTO features (run_id, sample_id, zlib_entropy, memorized_student) VALUES ('r', ?, ?, ?)",
+                        [[f"m{i}", float(i), i >= 4] for i in range(8)])
+        con.executemany("INSERT INTO samples (run_id, role, sample_id, split, repeats, memorized, loss) "
+                        "VALUES ('r', ?, ?, 'member', ?, ?, ?)",
+                        [[role, f"m{i}", 4 if i >= 4 else 1, i >= 4, (1.5 if role == "student" else 1.0)]
+                         for role in ("student", "baseline") for i in range(8)])
+        board = [("a", 0.1, 0.9), ("b", 0.2, 0.6), ("c", 0.3, 0.8), ("d", 0.4, 0.7)]
+        for method, mem, auc in board:
+            con.execute("INSERT INTO runs (run_id, family, dataset, preset, dataset_hash, method_label, seed, status, "
+                        "finished_at) VALUES (?, 'tiny', 'pii', 'p', 'h', ?, 0, 'finished', now())", [method, method])
+            con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[method, "mem_rate_student", mem],
+                            [method, "auc_loss_student", auc], [method, "auc_zlib_student", auc - 0.1],
+                            [method, "auc_loss_student_hi", 1.0]])
+    store = Store(db)
+    assert R.repeats_auc(store, "r") == pytest.approx(1.0)  # repetition alone separates them here
+    assert R.high_entropy_gap(store, "r") == pytest.approx(0.5)
+    assert R.rank_rho(store, "a") == pytest.approx(-0.4)  # ranks 1234 against 4132 (the _hi bound ignored)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE runs SET seed = 1 WHERE run_id = 'd'")
+    assert math.isnan(R.rank_rho(store, "a"))  # three methods at the seed: fewer than MIN_METHODS
+
+
+def test_verdicts_are_stored_and_a_version_5_row_reads_without_one(tmp_path):
+    from harness.leaderboard import board as B
+
+    db = tmp_path / "h.duckdb"
+    rows = [aggregate(BY_NAME["hard-KD reduction"], [(79, 512, 76, 512), (75, 512, 78, 512), (74, 512, 73, 512)])]
+    result = Reproduction("r1", [0, 1, 2], {0: {"soft": "x"}}, rows)
+    Store(db).record_reproduction("r1", {"family": "tiny", "dataset": "pii", "preset": "p"}, R.rows_for_store(result))
+    with B.connect(db) as con:
+        _, df = B.reproduction(con)
+    got = df.iloc[0]
+    assert (got["verdict"], got["n"], got["requested"], got["magnitude"], got["figure"]) == ("fails", 3, 3, "weaker", 2.0)
+    assert not got["holds"]
+    with duckdb.connect(str(db)) as con:  # as schema version 5 left it: no verdict columns
+        for column in ("verdict", "requested", "figure", "magnitude", "caveat"):
+            con.execute(f"ALTER TABLE reproductions DROP COLUMN {column}")
+    with B.connect(db) as con:
+        _, df = B.reproduction(con)
+    assert df["verdict"].isna().all() and df["finding"].tolist() == ["hard-KD reduction"]
 
 
 @pytest.mark.slow
@@ -53,15 +233,18 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
             *SMALL_DATA]
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert all(f.name in out for f in FINDINGS) and "published directions hold here" in out
-    assert "nothing to measure for" in out and "filtering" in out.split("nothing to measure for")[1]
+    assert all(f.name in out for f in FINDINGS) and f"of {len(FINDINGS)} findings: 0 hold, " in out
     assert err.count("running it") == len(RUNS)
-    # The quick preset memorizes nothing: the predictor cannot be fitted, and its findings say n/a.
-    assert "filtered: could not run (" in err and "n/a (nothing to measure)" in out
+    # The quick preset memorizes nothing: the predictor cannot be fitted, and its findings say n/a, with why.
+    assert "filtered: could not run (" in err and "predictor AUC: n/a: no seed gives a value" in out
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.sql("SELECT count(*), count(DISTINCT reproduction_id) FROM reproductions").fetchall() == [(10, 1)]
-        assert con.sql("SELECT holds FROM reproductions WHERE finding = 'predictor AUC'").fetchall() == [(None,)]
+        assert con.sql("SELECT count(*), count(DISTINCT reproduction_id) FROM reproductions").fetchall() == \
+            [(len(FINDINGS), 1)]
+        assert con.sql("SELECT holds, verdict, requested FROM reproductions WHERE finding = 'predictor AUC'"
+                       ).fetchall() == [(None, "n/a", 1)]
+        verdicts = {v for (v,) in con.sql("SELECT verdict FROM reproductions").fetchall()}
         finished = con.sql("SELECT count(*) FROM runs WHERE status = 'finished'").fetchall()[0][0]
+    assert verdicts <= {"not established", "n/a"}  # one seed establishes nothing
     assert finished == len(RUNS) - 1
     # Again: every finished run is read from the results, none is rerun.
     assert main(argv) == 0

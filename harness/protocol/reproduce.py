@@ -1,11 +1,12 @@
 """`harness reproduce`: the studies' findings, measured here, side by side with the published figures.
 
-Each finding is a figure of a few runs at one seed (soft KD, hard KD, reverse KL, and hard KD
-with the predicted members filtered out), its mean and 95% t-interval over seeds, and whether the
-published *direction* holds at this scale. A run already in the results at the same
-configuration is read, not rerun; models come from the cache. Where a direction does not hold,
-the report says so: the harness reports what it measures (docs/protocol.md, "Reproducing the
-studies", discusses why a finding may not hold on a small model).
+Each finding is measured on a few runs per seed (soft KD, hard KD, reverse KL, and hard KD with the
+predicted members filtered out) and given one verdict (`verdict`): "holds" only when the whole 95%
+interval lies on the published side at every requested seed. Shares and ratios come from memorized
+counts pooled over seeds (Wilson and log-scale intervals); differences and AUCs from a t-interval
+over seeds. Each row also says whether the measured magnitude matches the published one
+(`magnitude`). A run already in the results at the same configuration is read, not rerun.
+docs/protocol.md, "Reproducing the studies", gives the rules and the claims not measured.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from harness.errors import RunFailed, UsageError
-from harness.measure.stats import interval
-from harness.protocol.request import EvalRequest
-from harness.protocol.run import Protocol
-from harness.runtime import processes
+from harness.measure.stats import MIN_COUNT, interval, rate_ratio, wilson
+
+if TYPE_CHECKING:
+    from harness.protocol.request import EvalRequest
+    from harness.store.database import Store
 
 # The runs a seed needs: name -> (method, filter)
 # The predictor is fitted on the hard-KD student's memorized members: at the embedded default's scale
@@ -33,94 +35,236 @@ RUNS: dict[str, tuple[str, str | None]] = {
     "reverse": ("reverse-kl", None),
     "filtered": ("hard-kd", "predicted"),
 }
-BORKAR = "Borkar et al. (2026)"
+BORKAR, SINGH, ZHANG = "Borkar et al. (2026)", "Singh (2025)", "Zhang et al. (2025)"
+MIN_METHODS = 4  # a rank correlation over fewer methods is almost any value by chance
+INF = math.inf
+PREDICTOR = ("the filtered hard-KD run, whose predictor needs a hard-KD student that memorized some members "
+             "and not others")
+VERDICTS = ("holds", "not established", "fails", "n/a")
 
-Runs = Mapping[str, Mapping[str, float]]  # run name -> its figures, at one seed
+Runs = Mapping[str, Mapping[str, float]]  # run name -> its figures and counts, at one seed
+Counts = tuple[float, ...]
 
 
 def _get(runs: Runs, run: str, name: str) -> float:
-    value = runs[run].get(name)
+    value = runs.get(run, {}).get(name)
     return math.nan if value is None else float(value)
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+def _counts(*wanted: tuple[str, str]) -> Callable[[Runs], Counts | None]:
+    """A seed's counts, in order; None when any is missing (the seed gives no value)."""
+    def counts(runs: Runs) -> Counts | None:
+        got = tuple(_get(runs, run, name) for run, name in wanted)
+        return None if any(math.isnan(v) for v in got) else got
+    return counts
+
+
+def _members(run: str, *names: str) -> Callable[[Runs], Counts | None]:
+    """(count, n_members) pairs of one run: what rate_ratio takes."""
+    return _counts(*[pair for name in names for pair in ((run, name), (run, "n_members"))])
+
+
+def _ratio_of_rates(run1: str, name1: str, run2: str, name2: str) -> Callable[[Runs], Counts | None]:
+    return _counts((run1, name1), (run1, "n_members"), (run2, name2), (run2, "n_members"))
+
+
+def count_ratio(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
+    """(k1 / n1) / (k2 / n2) when k1 may be 0: the Wilson interval on k1's share of k1 + k2 (the
+    conditional binomial), mapped to a ratio. The log-scale interval has no width at k1 = 0."""
+    p, lo, hi = wilson(k1, k1 + k2)
+    scale = n2 / n1
+    odds = [x / (1 - x) * scale if x < 1 else INF for x in (p, lo, hi)]
+    return odds[0], odds[1], odds[2]
 
 
 @dataclass(frozen=True)
 class Finding:
     name: str
-    claim: str  # the finding, as the study states its direction
-    published: str  # the study's figure
-    source: str  # paper and where in it (as the README cites it)
-    measure: Callable[[Runs], float]  # the same figure here, from one seed's runs
-    holds: Callable[[float], bool]  # whether a measured value has the published direction
-    unit: str = ""  # "%" a share, "x" a ratio, "auc" an AUC, "" a signed difference
+    claim: str  # the finding, with the band of values that has it
+    published: str  # the study's figure as it states it
+    figure: float | None  # the same as a number in this row's unit; None where the study gives a direction only
+    source: str  # paper and where in it
+    side: tuple[float, float]  # the published side: low < value < high
+    measure: Callable[[Runs], float | Counts | None]  # one seed's value, or its counts when `pool` is set
+    pool: Callable[..., tuple[float, float, float]] | None = None  # counts summed over seeds, then this
+    floors: tuple[tuple[int, str], ...] = ()  # counts that must reach MIN_COUNT: (position, what it counts)
+    unit: str = ""  # "%" a share, "x" a ratio, "auc" an AUC, "" a signed difference or correlation
+    needs: str = "the runs it needs"  # what a seed must have to give a value
 
 
 FINDINGS: tuple[Finding, ...] = (
-    Finding("reduction", "the soft-KD student memorizes fewer members than the baseline",
-            ">= 2.4x fewer", f"{BORKAR}, FineWeb and WikiText-103",
-            lambda r: _ratio(_get(r, "soft", "mem_rate_baseline"), _get(r, "soft", "mem_rate_student")),
-            lambda v: v > 1, "x"),
-    Finding("validation loss", "the soft-KD student's validation loss is at or below the baseline's",
-            "student <= baseline", f"{BORKAR}, utility",
-            lambda r: _get(r, "soft", "val_loss_student") - _get(r, "soft", "val_loss_baseline"),
-            lambda v: v <= 0),
-    Finding("easy share", "nearly all the student memorizes, teacher and baseline memorize too",
-            "95.7%", f"{BORKAR}, overlap of memorized sets",
-            lambda r: _get(r, "soft", "easy_share"), lambda v: v > 0.5, "%"),
-    Finding("soft-KD inheritance", "soft KD rarely passes on what only the teacher memorized",
-            "0.9% (18 of 1,955)", f"{BORKAR}, teacher-exclusive members",
-            lambda r: _get(r, "soft", "inheritance_rate"), lambda v: v < 0.1, "%"),
-    Finding("hard/soft inheritance", "hard KD inherits more of the teacher's exclusive members than soft KD",
-            "2.7x", f"{BORKAR}, teacher-exclusive members",
-            lambda r: _ratio(_get(r, "hard", "inheritance_rate"), _get(r, "soft", "inheritance_rate")),
-            lambda v: v > 1, "x"),
-    Finding("containment", "the larger model memorizes what the smaller one does",
-            "teacher > baseline (0.33% vs 0.17%, Pythia)", f"{BORKAR}, memorization rates",
-            lambda r: _get(r, "soft", "containment"), lambda v: v > 0.5, "%"),
+    Finding("reduction", "the soft-KD student memorizes fewer members than the baseline (baseline / student > 1x)",
+            ">= 2.4x fewer", 2.4, f"{BORKAR}, finding (1); FineWeb and WikiText-103", (1, INF),
+            _ratio_of_rates("soft", "memorized_baseline", "soft", "memorized_student"), rate_ratio,
+            ((0, "the baseline memorized"), (2, "the soft-KD student memorized")), "x"),
+    Finding("hard-KD reduction", "distillation memorizes over 50% less than fine-tuning: the hard-KD student "
+            "against the baseline (baseline / student > 2x)", "> 50% less (> 2x)", 2.0,
+            f"{BORKAR}, finding (1)", (2, INF),
+            _ratio_of_rates("hard", "memorized_baseline", "hard", "memorized_student"), rate_ratio,
+            ((0, "the baseline memorized"), (2, "the hard-KD student memorized")), "x"),
+    Finding("soft vs hard rate", "soft and hard KD students memorize at similar overall rates "
+            "(hard / soft within [0.5x, 2x])", "similar rates", None, f"{BORKAR}, finding (4)", (0.5, 2),
+            _ratio_of_rates("hard", "memorized_student", "soft", "memorized_student"), rate_ratio,
+            ((0, "the hard-KD student memorized"), (2, "the soft-KD student memorized")), "x"),
+    Finding("validation loss", "the soft-KD student's validation loss is below the baseline's (student - baseline < 0)",
+            "student <= baseline", None, f"{BORKAR}, utility of the distilled students", (-INF, 0),
+            lambda r: _get(r, "soft", "val_loss_student") - _get(r, "soft", "val_loss_baseline")),
+    Finding("easy share", "nearly all the soft-KD student memorizes, the teacher and baseline memorize too "
+            "(share > 90%)", "over 95% (95.7%)", 0.957, f"{BORKAR}, finding (2); overlap of memorized sets",
+            (0.9, INF), _counts(("soft", "easy"), ("soft", "memorized_student")), wilson,
+            ((1, "the soft-KD student memorized"),), "%"),
+    Finding("soft-KD inheritance", "soft KD rarely passes on what only the teacher memorized (share of the "
+            "teacher-exclusive members < 2%)", "0.9% (18 of 1,955)", 0.009,
+            f"{BORKAR}, finding (4); teacher-exclusive members", (-INF, 0.02),
+            _counts(("soft", "inherited"), ("soft", "teacher_exclusive")), wilson,
+            ((1, "the teacher alone (not the baseline) memorized"),), "%"),
+    Finding("hard/soft inheritance", "hard KD inherits more of the teacher's exclusive members than soft KD "
+            "(hard / soft > 1x)", "2.7x", 2.7, f"{BORKAR}, finding (4); teacher-exclusive members", (1, INF),
+            _counts(("hard", "inherited"), ("hard", "teacher_exclusive"), ("soft", "inherited"),
+                    ("soft", "teacher_exclusive")), rate_ratio,
+            ((0, "the hard-KD student inherited"), (2, "the soft-KD student inherited")), "x"),
+    Finding("containment", "the larger model memorizes most of what the smaller one does (share of the baseline's "
+            "memorized members the teacher memorized too > 50%)", "80% (12B teacher over 1.4B student)", 0.80,
+            f"{BORKAR}, memorization across model sizes", (0.5, INF),
+            _counts(("soft", "both"), ("soft", "memorized_baseline")), wilson,
+            ((1, "the baseline memorized"),), "%"),
     Finding("predictor AUC", "teacher and baseline perplexity, their KL and zlib entropy predict what the "
-            "student memorizes (here the hard-KD student's)", "AUC ~ 0.99", f"{BORKAR}, predicting memorization",
-            lambda r: _get(r, "filtered", "filter_predict_auc"), lambda v: v > 0.8, "auc"),
-    Finding("filtering", "leaving out the predicted members before distilling removes most memorization "
-            "(hard KD here)",
-            "1,698 -> 4 memorized", f"{BORKAR}, filtering experiment",
-            lambda r: _ratio(_get(r, "filtered", "mem_rate_student"),
-                             _get(r, "filtered", "filter_unfiltered_mem_rate_student")),
-            lambda v: v < 0.5, "x"),
-    Finding("reverse vs forward KL", "a reverse-KL student memorizes less than a forward-KL (soft-KD) one",
-            "6.0% vs 65.4% fine-tuned (GPT-2)", "Singh (2025)",
-            lambda r: _ratio(_get(r, "reverse", "mem_rate_student"), _get(r, "soft", "mem_rate_student")),
-            lambda v: v < 1, "x"),
+            "student memorizes (here the hard-KD student's; held-out AUC > 0.9)", "AUC ~ 0.99", 0.99,
+            f"{BORKAR}, finding (3); predicting memorization", (0.9, INF),
+            lambda r: _get(r, "filtered", "filter_predict_auc"), unit="auc",
+            needs=PREDICTOR),
+    Finding("predictor beyond repeats", "the predictor ranks the hard-KD student's memorized members better than "
+            "their repeat count alone does (predictor AUC - repeats-only AUC > 0)", "features, not duplication",
+            None, f"{BORKAR}, finding (3); their data has no duplicates", (0, INF),
+            lambda r: _get(r, "filtered", "filter_predict_auc") - _get(r, "filtered", "repeats_auc"),
+            needs=f"{PREDICTOR}, and members of more than one repeat count"),
+    Finding("filtering", "leaving out the predicted members before distilling removes most memorization (hard KD; "
+            "memorized after / before < 0.5x)", "1,698 -> 4 memorized (0.0024x)", 4 / 1698,
+            f"{BORKAR}, filtering experiment", (-INF, 0.5),
+            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
+                    ("filtered", "unfiltered_memorized_student"), ("filtered", "n_members")), count_ratio,
+            ((2, "the unfiltered hard-KD student memorized"),), "x", needs=PREDICTOR),
+    Finding("reverse KL vs fine-tuning", "a reverse-KL student memorizes less than the fine-tuned baseline "
+            "(student / baseline < 1x)", "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
+            f"{SINGH}, memorization by KD method", (-INF, 1),
+            _ratio_of_rates("reverse", "memorized_student", "reverse", "memorized_baseline"), rate_ratio,
+            ((0, "the reverse-KL student memorized"), (2, "the baseline memorized")), "x"),
+    Finding("reverse vs forward KL", "a reverse-KL student memorizes less than a forward-KL (soft-KD) one "
+            "(reverse / forward < 1x)", "reverse < forward (no figure)", None,
+            f"{SINGH}, memorization by KD method", (-INF, 1),
+            _ratio_of_rates("reverse", "memorized_student", "soft", "memorized_student"), rate_ratio,
+            ((0, "the reverse-KL student memorized"), (2, "the soft-KD student memorized")), "x"),
     Finding("teacher vs student MIA", "membership inference (loss attack) is easier on the teacher than on "
-            "its student", "teacher AUC > student AUC", "Zhang et al. (2025)",
-            lambda r: _get(r, "soft", "auc_loss_teacher") - _get(r, "soft", "auc_loss_student"),
-            lambda v: v > 0),
+            "its student (teacher AUC - student AUC > 0)", "teacher AUC > student AUC", None,
+            f"{ZHANG}, membership inference on teacher and students", (0, INF),
+            lambda r: _get(r, "soft", "auc_loss_teacher") - _get(r, "soft", "auc_loss_student")),
+    Finding("high-entropy confidence", "the baseline is confident on high-entropy members, the soft-KD student is "
+            "not (top zlib-entropy quartile: mean loss, student - baseline > 0)", "student less confident", None,
+            f"{BORKAR}, why distillation memorizes less (entropy analysis)", (0, INF),
+            lambda r: _get(r, "soft", "high_entropy_gap"), needs="the soft-KD run's per-member zlib entropy (features)"),
+    Finding("memorization vs MIA ranking", "KD methods rank differently by memorization and by membership risk "
+            "(Spearman correlation of student memorization rate and strongest-attack AUC < 0.5)",
+            "rankings disagree", None, f"{ZHANG}, memorization and MIA across KD methods", (-INF, 0.5),
+            lambda r: _get(r, "board", "rank_rho"),
+            needs=f"finished runs of at least {MIN_METHODS} KD methods on this board at the seed"),
 )
+
+
+def verdict(mean: float, lo: float, hi: float, side: tuple[float, float], counted: int, requested: int) -> str:
+    """One of VERDICTS: "holds" or "fails" only when every requested seed (more than one) gives a
+    value and the whole interval lies on one side; anything between is "not established"."""
+    if math.isnan(mean):
+        return "n/a"
+    low, high = side
+    if counted == requested > 1:
+        if low < lo and hi < high:
+            return "holds"
+        if hi <= low or lo >= high:
+            return "fails"
+    return "not established"
+
+
+def magnitude(lo: float, hi: float, figure: float | None, side: tuple[float, float]) -> str:
+    """"within" when the published figure lies in the measured interval; "stronger" when the
+    interval lies beyond it on the claim's side; "weaker" otherwise; "" with nothing to compare."""
+    if figure is None or math.isnan(lo) or math.isnan(hi):
+        return ""
+    if lo <= figure <= hi:
+        return "within"
+    upward, downward = side[1] == INF > side[0], side[0] == -INF < side[1]
+    return "stronger" if (upward and lo > figure) or (downward and hi < figure) else "weaker"
 
 
 @dataclass
 class Row:
     finding: Finding
-    values: list[float]  # per seed
+    values: list  # per seed: its value, or its counts; None or NaN where the seed gives none
+    counted: int  # seeds that give a value
     mean: float
     lo: float
     hi: float
-
-    @property
-    def holds(self) -> bool | None:
-        """Whether the mean has the published direction (None: nothing to measure)."""
-        return None if math.isnan(self.mean) else bool(self.finding.holds(self.mean))
+    reason: str = ""  # why n/a
 
     @property
     def verdict(self) -> str:
-        if self.holds is None:
-            return "n/a (nothing to measure)"
-        if not self.holds:
-            return "DOES NOT HOLD"
-        sure = all(self.finding.holds(v) for v in (self.lo, self.hi) if not math.isnan(v))
-        return "holds" if sure else "holds on the mean; the 95% interval crosses"
+        return verdict(self.mean, self.lo, self.hi, self.finding.side, self.counted, len(self.values))
+
+    @property
+    def magnitude(self) -> str:
+        return magnitude(self.lo, self.hi, self.finding.figure, self.finding.side)
+
+    @property
+    def holds(self) -> bool | None:
+        return {"holds": True, "fails": False}.get(self.verdict)
+
+    @property
+    def caveat(self) -> str:
+        """Why the verdict is n/a or not established, where the figures say."""
+        parts = [self.reason] if self.reason else []
+        missing = [i for i, v in enumerate(self.values) if _missing(v)]
+        if missing and self.counted:
+            parts.append(f"no value at {len(missing)} of {len(self.values)} seeds")
+        if len(self.values) == 1 and not self.reason:
+            parts.append("one seed")
+        return "; ".join(parts)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def aggregate(finding: Finding, per_seed: Sequence) -> Row:
+    """One finding over the seeds: counts pooled, or a t-interval of the seeds' values."""
+    values = list(per_seed)
+    counted = sum(not _missing(v) for v in values)
+    if not counted:
+        return Row(finding, values, 0, math.nan, math.nan, math.nan,
+                   f"n/a: no seed gives a value; it needs {finding.needs}")
+    if finding.pool is None:
+        mean, lo, hi = interval(values)
+        if finding.unit == "auc":
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        return Row(finding, values, counted, mean, lo, hi)
+    totals = [sum(c) for c in zip(*(v for v in values if not _missing(v)))]
+    short = [f"{what} {totals[i]:.0f} member{'s' * (totals[i] != 1)}"
+             f"{f' over {counted} seeds' if counted > 1 else ''}, fewer than {MIN_COUNT}"
+             for i, what in finding.floors if totals[i] < MIN_COUNT]
+    if short:
+        return Row(finding, values, counted, math.nan, math.nan, math.nan, "n/a: " + "; ".join(short))
+    mean, lo, hi = finding.pool(*totals)
+    return Row(finding, values, counted, mean, lo, hi)
+
+
+def measure(figures: Mapping[int, Runs], seeds: Sequence[int]) -> list[Row]:
+    """Every finding from each seed's runs."""
+    return [aggregate(f, [f.measure(figures.get(seed, {})) for seed in seeds]) for f in FINDINGS]
+
+
+def count_line(verdicts: Sequence[str]) -> str:
+    """How many findings have each verdict, every verdict named."""
+    n = {v: list(verdicts).count(v) for v in VERDICTS}
+    return (f"of {len(verdicts)} findings: {n['holds']} hold, {n['not established']} not established, "
+            f"{n['fails']} fail, {n['n/a']} n/a")
 
 
 @dataclass
@@ -129,14 +273,18 @@ class Reproduction:
     seeds: list[int]
     runs: dict[int, dict[str, str]]  # seed -> run name -> run id
     rows: list[Row]
+    strata: list[dict] | None = None  # memorization by repeat count, where members repeat
 
 
 def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction:
     """Every run the findings need at each seed, read from the results or run now; then the findings."""
+    from harness.errors import RunFailed, UsageError
+    from harness.protocol.run import Protocol
+    from harness.runtime import processes
+
     runs: dict[int, dict[str, str]] = {}
-    figures: dict[int, dict[str, dict[str, float]]] = {}
     for seed in seeds:
-        runs[seed], figures[seed] = {}, {}
+        runs[seed] = {}
         for name, (method, filter_) in RUNS.items():
             req = replace(base, method=method, seed=seed, filter=filter_,
                           command=f"{base.command}  [reproduce: {name}, seed {seed}]")
@@ -148,58 +296,207 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
                     found = protocol.run().run_id
                 except (RunFailed, UsageError) as err:  # its findings are n/a; the others still stand
                     report(f"reproduce: seed {seed}, {name}: could not run ({err}); its findings are n/a")
-                    figures[seed][name] = {}
                     continue
             else:
                 report(f"reproduce: seed {seed}, {name}: run {found} from the results")
             runs[seed][name] = found
-            figures[seed][name] = processes.broadcast(_figures(protocol, found) if processes.is_main() else None)
-    rows = []
-    for finding in FINDINGS:
-        values = [finding.measure(figures[seed]) for seed in seeds]
-        mean, lo, hi = interval(values)
-        if finding.unit == "%":  # a share's interval stops at 0 and 100%
-            lo, hi = max(lo, 0.0), min(hi, 1.0)
-        elif finding.unit in ("x", "auc"):  # ratios and AUCs are never negative
-            lo = max(lo, 0.0)
-        rows.append(Row(finding, values, mean, lo, hi))
-    reproduction_id = processes.broadcast(datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + secrets.token_hex(3))
-    result = Reproduction(reproduction_id, list(seeds), runs, rows)
+    store = protocol.store
+    result = processes.broadcast(_measured(store, runs, seeds) if processes.is_main() else None)
+    result.reproduction_id = processes.broadcast(
+        datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     if processes.is_main():
-        protocol.store.record_reproduction(reproduction_id, _family_dataset(protocol), rows_for_store(result))
+        where = {"family": protocol.family.name, "dataset": protocol.dataset.name, "preset": protocol.preset.name}
+        store.record_reproduction(result.reproduction_id, where, rows_for_store(result))
     return result
 
 
-def _figures(protocol: Protocol, run_id: str) -> dict[str, float]:
-    _, rows = protocol.store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
-    return {name: value for name, value in rows}
+def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -> Reproduction:
+    figures = {seed: seed_figures(store, ids) for seed, ids in runs.items()}
+    return Reproduction("", list(seeds), runs, measure(figures, seeds), strata(store, runs))
 
 
-def _family_dataset(protocol: Protocol) -> dict[str, str]:
-    return {"family": protocol.family.name, "dataset": protocol.dataset.name, "preset": protocol.preset.name}
+# ------------------------------------------------------------ reading the runs back
+
+
+def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """One seed's runs: each run's metrics and counts, and the figures that need per-member rows."""
+    out = {name: run_figures(store, run_id) for name, run_id in ids.items()}
+    if "filtered" in out:
+        f = out["filtered"]
+        f["unfiltered_memorized_student"] = _times(f.get("filter_unfiltered_mem_rate_student"), f.get("n_members"))
+        _, src = store.query("SELECT json_extract_string(filter, '$.source_run') FROM runs WHERE run_id = ?",
+                             [ids["filtered"]])
+        f["repeats_auc"] = repeats_auc(store, src[0][0] if src and src[0][0] else ids.get("hard", ""))
+    if "soft" in out:
+        out["soft"]["high_entropy_gap"] = high_entropy_gap(store, ids["soft"])
+    anchor = ids.get("soft") or ids.get("hard")
+    if anchor:
+        out["board"] = {"rank_rho": rank_rho(store, anchor)}
+    return out
+
+
+def _times(rate: float | None, n: float | None) -> float:
+    return math.nan if rate is None or n is None or math.isnan(rate) else round(rate * n)
+
+
+def run_figures(store: Store, run_id: str) -> dict[str, float]:
+    """A run's metrics, n_members and memorized counts: stored counts first, then rate x n_members
+    (runs stored before the counts were), then its per-member rows."""
+    _, rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
+    fig = {name: (math.nan if value is None else value) for name, value in rows}
+    _, [(n,)] = store.query("SELECT n_members FROM runs WHERE run_id = ?", [run_id])
+    fig["n_members"] = float(n)
+    for role in ("teacher", "baseline", "student"):
+        if math.isnan(fig.get(f"memorized_{role}", math.nan)):
+            fig[f"memorized_{role}"] = _times(fig.get(f"mem_rate_{role}"), n)
+    if math.isnan(fig.get("easy", math.nan)):
+        fig["easy"] = _times(fig.get("easy_share"), fig["memorized_student"])
+    fig["both"] = _times(fig.get("containment"), fig["memorized_baseline"])
+    needed = ("easy", "both", "teacher_exclusive", "inherited")
+    if any(math.isnan(fig.get(k, math.nan)) for k in needed):
+        fig.update({k: v for k, v in member_counts(store, run_id).items() if math.isnan(fig.get(k, math.nan))})
+    return fig
+
+
+def member_counts(store: Store, run_id: str) -> dict[str, float]:
+    """The overlap counts from the run's per-member verdicts (samples)."""
+    _, rows = store.query(
+        "WITH m AS (SELECT sample_id, bool_or(memorized) FILTER (role = 'teacher') AS t, "
+        "bool_or(memorized) FILTER (role = 'baseline') AS b, bool_or(memorized) FILTER (role = 'student') AS s "
+        "FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id) "
+        "SELECT count(*), count(*) FILTER (t AND b AND s), count(*) FILTER (t AND b), "
+        "count(*) FILTER (t AND NOT b), count(*) FILTER (s AND t AND NOT b) FROM m", [run_id])
+    n, *counts = rows[0]
+    if not n:
+        return {}
+    return dict(zip(("easy", "both", "teacher_exclusive", "inherited"), map(float, counts)))
+
+
+def repeats_auc(store: Store, run_id: str) -> float:
+    """How well a member's repeat count alone ranks the student's memorized members (AUC), on the
+    members the predictor saw: what the predictor must beat to show it learned more than repetition."""
+    from sklearn.metrics import roc_auc_score
+
+    _, rows = store.query("SELECT s.repeats, f.memorized_student FROM features f JOIN samples s ON "
+                          "s.run_id = f.run_id AND s.sample_id = f.sample_id AND s.role = 'student' "
+                          "WHERE f.run_id = ?", [run_id])
+    labels = {bool(m) for _, m in rows}
+    if len(labels) < 2 or len({r for r, _ in rows}) < 2:
+        return math.nan
+    return float(roc_auc_score([bool(m) for _, m in rows], [r for r, _ in rows]))
+
+
+def high_entropy_gap(store: Store, run_id: str) -> float:
+    """Among members in the top quartile of zlib entropy, the student's mean loss minus the baseline's."""
+    _, rows = store.query(
+        "WITH q AS (SELECT quantile_cont(zlib_entropy, 0.75) AS cut FROM features WHERE run_id = ?) "
+        "SELECT avg(s.loss) FILTER (s.role = 'student') - avg(s.loss) FILTER (s.role = 'baseline') "
+        "FROM features f JOIN samples s ON s.run_id = f.run_id AND s.sample_id = f.sample_id CROSS JOIN q "
+        "WHERE f.run_id = ? AND f.zlib_entropy >= q.cut", [run_id, run_id])
+    value = rows[0][0] if rows else None
+    return math.nan if value is None else float(value)
+
+
+def rank_rho(store: Store, run_id: str) -> float:
+    """Spearman correlation, over the KD methods with a finished unfiltered run on this run's board at
+    its seed, of student memorization rate and the student's strongest-attack AUC."""
+    from scipy.stats import spearmanr
+
+    _, rows = store.query(
+        "WITH me AS (SELECT family, coalesce(CAST(family_args AS VARCHAR), '{}') AS fa, dataset, preset, "
+        "dataset_hash, example_limit, seed FROM runs WHERE run_id = ?), "
+        "latest AS (SELECT r.run_id, r.method_label FROM runs r, me WHERE r.status = 'finished' AND r.filter IS NULL "
+        "AND r.family = me.family AND coalesce(CAST(r.family_args AS VARCHAR), '{}') = me.fa "
+        "AND r.dataset = me.dataset AND r.preset = me.preset AND r.dataset_hash = me.dataset_hash "
+        "AND r.example_limit IS NOT DISTINCT FROM me.example_limit AND r.seed = me.seed "
+        "QUALIFY row_number() OVER (PARTITION BY r.method_label ORDER BY r.finished_at DESC) = 1) "
+        "SELECT l.method_label, max(m.value) FILTER (m.name = 'mem_rate_student'), "
+        "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\') "
+        "FROM latest l JOIN metrics m ON m.run_id = l.run_id GROUP BY l.method_label", [run_id])
+    pairs = [(mem, auc) for _, mem, auc in rows if mem is not None and auc is not None]
+    if len(pairs) < MIN_METHODS:
+        return math.nan
+    rho = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
+    return float(rho)  # NaN when one ranking is all ties
+
+
+def strata(store: Store, runs: Mapping[int, Mapping[str, str]]) -> list[dict] | None:
+    """Members and memorized counts by repeat count, pooled over seeds: the teacher and baseline (from
+    the soft-KD runs), the soft- and hard-KD students. None where no member repeats."""
+    table: dict[int, dict[str, int]] = {}
+    for ids in runs.values():
+        for name, roles in (("soft", ("teacher", "baseline", "student")), ("hard", ("student",))):
+            if name not in ids:
+                continue
+            _, rows = store.query("SELECT repeats, role, count(*), count(*) FILTER (memorized) FROM samples "
+                                  "WHERE run_id = ? AND split = 'member' GROUP BY ALL", [ids[name]])
+            for repeats, role, n, k in rows:
+                if role not in roles:
+                    continue
+                row = table.setdefault(int(repeats or 1), {})
+                key = f"{name}_student" if role == "student" else role
+                row[key] = row.get(key, 0) + k
+                if name == "soft" and role == "teacher":
+                    row["members"] = row.get("members", 0) + n
+    if max(table, default=1) <= 1:
+        return None
+    return [{"repeats": r, **table[r]} for r in sorted(table)]
+
+
+# ------------------------------------------------------------ output
 
 
 def rows_for_store(result: Reproduction) -> list[dict]:
+    def seed_value(v):
+        return None if _missing(v) else list(v) if isinstance(v, tuple) else v
+
     return [{"finding": r.finding.name, "claim": r.finding.claim, "published": r.finding.published,
-             "source": r.finding.source, "unit": r.finding.unit, "n": sum(not math.isnan(v) for v in r.values),
-             "mean": r.mean, "lo": r.lo, "hi": r.hi, "holds": r.holds,
-             "per_seed": json.dumps([None if math.isnan(v) else v for v in r.values]),
+             "source": r.finding.source, "unit": r.finding.unit, "n": r.counted, "requested": len(r.values),
+             "mean": r.mean, "lo": r.lo, "hi": r.hi, "holds": r.holds, "verdict": r.verdict,
+             "figure": r.finding.figure, "magnitude": r.magnitude, "caveat": r.caveat,
+             "per_seed": json.dumps([seed_value(v) for v in r.values]),
              "runs": json.dumps({str(s): ids for s, ids in result.runs.items()})} for r in result.rows]
 
 
-def table(result: Reproduction) -> str:
-    from harness.store import tables
+def measured_text(mean: float, lo: float, hi: float, unit: str) -> str:
     from harness.store.tables import finding_value as fmt
 
-    rows = []
-    for r in result.rows:
-        unit = r.finding.unit
-        n = sum(not math.isnan(v) for v in r.values)
-        measured = fmt(r.mean, unit)
-        if n > 1 and r.lo != r.hi:
-            measured += f" [{fmt(r.lo, unit)}, {fmt(r.hi, unit)}]"
-        if 0 < n < len(r.values):  # a seed where the figure is undefined (nothing memorized) drops out
-            measured += f" ({n} of {len(r.values)} seeds)"
-        rows.append([r.finding.name, r.finding.claim, r.finding.published, r.finding.source, measured, r.verdict])
-    return tables.render(["finding", "direction (published)", "published", "source", "measured here",
-                          "direction here"], rows, right=[False, False, False, False, True, False])
+    if math.isnan(mean):
+        return "n/a"
+    return fmt(mean, unit) + (f" [{fmt(lo, unit)}, {fmt(hi, unit)}]" if lo != hi else "")
+
+
+def magnitude_text(figure: float | None, unit: str, word: str) -> str:
+    from harness.store.tables import finding_value as fmt
+
+    return f"{word} ({fmt(figure, unit)} published)" if word else ""
+
+
+def table(result: Reproduction) -> str:
+    """The findings, one row each; the caveats (why n/a, seeds without a value) as lines below."""
+    from harness.store import tables
+
+    rows = [[r.finding.name, r.finding.claim, r.finding.published, r.finding.source,
+             measured_text(r.mean, r.lo, r.hi, r.finding.unit), f"{r.counted} of {len(r.values)}",
+             magnitude_text(r.finding.figure, r.finding.unit, r.magnitude), r.verdict] for r in result.rows]
+    text = tables.render(["finding", "claim (holds if)", "published", "source", "measured here", "seeds",
+                          "magnitude", "verdict"], rows, right=[False, False, False, False, True, True, False, False])
+    notes = [f"  {r.finding.name}: {r.caveat}" for r in result.rows if r.caveat]
+    return text + ("\n\ncaveats:\n" + "\n".join(notes) if notes else "")
+
+
+def strata_table(result: Reproduction) -> str:
+    """Memorization by repeat count; '' where no member repeats."""
+    from harness.store import tables
+
+    if not result.strata:
+        return ""
+    cols = ("teacher", "baseline", "soft_student", "hard_student")
+
+    def cell(row, col):
+        k, n = row.get(col), row.get("members", 0)
+        return "" if k is None or not n else f"{k} ({100 * k / n:.1f}%)"
+
+    rows = [[row["repeats"], row.get("members", 0), *(cell(row, c) for c in cols)] for row in result.strata]
+    return tables.render(["repeats", "members", "teacher", "baseline", "soft-KD student", "hard-KD student"], rows,
+                         right=[True] * 6)

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 5
-# The oldest version a reader (the app, a board) shows as it is: version 5 only added a table of its own.
+SCHEMA_VERSION = 6
+# The oldest version a reader (the app, a board) shows as it is: versions 5 and 6 only added a table of
+# their own and its columns.
 READABLE_SINCE = 4
 
 # Tables that schema version 4 added (membership attacks, curves, approximate memorization,
@@ -104,6 +105,22 @@ def m005_reproductions(con) -> None:
     con.execute(NEW_IN_5)
 
 
+# Each reproduction row's verdict, the seeds asked for, the published figure and the magnitude beside it.
+NEW_IN_6 = """
+ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS verdict VARCHAR;
+ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS requested INTEGER;
+ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS figure DOUBLE;
+ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS magnitude VARCHAR;
+ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS caveat VARCHAR;
+"""
+
+
+@migration
+def m006_reproduction_verdicts(con) -> None:
+    """A reproduction row says its verdict, how many seeds counted, and how its magnitude compares."""
+    con.execute(NEW_IN_6)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -139,5 +156,5 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, name VARCHAR, value DOUBLE,
     PRIMARY KEY (run_id, name)
 );
-""" + NEW_IN_4 + NEW_IN_5
+""" + NEW_IN_4 + NEW_IN_5 + NEW_IN_6
 
