@@ -32,8 +32,35 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
         f"teacher-exclusive {int(g('teacher_exclusive') or 0)}, inherited by the student {int(g('inherited') or 0)} "
         f"(inheritance rate {tables.pct(g('inheritance_rate'))}); easy share {tables.pct(g('easy_share'))}; "
         f"student-only {int(g('student_only') or 0)}; reduction vs baseline {tables.num(g('reduction'), 2, 'x')}"
+        + (f" (n/a: a ratio needs {MIN_COUNT} or more memorized members)"
+           if any(_nan(g(k)) for k in ("reduction", "inheritance_rate", "easy_share")) else "")
     )
-    return f"{table}\n\n{inheritance}"
+    lines = [table, "", inheritance]
+    start = g("val_ppl_start_student")
+    if start is not None and start == start:
+        lines.append(f"the student's start (the small model before fine-tuning, which saw no member): validation "
+                     f"perplexity {tables.num(start)}")
+    quiet = exact_match_note(metrics, n_members)
+    if quiet:
+        lines.append(quiet)
+    return "\n".join(lines)
+
+
+def exact_match_note(metrics: dict[str, float], n_members: int) -> str | None:
+    """One line when exact match says too little to tell the roles apart, and where to look instead."""
+    counts = {role: metrics.get(f"memorized_{role}") for role in ROLES}
+    counts = {r: round(metrics[f"mem_rate_{r}"] * n_members) if c is None else int(c) for r, c in counts.items()
+              if c is not None or metrics.get(f"mem_rate_{r}") is not None}
+    if not counts or max(counts.values()) >= MIN_COUNT:
+        return None
+    said = ", ".join(f"{r} {c}" for r, c in counts.items())
+    return (f"exact match says little here: {said} of {n_members} members memorized, fewer than {MIN_COUNT}, so "
+            "no ratio is given; the roles are told apart by k-extractability at smaller k, approximate match and "
+            "the membership attacks (`harness show`)")
+
+
+def _nan(v) -> bool:
+    return v is None or v != v
 
 
 def attack_table(metrics: dict[str, float]) -> str:

@@ -437,6 +437,8 @@ class Protocol(Resolved):
         log(f"membership attacks: {', '.join(self.found.attacks)} on every role")
         metrics, scores, roc = analysis.attack(self.found.attacks, ev_m, ev_n, members.sample_ids,
                                                nonmembers.sample_ids, seed=self.req.seed, params=self.attack_args)
+        if refs is not None and self.reference is None:  # the student's own start, before fine-tuning
+            metrics["val_ppl_start_student"] = refs["student"][1].loss.mean().exp().item()
         curves = analysis.k_extractability(on_members, p.suffix_len)
         for k in curves:
             curves[k] += roc[k]
