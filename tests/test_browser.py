@@ -101,6 +101,6 @@ def test_app_in_chromium(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "none.duckdb"))
     with browser(WIDTH, 1000) as tab:
         with app_server(ROOT / "harness" / "leaderboard" / "published" / "default.duckdb") as url:
-            check_page(tab, url, shots, "published", n_rows=13)
+            check_page(tab, url, shots, "published", n_rows=14)  # 12 methods, the baseline, the separator
         with app_server(db) as url:
-            check_page(tab, url, shots, "small", n_rows=4)
+            check_page(tab, url, shots, "small", n_rows=5)

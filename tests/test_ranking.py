@@ -84,3 +84,5 @@ def test_the_shipped_boards_rank_1_is_inside_its_band_in_the_cli():
     [cli] = results.leaderboard(Store(spec.snapshot))
     assert cli.rows[0][1] == ranked["method"].iloc[0] and cli.rows[0][0] in ("1", "=1")
     assert "minillm" not in [r[1] for r in cli.rows[:cli.ranked]]
+    # the board says where its memorization comes from: the repeated members alone
+    assert "0 of 924 seen once" in cli.regime and "Note: memorization here comes from repeated" in cli.render()

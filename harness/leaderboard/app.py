@@ -521,6 +521,9 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
                      f"counts (– : fewer than {MIN_COUNT} memorized members) · ◦ marks the baseline"))
     for note in B.caveats(group):
         st.badge(note, icon=":material/warning:", color="orange")
+    note = B.regime(con, runs["run_id"].tolist()) if not runs.empty else None
+    if note:
+        st.caption(plain(f"⚠ {note}"))
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
     headline_card(B.headline(group, rules), key)
     board_table(group, columns, key)

@@ -362,6 +362,23 @@ def caveats(group: pd.DataFrame) -> list[str]:
     return out
 
 
+def regime(con, run_ids: Sequence[str]) -> str | None:
+    """What a board's memorization comes from, when it is the repeated members alone: the baseline's
+    memorized members among those seen once and those repeated, pooled over the runs' seeds."""
+    row = con.execute("""
+        SELECT count(*) FILTER (WHERE repeats = 1), count(*) FILTER (WHERE repeats = 1 AND memorized),
+               count(*) FILTER (WHERE repeats > 1), count(*) FILTER (WHERE repeats > 1 AND memorized)
+        FROM (SELECT DISTINCT r.seed, s.sample_id, s.repeats, s.memorized FROM samples s JOIN runs r USING (run_id)
+              WHERE list_contains(?, s.run_id) AND s.role = 'baseline' AND s.split = 'member')""",
+                      [list(run_ids)]).fetchone()
+    once, once_mem, repeated, repeated_mem = row
+    if not repeated or enough(once_mem) or not enough(repeated_mem):
+        return None
+    return (f"memorization here comes from repeated members: the baseline memorized {repeated_mem} of {repeated} "
+            f"repeated members and {once_mem} of {once} seen once (pooled over seeds), where the studies' "
+            "models memorize documents seen once; docs/protocol.md says what that does to each finding")
+
+
 # ------------------------------------------------------------ charts' data
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.errors import UsageError, unknown
 from harness.leaderboard import ranking
-from harness.measure.stats import MIN_COUNT
+from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES
 from harness.store import tables
 from harness.store.database import Store
 from harness.store.tables import COLUMNS, FIGURES, family_label
@@ -72,12 +72,16 @@ def attack_table(metrics: dict[str, float]) -> str:
 
     def cell(name: str, fmt) -> str:
         v = metrics.get(name)
-        return "n/a" if v is None else f"{fmt(v)} [{fmt(metrics.get(name + '_lo'))}, {fmt(metrics.get(name + '_hi'))}]"
+        return "n/a" if _nan(v) else f"{fmt(v)} [{fmt(metrics.get(name + '_lo'))}, {fmt(metrics.get(name + '_hi'))}]"
 
     rows = [[attack, role, cell(f"auc_{attack}_{role}", lambda v: tables.num(v, 3)),
              cell(f"tpr_1_{attack}_{role}", tables.pct), cell(f"tpr_0.1_{attack}_{role}", tables.pct)]
             for attack, role in pairs]
-    return tables.render(["attack", "role", "AUC [95%]", "TPR at 1% FPR", "TPR at 0.1% FPR"], rows)
+    out = tables.render(["attack", "role", "AUC [95%]", "TPR at 1% FPR", "TPR at 0.1% FPR"], rows)
+    if any(r[3] == "n/a" or r[4] == "n/a" for r in rows):
+        out += (f"\nTPR n/a: the non-members allow fewer than {MIN_FALSE_POSITIVES} false positives at that FPR "
+                f"(1% needs {MIN_FALSE_POSITIVES * 100:,} non-members, 0.1% {MIN_FALSE_POSITIVES * 1000:,})")
+    return out
 
 
 def approx_line(metrics: dict[str, float]) -> str:
@@ -197,6 +201,7 @@ class Board:
     family_args: str | None = None  # pretrained or from-scratch weights are different boards
     ranked: int = 0  # how many rows are ranked (the baseline follows them)
     band: str = ranking.DEFAULT.band
+    regime: str | None = None  # where the board's memorization comes from, when it is the repeats alone
 
     @property
     def title(self) -> str:
@@ -213,6 +218,8 @@ class Board:
                  "=N: a rank the 95% intervals cannot separate.",
                  f"Rates and ratios pool the seeds' counts; n/a: fewer than {MIN_COUNT} memorized members to rest on.",
                  "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
+        if self.regime:
+            notes.append(f"Note: {self.regime}.")
         return "\n".join([self.title, *lines, *notes])
 
 
@@ -227,6 +234,8 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
     filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
     with store.connect(read_only=True) as con:
         table = board_mod.board(con, filters, rules=lambda keys: rules)
+        notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in ids.split(", ") if i])
+                 for _, group in board_mod.boards(table)]
     out = []
     for keys, group in board_mod.boards(table):
         rows = []
@@ -240,7 +249,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
             rows.append([rank, name, r["teacher_access"], seeds, *figures, r["why"] or ""])
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
-                         ranked=int(group["ranked"].sum()), band=rules.band))
+                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)]))
     return out
 
 
