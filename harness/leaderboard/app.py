@@ -90,7 +90,7 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
-SEPARATOR = f"── {SEPARATOR_TEXT} ──"
+SEPARATOR = "── not ranked ──"  # the reasons follow the table: SEPARATOR_TEXT and each method's
 
 
 def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -107,8 +107,7 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         out[label] = [fmt(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
                       for i, v in enumerate(board[col])]
     why = board["why"].fillna("").tolist() if "why" in board else [""] * len(board)
-    if any(why):
-        out["not ranked because"] = why
+    if any(why):  # the reasons are listed under the table, which stays as wide as the page
         first = next(i for i, w in enumerate(why) if w)
         gap = pd.DataFrame([{c: (SEPARATOR if c == "method" else "") for c in out.columns}])
         out = pd.concat([out.iloc[:first], gap, out.iloc[first:]], ignore_index=True)
@@ -526,7 +525,7 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
         st.caption(plain(f"⚠ {note}"))
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
     headline_card(B.headline(group, rules), key)
-    board_table(group, columns, key)
+    board_table(group, columns, key, rules)
     st.download_button("download this board as CSV", group.drop(columns=["reference"]).to_csv(index=False),
                        file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
     with st.expander("provenance of each row"):
@@ -569,12 +568,12 @@ def headline_card(h: B.Headline, key: str) -> None:
 ROW_PX = 35
 
 
-def board_table(group: pd.DataFrame, columns: list[str], key: str) -> None:
+def board_table(group: pd.DataFrame, columns: list[str], key: str, rules: Ranking = DEFAULT_RANKING) -> None:
     """Every row at once (no inner scroll), the baseline highlighted, each method linked to its own view."""
     shown = display(group, columns)
-    config = {col: st.column_config.TextColumn(col, width=column_px(col, shown[col]), pinned=col == "method")
+    config = {col: st.column_config.TextColumn(col, width=column_px(col, shown[col]), pinned=col in ("rank", "method"))
               for col in shown.columns}
-    unranked = "not ranked because" in shown and shown["not ranked because"].astype(bool)
+    after = shown.index[shown["method"] == SEPARATOR]
 
     def style(row) -> list[str]:
         if row["method"].startswith("◦ "):
@@ -582,12 +581,18 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str) -> None:
         elif row["method"] == SEPARATOR:
             css = "background-color: #fff4e5; font-weight: 600"
         else:
-            css = "color: #6e7781" if unranked is not False and unranked[row.name] else ""
+            css = "color: #6e7781" if len(after) and row.name > after[0] else ""
         return [css] * len(row)
 
     styled = shown.style.apply(style, axis=1)
     st.dataframe(styled, hide_index=True, width="stretch", height=ROW_PX * (len(shown) + 1) + 3, row_height=ROW_PX,
                  column_config=config, key=f"board_{key}")
+    unranked = group[group["why"].fillna("").astype(bool)] if "why" in group else group.iloc[:0]
+    if not unranked.empty:
+        st.markdown(f"**{plain(SEPARATOR_TEXT.capitalize())}** " + plain(f"({rules.band}): ")
+                    + "; ".join(f"{plain(r['method'])}: {plain(r['why'])}" for _, r in unranked.iterrows()),
+                    help="A student that leaks little because it learned little must not lead the board "
+                         "(harness/leaderboard/ranking.py).")
     links = [f"[{plain(m)}](?method={quote(m, safe='')})" for m in group.loc[~group["reference"], "method"]]
     st.markdown("Each method's runs, seeds, arguments and figures: " + " · ".join(links))
 
