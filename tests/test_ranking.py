@@ -32,7 +32,8 @@ def test_a_student_that_learned_nothing_is_listed_after_the_ranked_ones_with_the
     assert board["method"].tolist() == ["soft-kd", "(baseline: no teacher)", "gkd", "tvd", "minillm"]
     assert board["rank"].tolist() == ["1", "", "", "", ""]
     assert board["ranked"].tolist() == [True, False, False, False, False]
-    assert board["why"].iloc[-1] == "perplexity 4,694.2 against the baseline's 14.8 (317x)"
+    assert board["why"].iloc[-1] == "not converged: perplexity 4,694.2 against the baseline's 14.8 (317x)"
+    assert board["why"].iloc[-2] == "perplexity 38.7 against the baseline's 14.8 (2.6x)"  # outside, converged
     assert board["why"].iloc[2] == "perplexity 16.5 against the baseline's 14.8 (+11%)"  # 16.5 > 1.1 x 14.8
 
 

@@ -5,7 +5,8 @@ A student that leaks little because it learned nothing must not win. So a board 
 band: only methods whose student's validation perplexity is within `slack` of the teacher-free
 baseline's are ranked, by student memorization, then by the strongest attack (TPR at 1% FPR where
 the non-members resolve it, else its AUC). The others are listed after them, never ranked, with
-the reason; a student that ends worse than its own starting checkpoint is marked diverged.
+the reason; a student that ends worse than its own starting checkpoint is marked diverged, and
+one above NOT_CONVERGED times the baseline's perplexity not converged.
 Memorization is a count over a few hundred members: methods whose 95% intervals overlap the
 leader of their group share its rank, since the board cannot tell them apart.
 """
@@ -19,6 +20,9 @@ import pandas as pd
 
 # The line between the ranked methods (and the baseline) and the rest, in the CLI and the app.
 SEPARATOR = "not ranked: outside the utility band"
+
+# A student this many times the baseline's perplexity has not learned the task: its row says so.
+NOT_CONVERGED = 3.0
 
 # What a board may order by after memorization (lowest first), in the order given.
 ORDER_KEYS = ("mem_rate_student", "best_attack_tpr", "best_attack_auc", "val_ppl_student")
@@ -61,8 +65,9 @@ def outside(row: dict, baseline_ppl: float, rules: Ranking = DEFAULT) -> str | N
     if math.isnan(baseline_ppl) or ppl <= baseline_ppl * (1 + rules.slack):
         return None
     times = ppl / baseline_ppl
-    return f"perplexity {ppl:,.1f} against the baseline's {baseline_ppl:,.1f} " + (
-        f"({times - 1:+.0%})" if times < 2 else f"({times:,.0f}x)")
+    said = f"perplexity {ppl:,.1f} against the baseline's {baseline_ppl:,.1f} " + (
+        f"({times - 1:+.0%})" if times < 2 else f"({times:.1f}x)" if times < 10 else f"({times:,.0f}x)")
+    return f"not converged: {said}" if times > NOT_CONVERGED else said
 
 
 def rank(group: pd.DataFrame, rules: Ranking = DEFAULT) -> pd.DataFrame:
