@@ -520,6 +520,7 @@ def cmd_compare(args, argv) -> int:
 
 def cmd_list(args, argv) -> int:
     from harness.config import plugins, registry
+    from harness.contract.specs import describe_training
 
     reg = registry.load(args.registry)
     found = plugins.load(reg)
@@ -547,6 +548,9 @@ def cmd_list(args, argv) -> int:
               + f"; from plugin {found.origin[('methods', m.name)]}")
         for p in m.params:
             print(f"  {'':<18}--method-arg {p.describe()}")
+        if m.training:
+            print(f"  {'':<18}student recipe: the preset's, with {describe_training(m.training)}"
+                  + (f" (preset {home.name}: {home.training('student', m).describe()})" if home else ""))
     print("\nMembership attacks (every one runs on every role)")
     for a in found.attacks.values():
         print(f"  {a.name:<16}{a.description}" + ("; needs a reference model" if a.needs_reference else ""))

@@ -25,7 +25,7 @@ from harness.training.train import train
 FOUND = plugins.load(registry.load(ROOT / "registry.toml"))
 ALL_METHODS = sorted(FOUND.methods)
 EXPECTED = {"soft-kd", "hard-kd", "reverse-kl", "jsd", "tvd", "skew-kl", "skew-rkl", "gkd", "imitkd", "minillm",
-            "hidden-mse", "topk-kd"}
+            "hidden-mse", "topk-kd", "rs-kd"}
 
 # The worked point of tests/test_divergences.py: teacher p = (1/4, 3/4), student q = (1/2, 1/2).
 P, Q = (0.25, 0.75), (0.5, 0.5)
@@ -80,6 +80,51 @@ def test_topk_kd_loss_by_hand():
     batch = TopKBatch(torch.zeros(1, 1, 3), values, indices, LABELS)
     expected = 5 / 8 * math.log((5 / 8) / (1 / 3)) + 3 / 8 * math.log((3 / 8) / (1 / 3))
     assert method_loss("topk-kd", batch, k=2, temperature=1.0) == pytest.approx(expected, rel=1e-5)
+
+
+def test_rs_kd_loss_by_hand():
+    # A teacher sure of token 0 puts every draw there: the target is (1, 0), and against the student
+    # q = (1/4, 3/4) the loss is -log q(0) = log 4, whatever k.
+    sure = torch.tensor([[[0.0, -1e9]]])
+    student = torch.tensor([[[0.0, math.log(3)]]])
+    for k in (1, 7):
+        assert method_loss("rs-kd", LogitBatch(student, sure, LABELS), k=k) == pytest.approx(math.log(4), rel=1e-6)
+
+
+def test_rs_kd_is_unbiased_where_renormalised_top_k_is_not():
+    """Over many positions the sampled loss averages to the full cross-entropy H(p, q), and its gradient
+    to forward KL's, q - p; top-K renormalised over K = 1 of p = (1/4, 3/4) teaches (0, 1) instead."""
+    n = 20_000
+    teacher = TEACHER.expand(1, n, 2)  # p = (1/4, 3/4) at every position
+    student = torch.tensor([0.0, 2.0]).expand(1, n, 2).clone().requires_grad_()
+    q = torch.softmax(torch.tensor([0.0, 2.0]), -1)
+    torch.manual_seed(0)
+    method = FOUND.method("rs-kd")
+    loss = method.loss(LogitBatch(student, teacher, LABELS.expand(1, n)), resolve_params(method.params, {"k": 4}, "rs-kd"))
+    cross_entropy = -(P[0] * math.log(q[0]) + P[1] * math.log(q[1]))
+    assert loss.item() == pytest.approx(cross_entropy, rel=0.01)
+    loss.backward()
+    mean_grad = student.grad.sum(dim=(0, 1))  # d(mean loss)/d logits, summed over the n positions
+    torch.testing.assert_close(mean_grad, q - torch.tensor(P), atol=0.01, rtol=0)
+    values, indices = TEACHER.topk(1, dim=-1)
+    biased = method_loss("topk-kd", TopKBatch(torch.tensor([[[0.0, 2.0]]]), values, indices, LABELS), k=1,
+                         temperature=1.0)
+    assert biased == pytest.approx(-math.log(q[1]), rel=1e-5)  # the tail's 1/4 is gone from the target
+
+
+def test_minillm_advantages_are_scaled_clipped_and_whitened():
+    from harness_plugins.methods.minillm import REWARD_CLIP, REWARD_SCALING, advantages, future_mean
+
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 6.0], [0.0, -1.0, 4.0, 2.0]], dtype=torch.float64)
+    raw = advantages(rewards, normalise=False)
+    torch.testing.assert_close(raw, future_mean(rewards / REWARD_SCALING))  # rewards / 0.5, as LMOps scales them
+    assert advantages(torch.full((1, 3), -1e6, dtype=torch.float64), normalise=False)[0, 0] == -REWARD_CLIP
+    white = advantages(rewards, normalise=True)
+    assert white[:, -1].tolist() == [0.0, 0.0]  # the last token has no future: its term is the exact one
+    assert white[:, :-1].mean().item() == pytest.approx(0.0, abs=1e-12)
+    assert white[:, :-1].std().item() == pytest.approx(1.0, rel=1e-6)
+    # whitening is a shift and a scale of the same advantages: their order is kept
+    assert torch.equal(white[:, :-1].flatten().argsort(), raw[:, :-1].flatten().argsort())
 
 
 def test_minillm_future_reward_is_the_mean_of_the_rewards_after_each_token():
@@ -409,3 +454,118 @@ def test_minillm_lm_term_is_cross_entropy_on_corpus_rows_weighted_by_lm_coef():
     three = minillm_loss(ROWS, lm_coef=3.0, kd_ratio=0.0) - base
     torch.testing.assert_close(three, 3 * one)
     assert 2.5 < one.item() < 5.0  # cross-entropy of an untrained 40-token model: about log(40) = 3.7
+
+
+# ---------------------------------------------------------------- a method's own student recipe
+
+RECIPE_PLUGIN = '''
+from harness import KDMethod, hookimpl
+from harness_plugins.methods.soft_kd import soft_kd_loss
+
+
+@hookimpl
+def register_kd_methods(register):
+    register(KDMethod(name="slow-kd", description="soft KD on a recipe of its own", teacher_access="logits",
+                      loss=soft_kd_loss, training={"lr_scale": 0.1, "epochs": 2}))
+'''
+
+
+@pytest.fixture
+def recipe_registry(tmp_path):
+    (tmp_path / "slow_kd.py").write_text(RECIPE_PLUGIN)
+    path = tmp_path / "registry.toml"
+    path.write_text('[plugins]\nfiles = ["slow_kd.py"]\n')
+    return path
+
+
+def student_deps(tmp_path, method: str, training=None, role: str = "student", registry_path=None):
+    """What the student stage keys its cache by (the deps of `_model`), with the method's overrides replaced
+    by `training` when given; nothing is trained."""
+    import dataclasses
+
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
+
+    req = EvalRequest(method=method, registry=registry_path or ROOT / "registry.toml", cache_dir=tmp_path / "cache",
+                      db=tmp_path / "harness.duckdb")
+    protocol = Protocol(req)
+    if training is not None:
+        protocol.method = dataclasses.replace(protocol.method, training=training)
+    protocol.tokenizer_key = "tokenizer"
+    seen = {}
+
+    def trained(role, size, deps, rows, order, cfg, seed, start, distiller=None):
+        seen.update(deps=deps, cfg=cfg)
+        return None, None
+
+    protocol._trained = trained
+    protocol._model(role, protocol.student_size, ROWS, torch.arange(len(ROWS)), recipe={"method": method})
+    return seen
+
+
+def test_a_methods_overrides_are_what_the_student_trains_with_and_keys_its_cache_by(tmp_path):
+    from harness.runtime.cache import key
+
+    plain = student_deps(tmp_path, "soft-kd")
+    assert plain["deps"]["training"] == registry.load(ROOT / "registry.toml").preset("tiny").student.__dict__
+    slow = student_deps(tmp_path, "soft-kd", {"lr_scale": 0.1, "epochs": 2})
+    assert slow["cfg"].lr == pytest.approx(3e-4) and slow["cfg"].epochs == 2  # what train() is handed
+    assert slow["deps"]["training"] == slow["cfg"].__dict__
+    # the same method and arguments, differing only in the override: another student
+    assert key(slow["deps"]) != key(plain["deps"])
+    assert key(student_deps(tmp_path, "soft-kd", {"lr_scale": 0.5})["deps"]) != key(plain["deps"])
+    # keyed by the recipe trained, not by how it was declared: an override equal to the preset's is no change
+    assert key(student_deps(tmp_path, "soft-kd", {"epochs": 6, "lr": 3e-3})["deps"]) == key(plain["deps"])
+    # the baseline (and teacher) never take a method's overrides: their cached models are shared
+    baseline = student_deps(tmp_path, "soft-kd", role="baseline")
+    assert student_deps(tmp_path, "soft-kd", {"lr_scale": 0.1}, role="baseline")["deps"] == baseline["deps"]
+
+
+def test_harness_list_shows_a_methods_overrides_beside_its_params(recipe_registry, capsys):
+    assert main(["--registry", str(recipe_registry), "list"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("  slow-kd"):].split("\n  ", 2)
+    assert "student recipe: the preset's, with lr_scale=0.1, epochs=2 (preset tiny: lr 0.0003, 2 epochs, batch 32, " \
+           "warm-up 0.05, cosine schedule)" in block[2].split("\n")[0]
+    soft = out[out.index("  soft-kd"):out.index("  hard-kd")]
+    assert "student recipe" not in soft  # a method on the preset's recipe says nothing
+
+
+def test_the_plan_prices_the_student_on_the_methods_recipe(recipe_registry, capsys):
+    import json
+
+    base = ["--registry", str(recipe_registry), "plan", "--family", "pythia", "--dataset", "fineweb", "--json"]
+    assert main([*base, "--method", "slow-kd"]) == 0
+    slow = {s["name"]: s for s in json.loads(capsys.readouterr().out)["stages"]}
+    assert main([*base, "--method", "soft-kd"]) == 0
+    plain = {s["name"]: s for s in json.loads(capsys.readouterr().out)["stages"]}
+    assert slow["student"]["what"].startswith("train 2 epochs") and plain["student"]["what"].startswith("train 4 epochs")
+    assert slow["student"]["flops"] == pytest.approx(plain["student"]["flops"] / 2)
+    timeless = [{k: v for k, v in stages["baseline"].items() if k != "seconds"} for stages in (slow, plain)]
+    assert timeless[0] == timeless[1]  # the baseline keeps the preset's recipe (seconds: this machine, measured)
+
+
+def test_show_prints_the_recipe_the_student_was_trained_with(tmp_path):
+    import json
+
+    from harness.leaderboard.results import student_recipe
+
+    class OneStudent:  # the one query student_recipe makes: the student's checkpoint folder
+        def __init__(self, path):
+            self.path = path
+
+        def query(self, sql, params):
+            return ["artifact_path"], [[str(self.path)]]
+
+    tiny = registry.load(ROOT / "registry.toml").preset("tiny")
+    run = {"run_id": "r", "method": "soft-kd", "preset_values": json.dumps({"student": tiny.student.__dict__})}
+    trained = tiny.student.overlaid({"lr_scale": 0.5, "epochs": 1})
+    (tmp_path / "training.json").write_text(json.dumps({"role": "student", "training": trained.__dict__}))
+    assert student_recipe(OneStudent(tmp_path), run) == ("lr 0.0015, 1 epochs, batch 32, warm-up 0.05, cosine schedule"
+                                                         " (as trained)")
+    # no checkpoint here (an imported run): the preset's recipe, with the method's overrides as declared
+    gone = OneStudent(tmp_path / "elsewhere")
+    assert student_recipe(gone, run) == f"{tiny.student.describe()} (the preset's)"
+    minillm = FOUND.method("minillm")
+    expected = tiny.training("student", minillm).describe()
+    assert student_recipe(gone, {**run, "method": "minillm"}).startswith(expected)

@@ -37,7 +37,7 @@ def test_project_registry_parses_with_valid_presets():
     assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
     assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
     assert (reg.family, reg.dataset) == ("tiny", "synthetic-pii")
-    assert set(reg.presets) == {"tiny", "pythia", "olmo2", "qwen3", "gpt2", "opt", "small"}
+    assert set(reg.presets) == {"tiny", "tiny-public", "pythia", "olmo2", "qwen3", "gpt2", "opt", "small"}
     for preset in reg.presets.values():
         assert preset.example_len >= preset.prefix_len + preset.suffix_len
         for role in ROLES:
@@ -331,3 +331,32 @@ def test_replacing_a_shipped_preset_reaches_the_presets_that_inherit_it(tmp_path
     reg = registry.load(write(tmp_path, "[presets.olmo2]\nprefix_len = 40\nsuffix_len = 40\n"))
     assert reg.preset("qwen3").prefix_len == reg.preset("olmo2").prefix_len == 40
     assert reg.preset("tiny") == registry.load().preset("tiny")
+
+
+# ---------------------------------------------------------------- a KD method's student recipe
+
+
+def test_training_fields_are_the_declared_training_params():
+    from dataclasses import fields
+
+    from harness.config.registry import Training
+    from harness.contract.specs import TRAINING_PARAMS
+
+    assert TRAIN_PARAMS is TRAINING_PARAMS  # one declaration for role blocks and KD methods' overrides
+    assert [f.name for f in fields(Training)] == [p.name for p in TRAIN_PARAMS]
+
+
+def test_a_methods_overrides_are_laid_over_the_presets_student_recipe_only():
+    from harness.contract.specs import KDMethod
+
+    tiny = registry.load(ROOT / "registry.toml").preset("tiny")  # student: lr 3e-3, 6 epochs, batch 32, warm-up 0.05
+    method = KDMethod("m", "d", "logits", loss=lambda b, a: 0, training={"lr_scale": 0.1, "epochs": 2,
+                                                                          "schedule": "constant"})
+    student = tiny.training("student", method)
+    assert student.lr == pytest.approx(3e-4) and (student.epochs, student.schedule) == (2, "constant")
+    assert (student.batch_size, student.warmup_ratio) == (tiny.student.batch_size, tiny.student.warmup_ratio)
+    for role in ("teacher", "baseline", "pretrain"):  # no other role takes a method's overrides
+        assert tiny.training(role, method) == tiny.training(role)
+    absolute = KDMethod("a", "d", "logits", loss=lambda b, a: 0, training={"lr": 1e-5})
+    assert tiny.training("student", absolute).lr == 1e-5
+    assert tiny.training("student", KDMethod("n", "d", "logits", loss=lambda b, a: 0)) == tiny.student

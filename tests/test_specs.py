@@ -179,3 +179,35 @@ def test_a_data_method_reads_only_text():
 def test_kd_method_refuses_an_unknown_teacher_access():
     with pytest.raises(ValueError, match=r"teacher_access must be one of"):
         KDMethod("m", "d", "weights", loss=_loss)
+
+
+# ---------------------------------------------------------------- training overrides
+
+
+def test_kd_method_training_overrides_are_parsed_and_kept():
+    m = KDMethod("m", "d", "logits", loss=_loss, training={"lr_scale": 1, "epochs": 3, "schedule": "constant"})
+    assert m.training == {"lr_scale": 1.0, "epochs": 3, "schedule": "constant"}
+    assert type(m.training["lr_scale"]) is float  # an int given for a float field is widened, as in presets
+    assert KDMethod("n", "d", "logits", loss=_loss).training == {}
+
+
+def test_kd_method_refuses_an_unknown_training_override_and_names_the_valid_keys():
+    with pytest.raises(ValueError) as err:
+        KDMethod("m", "d", "logits", loss=_loss, training={"learning_rate": 1e-4})
+    message = str(err.value)
+    assert "'m'" in message and "unknown training override 'learning_rate'" in message
+    assert "valid keys: epochs, lr, batch_size, warmup_ratio, weight_decay, schedule, lr_scale" in message
+
+
+@pytest.mark.parametrize(("training", "problem"), [
+    ({"epochs": 0}, "must be >= 1"),
+    ({"epochs": 2.5}, "must be int"),
+    ({"lr": 2.0}, "must be <= 1.0"),
+    ({"schedule": "cosin"}, "must be one of cosine, linear, constant"),
+    ({"lr_scale": 0.0}, "must be >= 1e-06"),
+    ({"lr": 1e-4, "lr_scale": 0.1}, "give lr or lr_scale in the training overrides, not both"),
+])
+def test_kd_method_refuses_a_bad_training_override(training, problem):
+    with pytest.raises(ValueError, match="'m'") as err:
+        KDMethod("m", "d", "logits", loss=_loss, training=training)
+    assert problem in str(err.value)

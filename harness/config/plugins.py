@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (
     "harness_plugins.methods.tvd",
     "harness_plugins.methods.skew_kl",
     "harness_plugins.methods.topk_kd",
+    "harness_plugins.methods.rs_kd",
     "harness_plugins.methods.hidden_mse",
     "harness_plugins.methods.gkd",
     "harness_plugins.methods.imitkd",

@@ -12,6 +12,7 @@ the key, not a traceback from deep inside a training loop.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,11 +20,16 @@ from typing import Any
 
 import tomli
 
-from harness.contract.specs import ROLES, Param, resolve_params
+from harness.contract.specs import ROLES, TRAINING_PARAMS, Param, resolve_params
 from harness.errors import UsageError, unknown
 
 ENV_VAR = "HARNESS_REGISTRY"
 DEFAULTS = "defaults.toml"  # package data: the default family and dataset, and the presets
+
+# "public": the members are split once (a fixed seeded shuffle) into a private half, the teacher's
+# fine-tuning set and the one every role is tested on, and a public half the baseline and the
+# student train on, as Zhang et al.'s code distils on a public split.
+DISTILL_ON = ("members", "public")
 
 PROTOCOL_PARAMS = (
     Param("prefix_len", int, 32, "tokens given to the model", min=1, max=4096),
@@ -35,16 +41,11 @@ PROTOCOL_PARAMS = (
           "memorization (0: none)", min=0, max=10_000_000),
     Param("pretrain_docs", int, 20_000, "documents of the generic corpus a family without released weights is "
           "pretrained on, and MiniLLM's language-modelling term draws from", min=1, max=100_000_000),
+    Param("distill_on", str, "members", "what the baseline and the student train on: the members, or a disjoint "
+          "public half of them, the teacher keeping the other (Zhang et al.'s setting)", choices=DISTILL_ON),
 )
 
-TRAIN_PARAMS = (
-    Param("epochs", int, 1, "passes over the training set", min=1, max=1000),
-    Param("lr", float, 5e-5, "peak learning rate (AdamW)", min=0.0, max=1.0),
-    Param("batch_size", int, 8, "sequences per optimizer step", min=1, max=65536),
-    Param("warmup_ratio", float, 0.0, "share of steps with linear warm-up", min=0.0, max=1.0),
-    Param("weight_decay", float, 0.0, "AdamW weight decay", min=0.0, max=1.0),
-    Param("schedule", str, "cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant")),
-)
+TRAIN_PARAMS = TRAINING_PARAMS  # a role block's keys, declared in the contract: KD methods override them too
 
 PRETRAIN = "pretrain"  # how each size of a family without released weights is pretrained, before any role
 SECTIONS = ("sizes", "dataset_args")
@@ -52,12 +53,28 @@ SECTIONS = ("sizes", "dataset_args")
 
 @dataclass(frozen=True)
 class Training:
+    """How one role is trained: a preset's role block (fields: `TRAINING_PARAMS`)."""
+
     epochs: int
     lr: float
     batch_size: int
     warmup_ratio: float
     weight_decay: float
     schedule: str
+
+    def describe(self) -> str:
+        """`lr 0.0003, 6 epochs, batch 32, warm-up 0.05, cosine schedule`: for `list`, `show` and the log."""
+        decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        return (f"lr {self.lr:.3g}, {self.epochs} epochs, batch {self.batch_size}, warm-up {self.warmup_ratio:g}"
+                f"{decay}, {self.schedule} schedule")
+
+    def overlaid(self, overrides: Mapping[str, Any]) -> Training:
+        """This recipe with a KD method's `training` overrides (checked by `KDMethod`) laid over it:
+        absolute values replace the field; `lr_scale` multiplies the learning rate."""
+        values = {**self.__dict__, **{k: v for k, v in overrides.items() if k != "lr_scale"}}
+        if "lr_scale" in overrides:
+            values["lr"] = self.lr * overrides["lr_scale"]
+        return Training(**values)
 
 
 @dataclass(frozen=True)
@@ -80,9 +97,14 @@ class Preset:
     # members whose greedy continuation is generated for approximate-memorization figures
     approx_sample: int = 128
     pretrain_docs: int = 20_000
+    distill_on: str = "members"  # or "public": Zhang et al.'s setting (DISTILL_ON)
 
-    def training(self, role: str) -> Training:
-        return getattr(self, role)
+    def training(self, role: str, method: Any = None) -> Training:
+        """How `role` is trained; the student with `method`'s (a KDMethod's) overrides laid over the
+        preset's recipe, which is what the student stage trains with and keys its cache by."""
+        cfg = getattr(self, role)
+        overrides = getattr(method, "training", None)
+        return cfg.overlaid(overrides) if role == "student" and overrides else cfg
 
     def pair(self, family: str, default: tuple[str, str]) -> tuple[str, str]:
         return self.sizes.get(family, default)

@@ -83,6 +83,46 @@ def resolve_params(declared: Sequence[Param], given: Mapping[str, Any], owner: s
     return {p.name: p.parse(given[p.name], owner) if p.name in given else p.default for p in declared}
 
 
+# ---------------------------------------------------------------- training recipes
+
+# The fields of a training recipe (`harness.config.registry.Training`), declared once: a preset's
+# role blocks ([presets.NAME.student]) and a KD method's `training` overrides are both checked
+# against them.
+TRAINING_PARAMS = (
+    Param("epochs", int, 1, "passes over the training set", min=1, max=1000),
+    Param("lr", float, 5e-5, "peak learning rate (AdamW)", min=0.0, max=1.0),
+    Param("batch_size", int, 8, "sequences per optimizer step", min=1, max=65536),
+    Param("warmup_ratio", float, 0.0, "share of steps with linear warm-up", min=0.0, max=1.0),
+    Param("weight_decay", float, 0.0, "AdamW weight decay", min=0.0, max=1.0),
+    Param("schedule", str, "cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant")),
+)
+# Relative overrides: `lr_scale` multiplies the preset's student learning rate, for a paper whose
+# learning rate is a ratio to its fine-tuning one rather than a number that transfers across scales.
+TRAINING_SCALES = (
+    Param("lr_scale", float, 1.0, "the preset's student learning rate times this", min=1e-6, max=1e3),
+)
+
+
+def training_overrides(given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """A KD method's training overrides, checked: keys among the recipe's fields (or `lr_scale`),
+    values within their declared ranges; `lr` and `lr_scale` are exclusive. Raises ValueError."""
+    declared = {p.name: p for p in (*TRAINING_PARAMS, *TRAINING_SCALES)}
+    for name in given:
+        if name not in declared:
+            raise ValueError(f"{owner}: unknown training override {name!r}; valid keys: {', '.join(declared)}")
+    if "lr" in given and "lr_scale" in given:
+        raise ValueError(f"{owner}: give lr or lr_scale in the training overrides, not both")
+    try:
+        return {name: declared[name].parse(value, owner) for name, value in given.items()}
+    except UsageError as err:
+        raise ValueError(str(err)) from None
+
+
+def describe_training(overrides: Mapping[str, Any]) -> str:
+    """`lr_scale=0.1, epochs=3`: how `harness list` and `show` print a method's overrides."""
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -280,6 +320,12 @@ class KDMethod:
     (with K = `top_k(args)`). `modules(student, teacher, layer_map, args)` may build extra
     trainable modules for a `step` method (a projection, say); they are trained with the
     student and not saved.
+
+    `training` overrides the preset's student recipe for this method (its paper's recipe, where
+    the preset's does not suit it): keys among `TRAINING_PARAMS` (lr, epochs, batch_size,
+    warmup_ratio, weight_decay, schedule) with absolute values, or `lr_scale`, a factor on the
+    preset's student learning rate. The student stage trains with the preset's recipe overlaid
+    by them, and its cache key holds the result. Unknown keys are refused here (ValueError).
     """
 
     name: str
@@ -294,8 +340,11 @@ class KDMethod:
     on_policy: bool = False  # trains on the student's own samples
     aliases: tuple[str, ...] = ()
     paper: str = ""
+    training: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the student recipe's overrides
 
     def __post_init__(self) -> None:
+        overrides = training_overrides(self.training, f"KD method {self.name!r}")
+        object.__setattr__(self, "training", overrides)  # checked and parsed: floats as floats
         kinds = [k for k in ("loss", "make_data", "step") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"KD method {self.name!r} must give exactly one of loss, make_data or step")

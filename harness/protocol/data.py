@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 
 import torch
@@ -108,3 +109,15 @@ def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, c
         kinds=kinds,
         dropped=len(encoded) - len(rows) if not chunk else 0,
     )
+
+
+def halves(members: list[Example]) -> tuple[list[Example], list[Example]]:
+    """Zhang et al.'s split of the members: a private half (the teacher's fine-tuning set, on which
+    every role is tested) and a disjoint public half (what the baseline and the student train on).
+
+    Whole documents, by a fixed seeded shuffle, so every run and method shares the same halves.
+    """
+    order = list(range(len(members)))
+    random.Random(0).shuffle(order)
+    k = (len(order) + 1) // 2
+    return [members[i] for i in sorted(order[:k])], [members[i] for i in sorted(order[k:])]

@@ -166,7 +166,7 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     plan = Plan(family, *sizes, dataset, method.name, preset.name, devices, sharded, hardware, mfu, train_rows,
                 distinct_rows, n, tier)
     tokens = train_rows * n
-    per_device_rows = {role: math.ceil(preset.training(role).batch_size / devices)
+    per_device_rows = {role: math.ceil(preset.training(role, method).batch_size / devices)
                        for role in ("teacher", "student", "pretrain")}
 
     def act(s: Shape, rows: int, precision: str) -> int:
@@ -181,7 +181,8 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
                      6 * s.params * tokens * epochs, _prec(training_precision), STATE_BYTES * s.params, a,
                      gathered(s), WEIGHT_BYTES * s.params)
 
-    cfg = {role: preset.training(role) for role in ("teacher", "baseline", "student", "pretrain")}
+    # the student's recipe is the preset's with the method's overrides, as the student stage trains it
+    cfg = {role: preset.training(role, method) for role in ("teacher", "baseline", "student", "pretrain")}
     if pretrain_tokens:
         for size, shape in zip(sizes, shapes):
             stage = train_stage(f"pretrain {size}", "pretrain", shape, cfg["pretrain"].epochs, pretrain_tokens)

@@ -121,7 +121,10 @@ def label(method: KDMethod, args: dict[str, Any], filter: str | None = None) -> 
 
 
 def preset_dict(preset: Preset) -> dict[str, Any]:
-    return {k: (v.__dict__ if isinstance(v, Training) else v) for k, v in preset.__dict__.items()}
+    """The preset as recorded with a run. `distill_on` is left out at its default, so that runs stored
+    before it existed keep their configuration hash."""
+    return {k: (v.__dict__ if isinstance(v, Training) else v) for k, v in preset.__dict__.items()
+            if not (k == "distill_on" and v == "members")}
 
 
 def tensor_hash(t: torch.Tensor) -> str:

@@ -21,13 +21,13 @@ import torch
 
 import harness
 from harness.config.registry import Training
-from harness.contract.specs import TeacherData
+from harness.contract.specs import TeacherData, describe_training
 from harness.errors import RunFailed, UsageError
 from harness.measure import analysis
 from harness.measure.extract import Extraction, extract, extract_pair, greedy
 from harness.measure.metrics import ROLES, figures
 from harness.protocol import corpus, filtering, plan as plan_mod, provenance, references
-from harness.protocol.data import Examples, content_hash, cut
+from harness.protocol.data import Examples, content_hash, cut, halves
 from harness.protocol.provenance import ModelInfo
 from harness.protocol.request import EvalRequest, Resolved
 from harness.runtime import processes, sharding
@@ -62,10 +62,14 @@ class Protocol(Resolved):
         self.reference = None
         self._corpus: torch.Tensor | None = None  # the pretraining corpus in the family's tokens, once read
         self.filtered: dict[str, Any] | None = None  # what --filter did: the source run and the members left out
+        self.public: Examples | None = None  # distill_on = "public": the half the baseline and student train on
 
     # ------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
+        if self.req.filter and self.preset.distill_on == "public":
+            raise UsageError("--filter predicted leaves members out of the student's training set; with "
+                             f"distill_on = public (preset {self.preset.name}) the student trains on the public half")
         if processes.is_main():
             self.store.check_writable()
         started = time.perf_counter()
@@ -157,13 +161,13 @@ class Protocol(Resolved):
 
     def _stages(self, run_id: str, members: Examples, nonmembers: Examples, dataset_hash: str) -> RunResult:
         order = members.training_rows()
-        models = {
-            "teacher": self._model("teacher", self.teacher_size, members.ids, order, recipe={"loss": "ce"}),
-            "baseline": self._model("baseline", self.student_size, members.ids, order, recipe={"loss": "ce"}),
-        }
+        models = {"teacher": self._model("teacher", self.teacher_size, members.ids, order, recipe={"loss": "ce"})}
+        own = self.public if self.public is not None else members  # what the baseline and the student train on
+        order = own.training_rows()
+        models["baseline"] = self._model("baseline", self.student_size, own.ids, order, recipe={"loss": "ce"})
         if self.filtered is not None:
             order = order[~torch.isin(order, torch.tensor(self.filtered["rows"], dtype=torch.long))]
-        models["student"] = self._student(models, members, order)
+        models["student"] = self._student(models, own, order)
 
         t0 = time.perf_counter()
         on_members, on_nonmembers = {}, {}
@@ -174,6 +178,8 @@ class Protocol(Resolved):
             on_nonmembers[role] = self._extract(model, nonmembers, f"{role}: extraction on non-members")
         self.seconds["extraction"] = time.perf_counter() - t0
         metrics = figures(on_members, on_nonmembers)
+        if self.public is not None:  # the baseline and the student trained on this many other members
+            metrics["public_members"] = float(len(self.public))
 
         t0 = time.perf_counter()
         texts = {ex.split: self.tokenizer.batch_decode(ex.ids) for ex in (members, nonmembers)}
@@ -211,7 +217,11 @@ class Protocol(Resolved):
         self.tokenizer, self.tokenizer_key = self._tokenizer(split, dataset_hash)
         cut_args = (self.tokenizer, self.preset.example_len, self.dataset.chunk, self.dataset.name)
         kw = {"prefix_len": self.preset.prefix_len, "drop_short": self.dataset.drop_short}
-        members = cut("member", split.members, *cut_args, **kw).head(self.req.limit)
+        private = split.members
+        if self.preset.distill_on == "public":  # Zhang et al.: the student never trains on the teacher's members
+            private, public = halves(split.members)
+            self.public = cut("member", public, *cut_args, **kw)
+        members = cut("member", private, *cut_args, **kw).head(self.req.limit)
         nonmembers = cut("nonmember", split.nonmembers, *cut_args, **kw).head(self.req.limit)
         if members.dropped or nonmembers.dropped:
             log(f"{self.dataset.name}: left out {members.dropped} member and {nonmembers.dropped} non-member texts "
@@ -241,11 +251,12 @@ class Protocol(Resolved):
                distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
         """`role` fine-tuned from the weights of `size` before fine-tuning (see `_start`)."""
         start = self._start_key(size)
+        cfg = self.preset.training(role, self.method)  # the student: the preset's recipe with the method's overrides
         deps = {"stage": "model", "family": self.family.name, "size": size, "tokenizer": self.tokenizer_key,
-                "data": provenance.tensor_hash(rows[order]), "training": self.preset.training(role).__dict__,
+                "data": provenance.tensor_hash(rows[order]), "training": cfg.__dict__,
                 "seed": self.req.seed, "recipe": recipe, **({"start": start} if start else {}),
                 "precision": precision(), "harness": harness.__version__, **self.family_deps()}
-        return self._trained(role, size, deps, rows, order, self.preset.training(role), self.req.seed,
+        return self._trained(role, size, deps, rows, order, cfg, self.req.seed,
                              lambda: self._start(size), distiller)
 
     def _trained(self, role: str, size: str, deps: dict[str, Any], rows: torch.Tensor, order: torch.Tensor,
@@ -347,10 +358,14 @@ class Protocol(Resolved):
     def _student(self, models, members: Examples, order: torch.Tensor):
         teacher, teacher_info = models["teacher"]
         recipe = {"method": self.method.name, "args": self.method_args, "teacher": teacher_info.key}
+        cfg = self.preset.training("student", self.method)
+        if self.method.training:
+            log(f"student: {self.method.name} overrides the preset's recipe ({describe_training(self.method.training)}): "
+                f"{cfg.describe()}")
         if self.method.kind != "make_data":
             distiller = Distiller(self.method, self.method_args, teacher, members.ids,
                                   prefix_len=self.preset.prefix_len, layer_map=self.family.layers,
-                                  batch_size=self.preset.training("student").batch_size, stage="student",
+                                  batch_size=cfg.batch_size, stage="student",
                                   seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key,
                                   corpus=self.corpus_rows)
             log(f"student: teacher outputs: {distiller.outputs.tier.describe()}")

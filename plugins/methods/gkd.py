@@ -5,6 +5,9 @@ inference. GKD trains on a mix: with probability lambda a batch is replaced by t
 own continuations of the members' prefixes (sampled at temperature 1), which the teacher then
 scores token by token; otherwise the batch is the members themselves. Either way the loss is
 the generalized JSD(beta) between teacher and student next-token distributions.
+
+Training: the preset's student recipe; the paper's recipes are for its T5 tasks and are not
+transcribed here.
 """
 
 from __future__ import annotations

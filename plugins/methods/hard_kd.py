@@ -3,6 +3,9 @@
 The teacher greedily continues the first `prefix_len` tokens of each member to the example's
 full length, and the student is trained with plain cross-entropy on those texts. The student
 sees only the teacher's text, never its probabilities.
+
+Training: the preset's student recipe: the student is fine-tuned on the teacher's text as the
+baseline is on the data; Kim & Rush give no separate recipe that transfers to this scale.
 """
 
 from harness import KDMethod, TeacherData, hookimpl

@@ -4,6 +4,9 @@ Exposure bias again: the student is trained on the sequences it generates itself
 is the student's sampled continuation of the members' prefixes, and at every position the
 student matches the teacher's next-token distribution by forward KL(teacher || student). The
 true suffixes are never trained on, only the teacher's view of the student's own text.
+
+Training: the preset's student recipe; Lin et al.'s are for translation models and do not
+transfer to this scale.
 """
 
 from harness import KDMethod, Step, forward_kl, hookimpl

@@ -3,6 +3,9 @@
 JSD(beta) = beta KL(p || m) + (1 - beta) KL(q || m) with the mixture m = beta p + (1 - beta) q,
 p the teacher and q the student; beta = 0 is forward KL and beta = 1 reverse KL (the limits
 GKD uses), and values between interpolate. Off-policy: the student sees only the members.
+
+Training: the preset's student recipe; the paper's recipes are for its T5 tasks and are not
+transcribed here.
 """
 
 from harness import KDMethod, LogitBatch, Param, generalized_jsd, hookimpl

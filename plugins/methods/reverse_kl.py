@@ -4,6 +4,9 @@ and Wen et al. (f-divergence minimization for sequence-level KD, 2023).
 Forward KL makes the student cover every mode of the teacher; reverse KL lets it seek the
 teacher's main modes and ignore the tail it cannot fit, which for a small student trades
 recall of rare continuations for precision.
+
+Training: the preset's student recipe; neither paper gives a separate one for the token-level
+loss that transfers to this scale.
 """
 
 from harness import KDMethod, LogitBatch, Param, hookimpl, reverse_kl

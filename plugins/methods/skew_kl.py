@@ -5,6 +5,9 @@ compares against a mixture instead, which keeps the loss and its gradient bounde
   skew KL      KL(p || alpha p + (1 - alpha) q)
   skew reverse KL(q || alpha q + (1 - alpha) p)
 with p the teacher, q the student and a small alpha (0.1 in the paper).
+
+Training: the preset's student recipe; the paper gives no distillation recipe apart from its
+fine-tuning one that transfers to this scale.
 """
 
 from harness import KDMethod, LogitBatch, Param, hookimpl, skew_kl, skew_reverse_kl

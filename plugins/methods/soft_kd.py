@@ -3,6 +3,10 @@
 The student matches the teacher's temperature-softened next-token distribution, token by
 token: forward KL(teacher || student) at temperature T, scaled by T^2 so that its gradients
 keep the same size as T changes, optionally mixed with cross-entropy on the true tokens.
+
+Training: the preset's student recipe. Hinton et al. give none for language models; the
+word-level KD baseline of Gu et al.'s code (LMOps `kd_base.sh`) trains with its SFT recipe (lr 5e-4
+for GPT-2), as the preset's student recipe is the baseline's here.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 TVD = 1/2 sum_v |p_v - q_v| is bounded and symmetric: unlike either KL it does not blow up
 where one model gives a token almost no probability, so rare teacher tokens weigh no more than
 their probability mass.
+
+Training: the preset's student recipe; the paper gives no separate one that transfers.
 """
 
 from harness import KDMethod, LogitBatch, hookimpl, total_variation
