@@ -158,6 +158,11 @@ FINDINGS: tuple[Finding, ...] = (
             "its student (teacher AUC - student AUC > 0)", "teacher AUC > student AUC", None,
             f"{ZHANG}, membership inference on teacher and students", (0, INF),
             lambda r: _get(r, "soft", "auc_loss_teacher") - _get(r, "soft", "auc_loss_student")),
+    Finding("teacher-to-student leakage", "a student distilled only on public data still leaks the teacher's "
+            "private members to membership inference (soft-KD student's loss-attack AUC on them - 0.5 > 0)",
+            "students inherit membership risk", None, f"{ZHANG}, distillation on a public split", (0, INF),
+            lambda r: _get(r, "soft", "auc_loss_student") - 0.5 if _get(r, "soft", "public_members") > 0 else math.nan,
+            needs="a preset with distill_on = public (harness reproduce --preset tiny-public)"),
     Finding("high-entropy confidence", "the baseline is confident on high-entropy members, the soft-KD student is "
             "not (top zlib-entropy quartile: mean loss, student - baseline > 0)", "student less confident", None,
             f"{BORKAR}, why distillation memorizes less (entropy analysis)", (0, INF),
