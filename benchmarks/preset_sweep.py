@@ -39,6 +39,13 @@ SETTINGS: dict[str, dict[str, object]] = {
                      "teacher.epochs": 6, "baseline.epochs": 8, "student.epochs": 8},
     "ft-3e-3-long": {"teacher.lr": 3e-3, "baseline.lr": 3e-3, "student.lr": 3e-3,
                      "teacher.epochs": 4, "baseline.epochs": 6, "student.epochs": 6},
+    # Towards the studies' regime: no member repeated, more members, longer fine-tuning (docs/protocol.md,
+    # "Where the default's memorization comes from"). Each member is still seen once per epoch.
+    "once-1k-4": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024},
+    "once-1k-12": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                   "teacher.epochs": 12, "baseline.epochs": 12, "student.epochs": 12},
+    "once-1k-24": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                   "teacher.epochs": 24, "baseline.epochs": 24, "student.epochs": 24},
 }
 
 
@@ -48,6 +55,8 @@ def registry_with(base: str, overrides: dict[str, object]) -> str:
     for dotted, value in overrides.items():
         section, _, name = dotted.rpartition(".")
         header = "[presets.tiny" + (f".{section}" if section else "") + "]"
+        if header not in text:  # a table the preset does not have yet (dataset_args)
+            text = text.rstrip("\n") + f"\n\n{header}\n"
         start = text.index(header) + len(header)
         end = text.find("\n[", start)
         end = len(text) if end < 0 else end
