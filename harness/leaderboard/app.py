@@ -265,9 +265,14 @@ def chart_roc(df: pd.DataFrame) -> alt.Chart:
 MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$^=])")
 
 
+# Markdown links a bare URL even when its punctuation is escaped (GFM's literal autolinks): a
+# zero-width space after the scheme or "www" leaves the text as it reads and unlinked.
+AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|www)(?=\\?[:.])")
+
+
 def plain(text) -> str:
     """Text from a results file or bundle (labels, notes), made inert in markdown: no links, images, HTML."""
-    return MARKDOWN.sub(r"\\\1", one_line(str(text)))
+    return AUTOLINK.sub("\\1\u200b", MARKDOWN.sub(r"\\\1", one_line(str(text))))
 
 
 def one_line(text: str) -> str:
