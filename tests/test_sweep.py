@@ -38,7 +38,7 @@ def test_sweep_all_means_every_registered_method(quick_registry):
     from harness.protocol.request import EvalRequest
 
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
-    assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd"} and len(cells) == 12
+    assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd", "rs-kd"} and len(cells) == 13
 
 
 def test_shards_split_the_grid_into_whole_groups(quick_registry):
