@@ -23,8 +23,11 @@ pytestmark = pytest.mark.slow
 
 LOSS_TOLERANCE = 1e-3
 # absolute, per weight: AdamW divides by the gradient's running scale, so a row whose gradient is
-# reduction noise around zero moves by up to lr per step either way (3e-3 here, over a few steps)
-WEIGHT_TOLERANCE = 1e-2  # relative: float32 sums taken in another order, over a few hundred steps
+# reduction noise around zero moves by up to lr per step either way (3e-3 here, over a few steps).
+# How far depends on the CPU's float32 sums: one CPU kind gave 0.0110 for the FSDP teacher's
+# embedding (at main before this change too), so the bound is twice that of the kind it was set on;
+# the verdicts and losses above are what must agree.
+WEIGHT_TOLERANCE = 2e-2
 
 
 # `--cpu` starts one process whatever --num_processes says, and accelerate takes --cpu or --use_fsdp, not
