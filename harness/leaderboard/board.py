@@ -383,7 +383,7 @@ def regime(con, run_ids: Sequence[str]) -> str | None:
 
 
 def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
-    """Memorization rate of teacher, baseline and student per method, mean and interval over seeds."""
+    """Memorization rate of teacher, baseline and student per method, from counts pooled over seeds."""
     rs = runs(con, filters)
     if rs.empty:
         return pd.DataFrame()
@@ -391,10 +391,10 @@ def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
     rs = rs.merge(m, on="run_id", how="left")
     rows = []
     for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
+        p = pooled(g)  # the board's own figures: pooled counts, Wilson intervals that never leave [0, 1]
         for role in ROLES:
-            mean, lo, hi = interval(g.get(f"mem_rate_{role}", pd.Series(dtype=float)).tolist())
-            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=mean, lo=lo, hi=hi,
-                             seeds=len(g)))
+            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=p[f"mem_rate_{role}"],
+                             lo=p[f"mem_rate_{role}_lo"], hi=p[f"mem_rate_{role}_hi"], seeds=len(g)))
     return pd.DataFrame(rows)
 
 
