@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.leaderboard.ranking import DEFAULT, Ranking, rank
-from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, wilson
+from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
 from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
 from harness.store.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
 
@@ -199,16 +199,10 @@ def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
 
 
 def _count(run: dict, name: str) -> float:
-    """One run's count; for a run stored before counts were, from its rate."""
-    v = run.get(name)
-    if v is not None and not pd.isna(v):
-        return float(v)
-    if name.startswith("memorized_"):
-        return float(round(float(run[f"mem_rate_{name[len('memorized_'):]}"]) * float(run["n_members"])))
-    if name == "easy":  # the easy share of the student's memorized members
-        share = run.get("easy_share")
-        return 0.0 if share is None or pd.isna(share) else float(round(share * _count(run, "memorized_student")))
-    return 0.0
+    """One run's count (`stats.stored_count`); 0 where none is stored or recoverable: a run stored
+    before the counts were has no easy share when its student memorized nothing."""
+    v = stored_count(run, name)
+    return 0.0 if math.isnan(v) else v
 
 
 def pooled(g: pd.DataFrame, student: str = "student") -> dict:

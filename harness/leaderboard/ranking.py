@@ -1,5 +1,5 @@
-"""The leaderboard's ranking rules, defined once: the CLI, the app's table and headline, `publish`,
-`export` and `compare` all order a board with `rank`.
+"""The leaderboard's ranking rules, defined once: `harness leaderboard`, the app's table and
+headline, and `publish` and `import` when they print a board all order it with `rank`.
 
 A student that leaks little because it learned nothing must not win. So a board has a utility
 band: only methods whose student's validation perplexity is within `slack` of the teacher-free
@@ -105,8 +105,3 @@ def _shared_ranks(ranked: pd.DataFrame) -> list[str]:
         numbers.append(leader + 1)
     sizes = pd.Series(numbers).value_counts()
     return [f"={n}" if sizes[n] > 1 else str(n) for n in numbers]
-
-
-def separated(ranked: pd.DataFrame) -> bool:
-    """Whether the board's rank 1 is told apart from every other ranked method."""
-    return not (ranked["rank"] == "=1").any()

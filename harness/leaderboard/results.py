@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.errors import UsageError, unknown
 from harness.leaderboard import ranking
-from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES
+from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
 from harness.store import tables
 from harness.store.database import Store
 from harness.store.tables import COLUMNS, FIGURES, family_label
@@ -37,7 +38,7 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
     )
     lines = [table, "", inheritance]
     start = g("val_ppl_start_student")
-    if start is not None and start == start:
+    if not _nan(start):
         lines.append(f"the student's start (the small model before fine-tuning, which saw no member): validation "
                      f"perplexity {tables.num(start)}")
     quiet = exact_match_note(metrics, n_members)
@@ -48,9 +49,8 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
 
 def exact_match_note(metrics: dict[str, float], n_members: int) -> str | None:
     """One line when exact match says too little to tell the roles apart, and where to look instead."""
-    counts = {role: metrics.get(f"memorized_{role}") for role in ROLES}
-    counts = {r: round(metrics[f"mem_rate_{r}"] * n_members) if c is None else int(c) for r, c in counts.items()
-              if c is not None or metrics.get(f"mem_rate_{r}") is not None}
+    found = {role: stored_count({**metrics, "n_members": n_members}, f"memorized_{role}") for role in ROLES}
+    counts = {r: int(c) for r, c in found.items() if not math.isnan(c)}
     if not counts or max(counts.values()) >= MIN_COUNT:
         return None
     said = ", ".join(f"{r} {c}" for r, c in counts.items())

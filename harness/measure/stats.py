@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # The fewest memorized members a ratio or share may rest on. With 10, a Wilson interval on a share
 # is at most about +-30 points wide and a ratio's log-scale interval under a factor of 2.5 either
@@ -19,6 +19,27 @@ Z95 = 1.959963984540054
 def enough(count: float | None) -> bool:
     """Whether a count of memorized members is large enough for a ratio to rest on."""
     return count is not None and not math.isnan(count) and count >= MIN_COUNT
+
+
+def stored_count(figures: Mapping[str, float | None], name: str) -> float:
+    """A run's count `name` (`memorized_<role>`, `easy`) as stored; for a run stored before the counts
+    were, recovered from its rate (rate x `n_members`; the easy share x the student's count). NaN
+    when neither is there."""
+    v = figures.get(name)
+    if v is not None and not math.isnan(v):
+        return float(v)
+    if name.startswith("memorized_"):
+        return count_from_rate(figures.get("mem_rate_" + name[len("memorized_"):]), figures.get("n_members"))
+    if name == "easy":
+        return count_from_rate(figures.get("easy_share"), stored_count(figures, "memorized_student"))
+    return math.nan
+
+
+def count_from_rate(rate: float | None, n: float | None) -> float:
+    """round(rate x n): a count recovered from a stored rate; NaN without one."""
+    if rate is None or n is None or math.isnan(rate) or math.isnan(n):
+        return math.nan
+    return float(round(rate * n))
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:

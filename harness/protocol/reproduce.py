@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from harness.measure.stats import MIN_COUNT, interval, rate_ratio, wilson
+from harness.measure.stats import MIN_COUNT, count_from_rate, interval, rate_ratio, stored_count, wilson
 
 if TYPE_CHECKING:
     from harness.protocol.request import EvalRequest
@@ -328,7 +328,7 @@ def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, fl
     out = {name: run_figures(store, run_id) for name, run_id in ids.items()}
     if "filtered" in out:
         f = out["filtered"]
-        f["unfiltered_memorized_student"] = _times(f.get("filter_unfiltered_mem_rate_student"), f.get("n_members"))
+        f["unfiltered_memorized_student"] = count_from_rate(f.get("filter_unfiltered_mem_rate_student"), f.get("n_members"))
         _, src = store.query("SELECT json_extract_string(filter, '$.source_run') FROM runs WHERE run_id = ?",
                              [ids["filtered"]])
         f["repeats_auc"] = repeats_auc(store, src[0][0] if src and src[0][0] else ids.get("hard", ""))
@@ -340,10 +340,6 @@ def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, fl
     return out
 
 
-def _times(rate: float | None, n: float | None) -> float:
-    return math.nan if rate is None or n is None or math.isnan(rate) else round(rate * n)
-
-
 def run_figures(store: Store, run_id: str) -> dict[str, float]:
     """A run's metrics, n_members and memorized counts: stored counts first, then rate x n_members
     (runs stored before the counts were), then its per-member rows."""
@@ -351,12 +347,9 @@ def run_figures(store: Store, run_id: str) -> dict[str, float]:
     fig = {name: (math.nan if value is None else value) for name, value in rows}
     _, [(n,)] = store.query("SELECT n_members FROM runs WHERE run_id = ?", [run_id])
     fig["n_members"] = float(n)
-    for role in ("teacher", "baseline", "student"):
-        if math.isnan(fig.get(f"memorized_{role}", math.nan)):
-            fig[f"memorized_{role}"] = _times(fig.get(f"mem_rate_{role}"), n)
-    if math.isnan(fig.get("easy", math.nan)):
-        fig["easy"] = _times(fig.get("easy_share"), fig["memorized_student"])
-    fig["both"] = _times(fig.get("containment"), fig["memorized_baseline"])
+    for name in ("memorized_teacher", "memorized_baseline", "memorized_student", "easy"):
+        fig[name] = stored_count(fig, name)
+    fig["both"] = count_from_rate(fig.get("containment"), fig["memorized_baseline"])
     needed = ("easy", "both", "teacher_exclusive", "inherited")
     if any(math.isnan(fig.get(k, math.nan)) for k in needed):
         fig.update({k: v for k, v in member_counts(store, run_id).items() if math.isnan(fig.get(k, math.nan))})
