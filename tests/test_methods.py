@@ -16,6 +16,7 @@ from harness.config import plugins, registry
 from harness.config.registry import Training
 from harness.contract.specs import LogitBatch, TopKBatch, resolve_params
 from harness.errors import RunFailed
+from harness.protocol import provenance
 from harness.runtime import processes
 from harness.runtime.cache import Cache
 from harness.training import distill as distill_mod
@@ -177,6 +178,17 @@ def distill(name: str, teacher, precompute=None, budget=None, cache=None, **args
     distiller = distiller_for(name, teacher, precompute, budget, cache, **args)
     student = train(tiny(1), ROWS, ORDER, CFG, seed=0, stage="test", distiller=distiller)
     return student, distiller
+
+
+def test_training_keeps_each_epochs_mean_loss_and_a_cached_curve_is_read_by_value():
+    curve: list[float] = []
+    train(tiny(1), ROWS, ORDER, Training(**{**CFG.__dict__, "epochs": 3}), seed=0, stage="test", epoch_loss=curve)
+    assert len(curve) == 3 and all(math.isfinite(v) for v in curve)
+    assert curve[0] > curve[1] > curve[2]  # cross-entropy on rows seen three times an epoch falls
+    assert curve[0] < math.log(40) + 0.5  # a mean of per-batch losses, not a sum
+    assert provenance.curve(curve) == tuple(curve)
+    for hostile in ([1.0, "2"], [float("nan")], [True], {"a": 1}, [0.0] * 10_001, None):
+        assert provenance.curve(hostile) == ()
 
 
 @pytest.mark.parametrize("name, args", [("soft-kd", {}), ("gkd", {"lmbda": 0.0})])

@@ -33,7 +33,7 @@ def test_a_student_that_learned_nothing_is_listed_after_the_ranked_ones_with_the
     assert board["rank"].tolist() == ["1", "", "", "", ""]
     assert board["ranked"].tolist() == [True, False, False, False, False]
     assert board["why"].iloc[-1] == "not converged: perplexity 4,694.2 against the baseline's 14.8 (317x)"
-    assert board["why"].iloc[-2] == "perplexity 38.7 against the baseline's 14.8 (2.6x)"  # outside, converged
+    assert board["why"].iloc[-2] == "not converged: perplexity 38.7 against the baseline's 14.8 (2.6x)"
     assert board["why"].iloc[2] == "perplexity 16.5 against the baseline's 14.8 (+11%)"  # 16.5 > 1.1 x 14.8
 
 
@@ -49,6 +49,15 @@ def test_a_student_worse_than_its_start_is_marked_diverged():
                  Ranking(slack=10))  # diverged comes first, whatever the band
     assert not board["ranked"].iloc[-1]
     assert board["why"].iloc[-1] == "diverged: perplexity 4,694.2 is 12.0x its starting checkpoint's 391.0"
+
+
+def test_a_student_whose_training_loss_rose_is_not_ranked():
+    board = rank(pd.DataFrame([row("minillm", 0.0, 14.0, train_loss_first_student=2.5, train_loss_last_student=3.1),
+                               row("soft-kd", 0.005, 14.0, train_loss_first_student=2.5, train_loss_last_student=1.2),
+                               row("old", 0.001, 14.0), base()]))  # "old": stored before the loss was kept
+    assert board["method"].tolist() == ["old", "soft-kd", "(baseline: no teacher)", "minillm"]
+    assert board["why"].iloc[-1] == ("not converged: its training loss rose from 2.5 in the first epoch "
+                                     "to 3.1 in the last")
 
 
 def test_overlapping_intervals_share_a_rank_and_the_tie_break_is_the_attack():

@@ -6,7 +6,8 @@ band: only methods whose student's validation perplexity is within `slack` of th
 baseline's are ranked, by student memorization, then by the strongest attack (TPR at 1% FPR where
 the non-members resolve it, else its AUC). The others are listed after them, never ranked, with
 the reason; a student that ends worse than its own starting checkpoint is marked diverged, and
-one above NOT_CONVERGED times the baseline's perplexity not converged.
+one whose training loss rose over its epochs, or above NOT_CONVERGED times the baseline's
+perplexity, not converged.
 Memorization is a count over a few hundred members: methods whose 95% intervals overlap the
 leader of their group share its rank, since the board cannot tell them apart.
 """
@@ -22,7 +23,9 @@ import pandas as pd
 SEPARATOR = "not ranked: outside the utility band"
 
 # A student this many times the baseline's perplexity has not learned the task: its row says so.
-NOT_CONVERGED = 3.0
+# Distilled from a teacher better than the baseline, a student that learned comes near the
+# baseline; one half again worse learned far less than plain fine-tuning on the same members.
+NOT_CONVERGED = 1.5
 
 # What a board may order by after memorization (lowest first), in the order given.
 ORDER_KEYS = ("mem_rate_student", "best_attack_tpr", "best_attack_auc", "val_ppl_student")
@@ -62,6 +65,9 @@ def outside(row: dict, baseline_ppl: float, rules: Ranking = DEFAULT) -> str | N
         return "no validation perplexity"
     if not math.isnan(start) and ppl > start:
         return (f"diverged: perplexity {ppl:,.1f} is {ppl / start:.1f}x its starting checkpoint's {start:,.1f}")
+    first, last = _num(row.get("train_loss_first_student")), _num(row.get("train_loss_last_student"))
+    if last > first:  # False when either is NaN (a run stored before the loss was kept)
+        return f"not converged: its training loss rose from {first:.3g} in the first epoch to {last:.3g} in the last"
     if math.isnan(baseline_ppl) or ppl <= baseline_ppl * (1 + rules.slack):
         return None
     times = ppl / baseline_ppl
@@ -90,7 +96,7 @@ def rank(group: pd.DataFrame, rules: Ranking = DEFAULT) -> pd.DataFrame:
     rest = group[~group["ranked"] & ~is_base].sort_values(["val_ppl_student", "method"], na_position="last",
                                                           kind="stable")
     out = pd.concat([ranked, group[is_base], rest], ignore_index=True)
-    out["rank"] = out["rank"].fillna("")
+    out["rank"] = ["" if pd.isna(v) else v for v in out["rank"]]  # a float column when nothing is ranked
     return out
 
 

@@ -41,6 +41,10 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
     if not _nan(start):
         lines.append(f"the student's start (the small model before fine-tuning, which saw no member): validation "
                      f"perplexity {tables.num(start)}")
+    losses = [f"{role} {g(f'train_loss_first_{role}'):.3f} -> {g(f'train_loss_last_{role}'):.3f}" for role in ROLES
+              if not _nan(g(f"train_loss_first_{role}")) and not _nan(g(f"train_loss_last_{role}"))]
+    if losses:
+        lines.append("training loss, first epoch -> last: " + ", ".join(losses))
     quiet = exact_match_note(metrics, n_members)
     if quiet:
         lines.append(quiet)

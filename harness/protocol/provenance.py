@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import secrets
 import subprocess
@@ -41,6 +42,7 @@ class ModelInfo:
     cached: bool
     train_seconds: float
     n_params: int
+    epoch_loss: tuple[float, ...] = ()  # mean training loss per epoch (empty from a cache older than it)
 
 
 def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, members: Examples,
@@ -70,6 +72,27 @@ def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, mem
     }
     row["config_hash"] = config_hash(row)
     return row
+
+
+def curve(value: Any) -> tuple[float, ...]:
+    """A cached `training.json`'s `epoch_loss`, read by value: finite numbers, at most 10,000 of them,
+    else none (a cache is untrusted; a missing curve only leaves the loss figures out)."""
+    if not isinstance(value, list) or len(value) > 10_000:
+        return ()
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return ()
+    return tuple(float(v) for v in value)
+
+
+def loss_figures(infos: dict[str, ModelInfo]) -> dict[str, float]:
+    """Each role's mean training loss in its first and last epoch: `train_loss_first_student`, ...
+    A student whose loss ends above where it began did not learn with its recipe (the board says so)."""
+    out = {}
+    for role, info in infos.items():
+        if info.epoch_loss:
+            out[f"train_loss_first_{role}"] = float(info.epoch_loss[0])
+            out[f"train_loss_last_{role}"] = float(info.epoch_loss[-1])
+    return out
 
 
 def model_row(family: str, run_id: str, info: ModelInfo, metrics: dict[str, float]) -> dict[str, Any]:

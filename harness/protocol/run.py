@@ -178,6 +178,7 @@ class Protocol(Resolved):
             on_nonmembers[role] = self._extract(model, nonmembers, f"{role}: extraction on non-members")
         self.seconds["extraction"] = time.perf_counter() - t0
         metrics = figures(on_members, on_nonmembers)
+        metrics.update(provenance.loss_figures({role: info for role, (_, info) in models.items()}))
         if self.public is not None:  # the baseline and the student trained on this many other members
             metrics["public_members"] = float(len(self.public))
 
@@ -266,14 +267,16 @@ class Protocol(Resolved):
         path = self.cache.get("models", k)
         if path is not None:
             model = self._load(path)
-            train_seconds = json.loads((path / "training.json").read_text())["train_seconds"]
+            record = json.loads((path / "training.json").read_text())
             self._from_cache(role, size, path)
-            return model, ModelInfo(role, size, k, path, True, train_seconds, provenance.n_params(model))
+            return model, ModelInfo(role, size, k, path, True, record["train_seconds"], provenance.n_params(model),
+                                    provenance.curve(record.get("epoch_loss")))
         model = start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
         log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
         t0 = time.perf_counter()
-        model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller)
+        curve: list[float] = []
+        model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller, epoch_loss=curve)
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = self.seconds.get(role, 0.0) + train_seconds
 
@@ -282,7 +285,8 @@ class Protocol(Resolved):
         def write(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             self.tokenizer.save_pretrained(folder)
-            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds, **deps},
+            (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds,
+                                                              "epoch_loss": curve, **deps},
                                                              indent=2))
 
         if processes.is_main():
@@ -293,7 +297,7 @@ class Protocol(Resolved):
             del model, state
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
-        return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model))
+        return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model), tuple(curve))
 
     # ------------------------------------------------------------ before fine-tuning
 

@@ -127,6 +127,15 @@ def agree(value: int) -> int:
     return min(values)
 
 
+def total(value: float) -> float:
+    """The sum of every process's `value`, added in rank order (the same on every process)."""
+    if world() == 1:
+        return value
+    values: list = [None] * world()
+    _dist().all_gather_object(values, value)
+    return sum(values)
+
+
 def shard(n: int) -> slice:
     """This process's contiguous slice of n examples; the slices cover 0..n in rank order."""
     w, r = world(), rank()

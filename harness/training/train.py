@@ -30,10 +30,12 @@ from harness.training.distill import Distiller
 
 
 def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed: int, stage: str,
-          distiller: Distiller | None = None):
+          distiller: Distiller | None = None, epoch_loss: list[float] | None = None):
     """Train `model` on `rows[order]` (token ids, all rows the same length); returns the trained model.
 
-    Without a `distiller` the loss is next-token cross-entropy on the rows.
+    Without a `distiller` the loss is next-token cross-entropy on the rows. `epoch_loss`, if given,
+    receives each epoch's mean training loss over the whole batches (the same in any number of
+    processes): a loss that does not fall says the recipe does not suit the method.
     """
     set_seed(seed)
     sharded = sharding.enabled()
@@ -69,6 +71,7 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     chunk = processes.agree(chunk) if sharded else chunk
     step = 0
     for _ in range(cfg.epochs):
+        running, steps = 0.0, 0  # this process's weighted share of each batch's mean loss
         for (index,) in loader:
             index, weight = processes.split_batch(index.to(device))
             while True:
@@ -83,6 +86,8 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
             if not torch.isfinite(loss):
                 lr = scheduler.get_last_lr()[0]
                 raise RunFailed(f"{stage}: loss became {loss.item()} at step {step + 1} of {total} (lr {lr:.3g})")
+            running += loss.item() * weight
+            steps += 1
             step_.clip(parameters, 1.0)
             optimizer.step()
             scheduler.step()
@@ -92,6 +97,8 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
             bar.update()
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+        if epoch_loss is not None and steps:
+            epoch_loss.append(processes.total(running) / (processes.world() * steps))
     bar.close()
     model.eval()
     if sharded:
