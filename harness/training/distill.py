@@ -32,10 +32,15 @@ import torch
 import harness
 from harness.contract.specs import KDMethod, LogitBatch, Outputs, Sampled, TopKBatch
 from harness.errors import RunFailed
-from harness.runtime import processes, progress, sharding
+from harness.runtime import memory, processes, progress, sharding
 from harness.runtime.cache import Cache, key
 from harness.runtime.precision import training_autocast
+from harness.training.chunked import chunked_loss
 from harness.training.sampling import sample
+
+# Float32 copies of a row's logits a divergence holds in its chunk: both log-softmaxes, their
+# exponentials, the products and the gradient (harness.contract.divergences).
+LOSS_COPIES = 6
 
 KIND = "teacher-outputs"  # the artifact cache's kind for streamed teacher outputs
 
@@ -260,6 +265,7 @@ class Distiller:
         self.layer_map: tuple[tuple[int, int], ...] = ()
         self.modules: torch.nn.Module | None = None
         self.width: int | None = None  # the vocabulary width teacher and student share, from `bind`
+        self.loss_rows: int | None = None  # rows per chunk of a `loss` method's loss, from the first batch
         self.generator = torch.Generator().manual_seed(seed)
         top_k = method.top_k(args) if method.top_k is not None else None
         self.outputs = TeacherOutputs(teacher, rows, batch_size, stage, top_k=top_k, precompute=precompute_teacher,
@@ -297,11 +303,27 @@ class Distiller:
             return self.method.step(context, self.args)
         logits = student(input_ids=batch).logits[:, :-1, : self.width]
         labels = batch[:, 1:]
-        if self.method.teacher_access == "top-k logits":
-            values, indices = self.outputs[index]
-            return self.method.loss(TopKBatch(logits, values, indices.long(), labels), self.args)
-        (teacher_logits,) = self.outputs[index]
-        return self.method.loss(LogitBatch(logits, teacher_logits, labels), self.args)
+        if self.loss_rows is None:  # rows whose float32 loss working set fits, sized once per run
+            self.loss_rows = memory.fit(1 << 20, memory.logits_bytes(student, logits.shape[1], LOSS_COPIES),
+                                        logits.device)
+            self.loss_rows = processes.agree(self.loss_rows) if sharding.enabled() else self.loss_rows
+
+        def loss_of(part_logits: torch.Tensor, part: slice) -> torch.Tensor:
+            rows = index[part]
+            if self.method.teacher_access == "top-k logits":
+                values, indices = self.outputs[rows]
+                return self.method.loss(TopKBatch(part_logits, values, indices.long(), labels[part]), self.args)
+            (teacher_logits,) = self.outputs[rows]
+            return self.method.loss(LogitBatch(part_logits, teacher_logits, labels[part]), self.args)
+
+        return chunked_loss(loss_of, logits, self.loss_rows)
+
+    @property
+    def logit_copies(self) -> int:
+        """Float32-sized copies of a row's logits that a training pass holds beyond its chunked loss: a
+        `loss` method's logits and their gradient (`harness.training.chunked`); a `step` method's own
+        passes, unchunked, hold more."""
+        return 3 if self.method.kind == "loss" else 9
 
 
 @dataclass
