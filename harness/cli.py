@@ -181,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--shard", metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
                     "family/dataset/seed groups, so each teacher is trained on one machine")
     _add_where(sw)
+    ex = sw.add_argument_group("on a scheduler (through submitit): one job per family/dataset/seed group, each "
+                               "writing its own results file, merged into --db when the jobs end")
+    ex.add_argument("--executor", choices=("slurm", "local"), help="`slurm`, or `local`: the same jobs as "
+                    "processes here, one at a time")
+    ex.add_argument("--jobs-dir", type=Path, metavar="DIR", help="the jobs' results files, logs and done markers "
+                    "(default: sweep-jobs/ beside --db); rerun with the same one to resubmit what did not finish")
+    ex.add_argument("--gpus", type=int, default=0, metavar="N", help="GPUs per job; above 1, each job runs under "
+                    "`accelerate launch --num_processes N` (default 0)")
+    ex.add_argument("--time", type=int, default=240, metavar="MIN", help="each job's time limit in minutes "
+                    "(default 240)")
+    ex.add_argument("--partition", help="SLURM partition")
+    ex.add_argument("--account", help="SLURM account")
+    ex.add_argument("--cpus", type=int, metavar="N", help="CPUs per job (SLURM)")
+    ex.add_argument("--retries", type=int, default=1, metavar="N", help="times a failed or pre-empted job is "
+                    "submitted again in this sweep (default 1)")
 
     pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
                         "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
@@ -452,6 +467,8 @@ def cmd_sweep(args, argv) -> int:
     base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                        limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
     cells = sweep.plan(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
+    if args.executor is not None:
+        return _sweep_on_scheduler(args, base, cells)
     if args.shard is not None:
         index, count = _shard(args.shard)
         total, cells = len(cells), sweep.shard(cells, index - 1, count)
@@ -459,9 +476,43 @@ def cmd_sweep(args, argv) -> int:
     print(f"sweep: {len(cells)} cells")
     t0 = time.perf_counter()
     outcomes = sweep.run(base, cells)
-    failed = [o for o in outcomes if o.result is None]
+    failed = [o for o in outcomes if not o.ok]
     print(f"\nsweep: {len(outcomes) - len(failed)} of {len(outcomes)} cells finished in "
           f"{time.perf_counter() - t0:.0f}s; stored in {base.db} (`harness leaderboard`)")
+    return 1 if failed else 0
+
+
+def _sweep_on_scheduler(args, base, cells) -> int:
+    """`harness sweep --executor`: the grid's groups as jobs (harness.protocol.cluster), then one results file."""
+    from harness.errors import UsageError
+    from harness.protocol import cluster
+    from harness.store.database import Store
+
+    if args.shard is not None:
+        raise UsageError("--shard is for machines without a scheduler; with --executor each job is one group")
+    for name, value, low, high in (("--gpus", args.gpus, 0, 1024), ("--time", args.time, 1, 60 * 24 * 60),
+                                   ("--retries", args.retries, 0, 100), ("--cpus", args.cpus or 1, 1, 4096)):
+        if not low <= value <= high:
+            raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+    groups = len(dict.fromkeys((c.family, c.dataset, c.seed) for c in cells))
+    jobs_dir = (args.jobs_dir or base.db.parent / "sweep-jobs").resolve()
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    global_args = ["--registry", str(Path(args.registry).resolve())] if args.registry else []
+    sweep_args = ["--methods", args.methods, "--seeds", str(args.seeds), "--cache-dir", str(Path(base.cache_dir).resolve())]
+    for flag, value in (("--families", args.families), ("--datasets", args.datasets), ("--preset", args.preset),
+                        ("--limit", args.limit)):
+        if value is not None:
+            sweep_args += [flag, str(value)]
+    jobs = cluster.jobs(global_args, sweep_args, groups, jobs_dir, args.gpus)
+    resources = cluster.Resources(gpus=args.gpus, time_min=args.time, partition=args.partition,
+                                  account=args.account, cpus=args.cpus)
+    print(f"sweep: {len(cells)} cells in {groups} job(s) on {args.executor}; their files in {jobs_dir}")
+    executor = cluster.executor_for(args.executor, jobs_dir / "submitit", resources)
+    failed = cluster.submit(jobs, executor, args.retries, parallel=args.executor != "local")
+    added = cluster.merge_results(jobs, Store(base.db))
+    print(f"\nsweep: {len(jobs) - len(failed)} of {len(jobs)} jobs finished; {added} run(s) merged into {base.db}"
+          + (f"; rerun the same command to resubmit job(s) {', '.join(str(j.index) for j in failed)}" if failed else "")
+          + " (`harness leaderboard`)")
     return 1 if failed else 0
 
 

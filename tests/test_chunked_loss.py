@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_methods import ORDER, ROWS, tiny
 
 from conftest import ROOT
 from harness.config import plugins, registry
@@ -13,7 +14,6 @@ from harness.contract.specs import LogitBatch, TopKBatch, resolve_params
 from harness.training.chunked import chunked_loss
 from harness.training.distill import Distiller
 from harness.training.train import train
-from test_methods import ORDER, ROWS, tiny
 
 FOUND = plugins.load(registry.load(ROOT / "registry.toml"))
 # rs-kd draws its targets at random inside the loss: per chunk, the draws differ (docs: unbiased all the same)

@@ -2,7 +2,9 @@
 
 The cells are ordered so that all methods of one family, dataset and seed run together: the
 first trains the teacher and the baseline into the cache and the others load them. A cell that
-fails is reported and the sweep goes on; every name is checked before the first cell runs.
+fails is reported and the sweep goes on; every name is checked before the first cell runs, and a
+cell already finished in the results is not run again. On a scheduler, `harness.protocol.cluster`
+submits the grid's groups as jobs.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ class Outcome:
     seconds: float
     result: RunResult | None = None
     error: str | None = None
+    stored: str | None = None  # the run id of a cell already finished in the results: read, not rerun
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None or self.stored is not None
 
     def line(self) -> str:
+        if self.stored is not None:
+            return f"{self.cell}: run {self.stored} from the results"
         if self.result is None:
             return f"{self.cell}: FAILED in {self.seconds:.0f}s: {self.error}"
         r = self.result
@@ -67,12 +76,16 @@ def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
 
 
 def run(base: EvalRequest, cells: list[Cell], report=print) -> list[Outcome]:
+    """Every cell, in order; a cell already finished in the results is read, so a killed sweep (or a
+    resubmitted cluster job) goes on where it stopped, its models from the artifact cache."""
     outcomes = []
     for i, cell in enumerate(cells, 1):
         t0 = time.perf_counter()
         req = replace(base, family=cell.family, dataset=cell.dataset, method=cell.method, seed=cell.seed)
         try:
-            outcome = Outcome(cell, 0.0, result=Protocol(req).run())
+            protocol = Protocol(req)
+            found = protocol.finished_run() if req.db.is_file() else None
+            outcome = Outcome(cell, 0.0, stored=found) if found else Outcome(cell, 0.0, result=protocol.run())
         except RunFailed as err:
             outcome = Outcome(cell, 0.0, error=str(err))
         outcome.seconds = time.perf_counter() - t0

@@ -161,7 +161,7 @@ class Store:
                 con.execute("UPDATE schema_info SET version = ?", [step + 1])
                 con.execute("COMMIT")
             except duckdb.Error as err:
-                _rollback(con)
+                rollback(con)
                 raise UsageError(f"cannot migrate results database {self.path} from schema version {step} "
                                  f"to {step + 1}: {_first_line(err)}") from None
 
@@ -237,7 +237,7 @@ class Store:
                 fault("store:commit")
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
 
     def record_prediction(self, run_id: str, risk: dict[str, float], figures: dict[str, float]) -> None:
@@ -254,7 +254,7 @@ class Store:
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in figures.items()])
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
 
     def record_group(self, group_id: str, seeds: dict[str, int], summary: dict[str, tuple[int, float, float, float]],
@@ -276,7 +276,7 @@ class Store:
                                                         "sample_id": [p[1] for p in pairs]})
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
 
     def record_reproduction(self, reproduction_id: str, where: dict[str, str], rows: list[dict[str, Any]]) -> None:
@@ -290,7 +290,7 @@ class Store:
                                                    for k, v in row.items()}} for row in rows])
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
 
     def fail_run(self, run_id: str, error: str, stage_seconds: dict[str, float] | None = None) -> None:
@@ -360,7 +360,7 @@ def _foreign(found: dict[str, list[str]]) -> str:
     return ""
 
 
-def _rollback(con) -> None:
+def rollback(con) -> None:
     """Roll back if a transaction is still open: a failed COMMIT (a full disk) has already ended it,
     and its error, not "no transaction is active", is the one to report."""
     try:

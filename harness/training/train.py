@@ -67,7 +67,8 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     # Rows per forward pass: the batch, or micro-batches of it (gradients accumulated, the same update)
     # when a whole batch's logits would not fit, or did not. Sharded processes agree on it: each
     # forward pass is a collective, so they must make the same ones.
-    chunk = memory.fit(cfg.batch_size, memory.logits_bytes(model, rows.shape[1], 5 if distiller is None else distiller.logit_copies), device)
+    copies = 5 if distiller is None else distiller.logit_copies
+    chunk = memory.fit(cfg.batch_size, memory.logits_bytes(model, rows.shape[1], copies), device)
     chunk = processes.agree(chunk) if sharded else chunk
     step = 0
     for _ in range(cfg.epochs):
