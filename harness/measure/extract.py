@@ -20,9 +20,8 @@ import torch.nn.functional as F
 
 from harness.runtime import memory, processes, progress
 from harness.runtime.faults import fault
+from harness.runtime.precision import tie_tolerance
 
-# Two logits this close count as a tie: greedy decoding with a KV cache may pick either.
-TIE_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ def extract(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batch_si
     model.eval()
 
     def scores(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return _scores(model(input_ids=batch).logits.float(), batch, prefix_len, suffix_len)
+        logits = model(input_ids=batch).logits
+        return _scores(logits.float(), batch, prefix_len, suffix_len, tie_tolerance(logits.dtype))
 
     return Extraction(**_batched(scores, ids, batch_size, model, copies=6, desc=desc))
 
@@ -67,12 +67,14 @@ def extract_pair(first, second, ids: torch.Tensor, prefix_len: int, suffix_len: 
     other = next(second.parameters()).device
 
     def scores(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        a = first(input_ids=batch).logits.float()
-        b = second(input_ids=batch.to(other)).logits.float().to(batch.device)
+        a = first(input_ids=batch).logits
+        b = second(input_ids=batch.to(other)).logits
+        tol_a, tol_b = tie_tolerance(a.dtype), tie_tolerance(b.dtype)
+        a, b = a.float(), b.float().to(batch.device)
         out = {"kl": kl_per_example(a, b)}
-        out.update({f"first.{k}": v for k, v in _scores(a, batch, prefix_len, suffix_len).items()})
+        out.update({f"first.{k}": v for k, v in _scores(a, batch, prefix_len, suffix_len, tol_a).items()})
         del a
-        out.update({f"second.{k}": v for k, v in _scores(b, batch, prefix_len, suffix_len).items()})
+        out.update({f"second.{k}": v for k, v in _scores(b, batch, prefix_len, suffix_len, tol_b).items()})
         return out
 
     out = _batched(scores, ids, batch_size, first, copies=9, desc=desc)
@@ -129,8 +131,10 @@ def _batched(scores, ids: torch.Tensor, batch_size: int, model, copies: int, des
     return out
 
 
-def _scores(logits: torch.Tensor, batch: torch.Tensor, prefix_len: int, suffix_len: int) -> dict[str, torch.Tensor]:
-    """The verdict, match length, losses and attack figures of each row from the model's logits on it."""
+def _scores(logits: torch.Tensor, batch: torch.Tensor, prefix_len: int, suffix_len: int,
+            tolerance: float) -> dict[str, torch.Tensor]:
+    """The verdict, match length, losses and attack figures of each row from the model's logits on it
+    (float32; `tolerance`: the tie tolerance of the precision they were computed in)."""
     end = prefix_len + suffix_len
     logprobs = F.log_softmax(logits[:, :-1], dim=-1)
     token_lp = logprobs.gather(-1, batch[:, 1:, None]).squeeze(-1)
@@ -145,7 +149,7 @@ def _scores(logits: torch.Tensor, batch: torch.Tensor, prefix_len: int, suffix_l
     hits = window.argmax(-1) == target
     match_len = hits.long().cumprod(dim=1).sum(dim=1)
     top2 = window.topk(2, dim=-1).values
-    tied = (top2[..., 0] - top2[..., 1]) <= TIE_TOLERANCE * top2[..., 0].abs().clamp(min=1.0)
+    tied = (top2[..., 0] - top2[..., 1]) <= tolerance * top2[..., 0].abs().clamp(min=1.0)
     # Positions up to and including the first miss decide the verdict.
     deciding = torch.arange(suffix_len, device=batch.device)[None, :] <= match_len[:, None]
     return {"memorized": match_len == suffix_len, "match_len": match_len, "loss": -token_lp.mean(dim=1),

@@ -14,8 +14,8 @@ are first-order, good to tens of percent, which is what decides how many devices
   Recomputation in Large Transformer Models", eq. 1, flash attention's s^2 term gone), twice that
   in float32, plus five float32 copies of the logits per token.
 - Time: FLOPs over the devices' peak x a model-FLOPs utilization (default 0.4). Training runs
-  at the bf16 peak under bf16, as do the teacher's outputs for the student, and scoring at
-  the float32 peak (`harness.runtime.precision`).
+  at the bf16 peak under bf16, as do the teacher's outputs for the student and, unsharded,
+  scoring; sharded scoring at the float32 peak (`harness.runtime.precision`).
 - Disk: float32 safetensors checkpoints (4 bytes a parameter) and the teacher's outputs where
   `harness.training.distill.choose_tier` puts them on disk.
 """
@@ -217,16 +217,18 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     s.what += f", beside the {sizes[0]} teacher"
     plan.stages.append(s)
 
-    # Extraction: one float32 pass of each model over members and non-members (the three are held
-    # together), the approximate-memorization continuations, and the reference model's passes.
+    # Extraction: one pass of each model over members and non-members (the three are held together),
+    # the approximate-memorization continuations, and the reference model's passes; in bf16 where
+    # training is, unsharded (`harness.runtime.precision.scoring`), else float32.
+    scoring = "bf16" if training_precision == "bf16" and not sharded else "float32"
     scored = distinct_rows + n_nonmembers
     passes = teacher.params + 3 * student.params  # the student-size reference model scores too
     new = preset.suffix_len * preset.approx_sample * 3
-    weights = WEIGHT_BYTES * (teacher.params + 2 * student.params)
-    one = act(teacher, 1, "no") // 2
-    plan.stages.append(Stage("extraction", f"float32 passes over {scored:,} examples, {preset.approx_sample} "
+    weights = (WEIGHT_BYTES // 2 if scoring == "bf16" else WEIGHT_BYTES) * (teacher.params + 2 * student.params)
+    one = act(teacher, 1, "bf16" if scoring == "bf16" else "no") // 2
+    plan.stages.append(Stage("extraction", f"{scoring} passes over {scored:,} examples, {preset.approx_sample} "
                              "continuations a role", passes, scored * n, 2 * passes * scored * n
-                             + 2 * (teacher.params + 2 * student.params) * new // 3, "float32", weights, one,
+                             + 2 * (teacher.params + 2 * student.params) * new // 3, scoring, weights, one,
                              gathered(teacher, student, student), 0))
     for stage in plan.stages:
         peak = hardware.bf16_flops if stage.precision == "bf16" else hardware.fp32_flops

@@ -33,7 +33,7 @@ from harness.protocol.request import EvalRequest, Resolved
 from harness.runtime import processes, sharding
 from harness.runtime.cache import Cache, key
 from harness.runtime.log import info as log, warning as log_warning  # info: quiet on non-main processes
-from harness.runtime.precision import precision
+from harness.runtime.precision import for_scoring, precision
 from harness.store.database import Store
 from harness.training.distill import Distiller, disk_budget, free_disk, memory_budget
 from harness.training.train import train
@@ -420,13 +420,13 @@ class Protocol(Resolved):
         return rows
 
     def _extract(self, model, examples: Examples, desc: str) -> Extraction:
-        model.to(processes.device())
+        for_scoring(model).to(processes.device())
         return Extraction(**processes.sharded(
             lambda part: extract(model, examples.ids[part], self.preset.prefix_len, self.preset.suffix_len,
                                  self.preset.eval_batch_size, desc=desc).as_dict(), len(examples)))
 
     def _extract_pair(self, models, members: Examples) -> tuple[Extraction, Extraction, torch.Tensor]:
-        teacher, baseline = models["teacher"][0], models["baseline"][0]
+        teacher, baseline = for_scoring(models["teacher"][0]), for_scoring(models["baseline"][0])
         teacher.to(processes.device())
         baseline.to(processes.device())
 
