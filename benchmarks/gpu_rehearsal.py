@@ -1,14 +1,20 @@
-"""The GPU rehearsal: Pythia's real shapes, from scratch, on a local corpus, in bf16, with no hub.
+"""The GPU rehearsal: Pythia's real shapes, from scratch, at the studies' row length, in bf16, with no hub.
 
-    python benchmarks/gpu_rehearsal.py [--members 8192] [--epochs 3] [--pairs 160m:70m,410m:70m]
+    python benchmarks/gpu_rehearsal.py [--members 8192] [--epochs 3] [--pairs 410m:160m,160m:70m]
+        [--example-len 256] [--prefix 50] [--suffix 50] [--tokens-per-step 16384]
 
 For each pair it runs the whole protocol (`harness eval --family pythia --family-arg
-weights=scratch --dataset synthetic-pii`, soft-kd) cold, through `harness.protocol.run.Protocol`, in a
-fresh cache and results file, and prints per training stage the model-FLOPs utilization (6 x
-parameters x tokens over the stage's seconds, against the GPU's bf16 peak from `harness.protocol.plan`),
-the extraction's tokens per second, the peak GPU memory and the run's figures. It then reruns the
-same command with everything from the cache and checks that the figures are identical: a fresh
-model and a cached one score the same under bf16 training (`harness.runtime.precision`).
+weights=scratch --dataset text-files`, soft-kd) cold, through `harness.protocol.run.Protocol`, in a
+fresh cache and results file. The members are windows of `--example-len` tokens (256, with a 50 + 50
+token extraction test, as Borkar et al.) of a local corpus it writes first: the harness's generated
+generic documents, joined into long ones. Each step trains on `--tokens-per-step` tokens (a token
+budget, so a longer row means fewer rows). It prints per training stage the model-FLOPs utilization
+(6 x parameters x tokens over the stage's seconds, against the GPU's bf16 peak from
+`harness.protocol.plan`), the extraction's tokens per second, the peak GPU memory and the run's
+figures, against the targets: teacher and baseline at 40% MFU or more, the student (KD loss
+included) at 30%, extraction at 5x the 200k tokens/s measured before (docs/performance.md). It then
+reruns the same command with everything from the cache and checks that the figures are identical:
+a fresh model and a cached one score the same (`harness.runtime.precision`).
 
 With two GPUs or more it repeats the first pair under `accelerate launch` with FSDP over two
 processes, and compares its figures with the single process's.
@@ -34,11 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 PRESET = """
 [presets.{name}]
-prefix_len = 32
-suffix_len = 32
-example_len = 64
-eval_batch_size = 256
-generate_batch_size = 256
+prefix_len = {prefix}
+suffix_len = {suffix}
+example_len = {example_len}
+eval_batch_size = 64
+generate_batch_size = 64
 
 [presets.{name}.sizes]
 pythia = ["{teacher}", "{student}"]
@@ -48,10 +54,12 @@ pythia = ["{teacher}", "{student}"]
 ROLE = """[presets.{name}.{role}]
 epochs = {epochs}
 lr = 1e-3
-batch_size = 64
+batch_size = {batch}
 warmup_ratio = 0.05
 schedule = "cosine"
 """
+TARGETS = {"teacher": 0.40, "baseline": 0.40, "student": 0.30}  # bf16 MFU on one H100 or H200
+EXTRACTION_BEFORE = 200_000  # tokens/s, float32 scoring at 64-token rows (docs/performance.md, 2026)
 FIGURES = ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "val_ppl_teacher", "val_ppl_baseline",
            "val_ppl_student", "inheritance_rate")
 
@@ -62,8 +70,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--pairs", default="160m:70m,410m:70m")
+    parser.add_argument("--pairs", default="410m:160m,160m:70m")
     parser.add_argument("--method", default="soft-kd")
+    parser.add_argument("--example-len", type=int, default=256)
+    parser.add_argument("--prefix", type=int, default=50)
+    parser.add_argument("--suffix", type=int, default=50)
+    parser.add_argument("--tokens-per-step", type=int, default=16384)
     parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
     args = parser.parse_args()
     from harness.cli import _quiet_libraries
@@ -75,15 +87,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rehearsal-"))
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
     registry = work / "registry.toml"
-    presets = "".join(PRESET.format(name=_preset(t, s), teacher=t, student=s,
-                                    roles="\n".join(ROLE.format(name=_preset(t, s), role=r, epochs=args.epochs)
+    batch = max(1, args.tokens_per_step // args.example_len)
+    presets = "".join(PRESET.format(name=_preset(t, s), teacher=t, student=s, prefix=args.prefix, suffix=args.suffix,
+                                    example_len=args.example_len,
+                                    roles="\n".join(ROLE.format(name=_preset(t, s), role=r, epochs=args.epochs,
+                                                                batch=batch)
                                                     for r in ("teacher", "baseline", "student")))
                       for t, s in pairs)
+    args.corpus = write_corpus(work / "corpus.jsonl", args.members, args.example_len)
     registry.write_text((ROOT / "registry.toml").read_text() + presets)
     os.environ.update(HARNESS_CACHE=str(work / "cache"), HARNESS_DB=str(work / "harness.duckdb"))
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "the CPU"
     print(f"gpu rehearsal: {device} x {torch.cuda.device_count()}, torch {torch.__version__}, "
-          f"{args.members} synthetic-pii members of 64 tokens, {args.epochs} epochs, {args.method}", flush=True)
+          f"about {args.members} members of {args.example_len} tokens ({args.prefix} + {args.suffix} extraction), "
+          f"{batch} rows a step, {args.epochs} epochs, {args.method}", flush=True)
     single = {}
     for teacher, student in pairs:
         single[teacher, student] = rehearse(registry, teacher, student, args)
@@ -94,6 +111,19 @@ def main() -> int:
     return 0
 
 
+def write_corpus(path: Path, members: int, example_len: int) -> Path:
+    """Long documents of the generated generic corpus, one per line: each about one window of
+    `example_len` tokens, twice as many as `members` (text-files makes half of them members)."""
+    from harness.protocol import corpus
+
+    per = max(1, -(-example_len // 40))  # generated documents of about 30 words: a window must fit in one line
+    docs = corpus.documents(2 * members * per)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(0, len(docs) - per + 1, per):
+            f.write(json.dumps({"text": " ".join(docs[i:i + per])}) + "\n")
+    return path
+
+
 def _preset(teacher: str, student: str) -> str:
     return f"rehearsal-{teacher}-{student}".replace(".", "_")
 
@@ -101,10 +131,9 @@ def _preset(teacher: str, student: str) -> str:
 def request(registry: Path, teacher: str, student: str, args):
     from harness.protocol.request import EvalRequest
 
-    return EvalRequest(method=args.method, family="pythia", dataset="synthetic-pii", preset=_preset(teacher, student),
+    return EvalRequest(method=args.method, family="pythia", dataset="text-files", preset=_preset(teacher, student),
                        family_args={"weights": "scratch"}, registry=registry, db=Path(os.environ["HARNESS_DB"]),
-                       cache_dir=Path(os.environ["HARNESS_CACHE"]),
-                       dataset_args={"n_members": str(args.members), "n_nonmembers": str(args.members // 4)})
+                       cache_dir=Path(os.environ["HARNESS_CACHE"]), dataset_args={"path": str(args.corpus)})
 
 
 def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, float]:
@@ -112,6 +141,7 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
 
     from harness.protocol import plan as plan_mod
     from harness.protocol.run import Protocol
+    from harness.runtime.precision import precisions
 
     print(f"\n== pythia {teacher} -> {student} (real shapes, random weights), one GPU", flush=True)
     if torch.cuda.is_available():
@@ -125,15 +155,18 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     tokens = len(rows.training_rows()) * rows.ids.shape[1]
     hardware = plan_mod.local_hardware()
     cfg = {role: protocol.preset.training(role) for role in ("teacher", "baseline", "student")}
-    print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}")
+    print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}{'target':>8}")
     for role, info in result.models.items():
         flops = 6 * info.n_params * tokens * cfg[role].epochs
         seconds = result.stage_seconds[role]
+        mfu = flops / seconds / hardware.bf16_flops
         print(f"{role:<10}{info.n_params / 1e6:>7.0f}M{tokens * cfg[role].epochs:>12,}{seconds:>9.1f}"
-              f"{flops / seconds / 1e12:>9.1f}{flops / seconds / hardware.bf16_flops:>7.1%}")
+              f"{flops / seconds / 1e12:>9.1f}{mfu:>7.1%}{TARGETS[role]:>7.0%}{' ' if mfu >= TARGETS[role] else '!'}")
     scored = (result.n_members + result.n_nonmembers) * rows.ids.shape[1] * 3
-    print(f"extraction: {scored:,} tokens (3 models, float32) in {result.stage_seconds['extraction']:.1f} s: "
-          f"{scored / result.stage_seconds['extraction']:,.0f} tokens/s; analysis {result.stage_seconds['analysis']:.1f} s")
+    rate = scored / result.stage_seconds["extraction"]
+    print(f"extraction: {scored:,} tokens (3 models, {precisions()}) in {result.stage_seconds['extraction']:.1f} s: "
+          f"{rate:,.0f} tokens/s, {rate / EXTRACTION_BEFORE:.1f}x the 200k before (target 5x); "
+          f"analysis {result.stage_seconds['analysis']:.1f} s")
     print(f"peak GPU memory {peak / 1e9:.2f} GB of {hardware.memory / 1e9:.0f} GB; whole run {wall:.0f} s")
     figures = {k: result.metrics[k] for k in FIGURES if k in result.metrics}
     print("figures: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
@@ -157,8 +190,8 @@ def sharded(registry: Path, pair: tuple[str, str], args, single: dict[str, float
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--use_fsdp",
                "--fsdp_version", "2", "--fsdp_reshard_after_forward", "true", "--mixed_precision", "bf16",
                "-m", "harness", "--registry", str(registry), "eval", "--method", args.method, "--family", "pythia",
-               "--family-arg", "weights=scratch", "--dataset", "synthetic-pii", "--preset", _preset(teacher, student),
-               "--dataset-arg", f"n_members={args.members}", "--dataset-arg", f"n_nonmembers={args.members // 4}"]
+               "--family-arg", "weights=scratch", "--dataset", "text-files", "--preset", _preset(teacher, student),
+               "--dataset-arg", f"path={args.corpus}"]
     t0 = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     print(f"exit {done.returncode} in {time.perf_counter() - t0:.0f} s")
