@@ -18,8 +18,8 @@ from torch import nn
 
 from harness.config.registry import Training
 from harness.measure.extract import extract, greedy
-from harness.runtime.precision import TIE_TOLERANCE
 from harness.protocol.data import cut
+from harness.runtime.precision import TIE_TOLERANCE
 from harness.training.train import train
 from harness_plugins.datasets import synthetic_pii
 from harness_plugins.families import tiny

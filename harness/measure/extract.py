@@ -23,7 +23,6 @@ from harness.runtime.faults import fault
 from harness.runtime.precision import tie_tolerance
 
 
-
 @dataclass(frozen=True)
 class Extraction:
     memorized: torch.Tensor  # (n,) bool: the greedy continuation equals the true suffix
