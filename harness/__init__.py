@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "Outputs": "harness.contract.specs",
     "Sampled": "harness.contract.specs",
     "TEACHER_ACCESS": "harness.contract.specs",
+    "DP_PARAMS": "harness.contract.specs",
     "uniform_layer_map": "harness.contract.specs",
     # token-level divergences for KD methods
     "forward_kl": "harness.contract.divergences",

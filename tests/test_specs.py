@@ -161,7 +161,8 @@ def test_kd_method_takes_exactly_one_of_loss_make_data_and_step():
 @pytest.mark.parametrize("access", TEACHER_ACCESS)
 def test_kd_method_accepts_every_declared_teacher_access(access):
     top_k = (lambda args: 8) if access == "top-k logits" else None
-    assert KDMethod("m", "d", access, step=_loss, top_k=top_k).teacher_access == access
+    kind = {"loss": _loss} if access == "none" else {"step": _loss}  # no teacher: a loss on the true tokens
+    assert KDMethod("m", "d", access, top_k=top_k, **kind).teacher_access == access
 
 
 def test_top_k_is_given_exactly_for_top_k_access():

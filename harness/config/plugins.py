@@ -53,6 +53,7 @@ DEFAULT_PLUGINS = (
     "harness_plugins.methods.gkd",
     "harness_plugins.methods.imitkd",
     "harness_plugins.methods.minillm",
+    "harness_plugins.methods.dp_kd",
     "harness_plugins.attacks.loss",
     "harness_plugins.attacks.zlib",
     "harness_plugins.attacks.min_k",

@@ -305,7 +305,22 @@ class Sampled:
     log_probs: torch.Tensor  # (batch, new_tokens): log-probability of each token under what drew it
 
 
-TEACHER_ACCESS = ("logits", "top-k logits", "hidden states", "text")
+# DP-SGD's parameters, for a method with `private=True` (Abadi et al., 2016; Opacus's accountants).
+DP_PARAMS = (
+    Param("epsilon", float, 8.0, "target epsilon of the (epsilon, delta) guarantee; the noise is found for it",
+          min=0.01, max=1000.0),
+    Param("delta", float, 0.0, "delta; 0: 1/(10 n), n the records (the distinct members)", min=0.0, max=0.1),
+    Param("noise_multiplier", float, -1.0, "the Gaussian noise's scale over the clipping norm; -1: found for "
+          "epsilon; 0: no noise (epsilon infinite, clipping only)", min=-1.0, max=1000.0),
+    Param("max_grad_norm", float, 1.0, "each record's gradient is clipped to this L2 norm", min=1e-6, max=1e9),
+    Param("accountant", str, "rdp", "Opacus's privacy accountant", choices=("rdp", "prv")),
+    Param("unit", str, "member", "what one record is: a member with all its repeats (its rows' losses summed "
+          "and clipped together), or each occurrence (a member repeated r times is r records)",
+          choices=("member", "occurrence")),
+    Param("sampling", str, "poisson", "batches by Poisson sampling (what the accountant assumes), or shuffled "
+          "fixed-size batches (no guarantee: a check against the non-private method)", choices=("poisson", "shuffle")),
+)
+TEACHER_ACCESS = ("logits", "top-k logits", "hidden states", "text", "none")  # none: a baseline, no teacher
 # The three models of a run, in the order every table shows them: defined here, once.
 ROLES = ("teacher", "baseline", "student")
 ROLE_ORDER_SQL = "list_position([" + ", ".join(f"'{r}'" for r in ROLES) + "], role)"  # ORDER BY it
@@ -341,6 +356,7 @@ class KDMethod:
     aliases: tuple[str, ...] = ()
     paper: str = ""
     training: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the student recipe's overrides
+    private: bool = False  # trains with DP-SGD (harness.training.private); params include DP_PARAMS
 
     def __post_init__(self) -> None:
         overrides = training_overrides(self.training, f"KD method {self.name!r}")
@@ -354,6 +370,13 @@ class KDMethod:
             raise ValueError(f"KD method {self.name!r}: give top_k exactly when teacher_access is 'top-k logits'")
         if self.make_data is not None and self.teacher_access != "text":
             raise ValueError(f"KD method {self.name!r}: a make_data method reads only the teacher's text")
+        if self.teacher_access == "none" and self.loss is None:
+            raise ValueError(f"KD method {self.name!r}: only a loss method may read nothing of the teacher")
+        if self.private:
+            missing = sorted({p.name for p in DP_PARAMS} - {p.name for p in self.params})
+            if missing or self.loss is None:
+                raise ValueError(f"KD method {self.name!r}: a private method gives a loss and the params "
+                                 f"DP_PARAMS ({', '.join(missing) or 'it has them'})")
 
     @property
     def kind(self) -> str:

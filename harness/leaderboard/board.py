@@ -258,7 +258,7 @@ def board(con, filters: Filters = Filters(), rules: Callable[[dict], Ranking] | 
                        seeds=len(g), seed_list=", ".join(str(s) for s in sorted(g["seed"])),
                        n_members=int(g["n_members"].iloc[0]))
             for name in ("val_ppl_student", "val_ppl_baseline", "val_ppl_teacher", "val_ppl_start_student",
-                         "train_loss_first_student", "train_loss_last_student"):
+                         "train_loss_first_student", "train_loss_last_student", "dp_epsilon", "dp_noise_multiplier"):
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
             row.update(pooled(g))

@@ -45,6 +45,12 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
               if not _nan(g(f"train_loss_first_{role}")) and not _nan(g(f"train_loss_last_{role}"))]
     if losses:
         lines.append("training loss, first epoch -> last: " + ", ".join(losses))
+    if not _nan(g("dp_noise_multiplier")):
+        eps = "infinite (no noise)" if g("dp_noise_multiplier") == 0 else (
+            "none claimed (shuffled batches)" if _nan(g("dp_epsilon")) else f"{g('dp_epsilon'):.2f}")
+        lines.append(f"the student trained with DP-SGD: epsilon {eps} at delta {g('dp_delta'):.2g}; noise multiplier "
+                     f"{g('dp_noise_multiplier'):.3g}, sampling rate {g('dp_sample_rate'):.3g}, "
+                     f"{int(g('dp_steps'))} steps over {int(g('dp_records'))} records")
     quiet = exact_match_note(metrics, n_members)
     if quiet:
         lines.append(quiet)
@@ -250,7 +256,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
             figures = [memorization(r), *(("1.00x", "-", "-") if r["reference"] else
                                           (_cell(k, r[k]) for k in ("reduction", "inheritance_rate", "easy_share"))),
                        _cell("val_ppl_student", r["val_ppl_student"])]
-            rows.append([rank, name, r["teacher_access"], seeds, *figures, r["why"] or ""])
+            rows.append([rank, name, r["teacher_access"], seeds, *figures, epsilon(r), r["why"] or ""])
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
                          ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)]))
@@ -258,7 +264,16 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
 
 
 BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0],
-                 f"{FIGURES['mem_rate_student']} [95%]", *list(FIGURES.values())[1:], "not ranked because"]
+                 f"{FIGURES['mem_rate_student']} [95%]", *list(FIGURES.values())[1:], COLUMNS["dp_epsilon"][0],
+                 "not ranked because"]
+
+
+def epsilon(r: dict) -> str:
+    """A DP-SGD student's epsilon spent ("inf": no noise, clipping only); "-" for a non-private method."""
+    noise = r.get("dp_noise_multiplier")
+    if noise is None or noise != noise:
+        return "-"
+    return "inf" if noise == 0 else tables.num(r.get("dp_epsilon"), 2)
 
 
 def memorization(r: dict) -> str:

@@ -13,7 +13,7 @@ import math
 import platform
 import secrets
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ class ModelInfo:
     train_seconds: float
     n_params: int
     epoch_loss: tuple[float, ...] = ()  # mean training loss per epoch (empty from a cache older than it)
+    privacy: dict[str, float] = field(default_factory=dict)  # a DP-SGD student's dp_* figures (Spent)
 
 
 def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, members: Examples,
@@ -84,6 +85,18 @@ def curve(value: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+PRIVACY_FIGURES = ("dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_sample_rate", "dp_steps", "dp_records")
+
+
+def privacy(value: Any) -> dict[str, float]:
+    """A cached `training.json`'s `privacy`, read by value: exactly the known figures as numbers, else none."""
+    if not isinstance(value, dict) or set(value) != set(PRIVACY_FIGURES):
+        return {}
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        return {}
+    return {k: float(value[k]) for k in PRIVACY_FIGURES}
+
+
 def loss_figures(infos: dict[str, ModelInfo]) -> dict[str, float]:
     """Each role's mean training loss in its first and last epoch: `train_loss_first_student`, ...
     A student whose loss ends above where it began did not learn with its recipe (the board says so)."""
@@ -92,6 +105,7 @@ def loss_figures(infos: dict[str, ModelInfo]) -> dict[str, float]:
         if info.epoch_loss:
             out[f"train_loss_first_{role}"] = float(info.epoch_loss[0])
             out[f"train_loss_last_{role}"] = float(info.epoch_loss[-1])
+        out.update(info.privacy)  # a DP-SGD student's epsilon, delta, noise and sampling
     return out
 
 

@@ -36,6 +36,7 @@ from harness.runtime.log import info as log, warning as log_warning  # info: qui
 from harness.runtime.precision import for_scoring, precision
 from harness.store.database import Store
 from harness.training.distill import Distiller, disk_budget, free_disk, memory_budget
+from harness.training.private import train_private
 from harness.training.train import train
 
 PRETRAIN_SEED = 0  # one pretrained checkpoint per size, whatever the run's seed
@@ -67,6 +68,9 @@ class Protocol(Resolved):
     # ------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
+        if self.method.private and processes.world() > 1:
+            raise UsageError(f"{self.method.name} trains with DP-SGD in one process (per-record clipping is not "
+                             f"spread over processes here); run it without accelerate launch")
         if self.req.filter and self.preset.distill_on == "public":
             raise UsageError("--filter predicted leaves members out of the student's training set; with "
                              f"distill_on = public (preset {self.preset.name}) the student trains on the public half")
@@ -270,13 +274,19 @@ class Protocol(Resolved):
             record = json.loads((path / "training.json").read_text())
             self._from_cache(role, size, path)
             return model, ModelInfo(role, size, k, path, True, record["train_seconds"], provenance.n_params(model),
-                                    provenance.curve(record.get("epoch_loss")))
+                                    provenance.curve(record.get("epoch_loss")), provenance.privacy(record.get("privacy")))
         model = start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
         log(f"{role}: training {self.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
         t0 = time.perf_counter()
         curve: list[float] = []
-        model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller, epoch_loss=curve)
+        spent = None
+        if distiller is not None and distiller.method.private:
+            model, spent = train_private(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller,
+                                         epoch_loss=curve)
+        else:
+            model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller, epoch_loss=curve)
+        privacy = spent.figures() if spent is not None else {}
         train_seconds = time.perf_counter() - t0
         self.seconds[role] = self.seconds.get(role, 0.0) + train_seconds
 
@@ -286,7 +296,7 @@ class Protocol(Resolved):
             model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             self.tokenizer.save_pretrained(folder)
             (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds,
-                                                              "epoch_loss": curve, **deps},
+                                                              "epoch_loss": curve, "privacy": privacy, **deps},
                                                              indent=2))
 
         if processes.is_main():
@@ -297,7 +307,8 @@ class Protocol(Resolved):
             del model, state
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
-        return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model), tuple(curve))
+        return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model), tuple(curve),
+                                privacy)
 
     # ------------------------------------------------------------ before fine-tuning
 

@@ -61,6 +61,7 @@ COLUMNS = {
     "val_ppl_student": ("validation perplexity", "num"),
     "best_attack_auc": ("best attack AUC", "num"),
     "teacher_access": ("teacher access", "text"),
+    "dp_epsilon": ("DP epsilon", "num"),  # a DP-SGD student's epsilon spent; empty for the others
     "seeds": ("seeds", "int"),
     "student_size": ("student size", "text"),
     "mem_rate_teacher": ("teacher memorization", "rate"),

@@ -310,6 +310,8 @@ class Distiller:
 
         def loss_of(part_logits: torch.Tensor, part: slice) -> torch.Tensor:
             rows = index[part]
+            if self.method.teacher_access == "none":  # a baseline: the true tokens only
+                return self.method.loss(LogitBatch(part_logits, None, labels[part]), self.args)
             if self.method.teacher_access == "top-k logits":
                 values, indices = self.outputs[rows]
                 return self.method.loss(TopKBatch(part_logits, values, indices.long(), labels[part]), self.args)
@@ -317,6 +319,16 @@ class Distiller:
             return self.method.loss(LogitBatch(part_logits, teacher_logits, labels[part]), self.args)
 
         return chunked_loss(loss_of, logits, self.loss_rows)
+
+    def row_losses(self, student, index: torch.Tensor) -> torch.Tensor:
+        """Each row's loss, one row at a time through a `loss` method with logit (or no) access:
+        what DP-SGD weighs and clips record by record (`harness.training.private`)."""
+        batch = self.rows[index]
+        logits = student(input_ids=batch).logits[:, :-1, : self.width]
+        labels = batch[:, 1:]
+        teacher = None if self.method.teacher_access == "none" else self.outputs[index][0]
+        return torch.stack([self.method.loss(LogitBatch(logits[i : i + 1], None if teacher is None else teacher[i : i + 1],
+                                                        labels[i : i + 1]), self.args) for i in range(len(index))])
 
     @property
     def logit_copies(self) -> int:
