@@ -1,0 +1,96 @@
+"""Does a DP student's measured leakage stay inside what its (epsilon, delta) allows?
+
+An (epsilon, delta)-DP training run bounds every test of whether one record was in its training set:
+at false-positive rate a the true-positive rate is at most
+
+    min(e^eps a + delta, 1 - e^-eps (1 - delta - a))
+
+(Kairouz, Oh and Viswanath, 2015, "The Composition Theorem for Differential Privacy", the hypothesis-
+testing region). Averaged over records put into the training set at random, the same bound holds for an
+attack's TPR at a fixed threshold (Steinke, Nasr and Jagielski, 2023, "Privacy Auditing with One (1)
+Training Run"), so the loss attack's ROC on a private student must stay under it.
+
+This is a check, not an audit: the member/non-member split is one draw, the threshold is the
+non-members' quantile, and the TPR is pooled over seeds with a Wilson interval, so a violation is
+called only where the interval's lower end is above the bound. Each FPR must allow at least
+MIN_FALSE_POSITIVES pooled false positives. The epsilon the attack shows (the smallest epsilon
+consistent with the interval's lower end) says how loose the bound is: far below the spent epsilon,
+the accountant promises much more than this attack can tell apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.measure.stats import MIN_FALSE_POSITIVES, wilson
+
+AUDIT_FPRS = (0.01, 0.05, 0.1, 0.25, 0.5)  # where the check looks; 1% is the board's low-FPR point
+
+
+def max_tpr(epsilon: float, delta: float, fpr: float) -> float:
+    """The largest TPR at `fpr` any test can reach on an (epsilon, delta)-DP run (Kairouz et al., 2015)."""
+    if math.isinf(epsilon) or math.isnan(epsilon):
+        return 1.0
+    return max(0.0, min(1.0, math.exp(epsilon) * fpr + delta, 1 - math.exp(-epsilon) * (1 - delta - fpr)))
+
+
+def epsilon_shown(tpr: float, fpr: float, delta: float) -> float:
+    """The smallest epsilon under which a test at (fpr, tpr) is possible: `max_tpr` inverted; 0 for none."""
+    shown = [0.0]
+    if tpr - delta > 0 and fpr > 0:
+        shown.append(math.log((tpr - delta) / fpr))
+    if tpr < 1 and 1 - delta - fpr > 0:
+        shown.append(math.log((1 - delta - fpr) / (1 - tpr)))
+    return max(shown)
+
+
+def true_positives(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> int:
+    """Members scored above the threshold that lets at most floor(fpr x non-members) non-members through.
+
+    Scores are "higher means member", as in `harness.measure.membership`; a tie at the threshold is
+    not above it, so the false positives never exceed the allowance."""
+    allowed = int(math.floor(fpr * len(nonmembers) + 1e-9))
+    if allowed >= len(nonmembers):
+        return len(members)
+    threshold = np.sort(np.asarray(nonmembers))[::-1][allowed]
+    return int((np.asarray(members) > threshold).sum())
+
+
+@dataclass(frozen=True)
+class Check:
+    """The loss attack at one FPR, pooled over a private method's seeds, against its bound."""
+
+    fpr: float
+    tpr: float
+    tpr_lo: float
+    tpr_hi: float
+    bound: float
+    epsilon: float  # the epsilon the runs spent
+    shown: float  # the epsilon the attack shows, at the TPR interval's lower end
+
+    @property
+    def verdict(self) -> str:
+        if self.tpr_lo > self.bound:
+            return "violated"
+        return "holds" if self.tpr <= self.bound else "holds within the interval"
+
+
+def check(runs: Sequence[tuple[np.ndarray, np.ndarray]], epsilon: float, delta: float,
+          fprs: Sequence[float] = AUDIT_FPRS) -> list[Check]:
+    """The bound check over seeds: each run's (member, non-member) attack scores, its epsilon and delta.
+
+    FPRs whose pooled false-positive allowance is below MIN_FALSE_POSITIVES are left out."""
+    out = []
+    n_pos = sum(len(m) for m, _ in runs)
+    n_neg = sum(len(n) for _, n in runs)
+    for a in fprs:
+        if not n_pos or a * n_neg < MIN_FALSE_POSITIVES:
+            continue
+        k = sum(true_positives(m, n, a) for m, n in runs)
+        tpr, lo, hi = wilson(k, n_pos)
+        out.append(Check(a, tpr, lo, hi, max_tpr(epsilon, delta, a), epsilon, epsilon_shown(lo, a, delta)))
+    return out
