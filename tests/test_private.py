@@ -116,3 +116,27 @@ def test_a_private_method_is_refused_over_several_processes(quick_registry, monk
     monkeypatch.setattr(processes, "world", lambda: 2)
     with pytest.raises(UsageError, match="dp-kd trains with DP-SGD in one process"):
         protocol.run()
+
+
+def test_a_private_run_is_checked_against_its_bound_under_the_board(quick_registry, tmp_path, capsys):
+    """End to end: `harness leaderboard` prints the DP row's epsilon, then the loss attack's pooled TPR
+    against the bound the run's stored (epsilon, delta) implies (harness.measure.audit)."""
+    import duckdb
+
+    from harness.cli import main
+    from harness.measure.audit import max_tpr
+    from tests.conftest import quick_args
+
+    db = tmp_path / "dp.duckdb"
+    assert main([*quick_args(quick_registry, "dp-kd", "--method-arg", "epsilon=2"), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    with duckdb.connect(str(db), read_only=True) as con:
+        figures = dict(con.execute("SELECT name, value FROM metrics WHERE name LIKE 'dp\\_%' ESCAPE '\\'").fetchall())
+    assert 1.5 < figures["dp_epsilon"] <= 2.0 * 1.01 and figures["dp_noise_multiplier"] > 0
+    assert "DP-SGD students by epsilon" in out and "The loss attack against the bound" in out
+    [row] = [line for line in out.splitlines() if line.startswith("dp-kd epsilon=2") and "%" in line and "50%" in line]
+    bound = max_tpr(figures["dp_epsilon"], figures["dp_delta"], 0.5)
+    assert f"{100 * bound:.1f}%" in row  # 24 non-members allow 10 false positives only at 50% FPR
+    assert ("holds" in row) != ("violated" in row)

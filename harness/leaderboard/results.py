@@ -212,6 +212,7 @@ class Board:
     ranked: int = 0  # how many rows are ranked (the baseline follows them)
     band: str = ranking.DEFAULT.band
     regime: str | None = None  # where the board's memorization comes from, when it is the repeats alone
+    privacy: str = ""  # the DP-SGD rows' epsilon sweep and bound check (`harness.leaderboard.privacy`)
 
     @property
     def title(self) -> str:
@@ -230,7 +231,7 @@ class Board:
                  "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
         if self.regime:
             notes.append(f"Note: {self.regime}.")
-        return "\n".join([self.title, *lines, *notes])
+        return "\n".join([self.title, *lines, *notes, *([self.privacy] if self.privacy else [])])
 
 
 def leaderboard(store: Store, family: str | None = None, dataset: str | None = None,
@@ -239,13 +240,15 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
 
     Where one seed was run twice, its latest run counts; `rules` are a published board's own.
     """
-    from harness.leaderboard import board as board_mod
+    from harness.leaderboard import board as board_mod, privacy
 
     filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
     with store.connect(read_only=True) as con:
         table = board_mod.board(con, filters, rules=lambda keys: rules)
         notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in ids.split(", ") if i])
                  for _, group in board_mod.boards(table)]
+        private = [privacy.private(group) for _, group in board_mod.boards(table)]
+        dp = [privacy.render(rows, privacy.checks(con, rows)) for rows in private]
     out = []
     for keys, group in board_mod.boards(table):
         rows = []
@@ -259,7 +262,8 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
             rows.append([rank, name, r["teacher_access"], seeds, *figures, epsilon(r), r["why"] or ""])
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
-                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)]))
+                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)],
+                         privacy=dp[len(out)]))
     return out
 
 

@@ -1,0 +1,150 @@
+"""A board's DP-SGD rows (`dp-kd`, `dp-ft`): the epsilon sweep and the check of each against its bound.
+
+The sweep puts each private row's epsilon beside what was measured (student memorization, the
+strongest attack, validation perplexity); the check (`harness.measure.audit`) asks whether the
+loss attack's TPR stays under what the row's (epsilon, delta) allows. `harness leaderboard` prints
+both under the board, and the app charts the sweep against soft-kd and the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.leaderboard.board import frame
+from harness.measure.audit import AUDIT_FPRS, check
+
+
+def private(group: pd.DataFrame) -> pd.DataFrame:
+    """The board's rows trained with DP-SGD (a noise multiplier stored), by method then epsilon."""
+    if "dp_noise_multiplier" not in group or group.empty:
+        return group.iloc[0:0]
+    rows = group[group["dp_noise_multiplier"].notna() & ~group["reference"].astype(bool)].copy()
+    rows["base_method"] = rows["method"].str.split().str[0]
+    rows["epsilon"] = [math.inf if noise == 0 else eps for noise, eps in zip(rows["dp_noise_multiplier"],
+                                                                            rows["dp_epsilon"])]
+    return rows.sort_values(["base_method", "epsilon"], kind="stable")
+
+
+def epsilon_label(epsilon: float) -> str:
+    """The spent epsilon as the tables and the chart's axis show it: 3 significant digits, or "inf"."""
+    return "inf" if math.isinf(epsilon) else f"{epsilon:.3g}"
+
+
+def _losses(con, ids: list[str], role: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each run's loss-attack scores (minus the per-example loss: higher, more likely a member) for a role."""
+    samples = frame(con, "SELECT run_id, split, loss FROM samples WHERE list_contains(?, run_id) "
+                         "AND role = ? AND loss IS NOT NULL", [ids, role])
+    return [(-g.loc[g["split"] == "member", "loss"].to_numpy(np.float64),
+             -g.loc[g["split"] == "nonmember", "loss"].to_numpy(np.float64)) for _, g in samples.groupby("run_id")]
+
+
+def run_ids(row: dict) -> list[str]:
+    return [i for i in str(row["run_id"]).split(", ") if i]
+
+
+def checks(con, rows: pd.DataFrame) -> pd.DataFrame:
+    """The bound check per private row and FPR, from the student's stored per-member losses.
+
+    The loss attack (a lower loss, more likely a member) is the one every run stores per example;
+    each seed's threshold is its own non-members' quantile, and the TPR pools the seeds."""
+    out = []
+    for r in rows.to_dict("records"):
+        ids = run_ids(r)
+        delta = frame(con, "SELECT max(value) AS d FROM metrics WHERE list_contains(?, run_id) AND name = 'dp_delta'",
+                      [ids])["d"].iloc[0]
+        runs = _losses(con, ids, "student")
+        if not runs or delta is None or delta != delta:
+            continue
+        for c in check(runs, r["epsilon"], float(delta), AUDIT_FPRS):
+            out.append({"method": r["method"], "base_method": r["base_method"], "epsilon": r["epsilon"],
+                        "delta": float(delta), "fpr": c.fpr, "tpr": c.tpr, "tpr_lo": c.tpr_lo, "tpr_hi": c.tpr_hi,
+                        "bound": c.bound, "verdict": c.verdict, "shown": c.shown})
+    return pd.DataFrame(out)
+
+
+def reference_tpr(con, group: pd.DataFrame, method: str = "soft-kd", fpr: float = AUDIT_FPRS[0]) -> dict[str, float]:
+    """The loss attack's pooled TPR at `fpr` on soft-kd's students and on the baseline: the sweep's references."""
+    out = {}
+    row = group[group["method"] == method]
+    if not row.empty:
+        ids = run_ids(row.iloc[0].to_dict())
+        for who, role in ((method, "student"), ("baseline", "baseline")):
+            [c, *_] = check(_losses(con, ids, role), math.inf, 0.0, (fpr,)) or [None]
+            if c is not None:
+                out[who] = c.tpr
+    return out
+
+
+def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
+               tpr_refs: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The app's sweep chart: (points: one per private row and panel; references: soft-kd and the baseline)."""
+    low = found[found["fpr"] == AUDIT_FPRS[0]].set_index("method") if not found.empty else pd.DataFrame()
+    points = []
+    for r in rows.to_dict("records"):
+        values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in PANEL_COLUMNS.items()}
+        if r["method"] in low.index:
+            c = low.loc[r["method"]]
+            values[TPR_PANEL] = (c["tpr"], c["tpr_lo"], c["tpr_hi"])
+        for panel, (v, lo, hi) in values.items():
+            points.append({"panel": panel, "method": r["base_method"], "epsilon": epsilon_label(r["epsilon"]),
+                           "value": v, "lo": lo, "hi": hi})
+        if r["method"] in low.index and not math.isinf(r["epsilon"]):
+            points.append({"panel": TPR_PANEL, "method": f"{r['base_method']} bound", "epsilon": epsilon_label(r["epsilon"]),
+                           "value": low.loc[r["method"], "bound"], "lo": None, "hi": None})
+    refs = []
+    for who, sel in (("soft-kd", group["method"] == "soft-kd"), ("baseline", group["reference"].astype(bool))):
+        if sel.any():
+            r = group[sel].iloc[0]
+            refs += [{"panel": p, "who": who, "value": r[col]} for p, col in PANEL_COLUMNS.items()]
+    refs += [{"panel": TPR_PANEL, "who": who, "value": v} for who, v in tpr_refs.items()]
+    return pd.DataFrame(points), pd.DataFrame(refs)
+
+
+TPR_PANEL = "loss attack's TPR at 1% FPR"
+PANEL_COLUMNS = {"student memorization": "mem_rate_student", "strongest attack's AUC": "best_attack_auc",
+                 "validation perplexity": "val_ppl_student"}
+PANELS = ("student memorization", "strongest attack's AUC", TPR_PANEL, "validation perplexity")
+
+
+def render(rows: pd.DataFrame, found: pd.DataFrame) -> str:
+    """The sweep's table and the bound check, as `harness leaderboard` prints them under the board."""
+    from harness.store import tables
+
+    if rows.empty:
+        return ""
+    low = found[found["fpr"] == AUDIT_FPRS[0]].set_index("method") if not found.empty else pd.DataFrame()
+    sweep = [[r["method"], epsilon_label(r["epsilon"]), f"{r['seeds']}",
+              f"{tables.pct(r['mem_rate_student'])} [{tables.pct(r['mem_rate_student_lo'])}, "
+              f"{tables.pct(r['mem_rate_student_hi'])}]",
+              tables.num(r.get("best_attack_auc"), 3),
+              tables.pct(low.loc[r["method"], "tpr"]) if r["method"] in low.index else "n/a",
+              tables.num(r["val_ppl_student"]), "ranked" if r["ranked"] else "not ranked"]
+             for r in rows.to_dict("records")]
+    lines = ["", "DP-SGD students by epsilon (inf: clipping, no noise):",
+             tables.render(["method", "epsilon", "seeds", "student memorization [95%]", "best attack AUC",
+                            "loss attack TPR at 1% FPR (seeds pooled)", "validation perplexity", "board"], sweep)]
+    if not found.empty:
+        low = found[found["fpr"] == found["fpr"].min()]
+        check_rows = [[c["method"], epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
+                       f"{tables.pct(c['tpr'])} [{tables.pct(c['tpr_lo'])}, {tables.pct(c['tpr_hi'])}]",
+                       tables.pct(c["bound"]), c["verdict"], tables.num(c["shown"], 2),
+                       tables.num(max_shown(found, c["method"]), 2)]
+                      for c in low.to_dict("records")]
+        lines += ["", "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:",
+                  tables.render(["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict",
+                                 "epsilon shown", f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"],
+                                check_rows),
+                  "epsilon shown: the smallest epsilon the TPR interval's lower end allows; far below the spent "
+                  "epsilon, the bound is loose."]
+        broken = found[found["verdict"] == "violated"]
+        if not broken.empty:
+            lines.append("VIOLATED: " + "; ".join(f"{c['method']} at {c['fpr']:.0%} FPR" for c in
+                                                  broken.to_dict("records")))
+    return "\n".join(lines)
+
+
+def max_shown(found: pd.DataFrame, method: str) -> float:
+    return float(found.loc[found["method"] == method, "shown"].max())
