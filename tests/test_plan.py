@@ -103,6 +103,22 @@ def test_a_top_k_method_streams_float16_values_from_a_disk_that_holds_them(capsy
     assert (tier["name"], tier["values"], tier["bytes"]) == ("disk", "float16", 1_000_000 * 255 * k * 6)
 
 
+def test_a_private_method_counts_its_per_sample_gradients(capsys):
+    """DP-SGD steps over the distinct members and holds every record's float32 gradient of the student."""
+    args = ["plan", "--family", "tiny", "--dataset", "synthetic-pii", "--json"]
+    assert main([*args, "--method", "soft-kd"]) == 0
+    soft = json.loads(capsys.readouterr().out)
+    assert main([*args, "--method", "dp-kd"]) == 0
+    dp = json.loads(capsys.readouterr().out)
+    s_soft, s_dp = ({s["name"]: s for s in p["stages"]}["student"] for p in (soft, dp))
+    batch = registry.load().presets["tiny"].training("student").batch_size
+    n = soft["example_len"]
+    assert s_dp["working"] - s_soft["working"] == 4 * s_dp["params"] * batch
+    assert s_dp["tokens"] == dp["distinct_rows"] * n * registry.load().presets["tiny"].training("student").epochs
+    assert s_soft["tokens"] == soft["train_rows"] * n * registry.load().presets["tiny"].training("student").epochs
+    assert "DP-SGD" in s_dp["what"] and dp["distinct_rows"] < dp["train_rows"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--gpu", "v100"], "unknown --gpu 'v100'"),
     (["--gpus", "0"], "--gpus must be between 1 and 100000"),

@@ -16,6 +16,10 @@ are first-order, good to tens of percent, which is what decides how many devices
 - Time: FLOPs over the devices' peak x a model-FLOPs utilization (default 0.4). Training runs
   at the bf16 peak under bf16, as do the teacher's outputs for the student and, unsharded,
   scoring; sharded scoring at the float32 peak (`harness.runtime.precision`).
+- DP-SGD (a `private` method): the student steps over the distinct members (a record each) and
+  holds every record's float32 gradient at once, 4 bytes x parameters x the batch's records
+  (Opacus's `grad_sample`); the time assumes the same utilization, which per-sample gradients
+  lower (`benchmarks/dp_cost.py` measures it).
 - Disk: float32 safetensors checkpoints (4 bytes a parameter) and the teacher's outputs where
   `harness.training.distill.choose_tier` puts them on disk.
 """
@@ -33,6 +37,7 @@ STATE_BYTES = 4 * (1 + 1 + 2)  # float32 weights, gradients, AdamW's exp_avg and
 WEIGHT_BYTES = 4  # a model that only runs forward, in float32
 ACTIVATION_BYTES = {"bf16": 34, "fp16": 34, "no": 68}  # per hidden unit, layer and token
 LOGIT_COPIES = 5
+GRAD_SAMPLE_BYTES = 4  # DP-SGD (Opacus): each record's float32 gradient of every trained parameter
 MFU = 0.4
 
 
@@ -210,7 +215,12 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
                         _prec(training_precision), 0, 0, 0, tier.bytes if tier.name == "disk" else 0)
     plan.stages.append(outputs)
     held = tier.bytes if tier.name == "memory" else 0
-    s = train_stage("student", "student", student, cfg["student"].epochs)
+    if getattr(method, "private", False):  # DP-SGD: a step per expected batch of records (the distinct members)
+        s = train_stage("student", "student", student, cfg["student"].epochs, distinct_tokens)
+        s.working += GRAD_SAMPLE_BYTES * student.params * per_device_rows["student"]
+        s.what += f", DP-SGD: a float32 gradient per record, {per_device_rows['student']} records a step"
+    else:
+        s = train_stage("student", "student", student, cfg["student"].epochs)
     s.state += WEIGHT_BYTES * teacher.params
     s.working += held
     s.gathered += gathered(teacher)
