@@ -312,7 +312,8 @@ DP_PARAMS = (
     Param("delta", float, 0.0, "delta; 0: 1/(10 n), n the records (the distinct members)", min=0.0, max=0.1),
     Param("noise_multiplier", float, -1.0, "the Gaussian noise's scale over the clipping norm; -1: found for "
           "epsilon; 0: no noise (epsilon infinite, clipping only)", min=-1.0, max=1000.0),
-    Param("max_grad_norm", float, 1.0, "each record's gradient is clipped to this L2 norm", min=1e-6, max=1e9),
+    Param("max_grad_norm", float, 0.1, "each record's gradient is clipped to this L2 norm (Li et al., 2022: 0.1)",
+          min=1e-6, max=1e9),
     Param("accountant", str, "rdp", "Opacus's privacy accountant", choices=("rdp", "prv")),
     Param("unit", str, "member", "what one record is: a member with all its repeats (its rows' losses summed "
           "and clipped together), or each occurrence (a member repeated r times is r records)",
