@@ -59,8 +59,10 @@ def test_the_cli_prints_the_apps_figures(store):
     for row, r in zip(board.rows, group.to_dict("records")):
         assert row[4] == results.memorization(r)
         if not r["reference"]:
-            assert row[5:10] == [tables.num(r["reduction"], 2, "x"), tables.pct(r["inheritance_rate"]),
-                                 tables.pct(r["easy_share"]), tables.num(r["val_ppl_student"]), r["why"]]
+            assert row[5:11] == [tables.num(r["reduction"], 2, "x"), tables.pct(r["inheritance_rate"]),
+                                 tables.pct(r["easy_share"]), tables.num(r["val_ppl_student"]), results.epsilon(r),
+                                 r["why"]]
+            assert row[9] == "-"  # no DP-SGD row here: the epsilon column is empty
 
 
 def test_the_labels_are_the_apps(store, capsys):

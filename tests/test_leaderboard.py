@@ -58,7 +58,7 @@ def test_filters_are_parameters_not_sql(tmp_path):
     with B.connect(db) as con:
         assert B.board(con, B.Filters(search="' OR 1=1 --")).empty
         assert B.board(con, B.Filters(method=["x'); DROP TABLE runs; --"])).empty
-        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: no teacher)"}
+        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
         assert set(B.board(con, B.Filters(size=["0.6m"]))["method"]) >= {"soft-kd"}
         assert B.board(con, B.Filters(size=["70b"])).empty
 
@@ -68,7 +68,7 @@ def test_board_figures_and_charts_data(tmp_path):
     with B.connect(db) as con:
         b = B.board(con).set_index("method")
         assert b.loc["soft-kd", "mem_rate_student"] == pytest.approx(0.1)
-        assert b.loc["(baseline: no teacher)", "mem_rate_student"] == pytest.approx(0.3)
+        assert b.loc["(baseline: fine-tuned)", "mem_rate_student"] == pytest.approx(0.3)
         # members 6, 7, 8 of teacher-only 6..11: 3 of 6, too few teacher-exclusive members for a rate
         assert math.isnan(b.loc["hard-kd", "inheritance_rate"]) and b.loc["hard-kd", "teacher_exclusive"] == 6
         assert "best_attack_auc" not in b.columns  # no attack figures stored yet
@@ -197,7 +197,7 @@ def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch,
     # the genuine one lands on the board, once
     assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 0
     with B.connect(snap) as con:
-        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: no teacher)"}
+        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
     assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 2
     assert "already on board quick" in capsys.readouterr().err
     # re-publishing keeps the imported run

@@ -23,13 +23,13 @@ def row(method: str, mem: float, ppl: float, lo: float | None = None, hi: float 
 
 
 def base(mem: float = 0.15, ppl: float = 14.8) -> dict:
-    return {**row("(baseline: no teacher)", mem, ppl), "reference": True}
+    return {**row("(baseline: fine-tuned)", mem, ppl), "reference": True}
 
 
 def test_a_student_that_learned_nothing_is_listed_after_the_ranked_ones_with_the_reason():
     board = rank(pd.DataFrame([row("minillm", 0.0, 4694.2), row("soft-kd", 0.005, 12.2), base(),
                                row("tvd", 0.0, 38.7), row("gkd", 0.003, 16.5)]))
-    assert board["method"].tolist() == ["soft-kd", "(baseline: no teacher)", "gkd", "tvd", "minillm"]
+    assert board["method"].tolist() == ["soft-kd", "(baseline: fine-tuned)", "gkd", "tvd", "minillm"]
     assert board["rank"].tolist() == ["1", "", "", "", ""]
     assert board["ranked"].tolist() == [True, False, False, False, False]
     assert board["why"].iloc[-1] == "not converged: perplexity 4,694.2 against the baseline's 14.8 (317x)"
@@ -55,7 +55,7 @@ def test_a_student_whose_training_loss_rose_is_not_ranked():
     board = rank(pd.DataFrame([row("minillm", 0.0, 14.0, train_loss_first_student=2.5, train_loss_last_student=3.1),
                                row("soft-kd", 0.005, 14.0, train_loss_first_student=2.5, train_loss_last_student=1.2),
                                row("old", 0.001, 14.0), base()]))  # "old": stored before the loss was kept
-    assert board["method"].tolist() == ["old", "soft-kd", "(baseline: no teacher)", "minillm"]
+    assert board["method"].tolist() == ["old", "soft-kd", "(baseline: fine-tuned)", "minillm"]
     assert board["why"].iloc[-1] == ("not converged: its training loss rose from 2.5 in the first epoch "
                                      "to 3.1 in the last")
 

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
-from harness.leaderboard.ranking import DEFAULT, Ranking, rank
+from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
 from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
 from harness.store.tables import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
@@ -269,7 +269,7 @@ def board(con, filters: Filters = Filters(), rules: Callable[[dict], Ranking] | 
             rows.append(row)
         base = dict(zip(BOARD_KEYS, keys))
         seeds = group.drop_duplicates("seed")
-        base.update(method="(baseline: no teacher)", reference=True, teacher_access="none",
+        base.update(method=BASELINE_LABEL, reference=True, teacher_access="none",
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
                     n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",

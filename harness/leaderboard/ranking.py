@@ -21,6 +21,8 @@ import pandas as pd
 
 # The line between the ranked methods (and the baseline) and the rest, in the CLI and the app.
 SEPARATOR = "not ranked: outside the utility band"
+# The teacher-free baseline's row, in the CLI and the app alike: the student size fine-tuned on the members.
+BASELINE_LABEL = "(baseline: fine-tuned)"
 
 # A student this many times the baseline's perplexity has not learned the task: its row says so.
 # Distilled from a teacher better than the baseline, a student that learned comes near the

@@ -165,7 +165,7 @@ def show(store: Store, run_id: str) -> str:
         ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
         ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
         ("distillation filter", run.get("filter") or "none"),
-        ("attack reference", run.get("reference") or "default (the baseline; for it, the small model before fine-tuning)"),
+        ("attack reference", run.get("reference") or "default: for every role, the small model before fine-tuning"),
         ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
         ("seconds per stage", _stage_seconds(run["stage_seconds"])),
     ):
@@ -253,7 +253,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
     for keys, group in board_mod.boards(table):
         rows = []
         for r in group.to_dict("records"):
-            name = "(baseline: fine-tuned)" if r["reference"] else r["method"]
+            name = r["method"]  # the baseline's is ranking.BASELINE_LABEL
             rank = "-" if r["reference"] else (r["rank"] or "-")
             seeds = "-" if r["reference"] else r["seeds"]
             figures = [memorization(r), *(("1.00x", "-", "-") if r["reference"] else
