@@ -5,7 +5,7 @@
 Starts `streamlit run harness/leaderboard/app.py`, drives Chromium over its DevTools protocol (tests/chromium.py, the
 same driver the browser test uses) until the board and its charts have rendered, then captures
 the whole page; with --parts, also the headline card, the privacy-utility plane and the
-k-extractability chart, each on its own.
+k-extractability chart and the DP-SGD epsilon chart (where the board has one), each on its own.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ READY = ("document.querySelectorAll('[class*=\"st-key-headline\"]').length > 0 &
          "document.querySelectorAll('svg.marks').length >= 4 && "
          "document.body.innerText.includes('Scores per role')")
 PARTS = {"headline": '[class*="st-key-headline"]', "plane": '[class*="st-key-plane"]',
-         "k-extractability": '[class*="st-key-k_"]'}
+         "k-extractability": '[class*="st-key-k_"]', "privacy": '[class*="st-key-privacy_"]'}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", default=str(ROOT / "harness" / "leaderboard" / "published" / "default.duckdb"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "leaderboard.png"))
-    ap.add_argument("--parts", type=Path, help="also write headline.png, plane.png, k-extractability.png here")
+    ap.add_argument("--parts", type=Path, help="also write headline.png, plane.png, k-extractability.png, privacy.png here")
     ap.add_argument("--width", type=int, default=1400)
     args = ap.parse_args()
     with app_server(Path(args.db)) as url, browser(args.width, 1000) as tab:

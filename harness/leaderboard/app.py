@@ -175,6 +175,56 @@ def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
     return finish(bars + whiskers + lines + labels, 280)
 
 
+DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "dp-kd bound": "#9ecae1", "dp-ft bound": "#c5b0d5",
+            "soft-kd": "#ff7f0e", "baseline": ROLE_COLOR["baseline"]}
+
+
+def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
+    """What each epsilon buys: a panel per figure, dp-kd and dp-ft by epsilon, soft-kd and the baseline as lines.
+
+    One colour scale for every series, named in one legend and again on the reference lines; the TPR
+    panel adds each method's bound at 1% FPR (dashed): the measured TPR must stay under it."""
+    from harness.leaderboard.privacy import PANELS
+
+    order = sorted(set(points["epsilon"]), key=lambda e: math.inf if e == "inf" else float(e))
+    shown = [m for m in DP_COLOR if m in set(points["method"]) | set(refs["who"] if not refs.empty else ())]
+    color = alt.Color("method:N", scale=alt.Scale(domain=shown, range=[DP_COLOR[m] for m in shown]),
+                      legend=alt.Legend(orient="top", title=None, labelFontSize=12, symbolType="stroke",
+                                        symbolStrokeWidth=3))
+    dash = alt.StrokeDash("bound:N", scale=alt.Scale(domain=[False, True], range=[[1, 0], [5, 3]]), legend=None)
+    x = alt.X("epsilon:O", sort=order, title="epsilon spent (inf: clipping, no noise)", axis=alt.Axis(labelAngle=0))
+    panels = []
+    for panel in PANELS:
+        pts = points[points["panel"] == panel].assign(bound=lambda d: d["method"].str.endswith("bound"))
+        if pts["value"].notna().sum() == 0:
+            continue
+        ref = (refs[refs["panel"] == panel] if not refs.empty else refs).rename(columns={"who": "method"})
+        values = [*pts["value"], *pts["hi"].dropna(), *(ref["value"] if not ref.empty else [])]
+        rate = panel in ("student memorization", "loss attack's TPR at 1% FPR")
+        log = panel == "validation perplexity"  # one student that stops learning must not flatten the rest
+        axis = rate_axis(values, panel) if rate else alt.Axis(title=panel + (", log scale" if log else ""),
+                                                                titleLimit=0, tickCount=5)
+        scale = (rate_scale(values) if rate else alt.Scale(type="log", nice=False, padding=12) if log
+                 else alt.Scale(zero=False))
+        y = alt.Y("value:Q", axis=axis, scale=scale)
+        tip = ["method", "epsilon", alt.Tooltip("value:Q", format=".3f")]
+        layer = (alt.Chart(pts).mark_line(strokeWidth=2).encode(x=x, y=y, color=color, strokeDash=dash, detail="method")
+                 + alt.Chart(pts).mark_point(filled=True, size=60).encode(x=x, y=y, color=color, tooltip=tip)
+                 + alt.Chart(pts.dropna(subset=["lo", "hi"])).mark_rule().encode(
+                     x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q", color=color))
+        if not ref.empty:
+            ref = ref.assign(label=[f"{w} {100 * v:.1f}%" if rate else f"{w} {v:.3g}"
+                                    for w, v in zip(ref["method"], ref["value"])],
+                             side=["left" if w == "soft-kd" else "right" for w in ref["method"]])
+            layer += alt.Chart(ref).mark_rule(strokeDash=[2, 2], strokeWidth=1.5).encode(y=y, color=color)
+            for side, kw in (("left", {"align": "left", "x": 2}), ("right", {"align": "right", "x": "width", "dx": -2})):
+                layer += alt.Chart(ref[ref["side"] == side]).mark_text(dy=-7, fontSize=11, **kw).encode(
+                    y=y, text="label:N", color=color)
+        panels.append(layer.properties(width=320, height=190))
+    rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
+    return finish(alt.vconcat(*rows).resolve_scale(color="shared", strokeDash="independent"))
+
+
 def plane_points(group: pd.DataFrame) -> pd.DataFrame:
     pts = group.assign(on_frontier=B.frontier(group.reset_index(drop=True), also=("best_attack_auc",)).to_numpy(),
                        label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
@@ -687,6 +737,7 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
                 "reproduces, one panel per method")
     with st.container(key=f"k_{key}"):
         st.altair_chart(chart_k(B.k_extractability(con, runs["run_id"].tolist()), order), width="content")
+    privacy_section(con, group, key)
     by_run = {f"{r.method_label} · seed {r.seed}": r.run_id for r in runs.itertuples()}
     picks = list(by_run)
     first = ranked_first(picks, order[0] if order else None)
@@ -712,6 +763,28 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
             with st.container(key=f"zlib_{key}"):
                 st.altair_chart(chart_zlib(zl), width="stretch")
     roc_section(con, by_run, picks, first, key)
+
+
+def privacy_section(con, group: pd.DataFrame, key: str) -> None:
+    """The DP-SGD rows by epsilon, with soft-kd and the baseline as references, and the bound check."""
+    from harness.leaderboard import privacy
+
+    rows = privacy.private(group)
+    if rows.empty:
+        return
+    found = privacy.checks(con, rows)
+    points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group))
+    st.markdown("**What each epsilon buys (DP-SGD)**: dp-kd and dp-ft by the epsilon they spent, soft-kd and the "
+                "baseline dotted; the loss attack's TPR (seeds pooled) against the bound its (epsilon, delta) "
+                "allows, dashed")
+    with st.container(key=f"privacy_{key}"):
+        st.altair_chart(chart_privacy(points, refs), width="content")
+    if not found.empty:
+        shown = found[found["fpr"] == found["fpr"].min()]
+        st.dataframe(shown.assign(epsilon=shown["epsilon"].map(privacy.epsilon_label))[
+            ["method", "epsilon", "fpr", "tpr", "tpr_lo", "tpr_hi", "bound", "verdict", "shown"]].rename(
+            columns={"tpr_lo": "TPR 95% low", "tpr_hi": "TPR 95% high", "shown": "epsilon the attack shows"}),
+            hide_index=True, key=f"dpcheck_{key}")
 
 
 def roc_section(con, by_run: dict, picks: list[str], first: int, key: str) -> None:
