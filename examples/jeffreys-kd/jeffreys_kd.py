@@ -18,7 +18,7 @@ def register_kd_methods(register):
     register(KDMethod(
         name="jeffreys-kd",
         description="Jeffreys divergence KL(p || q) + KL(q || p) on softened logits, scaled by T^2",
-        teacher_access="logits",  # logits | top-k logits | hidden states | text
+        teacher_access="logits",  # logits | top-k logits | hidden states | text | none
         params=(Param("temperature", float, 1.0, "softmax temperature T", min=0.05, max=100.0),),
         loss=jeffreys_loss,
         paper="Jeffreys, 1946",
