@@ -68,7 +68,7 @@ def test_overlap_check_can_fail():
     assert overlaps([a, {**a, "text": "minillm", "y": 30}]) == []
 
 
-def check_page(tab, url: str, shots, name: str, n_rows: int) -> None:
+def check_page(tab, url: str, shots, name: str, n_rows: int, charts: tuple[str, ...] = CHARTS) -> None:
     tab.open(url, WIDTH, 1000)
     tab.wait(READY, 150)
     time.sleep(2)
@@ -79,8 +79,8 @@ def check_page(tab, url: str, shots, name: str, n_rows: int) -> None:
     grid = tab.js(GRID)
     assert grid["rows"] == n_rows + 1, grid  # the header row and every board row
     assert grid["scrollY"] <= 1 and grid["scrollX"] <= 1, grid  # nothing hidden behind a scrollbar
-    boxes = tab.js(TEXT_BOXES % json.dumps(list(CHARTS)))
-    for chart in CHARTS:
+    boxes = tab.js(TEXT_BOXES % json.dumps(list(charts)))
+    for chart in charts:
         assert boxes[chart], f"chart {chart} did not render"
         assert not overlaps(boxes[chart]), (chart, overlaps(boxes[chart]))
     # bundle text is plain text: a label can carry neither an image nor a link off the page
@@ -100,7 +100,10 @@ def test_app_in_chromium(tmp_path, monkeypatch):
     con.close()
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "none.duckdb"))
     with browser(WIDTH, 1000) as tab:
-        with app_server(ROOT / "harness" / "leaderboard" / "published" / "default.duckdb") as url:
-            check_page(tab, url, shots, "published", n_rows=14)  # 12 methods, the baseline, the separator
+        published = ROOT / "harness" / "leaderboard" / "published" / "default.duckdb"
+        with duckdb.connect(str(published), read_only=True) as con:
+            labels = con.execute("SELECT count(DISTINCT method_label) FROM runs").fetchone()[0]
+        with app_server(published) as url:  # every method, the baseline, the separator; and the DP chart
+            check_page(tab, url, shots, "published", n_rows=labels + 2, charts=(*CHARTS, "privacy"))
         with app_server(db) as url:
             check_page(tab, url, shots, "small", n_rows=5)

@@ -175,15 +175,16 @@ def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
     return finish(bars + whiskers + lines + labels, 280)
 
 
-DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "dp-kd bound": "#9ecae1", "dp-ft bound": "#c5b0d5",
-            "soft-kd": "#ff7f0e", "baseline": ROLE_COLOR["baseline"]}
+DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "bound": "#444444", "soft-kd": "#ff7f0e",
+            "baseline": ROLE_COLOR["baseline"]}
 
 
 def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     """What each epsilon buys: a panel per figure, dp-kd and dp-ft by epsilon, soft-kd and the baseline as lines.
 
     One colour scale for every series, named in one legend and again on the reference lines; the TPR
-    panel adds each method's bound at 1% FPR (dashed): the measured TPR must stay under it."""
+    panel adds the bound each epsilon's (epsilon, delta) allows at 1% FPR (dashed): the measured TPR
+    must stay under it."""
     from harness.leaderboard.privacy import PANELS
 
     order = sorted(set(points["epsilon"]), key=lambda e: math.inf if e == "inf" else float(e))
@@ -195,7 +196,7 @@ def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     x = alt.X("epsilon:O", sort=order, title="epsilon spent (inf: clipping, no noise)", axis=alt.Axis(labelAngle=0))
     panels = []
     for panel in PANELS:
-        pts = points[points["panel"] == panel].assign(bound=lambda d: d["method"].str.endswith("bound"))
+        pts = points[points["panel"] == panel].assign(bound=lambda d: d["method"] == "bound")
         if pts["value"].notna().sum() == 0:
             continue
         ref = (refs[refs["panel"] == panel] if not refs.empty else refs).rename(columns={"who": "method"})
@@ -655,7 +656,7 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str, rules: Rankin
 def column_px(label: str, values: pd.Series) -> int:
     """A column as wide as its header and its longest value, so the whole board fits the page."""
     longest = max([len(label), *(len(str(v)) for v in values)])
-    return min(7 * longest + 16, 220)
+    return min(7 * longest + 12, 210)
 
 
 def reproduce_view(found) -> None:

@@ -82,7 +82,7 @@ def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
                tpr_refs: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The app's sweep chart: (points: one per private row and panel; references: soft-kd and the baseline)."""
     low = found[found["fpr"] == AUDIT_FPRS[0]].set_index("method") if not found.empty else pd.DataFrame()
-    points = []
+    points, seen = [], []
     for r in rows.to_dict("records"):
         values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in PANEL_COLUMNS.items()}
         if r["method"] in low.index:
@@ -91,9 +91,10 @@ def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
         for panel, (v, lo, hi) in values.items():
             points.append({"panel": panel, "method": r["base_method"], "epsilon": epsilon_label(r["epsilon"]),
                            "value": v, "lo": lo, "hi": hi})
-        if r["method"] in low.index and not math.isinf(r["epsilon"]):
-            points.append({"panel": TPR_PANEL, "method": f"{r['base_method']} bound", "epsilon": epsilon_label(r["epsilon"]),
-                           "value": low.loc[r["method"], "bound"], "lo": None, "hi": None})
+        bound = {"panel": TPR_PANEL, "method": "bound", "epsilon": epsilon_label(r["epsilon"])}
+        if r["method"] in low.index and not math.isinf(r["epsilon"]) and bound not in seen:
+            seen.append(bound)  # one bound per epsilon: dp-kd's and dp-ft's (epsilon, delta) are the same
+            points.append({**bound, "value": low.loc[r["method"], "bound"], "lo": None, "hi": None})
     refs = []
     for who, sel in (("soft-kd", group["method"] == "soft-kd"), ("baseline", group["reference"].astype(bool))):
         if sel.any():
