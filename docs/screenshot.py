@@ -1,6 +1,6 @@
 """Screenshots of the leaderboard app with Debian's headless Chromium (`apt-get install chromium`).
 
-    python docs/screenshot.py [--db harness/leaderboard/published/default.duckdb] [--out docs/leaderboard.png] [--parts DIR]
+    python docs/screenshot.py [--db leaderboards/default.duckdb] [--out docs/leaderboard.png] [--parts DIR]
 
 Starts `streamlit run harness/leaderboard/app.py`, drives Chromium over its DevTools protocol (tests/chromium.py, the
 same driver the browser test uses) until the board and its charts have rendered, then captures
@@ -29,7 +29,7 @@ PARTS = {"headline": '[class*="st-key-headline"]', "plane": '[class*="st-key-pla
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", default=str(ROOT / "harness" / "leaderboard" / "published" / "default.duckdb"))
+    ap.add_argument("--db", default=str(ROOT / "leaderboards" / "default.duckdb"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "leaderboard.png"))
     ap.add_argument("--parts", type=Path, help="also write headline.png, plane.png, k-extractability.png, privacy.png here")
     ap.add_argument("--width", type=int, default=1400)

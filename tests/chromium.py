@@ -114,16 +114,17 @@ class Tab:
 
 
 @contextmanager
-def app_server(db: Path | None, env: dict | None = None):
-    """`streamlit run harness/leaderboard/app.py` on a free loopback port; yields its URL."""
+def app_server(db: Path | None, env: dict | None = None, script: Path | None = None):
+    """`streamlit run harness/leaderboard/app.py` (or `script`, from the checkout's root) on a free loopback
+    port; yields its URL."""
     port = free_port()
-    app = ROOT / "harness" / "leaderboard" / "app.py"
+    app = script or ROOT / "harness" / "leaderboard" / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     if db is not None:
         cmd += ["--", "--db", str(db)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                             env={**os.environ, **(env or {})})
     try:
         wait_for(f"http://127.0.0.1:{port}/_stcore/health", alive=proc)

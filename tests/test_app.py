@@ -224,7 +224,7 @@ def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     from harness.leaderboard.boards import spec_of
     from harness.store.database import Store
 
-    snapshot = ROOT / "harness" / "leaderboard" / "published" / "default.duckdb"
+    snapshot = ROOT / "leaderboards" / "default.duckdb"
     spec = spec_of(snapshot)
     [cli] = results.leaderboard(Store(snapshot), rules=spec.ranking)
     at = run_app(snapshot)

@@ -258,7 +258,7 @@ def test_the_config_hash_holds_a_corpus_file_name_not_its_folder():
 
 
 def test_the_published_boards_hashes_are_unchanged():
-    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboard" / "published")
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
     with duckdb.connect(str(spec.snapshot), read_only=True) as con:
         cur = con.execute("SELECT * FROM runs")
         names = [d[0] for d in cur.description]

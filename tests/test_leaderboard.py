@@ -111,7 +111,7 @@ def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_the_shipped_default_board_and_snapshot():
-    spec = load_spec("default", Path(__file__).resolve().parents[1] / "harness" / "leaderboard" / "published")
+    spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
     assert (spec.family, spec.dataset, spec.preset) == ("tiny", "synthetic-pii", "tiny")
     assert spec.snapshot.is_file()
     with B.connect(spec.snapshot) as con:

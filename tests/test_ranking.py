@@ -14,7 +14,7 @@ from harness.leaderboard.boards import load_spec
 from harness.leaderboard.ranking import Ranking, rank
 from harness.store.database import Store
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "harness" / "leaderboard" / "published"
+PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboards"
 
 
 def row(method: str, mem: float, ppl: float, lo: float | None = None, hi: float | None = None, **extra) -> dict:

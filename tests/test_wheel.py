@@ -21,8 +21,8 @@ import pytest
 from conftest import ROOT
 from tests.chromium import _stop, free_port, wait_for
 
-PACKAGE_DATA = ("harness/config/defaults.toml", "harness/leaderboard/app.py", "harness/leaderboard/published/default.toml",
-                "harness/leaderboard/published/default.duckdb")
+PACKAGE_DATA = ("harness/config/defaults.toml", "harness/leaderboard/app.py", "harness_leaderboards/default.toml",
+                "harness_leaderboards/default.duckdb")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def installed(tmp_path_factory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for folder in ("harness", "plugins"):
+    for folder in ("harness", "plugins", "leaderboards"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     wheels = work / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
@@ -96,7 +96,15 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
         _stop(app)
     served = app.stderr.read()
     assert f"serving {user['site'] / 'harness' / 'leaderboard' / 'app.py'}" in served  # the wheel's app
-    assert f"leaderboards: {user['site'] / 'harness' / 'leaderboard' / 'published'} " in served  # and its published boards
+    assert f"leaderboards: {user['site'] / 'harness_leaderboards'} " in served  # and its published boards
+
+    # publish writes a board's snapshot: never into the installed package, and the refusal is one line
+    snapshot = user["site"] / "harness_leaderboards" / "default.duckdb"
+    before = snapshot.read_bytes()
+    refused = subprocess.run([sys.executable, "-m", "harness", "leaderboard", "publish", "default"], cwd=user["cwd"],
+                             env=user["env"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "is the installed package's copy" in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.strip().count("\n") <= 1 and snapshot.read_bytes() == before
 
     # the app's script itself, run from the wheel against the results the eval wrote
     app_path = user['site'] / 'harness' / 'leaderboard' / 'app.py'

@@ -1,7 +1,8 @@
 """Published boards: `leaderboards/<name>.toml`, found like registry.toml, and their specs.
 
 A board names a family, dataset, preset, methods and seeds; its snapshot (`<name>.duckdb`, next to
-the TOML) holds the runs it ranks. The package ships its own boards (`harness/leaderboard/published`).
+the TOML) holds the runs it ranks. The project's own boards are `leaderboards/` at its root, installed
+as the package `harness_leaderboards`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ENV_VAR = "HARNESS_LEADERBOARDS"
 
 def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     """The leaderboards/ to act on, found like registry.toml, and where the choice came from: --leaderboards,
-    $HARNESS_LEADERBOARDS, ./leaderboards, then the installed harness's (package data: harness/leaderboard/published)."""
+    $HARNESS_LEADERBOARDS, ./leaderboards, then the installed harness's (package data: `harness_leaderboards`)."""
     for given, how in ((explicit, "--leaderboards"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is not None:
             if not Path(given).is_dir():
@@ -32,7 +33,21 @@ def find_boards(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
     here = Path.cwd() / "leaderboards"
     if here.is_dir():
         return here.resolve(), "the current directory"
-    return Path(str(resources.files("harness.leaderboard").joinpath("published"))), "the installed harness"
+    return installed_boards(), "the installed harness"
+
+
+def installed_boards() -> Path:
+    """The boards installed with the harness: the checkout's leaderboards/ in an editable install."""
+    return Path(str(resources.files("harness_leaderboards")))
+
+
+def in_installed_package(folder: Path) -> bool:
+    """Whether a boards folder is a wheel's installed copy, not a checkout's: under site-packages, or the
+    installed `harness_leaderboards` with no pyproject.toml beside it (an editable install's is the checkout's)."""
+    folder = Path(folder).resolve()
+    if any(part in ("site-packages", "dist-packages") for part in folder.parts):
+        return True
+    return folder == installed_boards().resolve() and not (folder.parent / "pyproject.toml").is_file()
 
 
 def boards_dir() -> Path:

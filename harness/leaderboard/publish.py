@@ -13,7 +13,7 @@ import duckdb
 
 from harness.errors import UsageError
 from harness.leaderboard import board as board_mod
-from harness.leaderboard.boards import BoardSpec
+from harness.leaderboard.boards import BoardSpec, in_installed_package
 from harness.leaderboard.snapshot import (
     NOTES,
     PRIVATE_RUN_COLUMNS,
@@ -33,6 +33,8 @@ from harness.store.migrations import SCHEMA_VERSION
 def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = None, log=print) -> Path:
     """Run what the board is missing into `db`, then write its snapshot next to its definition."""
     from harness.protocol.request import EvalRequest
+
+    writable(spec)
     from harness.protocol.run import Protocol
 
     run_ids = []
@@ -73,6 +75,14 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
     if source != db:
         source.unlink(missing_ok=True)
     return snapshot
+
+
+def writable(spec: BoardSpec) -> None:
+    """A board is changed in a checkout's leaderboards/, never in an installed package's copy."""
+    if in_installed_package(spec.path.parent):
+        raise UsageError(f"board {spec.name} is the installed package's copy ({spec.path.parent}): publish and "
+                         "import write the snapshot beside its definition, in a checkout's leaderboards/; run from "
+                         "the checkout, or pass --leaderboards DIR")
 
 
 def _dataset_hash(protocol) -> str:
@@ -147,6 +157,7 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
 
     The snapshot is written as a copy and renamed into place only when every row is in.
     """
+    writable(spec)
     staged = read_bundle(bundle)
     try:
         ids = validated(staged, bundle, board_for(spec, registry))
