@@ -37,8 +37,12 @@ def test_sweep_all_means_every_registered_method(quick_registry):
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
 
+    from harness.config import plugins, registry
+
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
-    assert {c.method for c in cells} >= {"soft-kd", "hard-kd", "minillm", "topk-kd", "rs-kd"} and len(cells) == 13
+    registered = set(plugins.load(registry.load(quick_registry)).methods)
+    assert {c.method for c in cells} == registered and len(cells) == len(registered) == 15
+    assert {"soft-kd", "hard-kd", "minillm", "topk-kd", "rs-kd", "dp-kd", "dp-ft"} <= registered
 
 
 def test_shards_split_the_grid_into_whole_groups(quick_registry):
