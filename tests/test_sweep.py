@@ -34,10 +34,9 @@ def test_sweep_checks_every_name_before_running(quick_registry, capsys):
 
 
 def test_sweep_all_means_every_registered_method(quick_registry):
+    from harness.config import plugins, registry
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
-
-    from harness.config import plugins, registry
 
     cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
     registered = set(plugins.load(registry.load(quick_registry)).methods)
