@@ -1,0 +1,209 @@
+"""The leaderboard app's charts (Altair): each a function from a frame to a chart, read without a legend hunt.
+
+Every chart renders as SVG (the browser test measures its text boxes for overlaps), with wide labels
+and no truncated titles (`finish`); roles and methods keep one colour each across charts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+
+from harness.leaderboard import board as B
+
+ROLE_COLOR = {"teacher": "#d62728", "baseline": "#7f7f7f", "student": "#1f77b4"}
+METHOD_PALETTE = ["#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#aec7e8",
+                  "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"]
+BASELINE = "baseline"
+SVG = {"embedOptions": {"renderer": "svg"}}  # text marks as SVG: the browser test measures their boxes
+
+
+def role_scale(roles=tuple(ROLE_COLOR)) -> alt.Scale:
+    return alt.Scale(domain=list(roles), range=[ROLE_COLOR[r] for r in roles])
+
+
+def method_scale(methods: list[str]) -> alt.Scale:
+    """A colour per method in board order, the baseline in its role colour."""
+    colors = [ROLE_COLOR["baseline"] if m == BASELINE else METHOD_PALETTE[i % len(METHOD_PALETTE)]
+              for i, m in enumerate(methods)]
+    return alt.Scale(domain=list(methods), range=colors)
+
+
+def rate_axis(values, title: str) -> alt.Axis:
+    """Percent ticks with as many decimals as the range needs: 0-25% reads 5%, 0-0.8% reads 0.2%."""
+    top = max([float(v) for v in values if v is not None and not pd.isna(v)] or [0.0])
+    digits = 0 if top >= 0.05 or top == 0 else min(3, max(1, -math.floor(math.log10(top * 100)) + 1))
+    return alt.Axis(format=f".{digits}%", title=title, tickCount=5, titleLimit=0)
+
+
+def rate_scale(values) -> alt.Scale:
+    top = max([float(v) for v in values if v is not None and not pd.isna(v)] or [0.0])
+    return alt.Scale(domain=[0, top * 1.05 if top > 0 else 0.01], nice=False, padding=12)
+
+
+def finish(chart, height: int | None = None):
+    """Every chart: SVG renderer, wide labels, no truncated titles."""
+    if height is not None:
+        chart = chart.properties(height=height)
+    return chart.properties(usermeta=SVG).configure_axis(labelLimit=220, titleLimit=0).configure_legend(
+        labelLimit=240, symbolLimit=0)
+
+
+def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
+    """Each method's student as a bar; the teacher and the baseline, shared by all methods, as two lines."""
+    student = rates[rates["role"] == "student"]
+    refs = rates[rates["role"] != "student"].groupby("role", as_index=False)["rate"].mean()
+    refs["label"] = [f"{r} {100 * v:.1f}%" for r, v in zip(refs["role"], refs["rate"])]
+    axis = rate_axis([*rates["rate"], *rates["hi"]], "members memorized")
+    scale = rate_scale([*rates["rate"], *rates["hi"]])
+    x = alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=-30, labelLimit=130))
+    color = alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None))
+    y = alt.Y("rate:Q", axis=axis, scale=scale)  # one y for every layer: one axis, not one per layer
+    bars = alt.Chart(student).mark_bar().encode(
+        x=x, y=y, color=color, tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
+    whiskers = alt.Chart(student).mark_rule(color="black").encode(
+        x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q")
+    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(y=y, color=color)
+    labels = alt.Chart(refs).mark_text(align="right", dy=-7, x="width", dx=-2, fontSize=12).encode(
+        y=y, text="label:N", color=color)
+    return finish(bars + whiskers + lines + labels, 280)
+
+
+DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "bound": "#444444", "soft-kd": "#ff7f0e",
+            "baseline": ROLE_COLOR["baseline"]}
+
+
+def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
+    """What each epsilon buys: a panel per figure, dp-kd and dp-ft by epsilon, soft-kd and the baseline as lines.
+
+    One colour scale for every series, named in one legend and again on the reference lines; the TPR
+    panel adds the bound each epsilon's (epsilon, delta) allows at 1% FPR (dashed): the measured TPR
+    must stay under it."""
+    from harness.leaderboard.privacy import PANELS
+
+    order = sorted(set(points["epsilon"]), key=lambda e: math.inf if e == "inf" else float(e))
+    shown = [m for m in DP_COLOR if m in set(points["method"]) | set(refs["who"] if not refs.empty else ())]
+    color = alt.Color("method:N", scale=alt.Scale(domain=shown, range=[DP_COLOR[m] for m in shown]),
+                      legend=alt.Legend(orient="top", title=None, labelFontSize=12, symbolType="stroke",
+                                        symbolStrokeWidth=3))
+    dash = alt.StrokeDash("bound:N", scale=alt.Scale(domain=[False, True], range=[[1, 0], [5, 3]]), legend=None)
+    x = alt.X("epsilon:O", sort=order, title="epsilon spent (inf: clipping, no noise)", axis=alt.Axis(labelAngle=0))
+    panels = []
+    for panel in PANELS:
+        pts = points[points["panel"] == panel].assign(bound=lambda d: d["method"] == "bound")
+        if pts["value"].notna().sum() == 0:
+            continue
+        ref = (refs[refs["panel"] == panel] if not refs.empty else refs).rename(columns={"who": "method"})
+        values = [*pts["value"], *pts["hi"].dropna(), *(ref["value"] if not ref.empty else [])]
+        rate = panel in ("student memorization", "loss attack's TPR at 1% FPR")
+        log = panel == "validation perplexity"  # one student that stops learning must not flatten the rest
+        axis = rate_axis(values, panel) if rate else alt.Axis(title=panel + (", log scale" if log else ""),
+                                                                titleLimit=0, tickCount=5)
+        scale = (rate_scale(values) if rate else alt.Scale(type="log", nice=False, padding=12) if log
+                 else alt.Scale(zero=False))
+        y = alt.Y("value:Q", axis=axis, scale=scale)
+        tip = ["method", "epsilon", alt.Tooltip("value:Q", format=".3f")]
+        layer = (alt.Chart(pts).mark_line(strokeWidth=2).encode(x=x, y=y, color=color, strokeDash=dash, detail="method")
+                 + alt.Chart(pts).mark_point(filled=True, size=60).encode(x=x, y=y, color=color, tooltip=tip)
+                 + alt.Chart(pts.dropna(subset=["lo", "hi"])).mark_rule().encode(
+                     x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q", color=color))
+        if not ref.empty:
+            ref = ref.assign(label=[f"{w} {100 * v:.1f}%" if rate else f"{w} {v:.3g}"
+                                    for w, v in zip(ref["method"], ref["value"])],
+                             side=["left" if w == "soft-kd" else "right" for w in ref["method"]])
+            layer += alt.Chart(ref).mark_rule(strokeDash=[2, 2], strokeWidth=1.5).encode(y=y, color=color)
+            for side, kw in (("left", {"align": "left", "x": 2}), ("right", {"align": "right", "x": "width", "dx": -2})):
+                layer += alt.Chart(ref[ref["side"] == side]).mark_text(dy=-7, fontSize=11, **kw).encode(
+                    y=y, text="label:N", color=color)
+        panels.append(layer.properties(width=320, height=190))
+    rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
+    return finish(alt.vconcat(*rows).resolve_scale(color="shared", strokeDash="independent"))
+
+
+def plane_points(group: pd.DataFrame) -> pd.DataFrame:
+    pts = group.assign(on_frontier=B.frontier(group.reset_index(drop=True), also=("best_attack_auc",)).to_numpy(),
+                       label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
+    pts["status"] = pts["on_frontier"].map({True: "on the frontier", False: "dominated"})
+    return pts
+
+
+def chart_plane(group: pd.DataFrame) -> alt.Chart:
+    """Memorization against perplexity, a colour per method named in the legend (no labels to collide)."""
+    pts = plane_points(group)
+    order = pts["label"].tolist()
+    # log scale: perplexity is exp(loss), and one method that stops learning must not flatten the rest
+    x = alt.X("val_ppl_student:Q", title="validation perplexity, log scale (lower is more useful)",
+              scale=alt.Scale(type="log", nice=False))
+    y = alt.Y("mem_rate_student:Q", axis=rate_axis(pts["mem_rate_student"], "student memorization"),
+              scale=rate_scale(pts["mem_rate_student"]))
+    front = pts[pts["on_frontier"]].sort_values("val_ppl_student")
+    line = alt.Chart(front).mark_line(strokeDash=[4, 3], color="#333333").encode(x=x, y=y)
+    dots = alt.Chart(pts).mark_point(size=150, filled=True, opacity=0.85, stroke="black").encode(
+        x=x, y=y, color=alt.Color("label:N", scale=method_scale(order), sort=order,
+                                  legend=alt.Legend(title="method (board order)", orient="right", columns=2, rowPadding=5,
+                                                    symbolStrokeWidth=0,
+                                                    symbolSize=70, labelFontSize=12)),
+        shape=alt.Shape("status:N", scale=alt.Scale(domain=["on the frontier", "dominated"],
+                                                    range=["diamond", "circle"]),
+                        legend=alt.Legend(title=None, orient="top")),
+        strokeWidth=alt.condition("datum.on_frontier", alt.value(1.5), alt.value(0)),
+        tooltip=["method", "status", alt.Tooltip("mem_rate_student:Q", format=".2%", title="memorization"),
+                 alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
+                 alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")])
+    return finish(line + dots, max(320, 18 * len(order) + 60))
+
+
+def chart_overlap(df: pd.DataFrame) -> alt.Chart:
+    return finish(alt.Chart(df).mark_bar(color="#555555").encode(
+        x=alt.X("members:Q", title="members memorized by exactly these roles", axis=alt.Axis(format="d")),
+        y=alt.Y("combo:N", sort="-x", title=None),
+        tooltip=["combo", "members"]).properties(height=alt.Step(28)))
+
+
+def chart_k(df: pd.DataFrame, order: list[str]) -> alt.Chart:
+    """Small multiples, one panel per method in board order: its student against the shared teacher and baseline."""
+    columns = 4 if len(order) > 3 else max(1, len(order))
+    base = alt.Chart(df).mark_line(strokeWidth=2).encode(
+        x=alt.X("k:Q", title="k (suffix tokens)"),
+        y=alt.Y("share:Q", title="k-extractable", axis=alt.Axis(format=".0%", tickCount=4)),
+        color=alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None)),
+        tooltip=["method", "role", "k", alt.Tooltip("share:Q", format=".1%")]).properties(width=230, height=130)
+    return finish(base.facet(facet=alt.Facet("method:N", sort=order, title=None,
+                                             header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+                             columns=columns))
+
+
+def chart_zlib(df: pd.DataFrame) -> alt.Chart:
+    return finish(alt.Chart(df).mark_circle(opacity=0.45, size=22).encode(
+        x=alt.X("zlib_bits:Q", title="zlib entropy (bits)", scale=alt.Scale(zero=False)),
+        y=alt.Y("log_prob:Q", title="log-probability of the example"),
+        color=alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None)),
+        tooltip=["sample_id", "role", "memorized", "repeats", alt.Tooltip("log_prob:Q", format=".1f")]), 320)
+
+
+def chart_roc(df: pd.DataFrame) -> alt.Chart:
+    """Log axes with headroom above TPR 1, so a perfect attack's curve is drawn, not hidden on the frame;
+    roles in their colours, each with its AUC in the legend."""
+    df = df[(df["fpr"] > 0) & (df["tpr"] > 0)]
+    roles = [r for r in ROLE_COLOR if r in set(df["role"])]
+    auc = df.groupby("role")["auc"].first()
+    names = ", ".join(f"'{r}': '{r} (AUC {auc[r]:.3f})'" for r in roles)
+    lo = max(1e-4, min(1e-3, float(df["fpr"].min()) if len(df) else 1e-3, float(df["tpr"].min()) if len(df) else 1e-3))
+    diag = alt.Chart(pd.DataFrame({"x": [lo, 1], "y": [lo, 1]})).mark_line(color="#999", strokeDash=[3, 3]).encode(
+        x="x:Q", y="y:Q")
+    roc = alt.Chart(df).mark_line(strokeWidth=2.5, interpolate="step-after").encode(
+        x=alt.X("fpr:Q", title="false-positive rate", scale=alt.Scale(type="log", domain=[lo, 1], nice=False)),
+        y=alt.Y("tpr:Q", title="true-positive rate", scale=alt.Scale(type="log", domain=[lo, 1.6], nice=False),
+                axis=alt.Axis(values=[v for v in (1e-4, 1e-3, 1e-2, 1e-1, 1) if v >= lo], format="~g")),
+        color=alt.Color("role:N", scale=role_scale(roles),
+                        legend=alt.Legend(title=None, orient="top", labelExpr=f"{{{names}}}[datum.label]")),
+        strokeDash=alt.StrokeDash("role:N", scale=alt.Scale(domain=roles, range=[[1, 0], [8, 3], [2, 2]][:len(roles)]),
+                                  legend=None),
+        tooltip=["role", alt.Tooltip("fpr:Q", format=".4f"), alt.Tooltip("tpr:Q", format=".3f"),
+                 alt.Tooltip("auc:Q", format=".3f")])
+    return finish(diag + roc, 320)
+
+
+# ------------------------------------------------------------ plain text and private text
