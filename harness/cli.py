@@ -42,6 +42,20 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+MAX_SEEDS = 1000  # --seeds N, for every command that takes it
+
+
+def _seed_count(raw: str) -> int:
+    """`--seeds N`: a count of seeds, 1 to MAX_SEEDS, checked here once for eval, sweep and reproduce."""
+    try:
+        n = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if not 1 <= n <= MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SEEDS}, got {n}")
+    return n
+
+
 def _key_value(raw: str) -> tuple[str, str]:
     if "=" not in raw or raw.startswith("="):
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r}")
@@ -116,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "quick trial, marked as limited; a published board refuses it")
     ev.add_argument("--attack-arg", type=_attack_key_value, action="append", default=[], metavar="ATTACK.KEY=VALUE",
                     help="a membership attack's parameter, e.g. min-k.k=0.1; repeat for several (see `harness list`)")
-    ev.add_argument("--seeds", type=int, default=1, metavar="N",
+    ev.add_argument("--seeds", type=_seed_count, default=1, metavar="N",
                     help="run seeds --seed .. --seed+N-1 and store mean and 95%% interval of every figure, "
                     "and the members memorized at every seed (default 1)")
     ev.add_argument("--reference", metavar="MODEL",
@@ -142,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "  harness reproduce --seeds 1       # one seed: no interval\n"
                         "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
     _add_target(rp)
-    rp.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    rp.add_argument("--seeds", type=_seed_count, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     _add_where(rp)
     _add_pairs(rp, ("--dataset-arg", "a dataset parameter"), ("--family-arg", "a family parameter, e.g. weights=scratch"))
 
@@ -175,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--methods", required=True, metavar="all|A,B", help="`all`, or comma-separated methods")
     sw.add_argument("--families", metavar="F,G", help="comma-separated families (default from registry.toml)")
     sw.add_argument("--datasets", metavar="D,E", help="comma-separated datasets (default from registry.toml)")
-    sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    sw.add_argument("--seeds", type=_seed_count, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
     sw.add_argument("--preset", help="protocol preset (default: each family's)")
     sw.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
     sw.add_argument("--shard", metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
@@ -292,8 +306,8 @@ def cmd_eval(args, argv) -> int:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if not 0 <= args.seed < 2**32:  # what numpy's and torch's generators take
         raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
-    if not 1 <= args.seeds <= 1000 or args.seed + args.seeds > 2**32:
-        raise UsageError(f"--seeds must be between 1 and 1000, got {args.seeds}")
+    if args.seed + args.seeds > 2**32:
+        raise UsageError(f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, 2**32 - 1")
     if args.filter is not None and args.filter not in FILTERS:
         raise unknown("--filter", args.filter, FILTERS)
     _quiet_libraries()
@@ -419,10 +433,7 @@ def _eval_seeds(req, count: int) -> int:
 
 
 def cmd_reproduce(args, argv) -> int:
-    from harness.errors import UsageError
 
-    if not 1 <= args.seeds <= 100:
-        raise UsageError(f"--seeds must be between 1 and 100, got {args.seeds}")
     _quiet_libraries()
     from harness.protocol.reproduce import count_line, reproduce, strata_table, table
     from harness.protocol.request import EvalRequest
@@ -455,8 +466,6 @@ def cmd_sweep(args, argv) -> int:
     def names(raw: str | None) -> list[str]:
         return [n.strip() for n in (raw or "").split(",") if n.strip()]
 
-    if not 1 <= args.seeds <= 1000:
-        raise UsageError(f"--seeds must be between 1 and 1000, got {args.seeds}")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     _quiet_libraries()
