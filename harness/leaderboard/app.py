@@ -593,7 +593,7 @@ def privacy_section(con, group: pd.DataFrame, key: str) -> None:
     with st.container(key=f"privacy_{key}"):
         st.altair_chart(chart_privacy(points, refs), width="content")
     if not found.empty:
-        shown = found[found["fpr"] == found["fpr"].min()]
+        shown = privacy.at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR checked, as the CLI
         st.dataframe(shown.assign(epsilon=shown["epsilon"].map(privacy.epsilon_label))[
             ["method", "epsilon", "fpr", "tpr", "tpr_lo", "tpr_hi", "bound", "verdict", "shown"]].rename(
             columns={"tpr_lo": "TPR 95% low", "tpr_hi": "TPR 95% high", "shown": "epsilon the attack shows"}),

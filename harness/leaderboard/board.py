@@ -289,6 +289,11 @@ def board(con, filters: Filters = Filters(), rules: Callable[[dict], Ranking] | 
     return pd.concat(out, ignore_index=True)
 
 
+def run_ids(cell: str) -> list[str]:
+    """A board row's runs: its `run_id` cell holds them comma-joined (the baseline's is empty)."""
+    return [i for i in str(cell).split(", ") if i]
+
+
 def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     """`board()`'s rows split into its boards, in order: (the board's keys, its rows, ranked)."""
     if table.empty:

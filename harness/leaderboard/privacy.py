@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.board import frame
+from harness.leaderboard.board import frame, run_ids
 from harness.measure.audit import AUDIT_FPRS, check
 
 
@@ -41,8 +41,9 @@ def _losses(con, ids: list[str], role: str) -> list[tuple[np.ndarray, np.ndarray
              -g.loc[g["split"] == "nonmember", "loss"].to_numpy(np.float64)) for _, g in samples.groupby("run_id")]
 
 
-def run_ids(row: dict) -> list[str]:
-    return [i for i in str(row["run_id"]).split(", ") if i]
+def at_fpr(found: pd.DataFrame, fpr: float = AUDIT_FPRS[0]) -> pd.DataFrame:
+    """The checks at one FPR (the board's 1% by default), one row per method, indexed by it."""
+    return found[found["fpr"] == fpr].set_index("method") if not found.empty else pd.DataFrame()
 
 
 def checks(con, rows: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def checks(con, rows: pd.DataFrame) -> pd.DataFrame:
     each seed's threshold is its own non-members' quantile, and the TPR pools the seeds."""
     out = []
     for r in rows.to_dict("records"):
-        ids = run_ids(r)
+        ids = run_ids(r["run_id"])
         delta = frame(con, "SELECT max(value) AS d FROM metrics WHERE list_contains(?, run_id) AND name = 'dp_delta'",
                       [ids])["d"].iloc[0]
         runs = _losses(con, ids, "student")
@@ -70,7 +71,7 @@ def reference_tpr(con, group: pd.DataFrame, method: str = "soft-kd", fpr: float 
     out = {}
     row = group[group["method"] == method]
     if not row.empty:
-        ids = run_ids(row.iloc[0].to_dict())
+        ids = run_ids(row["run_id"].iloc[0])
         for who, role in ((method, "student"), ("baseline", "baseline")):
             [c, *_] = check(_losses(con, ids, role), math.inf, 0.0, (fpr,)) or [None]
             if c is not None:
@@ -81,7 +82,7 @@ def reference_tpr(con, group: pd.DataFrame, method: str = "soft-kd", fpr: float 
 def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
                tpr_refs: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The app's sweep chart: (points: one per private row and panel; references: soft-kd and the baseline)."""
-    low = found[found["fpr"] == AUDIT_FPRS[0]].set_index("method") if not found.empty else pd.DataFrame()
+    low = at_fpr(found)
     points, seen = [], []
     for r in rows.to_dict("records"):
         values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in PANEL_COLUMNS.items()}
@@ -116,7 +117,7 @@ def render(rows: pd.DataFrame, found: pd.DataFrame) -> str:
 
     if rows.empty:
         return ""
-    low = found[found["fpr"] == AUDIT_FPRS[0]].set_index("method") if not found.empty else pd.DataFrame()
+    low = at_fpr(found)
     sweep = [[r["method"], epsilon_label(r["epsilon"]), f"{r['seeds']}",
               f"{tables.pct(r['mem_rate_student'])} [{tables.pct(r['mem_rate_student_lo'])}, "
               f"{tables.pct(r['mem_rate_student_hi'])}]",
@@ -128,12 +129,12 @@ def render(rows: pd.DataFrame, found: pd.DataFrame) -> str:
              tables.render(["method", "epsilon", "seeds", "student memorization [95%]", "best attack AUC",
                             "loss attack TPR at 1% FPR (seeds pooled)", "validation perplexity", "board"], sweep)]
     if not found.empty:
-        low = found[found["fpr"] == found["fpr"].min()]
+        lowest = at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR the non-members resolve
         check_rows = [[c["method"], epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
                        f"{tables.pct(c['tpr'])} [{tables.pct(c['tpr_lo'])}, {tables.pct(c['tpr_hi'])}]",
                        tables.pct(c["bound"]), c["verdict"], tables.num(c["shown"], 2),
                        tables.num(max_shown(found, c["method"]), 2)]
-                      for c in low.to_dict("records")]
+                      for c in lowest.to_dict("records")]
         lines += ["", "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:",
                   tables.render(["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict",
                                  "epsilon shown", f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"],

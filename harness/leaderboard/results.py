@@ -245,7 +245,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
     filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
     with store.connect(read_only=True) as con:
         table = board_mod.board(con, filters, rules=lambda keys: rules)
-        notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in ids.split(", ") if i])
+        notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in board_mod.run_ids(ids)])
                  for _, group in board_mod.boards(table)]
         private = [privacy.private(group) for _, group in board_mod.boards(table)]
         dp = [privacy.render(rows, privacy.checks(con, rows)) for rows in private]
