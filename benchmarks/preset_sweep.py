@@ -46,6 +46,17 @@ SETTINGS: dict[str, dict[str, object]] = {
                    "teacher.epochs": 12, "baseline.epochs": 12, "student.epochs": 12},
     "once-1k-24": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
                    "teacher.epochs": 24, "baseline.epochs": 24, "student.epochs": 24},
+    # the teacher (4x the baseline's parameters) memorizes far faster: fewer epochs for it alone
+    "once-1k-t14": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                    "teacher.epochs": 14, "baseline.epochs": 24, "student.epochs": 24},
+    "once-1k-t16": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                    "teacher.epochs": 16, "baseline.epochs": 24, "student.epochs": 24},
+    "once-1k-t18": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                    "teacher.epochs": 18, "baseline.epochs": 24, "student.epochs": 24},
+    "once-2k-24": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 2048,
+                   "teacher.epochs": 24, "baseline.epochs": 24, "student.epochs": 24},
+    "once-1k-48": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
+                   "teacher.epochs": 48, "baseline.epochs": 48, "student.epochs": 48},
 }
 
 
