@@ -152,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "predicted members filtered out, at each seed; print one row per published finding: the "
                         "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
                         "and whether its direction holds. Stored in the results (table reproductions).",
-                        epilog="examples:\n  harness reproduce                 # the embedded default, seeds 0-2\n"
-                        "  harness reproduce --seeds 1       # one seed: no interval\n"
+                        epilog="examples:\n  harness reproduce                        # the embedded default, seeds 0-2\n"
+                        "  harness reproduce --seeds 1              # one seed: no interval\n"
+                        "  harness reproduce --preset tiny-once     # members seen once, as in the studies\n"
+                        "  harness reproduce --preset tiny-public   # Zhang et al.: students on a public half\n"
                         "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
     _add_target(rp)
     rp.add_argument("--seeds", type=_seed_count, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
