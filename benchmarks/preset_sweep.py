@@ -91,9 +91,8 @@ def main() -> int:
                         help="a registry whose [presets.tiny] blocks to start from (default: the shipped defaults)")
     args = parser.parse_args()
 
+    import harness
     from harness.config import registry as registry_mod
-    from harness.protocol.request import EvalRequest
-    from harness.protocol.run import Protocol
 
     # the shipped tiny preset's blocks: a registry holding them replaces the preset by name
     text = (args.registry or registry_mod.defaults_path()).read_text(encoding="utf-8")
@@ -108,9 +107,9 @@ def main() -> int:
         for method in args.methods:
             rows = []
             for seed in args.seeds:
-                req = EvalRequest(method=method, seed=seed, registry=path, db=args.cache / "sweep.duckdb",
+                req = harness.EvalRequest(method=method, seed=seed, registry=path, db=args.cache / "sweep.duckdb",
                                   cache_dir=args.cache / "cache", command=f"preset_sweep {name}")
-                m = Protocol(req).run().metrics
+                m = harness.evaluate(req).metrics
                 rows.append(m)
                 print(line(name, method, str(seed), m), flush=True)
             if len(rows) > 1:

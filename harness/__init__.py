@@ -1,8 +1,10 @@
 """Measure how much knowledge-distilled language models memorize their training data.
 
-This module is the public API: everything a plugin may use is importable from `harness` itself::
+This module is the public API: everything a plugin may use, and the entry point for scripts, is
+importable from `harness` itself::
 
     from harness import hookimpl, KDMethod, LogitBatch, Param, forward_kl
+    harness.evaluate(harness.EvalRequest(method="soft-kd"))  # a run, or the stored one that answers it
 
 What is not listed in `__all__` is internal and may change. The names are resolved on first use
 (a module-level `__getattr__`, as lm-evaluation-harness does), so `import harness` stays cheap:
@@ -60,6 +62,10 @@ _EXPORTS: dict[str, str] = {
     "F": "harness.lazy",
     # errors a plugin raises for bad input: one line on stderr, exit status 2
     "UsageError": "harness.errors",
+    # the library's entry point: run a request, or read the stored run that answers it
+    "evaluate": "harness.protocol.evaluate",
+    "Evaluation": "harness.protocol.evaluate",
+    "EvalRequest": "harness.protocol.request",
 }
 # public submodules, used as namespaces (`sources.read_hub(...)`)
 _MODULES = {"sources": "harness.contract.sources"}
@@ -116,3 +122,5 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     )
     from harness.errors import UsageError  # noqa: F401
     from harness.lazy import F, torch  # noqa: F401
+    from harness.protocol.evaluate import Evaluation, evaluate  # noqa: F401
+    from harness.protocol.request import EvalRequest  # noqa: F401

@@ -284,8 +284,10 @@ class Reproduction:
 def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction:
     """Every run the findings need at each seed, read from the results or run now; then the findings."""
     from harness.errors import RunFailed, UsageError
-    from harness.protocol.run import Protocol
+    from harness.protocol.evaluate import evaluate, stored
+    from harness.protocol.request import Resolved
     from harness.runtime import processes
+    from harness.store.database import Store
 
     runs: dict[int, dict[str, str]] = {}
     for seed in seeds:
@@ -293,19 +295,19 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
         for name, (method, filter_) in RUNS.items():
             req = replace(base, method=method, seed=seed, filter=filter_,
                           command=f"{base.command}  [reproduce: {name}, seed {seed}]")
-            protocol = Protocol(req)
-            found = protocol.finished_run()
-            if found is None:
+            done = stored(req)
+            if done is None:
                 report(f"reproduce: seed {seed}, {name} ({method}{', filtered' if filter_ else ''}): running it")
                 try:
-                    found = protocol.run().run_id
+                    done = evaluate(req, rerun=True)
                 except (RunFailed, UsageError) as err:  # its findings are n/a; the others still stand
                     report(f"reproduce: seed {seed}, {name}: could not run ({err}); its findings are n/a")
                     continue
             else:
-                report(f"reproduce: seed {seed}, {name}: run {found} from the results")
-            runs[seed][name] = found
-    store = protocol.store
+                report(f"reproduce: seed {seed}, {name}: run {done.run_id} from the results")
+            runs[seed][name] = done.run_id
+    protocol = Resolved(base, bind=False)  # the family, dataset and preset the findings are stored under
+    store = Store(base.db)
     result = processes.broadcast(_measured(store, runs, seeds) if processes.is_main() else None)
     result.reproduction_id = processes.broadcast(
         datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + secrets.token_hex(3))

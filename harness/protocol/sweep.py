@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 
 from harness.config import plugins, registry as registry_mod
 from harness.errors import RunFailed
+from harness.protocol.evaluate import evaluate
 from harness.protocol.request import EvalRequest
-from harness.protocol.run import Protocol, RunResult
+from harness.protocol.run import RunResult
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,8 @@ def run(base: EvalRequest, cells: list[Cell], report=print) -> list[Outcome]:
         t0 = time.perf_counter()
         req = replace(base, family=cell.family, dataset=cell.dataset, method=cell.method, seed=cell.seed)
         try:
-            protocol = Protocol(req)
-            found = protocol.finished_run() if req.db.is_file() else None
-            outcome = Outcome(cell, 0.0, stored=found) if found else Outcome(cell, 0.0, result=protocol.run())
+            done = evaluate(req)
+            outcome = Outcome(cell, 0.0, stored=done.run_id) if done.stored else Outcome(cell, 0.0, result=done.result)
         except RunFailed as err:
             outcome = Outcome(cell, 0.0, error=str(err))
         outcome.seconds = time.perf_counter() - t0
