@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -35,6 +34,7 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
     from harness.protocol.request import EvalRequest
 
     writable(spec)
+    from harness.protocol.evaluate import evaluate, stored
     from harness.protocol.run import Protocol
 
     run_ids = []
@@ -52,13 +52,13 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
                 dataset_hash = _dataset_hash(protocol)
             if protocol.dataset.public:
                 public.add(protocol.dataset.name)
-            found = _existing(Store(db), protocol, dataset_hash) if Path(db).is_file() else None
-            if found:
-                log(f"{entry}, seed {seed}: run {found} (already in {db})")
+            done = stored(req)  # the run that counts for this identity, as the sweep and reproduce find it
+            if done is not None:
+                log(f"{entry}, seed {seed}: run {done.run_id} (already in {db})")
             else:
                 log(f"{entry}, seed {seed}: running the protocol")
-                found = protocol.run().run_id
-            run_ids.append(found)
+                done = evaluate(req, rerun=True)
+            run_ids.append(done.run_id)
     keep = _imported_runs(spec, dataset_hash)
     notes = [("published", spec.name, now())]
     snapshot = spec.snapshot
@@ -89,24 +89,6 @@ def _dataset_hash(protocol) -> str:
     from harness.protocol.data import content_hash
 
     return content_hash(protocol.dataset, protocol.dataset.load(protocol.dataset_args))
-
-
-def _existing(store: Store, protocol, dataset_hash: str) -> str | None:
-    _, rows = store.query(
-        # a board runs the family's defaults: a from-scratch run is another board's (board_mod.BOARD_KEYS)
-        f"SELECT run_id FROM runs r WHERE status = 'finished' AND {board_mod.FAMILY_ARGS_SQL} = '{{}}' "
-        "AND family = ? AND dataset = ? AND preset = ? "
-        "AND method = ? AND method_args = ?::JSON AND seed = ? AND example_limit IS NULL AND dataset_hash = ? "
-        "AND harness_version = ? ORDER BY finished_at DESC LIMIT 1",
-        [protocol.family.name, protocol.dataset.name, protocol.preset.name, protocol.method.name,
-         json.dumps(protocol.method_args), protocol.req.seed, dataset_hash, _version()])
-    return rows[0][0] if rows else None
-
-
-def _version() -> str:
-    import harness
-
-    return harness.__version__
 
 
 def _imported_runs(spec: BoardSpec, dataset_hash: str | None) -> list[str]:
