@@ -195,9 +195,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of harness and bare loops, in alternating "
                         "order, the best of each kept (default 2)")
     opts = parser.parse_args()
-    from harness.cli import _quiet_libraries
+    from harness.runtime.log import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
 
     data = {} if opts.members is None else {"n_members": str(opts.members), "n_nonmembers": str(opts.members)}
 

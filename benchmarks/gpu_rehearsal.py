@@ -78,9 +78,9 @@ def main() -> int:
     parser.add_argument("--tokens-per-step", type=int, default=16384)
     parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
     args = parser.parse_args()
-    from harness.cli import _quiet_libraries
+    from harness.runtime.log import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     if not torch.cuda.is_available() and not args.cpu:
         print("gpu rehearsal: no GPU on this machine; nothing to rehearse")
         return 0

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from harness.runtime import log
+
 EPILOG_EVAL = """\
 examples:
   harness eval --method hard-kd                      the embedded default (tiny GPT-NeoX, synthetic-pii)
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     from harness.errors import RunFailed, UsageError
-    from harness.runtime import log, processes
+    from harness.runtime import processes
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -312,7 +314,7 @@ def cmd_eval(args, argv) -> int:
         raise UsageError(f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, 2**32 - 1")
     if args.filter is not None and args.filter not in FILTERS:
         raise unknown("--filter", args.filter, FILTERS)
-    _quiet_libraries()
+    log.quiet_libraries()
     from harness.leaderboard.results import approx_line, attack_table, summary
     from harness.protocol.request import EvalRequest
     from harness.protocol.run import Protocol
@@ -329,11 +331,12 @@ def cmd_eval(args, argv) -> int:
         return _eval_seeds(req, args.seeds)
     protocol = Protocol(req)
     result = protocol.run()
-    models = [{"role": i.role, "model_name": f"{protocol.family.name}-{i.size}", "n_params": i.n_params,
+    setup = protocol.setup
+    models = [{"role": i.role, "model_name": f"{setup.family.name}-{i.size}", "n_params": i.n_params,
                "cached": i.cached, "train_seconds": i.train_seconds} for i in result.models.values()]
-    print(f"\n{protocol.family.name} / {protocol.dataset.name} / {protocol.method.name} (seed {req.seed}): "
-          f"memorization of {result.n_members} members, prefix {protocol.preset.prefix_len} + suffix "
-          f"{protocol.preset.suffix_len} tokens\n")
+    print(f"\n{setup.family.name} / {setup.dataset.name} / {setup.method.name} (seed {req.seed}): "
+          f"memorization of {result.n_members} members, prefix {setup.preset.prefix_len} + suffix "
+          f"{setup.preset.suffix_len} tokens\n")
     print(summary(result.metrics, models, result.n_members))
     for text in (approx_line(result.metrics), attack_table(result.metrics), _filter_line(result.metrics)):
         if text:
@@ -360,19 +363,20 @@ def cmd_plan(args, argv) -> int:
     mfu = plan_mod.MFU if args.mfu is None else args.mfu
     if not 0 < mfu <= 1:
         raise UsageError(f"--mfu must be above 0 and at most 1, got {mfu}")
-    _quiet_libraries()
+    log.quiet_libraries()
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       cache_dir=args.cache_dir or default_dir(), method_args=dict(args.method_arg),
                       dataset_args=dict(args.dataset_arg), family_args=dict(args.family_arg), registry=args.registry)
     protocol = Protocol(req, bind=False)  # a hub family is not bound: binding checks its tokenizers on the hub
-    rows, members, nonmembers, tokenizer = protocol.plan_sizes()
+    rows, members, nonmembers, tokenizer = plan_mod.sizes(protocol.setup, protocol.data)
     if args.disk is not None and not (args.gpu and 0 <= args.disk <= 1e6):
         raise UsageError("--disk goes with --gpu and is between 0 and 1000000 TB")
     hardware = plan_mod.GPUS[args.gpu] if args.gpu else plan_mod.local_hardware()
     devices = args.gpus or _local_gpus()
     disk = None if args.disk is None else int(args.disk * 1e12)
-    plan = protocol.plan(rows, members, nonmembers, hardware, devices, args.fsdp, mfu, tokenizer=tokenizer,
-                         training_precision="bf16" if args.gpu else None, disk=disk)
+    plan = plan_mod.of_run(protocol.setup, rows, members, nonmembers, hardware, devices, args.fsdp, mfu,
+                           tokenizer=tokenizer, cache_root=protocol.cache.root,
+                           training_precision="bf16" if args.gpu else None, disk=disk)
     # another machine's disk is its own: only its teacher-output budget (--disk) is known here
     free = free_disk(req.cache_dir) if not args.gpu else (disk if disk is not None else plan.disk)
     problems = plan_mod.fits(plan, hardware.memory, max(free, plan.tier.bytes if args.gpu else 0))
@@ -436,7 +440,7 @@ def _eval_seeds(req, count: int) -> int:
 
 def cmd_reproduce(args, argv) -> int:
 
-    _quiet_libraries()
+    log.quiet_libraries()
     from harness.protocol.reproduce import count_line, reproduce, strata_table, table
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
@@ -470,7 +474,7 @@ def cmd_sweep(args, argv) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    _quiet_libraries()
+    log.quiet_libraries()
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
@@ -670,11 +674,10 @@ def _spec(name: str, args):
 
 def _publish(args) -> int:
     from harness.leaderboard import publish
-    from harness.runtime import log
     from harness.runtime.cache import default_dir
 
     spec, where = _spec(args.name, args)
-    _quiet_libraries()
+    log.quiet_libraries()
     db = args.publish_db or args.db or _db(args)
     path = publish.publish(spec, db, args.cache_dir or default_dir(), args.registry,
                             log=log.info)
@@ -707,7 +710,7 @@ def cmd_export(args, argv) -> int:
     from harness.leaderboard import bundles
     from harness.store.database import Store
 
-    _quiet_libraries()
+    log.quiet_libraries()
     store = Store(_db(args))
     out = args.output or Path(f"bundle-{args.run_ids[0]}.duckdb")
     path = bundles.export(store, args.run_ids, out, args.registry)
@@ -776,21 +779,6 @@ def _serve(cmd: list[str], env: dict[str, str]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
-    from transformers.utils import logging
-
-    from harness.runtime import processes, progress
-
-    logging.set_verbosity_error()
-    if not progress.enabled() or not processes.is_main():  # its loading and saving bars too
-        logging.disable_progress_bar()
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,

@@ -51,3 +51,21 @@ def info(message: str) -> None:
 def warning(message: str) -> None:
     """Printed as `harness: warning: message`, on every process."""
     setup().warning(message)
+
+
+def quiet_libraries() -> None:
+    """The libraries' own chatter off before a command loads them: tokenizers' fork warning, the hub's
+    telemetry, transformers' info lines, and its progress bars where ours are off or on another process."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    from transformers.utils import logging as transformers_logging
+
+    from harness.runtime import processes, progress
+
+    transformers_logging.set_verbosity_error()
+    if not progress.enabled() or not processes.is_main():  # its loading and saving bars too
+        transformers_logging.disable_progress_bar()
