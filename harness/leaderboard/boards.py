@@ -17,7 +17,7 @@ import tomli
 
 from harness.errors import UsageError, unknown
 from harness.leaderboard.ranking import DEFAULT, Ranking
-from harness.store.tables import COLUMNS
+from harness.store.labels import COLUMNS
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
 

@@ -13,7 +13,7 @@ from harness.leaderboard import ranking
 from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
 from harness.store import tables
 from harness.store.database import Store
-from harness.store.tables import COLUMNS, FIGURES, family_label
+from harness.store.labels import COLUMNS, FIGURES, family_label
 
 
 def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: int) -> str:

@@ -1,0 +1,36 @@
+"""What the stored figures are called: every board column's label and kind, and a family's label, defined once."""
+
+from __future__ import annotations
+
+import json
+
+# Every board column, for the app, `harness leaderboard` and the CSV: key -> (label, kind). Rates are fractions.
+COLUMNS = {
+    "mem_rate_student": ("student memorization", "rate"),
+    "reduction": ("reduction vs baseline", "ratio"),
+    "inheritance_rate": ("inheritance rate", "rate"),
+    "easy_share": ("easy share", "rate"),
+    "val_ppl_student": ("validation perplexity", "num"),
+    "best_attack_auc": ("best attack AUC", "num"),
+    "teacher_access": ("teacher access", "text"),
+    "dp_epsilon": ("DP epsilon", "num"),  # a DP-SGD student's epsilon spent; empty for the others
+    "seeds": ("seeds", "int"),
+    "student_size": ("student size", "text"),
+    "mem_rate_teacher": ("teacher memorization", "rate"),
+    "mem_rate_baseline": ("baseline memorization", "rate"),
+    "config_hash": ("config hash", "text"),
+    "dataset_hash": ("dataset hash", "text"),
+    "seed_list": ("seed", "text"),
+    "harness_version": ("harness version", "text"),
+    "git_commit": ("git commit", "text"),
+    "run_id": ("run", "text"),
+}
+# The figures a board ranks by and shows, the first one ranking: the privacy side of the trade-off.
+FIGURES = {key: COLUMNS[key][0] for key in
+           ("mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student")}
+
+
+def family_label(family: str, family_args: str | None) -> str:
+    """`tiny (weights=scratch)` for a family run with arguments; the name alone for one without."""
+    args = json.loads(family_args) if family_args else {}
+    return f"{family} ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else family
