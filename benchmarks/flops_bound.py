@@ -3,7 +3,7 @@
     python benchmarks/flops_bound.py [--method soft-kd] [--members N] [--limit N] [--rate-rounds 3] [--rounds 2]
 
 Runs the whole protocol cold (`harness eval --method soft-kd` on tiny / synthetic-pii, a fresh
-temporary cache and results file) through `harness.protocol.run.Protocol`, which reports the
+temporary cache and results file) through `harness.evaluate`, which reports the
 seconds of each stage, and sets beside each stage the least time its matrix arithmetic needs on
 this machine:
 
@@ -66,8 +66,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from harness.measure.metrics import ROLES
-from harness.protocol.request import EvalRequest
-from harness.protocol.run import Protocol
+from harness import EvalRequest, evaluate
+from harness.protocol.run import Protocol  # the bare loops' data and models, as the run makes them
 
 STAGES = ("data", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
 
@@ -206,12 +206,14 @@ def main() -> None:
                            dataset_args=data, limit=opts.limit, command="benchmarks/flops_bound.py")
 
     setup = tempfile.mkdtemp(prefix="bench-flops-")
-    proto = Protocol(request(setup))
+    runner = Protocol(request(setup))
+    proto = runner.setup  # the resolved plugins, preset and sizes
     if proto.method.kind == "step":
         sys.exit(f"{proto.method.name} samples from the student as it trains; this bound covers off-policy methods")
-    members, nonmembers, _ = proto.data()
+    data = runner.data()
+    members, nonmembers = data.members, data.nonmembers
     torch.manual_seed(0)
-    loaded = {role: proto.family.model(size, proto.tokenizer) for role, size in
+    loaded = {role: proto.family.model(size, data.tokenizer) for role, size in
               (("teacher", proto.teacher_size), ("baseline", proto.student_size), ("student", proto.student_size))}
     shapes = {role: matmul_weights(model) for role, model in loaded.items()}
 
@@ -227,7 +229,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="bench-flops-") as tmp:
                 big.append(big_rate())
                 t0 = time.perf_counter()
-                result = Protocol(request(tmp)).run()
+                result = evaluate(request(tmp), rerun=True).result
                 runs.append((result, time.perf_counter() - t0))
                 big.append(big_rate())
     result = min(runs, key=lambda run: run[1])[0]

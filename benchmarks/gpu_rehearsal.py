@@ -4,7 +4,7 @@
         [--example-len 256] [--prefix 50] [--suffix 50] [--tokens-per-step 16384]
 
 For each pair it runs the whole protocol (`harness eval --family pythia --family-arg
-weights=scratch --dataset text-files`, soft-kd) cold, through `harness.protocol.run.Protocol`, in a
+weights=scratch --dataset text-files`, soft-kd) cold, through `harness.evaluate`, in a
 fresh cache and results file. The members are windows of `--example-len` tokens (256, with a 50 + 50
 token extraction test, as Borkar et al.) of a local corpus it writes first: the harness's generated
 generic documents, joined into long ones. Each step trains on `--tokens-per-step` tokens (a token
@@ -129,7 +129,7 @@ def _preset(teacher: str, student: str) -> str:
 
 
 def request(registry: Path, teacher: str, student: str, args):
-    from harness.protocol.request import EvalRequest
+    from harness import EvalRequest
 
     return EvalRequest(method=args.method, family="pythia", dataset="text-files", preset=_preset(teacher, student),
                        family_args={"weights": "scratch"}, registry=registry, db=Path(os.environ["HARNESS_DB"]),
@@ -139,30 +139,29 @@ def request(registry: Path, teacher: str, student: str, args):
 def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, float]:
     import torch
 
+    import harness
     from harness.protocol import plan as plan_mod
-    from harness.protocol.run import Protocol
     from harness.runtime.precision import precisions
 
     print(f"\n== pythia {teacher} -> {student} (real shapes, random weights), one GPU", flush=True)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    protocol = Protocol(request(registry, teacher, student, args))
+    req = request(registry, teacher, student, args)
     t0 = time.perf_counter()
-    result = protocol.run()
+    result = harness.evaluate(req, rerun=True).result
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
-    rows = protocol.data()[0]  # the members as the run cut them (cached tokenizer: cheap)
-    tokens = len(rows.training_rows()) * rows.ids.shape[1]
+    length = args.example_len  # the preset this script wrote; text-files repeats no member: one row each
+    tokens = result.n_members * length
     hardware = plan_mod.local_hardware()
-    cfg = {role: protocol.preset.training(role) for role in ("teacher", "baseline", "student")}
     print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}{'target':>8}")
     for role, info in result.models.items():
-        flops = 6 * info.n_params * tokens * cfg[role].epochs
+        flops = 6 * info.n_params * tokens * args.epochs
         seconds = result.stage_seconds[role]
         mfu = flops / seconds / hardware.bf16_flops
-        print(f"{role:<10}{info.n_params / 1e6:>7.0f}M{tokens * cfg[role].epochs:>12,}{seconds:>9.1f}"
+        print(f"{role:<10}{info.n_params / 1e6:>7.0f}M{tokens * args.epochs:>12,}{seconds:>9.1f}"
               f"{flops / seconds / 1e12:>9.1f}{mfu:>7.1%}{TARGETS[role]:>7.0%}{' ' if mfu >= TARGETS[role] else '!'}")
-    scored = (result.n_members + result.n_nonmembers) * rows.ids.shape[1] * 3
+    scored = (result.n_members + result.n_nonmembers) * length * 3
     rate = scored / result.stage_seconds["extraction"]
     print(f"extraction: {scored:,} tokens (3 models, {precisions()}) in {result.stage_seconds['extraction']:.1f} s: "
           f"{rate:,.0f} tokens/s, {rate / EXTRACTION_BEFORE:.1f}x the 200k before (target 5x); "
@@ -171,7 +170,7 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     figures = {k: result.metrics[k] for k in FIGURES if k in result.metrics}
     print("figures: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
-    again = Protocol(request(registry, teacher, student, args)).run()
+    again = harness.evaluate(request(registry, teacher, student, args), rerun=True).result
     assert all(info.cached for info in again.models.values()), "the rerun should load every model"
     differ = {k: (v, again.metrics.get(k)) for k, v in result.metrics.items() if not _same(v, again.metrics.get(k))}
     print(f"cached rerun: {len(result.metrics) - len(differ)} of {len(result.metrics)} figures identical"

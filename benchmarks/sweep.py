@@ -37,8 +37,7 @@ os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from harness.protocol import sweep
-from harness.protocol.request import EvalRequest
-from harness.protocol.run import Protocol
+from harness import EvalRequest, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,8 +107,8 @@ def main() -> None:
         cells = sweep.plan(base, methods, ["tiny"], ["synthetic-pii"], [0])
 
         # Untimed warm-up: imports and first-call costs, on a handful of examples in its own cache.
-        quiet(lambda: Protocol(replace(base, method=cells[0].method, limit=8, db=tmp / "warm.duckdb",
-                                       cache_dir=tmp / "warm-cache")).run())
+        quiet(lambda: evaluate(replace(base, method=cells[0].method, limit=8, db=tmp / "warm.duckdb",
+                                       cache_dir=tmp / "warm-cache"), rerun=True))
 
         import torch
 

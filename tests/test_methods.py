@@ -499,22 +499,22 @@ def student_deps(tmp_path, method: str, training=None, role: str = "student", re
     import dataclasses
 
     from harness.protocol.request import EvalRequest
-    from harness.protocol.run import Protocol
+    from harness.protocol.run import Data, Protocol
 
     req = EvalRequest(method=method, registry=registry_path or ROOT / "registry.toml", cache_dir=tmp_path / "cache",
                       db=tmp_path / "harness.duckdb")
     protocol = Protocol(req)
     if training is not None:
-        protocol.method = dataclasses.replace(protocol.method, training=training)
-    protocol.tokenizer_key = "tokenizer"
+        protocol.setup.method = dataclasses.replace(protocol.setup.method, training=training)
+    data = Data(None, None, "", None, "tokenizer")
     seen = {}
 
-    def trained(role, size, deps, rows, order, cfg, seed, start, distiller=None):
+    def trained(role, size, deps, data, rows, order, cfg, seed, start, distiller=None):
         seen.update(deps=deps, cfg=cfg)
         return None, None
 
     protocol._trained = trained
-    protocol._model(role, protocol.student_size, ROWS, torch.arange(len(ROWS)), recipe={"method": method})
+    protocol._model(role, protocol.setup.student_size, data, ROWS, torch.arange(len(ROWS)), recipe={"method": method})
     return seen
 
 

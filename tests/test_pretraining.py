@@ -59,10 +59,10 @@ def test_each_size_is_pretrained_once_and_every_role_starts_from_it(quick_regist
     # Every role's calibrated reference is that student-size checkpoint, which never saw a member.
     refs = seen["refs"]
     assert refs["teacher"] is refs["baseline"] is refs["student"]
-    members, _, _ = protocol.data()
-    start = protocol._start(protocol.student_size)
-    p = protocol.preset
-    expected = extract(start, members.ids, p.prefix_len, p.suffix_len, p.eval_batch_size, desc="test")
+    data = protocol.data()
+    start = protocol.start(protocol.setup.student_size, data)
+    p = protocol.setup.preset
+    expected = extract(start, data.members.ids, p.prefix_len, p.suffix_len, p.eval_batch_size, desc="test")
     torch.testing.assert_close(refs["student"][0].loss, expected.loss)
 
     # Another method and seed: nothing is pretrained again.

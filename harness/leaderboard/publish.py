@@ -35,7 +35,7 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
 
     writable(spec)
     from harness.protocol.evaluate import evaluate, stored
-    from harness.protocol.run import Protocol
+    from harness.protocol.request import Resolved
 
     run_ids = []
     public: set[str] = set()
@@ -47,11 +47,11 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
                               seed=seed, db=db, cache_dir=cache_dir, method_args=args,
                               dataset_args=dict(spec.dataset_args), registry=registry,
                               command=f"harness leaderboard publish {spec.name}")
-            protocol = Protocol(req)
+            setup = Resolved(req)
             if dataset_hash is None:
-                dataset_hash = _dataset_hash(protocol)
-            if protocol.dataset.public:
-                public.add(protocol.dataset.name)
+                dataset_hash = _dataset_hash(setup)
+            if setup.dataset.public:
+                public.add(setup.dataset.name)
             done = stored(req)  # the run that counts for this identity, as the sweep and reproduce find it
             if done is not None:
                 log(f"{entry}, seed {seed}: run {done.run_id} (already in {db})")
@@ -85,10 +85,10 @@ def writable(spec: BoardSpec) -> None:
                          "the checkout, or pass --leaderboards DIR")
 
 
-def _dataset_hash(protocol) -> str:
+def _dataset_hash(setup) -> str:
     from harness.protocol.data import content_hash
 
-    return content_hash(protocol.dataset, protocol.dataset.load(protocol.dataset_args))
+    return content_hash(setup.dataset, setup.dataset.load(setup.dataset_args))
 
 
 def _imported_runs(spec: BoardSpec, dataset_hash: str | None) -> list[str]:

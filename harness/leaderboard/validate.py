@@ -88,8 +88,8 @@ def _board_examples(spec: BoardSpec, registry: Path | None, dataset, split) -> d
     protocol = Protocol(EvalRequest(method=method, family=spec.family, dataset=spec.dataset, preset=spec.preset,
                                     seed=0, db=default_path(), cache_dir=default_dir(), method_args=args,
                                     dataset_args=dict(spec.dataset_args), registry=registry))
-    members, nonmembers, _ = protocol.data()
-    return {sid: (ex.split, r, k) for ex in (members, nonmembers)
+    data = protocol.data()
+    return {sid: (ex.split, r, k) for ex in (data.members, data.nonmembers)
             for sid, r, k in zip(ex.sample_ids, ex.repeats.tolist(), ex.kinds)}
 
 

@@ -7,7 +7,8 @@ uses. Each returns column lists ready for the store (see docs/results.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -15,6 +16,7 @@ from harness.contract.specs import Attack, Evidence, resolve_params
 from harness.errors import unknown
 from harness.measure import membership
 from harness.measure.extract import Extraction, greedy
+from harness.measure.metrics import ROLES
 
 
 def evidence(result: Extraction, zlib_bits: torch.Tensor, reference: Evidence | None = None) -> Evidence:
@@ -103,3 +105,62 @@ def approximate(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batc
     edit = torch.tensor([Levenshtein.normalized_distance(g, t)
                          for g, t in zip(generated.tolist(), truth.tolist())], dtype=torch.float64)
     return generated, match, edit
+
+
+def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[str, Extraction],
+           on_nonmembers: Mapping[str, Extraction], texts: Mapping[str, list[str]], kl: torch.Tensor,
+           refs: Mapping[str, tuple[Extraction, Extraction]] | None, attacks: Mapping[str, Attack],
+           attack_args: Mapping[str, dict], preset, *, seed: int, decode: Callable[[Any], list[str]],
+           start_is_reference: bool) -> tuple[dict[str, float], dict[str, dict[str, list]], dict]:
+    """Everything beyond the exact-match verdict, from the three models and their extractions.
+
+    Returns the figures, the tables for the store (scores, curves, continuations, features) and each
+    role's approximate match and edit distance per sampled member. `refs` holds each role's reference
+    extractions on (members, non-members), or None when no attack is calibrated; `start_is_reference`
+    says it is the student's own start, whose validation perplexity is then reported.
+    """
+    from harness.runtime import processes
+    from harness.runtime.log import info as log
+
+    p = preset
+    z_m, z_n = zlib_bits(texts[members.split]), zlib_bits(texts[nonmembers.split])
+
+    def with_reference(role: str, side: int, result: Extraction, z: torch.Tensor) -> Evidence:
+        return evidence(result, z, None if refs is None else evidence(refs[role][side], z))
+
+    ev_m = {r: with_reference(r, 0, on_members[r], z_m) for r in ROLES}
+    ev_n = {r: with_reference(r, 1, on_nonmembers[r], z_n) for r in ROLES}
+    log(f"membership attacks: {', '.join(attacks)} on every role")
+    metrics, scores, roc = attack(attacks, ev_m, ev_n, members.sample_ids, nonmembers.sample_ids, seed=seed,
+                                  params=attack_args)
+    if refs is not None and start_is_reference:  # the student's own start, before fine-tuning
+        metrics["val_ppl_start_student"] = refs["student"][1].loss.mean().exp().item()
+    curves = k_extractability(on_members, p.suffix_len)
+    for k in curves:
+        curves[k] += roc[k]
+
+    pick = approx_sample(len(members), p.approx_sample).tolist()
+    picked_ids = [members.sample_ids[i] for i in pick]
+    conts: dict[str, list] = {"role": [], "sample_id": [], "token_ids": [], "text": []}
+    approx: dict[str, dict[str, tuple[float, float]]] = {}
+    for role, model in models.items():
+        if not pick:
+            break
+        generated, match, edit = processes.sharded(
+            lambda part, model=model, role=role: approximate(
+                model, members.ids[pick][part], p.prefix_len, p.suffix_len, p.generate_batch_size,
+                desc=f"{role}: continuations"), len(pick))
+        approx[role] = dict(zip(picked_ids, zip(match.tolist(), edit.tolist())))
+        conts["role"] += [role] * len(pick)
+        conts["sample_id"] += picked_ids
+        conts["token_ids"] += generated.tolist()
+        conts["text"] += decode(generated)
+        metrics[f"approx_match_{role}"] = match.mean().item()
+        metrics[f"edit_distance_{role}"] = edit.mean().item()
+
+    features = {"sample_id": list(members.sample_ids),
+                "teacher_ppl": on_members["teacher"].loss.exp().tolist(),
+                "baseline_ppl": on_members["baseline"].loss.exp().tolist(),
+                "kl_teacher_baseline": kl.tolist(), "zlib_entropy": z_m.tolist(),
+                "memorized_student": on_members["student"].memorized.tolist()}
+    return metrics, {"scores": scores, "curves": curves, "continuations": conts, "features": features}, approx

@@ -360,6 +360,51 @@ def shapes(family, family_args: dict[str, Any], sizes: tuple[str, str], tokenize
         return tuple(shape(build(size, tokenizer)) for size in sizes)  # type: ignore[return-value]
 
 
+def sizes(setup, data=None) -> tuple[int, int, int, Any]:
+    """Training rows, members, non-members and a tokenizer to size a request's models with.
+
+    A family with no hub behind it (`tiny`) gets its data and tokenizer exactly as a run does
+    (`data()`, the protocol's data stage). A hub family is planned offline: the counts come from the
+    dataset's arguments (each member once) and its shapes carry their own vocabulary.
+    """
+    from harness.errors import UsageError
+
+    if setup.found.family(setup.family.name).configure is None:
+        d = data()
+        return len(d.members.training_rows()), len(d.members), len(d.nonmembers), d.tokenizer
+    counts = [next((int(setup.dataset_args[k]) for k in names if k in setup.dataset_args), None)
+              for names in (("members", "n_members"), ("nonmembers", "n_nonmembers"))]
+    if None in counts:
+        raise UsageError(f"dataset {setup.dataset.name} declares no member and non-member counts; "
+                         "the plan needs --dataset-arg members=N --dataset-arg nonmembers=N")
+    members, nonmembers = counts
+    if setup.req.limit:
+        members, nonmembers = min(members, setup.req.limit), min(nonmembers, setup.req.limit)
+    return members, members, nonmembers, Vocabulary(int(setup.family_args.get("vocab_size", 0)))
+
+
+def of_run(setup, train_rows: int, distinct_rows: int, n_nonmembers: int, hardware: Hardware, devices: int,
+           sharded: bool, mfu: float = MFU, *, tokenizer, cache_root, training_precision: str | None = None,
+           disk: int | None = None) -> Plan:
+    """A resolved request's cost on `devices` x `hardware` (this machine's precision and cache disk
+    unless given); the family sized on the meta device."""
+    from harness.protocol import corpus
+    from harness.runtime.precision import precision
+    from harness.training.distill import disk_budget, memory_budget
+
+    pair = (setup.teacher_size, setup.student_size)
+    family = setup.found.family(setup.family.name)
+    pretrain_tokens = 0  # released weights are not pretrained here
+    if not (family.released and setup.family_args.get("weights") != "scratch"):
+        pretrain_tokens = corpus.token_estimate(tokenizer, setup.preset.pretrain_docs)
+    return make(family=setup.family.name, sizes=pair, shapes=shapes(family, setup.family_args, pair, tokenizer),
+                dataset=setup.dataset.name, method=setup.method, preset=setup.preset, train_rows=train_rows,
+                distinct_rows=distinct_rows, n_nonmembers=n_nonmembers, hardware=hardware, devices=devices,
+                sharded=sharded, mfu=mfu, training_precision=training_precision or precision(),
+                memory_budget=memory_budget(), disk_budget=disk_budget(cache_root) if disk is None else disk,
+                pretrain_tokens=pretrain_tokens)
+
+
 def local_hardware(world: int = 1) -> Hardware:
     """This machine's device: a known GPU's data-sheet peaks, else measured matmul rates."""
     import torch

@@ -13,25 +13,24 @@ from datetime import datetime, timezone
 
 from harness.contract.specs import ROLES
 from harness.measure.stats import interval
+from harness.protocol.evaluate import Evaluation, evaluate
 from harness.protocol.request import EvalRequest
-from harness.protocol.run import Protocol, RunResult
 from harness.runtime import processes
+from harness.store.database import Store
 
 
 @dataclass
 class SeedGroup:
     group_id: str
-    runs: dict[int, RunResult]
+    runs: dict[int, Evaluation]
     summary: dict[str, tuple[int, float, float, float]]  # figure -> (seeds, mean, lo, hi)
     always: dict[str, list[str]]  # role -> members memorized at every seed
 
 
-def run_seeds(req: EvalRequest, count: int) -> SeedGroup:
-    runs: dict[int, RunResult] = {}
-    protocol = None
-    for seed in range(req.seed, req.seed + count):
-        protocol = Protocol(replace(req, seed=seed))
-        runs[seed] = protocol.run()
+def run_seeds(req: EvalRequest, count: int, rerun: bool = True) -> SeedGroup:
+    """Seeds `req.seed` .. `req.seed + count - 1`, each through `evaluate` (`rerun=False`: a seed already
+    stored at this configuration is read back), grouped and stored as one seed group."""
+    runs = {seed: evaluate(replace(req, seed=seed), rerun=rerun) for seed in range(req.seed, req.seed + count)}
     names = sorted({name for r in runs.values() for name in r.metrics})
     summary = {}
     for name in names:
@@ -41,12 +40,13 @@ def run_seeds(req: EvalRequest, count: int) -> SeedGroup:
     always: dict[str, list[str]] = {}
     group_id = processes.broadcast(datetime.now(timezone.utc).strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     if processes.is_main():  # the results database is the main process's
+        store = Store(req.db)
         for role in ROLES:
-            _, rows = protocol.store.query(
+            _, rows = store.query(
                 "SELECT sample_id FROM samples WHERE list_contains(?, run_id) AND role = ? AND split = 'member' "
                 "GROUP BY sample_id HAVING bool_and(memorized) AND count(*) = ? ORDER BY sample_id",
                 [[r.run_id for r in runs.values()], role, len(runs)])
             always[role] = [r[0] for r in rows]
-        protocol.store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
+        store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
     always = processes.broadcast(always)
     return SeedGroup(group_id, runs, summary, always)
