@@ -315,7 +315,7 @@ def cmd_eval(args, argv) -> int:
     if args.filter is not None and args.filter not in FILTERS:
         raise unknown("--filter", args.filter, FILTERS)
     log.quiet_libraries()
-    from harness.leaderboard.results import approx_line, attack_table, summary
+    from harness.present.run_report import approx_line, attack_table, summary
     from harness.protocol.request import EvalRequest
     from harness.protocol.run import Protocol
     from harness.runtime.cache import default_dir
@@ -398,7 +398,7 @@ def _local_gpus() -> int:
 def _filter_line(metrics: dict[str, float]) -> str:
     if "filter_removed" not in metrics:
         return ""
-    from harness.store import tables
+    from harness.present import formats as tables
 
     n = metrics.get
     return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
@@ -409,9 +409,9 @@ def _filter_line(metrics: dict[str, float]) -> str:
 
 
 def _eval_seeds(req, count: int) -> int:
-    from harness.leaderboard.results import attack_table
+    from harness.present import formats as tables
+    from harness.present.run_report import attack_table
     from harness.protocol.seeds import run_seeds
-    from harness.store import tables
 
     group = run_seeds(req, count)
     rows = []
@@ -441,7 +441,8 @@ def _eval_seeds(req, count: int) -> int:
 def cmd_reproduce(args, argv) -> int:
 
     log.quiet_libraries()
-    from harness.protocol.reproduce import count_line, reproduce, strata_table, table
+    from harness.present.reproduce_report import strata_table, table
+    from harness.protocol.reproduce import count_line, reproduce
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
 
@@ -543,7 +544,7 @@ def _shard(raw: str) -> tuple[int, int]:
 def cmd_predict(args, argv) -> int:
     from harness.leaderboard.results import resolve_run_id
     from harness.measure.predict import FEATURES, THRESHOLD, predict_run
-    from harness.store import tables
+    from harness.present import formats as tables
     from harness.store.database import Store
 
     store = Store(_db(args))
@@ -567,7 +568,8 @@ def cmd_predict(args, argv) -> int:
 def cmd_compare(args, argv) -> int:
     from harness.config import registry
     from harness.errors import UsageError
-    from harness.leaderboard.compare import compare, render
+    from harness.leaderboard.compare import compare
+    from harness.present.compare_report import render
     from harness.store.database import Store
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -628,7 +630,7 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_show(args, argv) -> int:
-    from harness.leaderboard.results import show
+    from harness.present.run_report import show
     from harness.store.database import Store
 
     print(show(Store(_db(args)), args.run_id))
@@ -640,7 +642,7 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
-    from harness.leaderboard.results import leaderboard
+    from harness.present.board_report import leaderboard
     from harness.store.database import Store
 
     boards = leaderboard(Store(_db(args)), args.family, args.dataset)
@@ -688,7 +690,7 @@ def _publish(args) -> int:
 
 def _print_ranking(spec) -> None:
     """A published board as its readers will see it ranked: its own band and order."""
-    from harness.leaderboard.results import leaderboard
+    from harness.present.board_report import leaderboard
     from harness.store.database import Store
 
     for board in leaderboard(Store(spec.snapshot), rules=spec.ranking):

@@ -220,13 +220,14 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
 
 
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
-    from harness.leaderboard import board as B, results
+    from harness.leaderboard import board as B
     from harness.leaderboard.boards import spec_of
+    from harness.present import board_report
     from harness.store.database import Store
 
     snapshot = ROOT / "leaderboards" / "default.duckdb"
     spec = spec_of(snapshot)
-    [cli] = results.leaderboard(Store(snapshot), rules=spec.ranking)
+    [cli] = board_report.leaderboard(Store(snapshot), rules=spec.ranking)
     at = run_app(snapshot)
     assert at.metric[0].value == cli.rows[0][1]  # "leaks least": the CLI's rank 1, inside the band
     table = at.dataframe[0].value

@@ -9,8 +9,8 @@ import pytest
 from board_data import add_run
 
 from harness.cli import main
-from harness.leaderboard import board as B, results
-from harness.store import tables
+from harness.leaderboard import board as B
+from harness.present import board_report, formats
 from harness.store.database import Store
 
 SCRATCH = json.dumps({"weights": "scratch"})
@@ -35,7 +35,7 @@ def app_boards(store: Store) -> list[tuple[dict, list[str]]]:
 
 
 def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store):
-    cli = results.leaderboard(store)
+    cli = board_report.leaderboard(store)
     app = app_boards(store)
     assert [b.family_args for b in cli] == [k["family_args"] for k, _ in app] == [SCRATCH, "{}"]  # in key order
     for board, (keys, methods) in zip(cli, app):
@@ -53,14 +53,14 @@ def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store)
 
 
 def test_the_cli_prints_the_apps_figures(store):
-    [_, board] = results.leaderboard(store)
+    [_, board] = board_report.leaderboard(store)
     with B.connect(store.path) as con:
         [_, (_, group)] = B.boards(B.board(con))
     for row, r in zip(board.rows, group.to_dict("records")):
-        assert row[4] == results.memorization(r)
+        assert row[4] == board_report.memorization(r)
         if not r["reference"]:
-            assert row[5:11] == [tables.num(r["reduction"], 2, "x"), tables.pct(r["inheritance_rate"]),
-                                 tables.pct(r["easy_share"]), tables.num(r["val_ppl_student"]), results.epsilon(r),
+            assert row[5:11] == [formats.num(r["reduction"], 2, "x"), formats.pct(r["inheritance_rate"]),
+                                 formats.pct(r["easy_share"]), formats.num(r["val_ppl_student"]), board_report.epsilon(r),
                                  r["why"]]
             assert row[9] == "-"  # no DP-SGD row here: the epsilon column is empty
 
@@ -79,7 +79,7 @@ def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
     add_run(store, "s-soft-again", "soft-kd", family_args=SCRATCH, student=set())  # later: counts on the scratch board
     app = app_boards(store)
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"] and app[0][1] == ["soft-kd", "hard-kd"]
-    assert [r[1] for r in results.leaderboard(store)[0].rows] == ["soft-kd", "(baseline: fine-tuned)", "hard-kd"]
+    assert [r[1] for r in board_report.leaderboard(store)[0].rows] == ["soft-kd", "(baseline: fine-tuned)", "hard-kd"]
 
 
 def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
@@ -88,7 +88,7 @@ def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
     with B.connect(store.path) as con:
         table = B.board(con)
     assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
-    assert [r[1] for r in results.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
+    assert [r[1] for r in board_report.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
                                                                    "hard-kd"]
 
 

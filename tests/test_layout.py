@@ -17,7 +17,8 @@ LAYERS = {
     "harness.training": 4, "harness.measure": 4, "harness.store": 4,
     "harness.protocol": 5,
     "harness.leaderboard": 6,
-    "harness.cli": 7, "harness.__main__": 7,
+    "harness.present": 7,
+    "harness.cli": 8, "harness.__main__": 8,
 }
 SIBLINGS = {"harness.training", "harness.measure", "harness.store"}  # one layer, independent of each other
 

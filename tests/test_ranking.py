@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.leaderboard import board as B, results
+from harness.leaderboard import board as B
 from harness.leaderboard.boards import load_spec
 from harness.leaderboard.ranking import Ranking, rank
+from harness.present import board_report
 from harness.store.database import Store
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboards"
@@ -91,7 +92,7 @@ def test_the_shipped_boards_rank_1_is_inside_its_band_in_the_cli():
     assert not ranked.empty
     assert (ranked["val_ppl_student"] <= baseline["val_ppl_student"] * (1 + spec.ranking.slack)).all()
     assert {"minillm", "tvd"} <= set(table.loc[~table["ranked"] & ~table["reference"], "method"])
-    [cli] = results.leaderboard(Store(spec.snapshot))
+    [cli] = board_report.leaderboard(Store(spec.snapshot))
     assert cli.rows[0][1] == ranked["method"].iloc[0] and cli.rows[0][0] in ("1", "=1")
     assert "minillm" not in [r[1] for r in cli.rows[:cli.ranked]]
     # the board says where its memorization comes from: the repeated members alone

@@ -10,8 +10,9 @@ import pytest
 from conftest import SMALL_DATA
 from harness.cli import main
 from harness.measure.stats import MIN_COUNT, rate_ratio, wilson
+from harness.present.reproduce_report import strata_table, table
 from harness.protocol import reproduce as R
-from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, magnitude, table, verdict
+from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, magnitude, verdict
 from harness.store.database import Store
 
 BY_NAME = {f.name: f for f in FINDINGS}
@@ -176,7 +177,7 @@ def test_counts_come_from_metrics_rates_or_samples(tmp_path):
     strata = R.strata(store, {0: {"soft": "old", "hard": "old"}})
     assert strata[0] == {"repeats": 1, "members": 1, "teacher": 1, "baseline": 1, "soft_student": 1, "hard_student": 1}
     assert [s["repeats"] for s in strata] == [1, 2, 4, 8] and strata[3]["teacher"] == 0
-    text = R.strata_table(Reproduction("r", [0], {}, [], strata))
+    text = strata_table(Reproduction("r", [0], {}, [], strata))
     assert "1 (100.0%)" in text and "hard-KD student" in text
 
 

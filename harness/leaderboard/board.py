@@ -21,8 +21,8 @@ import pandas as pd
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
-from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
 from harness.store.labels import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
+from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
 
 LOCK_WAIT_SECONDS = 10.0
 

@@ -2,7 +2,7 @@
 
 The question it answers is the study's "hard KD inherits 2.7x more teacher-exclusive examples
 than soft KD": each method's figures, the overlap of the students' memorized sets, and the ratio
-of inherited counts, from runs already in the store.
+of inherited counts, from runs already in the store (`harness.present.compare_report` prints them).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.errors import UsageError
-from harness.store import tables
 from harness.store.database import Store
 
 
@@ -68,26 +67,3 @@ def compare(store: Store, methods: list[str], family: str, dataset: str, seeds: 
             jaccard[(a, b)] = sum(defined) / len(defined) if defined else float("nan")
     return Comparison(methods, common, figures, memorized, overlap, jaccard)
 
-
-def members(n: float | None) -> str:
-    """A count of members: an integer, or a mean over seeds with one decimal when it is not whole."""
-    if n is None or n != n:
-        return "n/a"
-    return str(int(n)) if float(n).is_integer() else f"{n:.1f}"
-
-
-def render(c: Comparison) -> str:
-    rows = [[m, tables.pct(f.get("mem_rate_student")), members(f.get("inherited")),
-             members(f.get("teacher_exclusive")), tables.pct(f.get("inheritance_rate")),
-             tables.pct(f.get("easy_share")), tables.num(f.get("val_ppl_student"))]
-            for m, f in c.figures.items()]
-    lines = [f"seeds {', '.join(map(str, c.seeds))} (means over seeds)", "",
-             tables.render(["method", "student mem rate", "inherited", "teacher-exclusive", "inheritance rate",
-                            "easy share", "val ppl"], rows), ""]
-    first = c.methods[0]
-    for (a, b), n in c.overlap.items():
-        lines.append(f"students' memorized sets, {a} and {b}: {members(n)} members in common "
-                     f"(Jaccard {tables.num(c.jaccard[(a, b)])})")
-    for b in c.methods[1:]:
-        lines.append(f"{b} inherits {tables.num(c.ratio(first, b), 2, 'x')} as many teacher-exclusive members as {first}")
-    return "\n".join(lines)

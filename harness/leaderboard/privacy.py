@@ -3,7 +3,7 @@
 The sweep puts each private row's epsilon beside what was measured (student memorization, the
 strongest attack, validation perplexity); the check (`harness.measure.audit`) asks whether the
 loss attack's TPR stays under what the row's (epsilon, delta) allows. `harness leaderboard` prints
-both under the board, and the app charts the sweep against soft-kd and the baseline.
+both under the board (`harness.present.board_report`), and the app charts the sweep against soft-kd and the baseline.
 """
 
 from __future__ import annotations
@@ -110,43 +110,3 @@ PANEL_COLUMNS = {"student memorization": "mem_rate_student", "strongest attack's
                  "validation perplexity": "val_ppl_student"}
 PANELS = ("student memorization", "strongest attack's AUC", TPR_PANEL, "validation perplexity")
 
-
-def render(rows: pd.DataFrame, found: pd.DataFrame) -> str:
-    """The sweep's table and the bound check, as `harness leaderboard` prints them under the board."""
-    from harness.store import tables
-
-    if rows.empty:
-        return ""
-    low = at_fpr(found)
-    sweep = [[r["method"], epsilon_label(r["epsilon"]), f"{r['seeds']}",
-              f"{tables.pct(r['mem_rate_student'])} [{tables.pct(r['mem_rate_student_lo'])}, "
-              f"{tables.pct(r['mem_rate_student_hi'])}]",
-              tables.num(r.get("best_attack_auc"), 3),
-              tables.pct(low.loc[r["method"], "tpr"]) if r["method"] in low.index else "n/a",
-              tables.num(r["val_ppl_student"]), "ranked" if r["ranked"] else "not ranked"]
-             for r in rows.to_dict("records")]
-    lines = ["", "DP-SGD students by epsilon (inf: clipping, no noise):",
-             tables.render(["method", "epsilon", "seeds", "student memorization [95%]", "best attack AUC",
-                            "loss attack TPR at 1% FPR (seeds pooled)", "validation perplexity", "board"], sweep)]
-    if not found.empty:
-        lowest = at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR the non-members resolve
-        check_rows = [[c["method"], epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
-                       f"{tables.pct(c['tpr'])} [{tables.pct(c['tpr_lo'])}, {tables.pct(c['tpr_hi'])}]",
-                       tables.pct(c["bound"]), c["verdict"], tables.num(c["shown"], 2),
-                       tables.num(max_shown(found, c["method"]), 2)]
-                      for c in lowest.to_dict("records")]
-        lines += ["", "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:",
-                  tables.render(["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict",
-                                 "epsilon shown", f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"],
-                                check_rows),
-                  "epsilon shown: the smallest epsilon the TPR interval's lower end allows; far below the spent "
-                  "epsilon, the bound is loose."]
-        broken = found[found["verdict"] == "violated"]
-        if not broken.empty:
-            lines.append("VIOLATED: " + "; ".join(f"{c['method']} at {c['fpr']:.0%} FPR" for c in
-                                                  broken.to_dict("records")))
-    return "\n".join(lines)
-
-
-def max_shown(found: pd.DataFrame, method: str) -> float:
-    return float(found.loc[found["method"] == method, "shown"].max())

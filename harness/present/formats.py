@@ -1,4 +1,4 @@
-"""Plain-text tables for the terminal."""
+"""Numbers and plain-text tables, one formatter per kind: the CLI's reports and the app's page read them here."""
 
 from __future__ import annotations
 
@@ -32,6 +32,18 @@ def count(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}{unit}"
     return str(n)
+
+
+def with_interval(value: float | None, lo: float | None, hi: float | None, fmt=pct) -> str:
+    """`10.0% [2.8%, 30.1%]`: a figure and its 95% interval, each formatted alike."""
+    return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def figure(value: float | None, kind: str) -> str:
+    """A board figure by its kind (`harness.store.labels.COLUMNS`): a rate in percent, a ratio with x, else two
+    decimals; n/a for none (NaN included)."""
+    value = None if value is None or value != value else float(value)
+    return pct(value) if kind == "rate" else num(value, 2, "x") if kind == "ratio" else num(value)
 
 
 def _cell(v: Any) -> str:

@@ -1,0 +1,141 @@
+"""`harness leaderboard` as text: each board ranked by the one query (`harness.leaderboard.board`), the DP-SGD
+rows' epsilon sweep and bound check under it, as `publish` and `import` print a board too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from harness.leaderboard import board as board_mod, privacy, ranking
+from harness.measure.audit import AUDIT_FPRS
+from harness.measure.stats import MIN_COUNT
+from harness.present import formats
+from harness.store.database import Store
+from harness.store.labels import COLUMNS, FIGURES, family_label
+
+
+@dataclass(frozen=True)
+class Board:
+    family: str
+    dataset: str
+    preset: str
+    dataset_hash: str
+    n_members: int
+    rows: list[list[Any]]  # ranked methods, the baseline, then the unranked (their reason last)
+    family_args: str | None = None  # pretrained or from-scratch weights are different boards
+    ranked: int = 0  # how many rows are ranked (the baseline follows them)
+    band: str = ranking.DEFAULT.band
+    regime: str | None = None  # where the board's memorization comes from, when it is the repeats alone
+    privacy: str = ""  # the DP-SGD rows' epsilon sweep and bound check (`privacy_text`)
+
+    @property
+    def title(self) -> str:
+        return (f"{family_label(self.family, self.family_args)} on {self.dataset} (preset {self.preset}, "
+                f"{self.n_members} members, dataset {self.dataset_hash})")
+
+    def render(self) -> str:
+        """The table, a separator before the methods outside the utility band, and what its marks mean."""
+        lines = formats.render(BOARD_HEADERS, self.rows).splitlines()
+        cut = 2 + self.ranked + 1  # the header, its rule, the ranked rows and the baseline
+        if cut < len(lines):
+            lines.insert(cut, f"-- {ranking.SEPARATOR} ({self.band}) --")
+        notes = [f"Ranked: methods with {self.band}, by student memorization, then the strongest attack; "
+                 "=N: a rank the 95% intervals cannot separate.",
+                 f"Rates and ratios pool the seeds' counts; n/a: fewer than {MIN_COUNT} memorized members to rest on.",
+                 "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
+        if self.regime:
+            notes.append(f"Note: {self.regime}.")
+        return "\n".join([self.title, *lines, *notes, *([self.privacy] if self.privacy else [])])
+
+
+def leaderboard(store: Store, family: str | None = None, dataset: str | None = None,
+                rules: ranking.Ranking = ranking.DEFAULT) -> list[Board]:
+    """Methods ranked per board: `harness.leaderboard.board.board`, the app's own ranking, printed as tables.
+
+    Where one seed was run twice, its latest run counts; `rules` are a published board's own.
+    """
+    filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
+    with store.connect(read_only=True) as con:
+        table = board_mod.board(con, filters, rules=lambda keys: rules)
+        notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in board_mod.run_ids(ids)])
+                 for _, group in board_mod.boards(table)]
+        private = [privacy.private(group) for _, group in board_mod.boards(table)]
+        dp = [privacy_text(rows, privacy.checks(con, rows)) for rows in private]
+    out = []
+    for keys, group in board_mod.boards(table):
+        rows = []
+        for r in group.to_dict("records"):
+            name = r["method"]  # the baseline's is ranking.BASELINE_LABEL
+            rank = "-" if r["reference"] else (r["rank"] or "-")
+            seeds = "-" if r["reference"] else r["seeds"]
+            figures = [memorization(r), *(("1.00x", "-", "-") if r["reference"] else
+                                          (_cell(k, r[k]) for k in ("reduction", "inheritance_rate", "easy_share"))),
+                       _cell("val_ppl_student", r["val_ppl_student"])]
+            rows.append([rank, name, r["teacher_access"], seeds, *figures, epsilon(r), r["why"] or ""])
+        out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
+                         int(group["n_members"].iloc[0]), rows, keys["family_args"],
+                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)],
+                         privacy=dp[len(out)]))
+    return out
+
+
+BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0],
+                 f"{FIGURES['mem_rate_student']} [95%]", *list(FIGURES.values())[1:], COLUMNS["dp_epsilon"][0],
+                 "not ranked because"]
+
+
+def epsilon(r: dict) -> str:
+    """A DP-SGD student's epsilon spent ("inf": no noise, clipping only); "-" for a non-private method."""
+    noise = r.get("dp_noise_multiplier")
+    if noise is None or noise != noise:
+        return "-"
+    return "inf" if noise == 0 else formats.num(r.get("dp_epsilon"), 2)
+
+
+def memorization(r: dict) -> str:
+    """The student's memorization with its 95% interval: what a rerun is compared against."""
+    return formats.with_interval(r["mem_rate_student"], r["mem_rate_student_lo"], r["mem_rate_student_hi"])
+
+
+def _cell(key: str, value: Any) -> str:
+    return formats.figure(value, COLUMNS[key][1])
+
+
+def privacy_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
+    """The DP-SGD rows' epsilon sweep and their bound check (`harness.leaderboard.privacy`), under the board."""
+    if rows.empty:
+        return ""
+    low = privacy.at_fpr(found)
+    sweep = [[r["method"], privacy.epsilon_label(r["epsilon"]), f"{r['seeds']}",
+              formats.with_interval(r["mem_rate_student"], r["mem_rate_student_lo"], r["mem_rate_student_hi"]),
+              formats.num(r.get("best_attack_auc"), 3),
+              formats.pct(low.loc[r["method"], "tpr"]) if r["method"] in low.index else "n/a",
+              formats.num(r["val_ppl_student"]), "ranked" if r["ranked"] else "not ranked"]
+             for r in rows.to_dict("records")]
+    lines = ["", "DP-SGD students by epsilon (inf: clipping, no noise):",
+             formats.render(["method", "epsilon", "seeds", "student memorization [95%]", "best attack AUC",
+                             "loss attack TPR at 1% FPR (seeds pooled)", "validation perplexity", "board"], sweep)]
+    if not found.empty:
+        lowest = privacy.at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR the non-members resolve
+        check_rows = [[c["method"], privacy.epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
+                       formats.with_interval(c["tpr"], c["tpr_lo"], c["tpr_hi"]),
+                       formats.pct(c["bound"]), c["verdict"], formats.num(c["shown"], 2),
+                       formats.num(max_shown(found, c["method"]), 2)]
+                      for c in lowest.to_dict("records")]
+        lines += ["", "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:",
+                  formats.render(["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict",
+                                  "epsilon shown", f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"],
+                                 check_rows),
+                  "epsilon shown: the smallest epsilon the TPR interval's lower end allows; far below the spent "
+                  "epsilon, the bound is loose."]
+        broken = found[found["verdict"] == "violated"]
+        if not broken.empty:
+            lines.append("VIOLATED: " + "; ".join(f"{c['method']} at {c['fpr']:.0%} FPR" for c in
+                                                  broken.to_dict("records")))
+    return "\n".join(lines)
+
+
+def max_shown(found: pd.DataFrame, method: str) -> float:
+    return float(found.loc[found["method"] == method, "shown"].max())

@@ -1,0 +1,46 @@
+"""`harness reproduce` as text: one row per published finding, its caveats, and memorization by repeat count
+(`harness.protocol.reproduce`)."""
+
+from __future__ import annotations
+
+import math
+
+from harness.present import formats
+from harness.protocol.reproduce import Reproduction
+
+
+def measured_text(mean: float, lo: float, hi: float, unit: str) -> str:
+    fmt = formats.finding_value
+    if math.isnan(mean):
+        return "n/a"
+    return fmt(mean, unit) + (f" [{fmt(lo, unit)}, {fmt(hi, unit)}]" if lo != hi else "")
+
+
+def magnitude_text(figure: float | None, unit: str, word: str) -> str:
+    return f"{word} ({formats.finding_value(figure, unit)} published)" if word else ""
+
+
+def table(result: Reproduction) -> str:
+    """The findings, one row each; the caveats (why n/a, seeds without a value) as lines below."""
+    rows = [[r.finding.name, r.finding.claim, r.finding.published, r.finding.source,
+             measured_text(r.mean, r.lo, r.hi, r.finding.unit), f"{r.counted} of {len(r.values)}",
+             magnitude_text(r.finding.figure, r.finding.unit, r.magnitude), r.verdict] for r in result.rows]
+    text = formats.render(["finding", "claim (holds if)", "published", "source", "measured here", "seeds",
+                           "magnitude", "verdict"], rows, right=[False, False, False, False, True, True, False, False])
+    notes = [f"  {r.finding.name}: {r.caveat}" for r in result.rows if r.caveat]
+    return text + ("\n\ncaveats:\n" + "\n".join(notes) if notes else "")
+
+
+def strata_table(result: Reproduction) -> str:
+    """Memorization by repeat count; '' where no member repeats."""
+    if not result.strata:
+        return ""
+    cols = ("teacher", "baseline", "soft_student", "hard_student")
+
+    def cell(row, col):
+        k, n = row.get(col), row.get("members", 0)
+        return "" if k is None or not n else f"{k} ({100 * k / n:.1f}%)"
+
+    rows = [[row["repeats"], row.get("members", 0), *(cell(row, c) for c in cols)] for row in result.strata]
+    return formats.render(["repeats", "members", "teacher", "baseline", "soft-KD student", "hard-KD student"], rows,
+                          right=[True] * 6)

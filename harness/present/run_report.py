@@ -1,0 +1,158 @@
+"""One run as text: its roles side by side, its attacks and approximate matches, and `harness show`."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from harness.contract.specs import ROLES
+from harness.leaderboard.results import (
+    repeat_rates,
+    resolve_run_id,
+    run_row,
+    stored_metrics,
+    stored_models,
+    student_recipe,
+)
+from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
+from harness.present import formats
+from harness.store.database import Store
+from harness.store.labels import family_label
+
+
+def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: int) -> str:
+    """The three roles side by side, then the inheritance figures."""
+    rows = []
+    for m in models:
+        role = m["role"]
+        rate = metrics.get(f"mem_rate_{role}")
+        memorized = "n/a" if rate is None else f"{round(rate * n_members)}/{n_members}"
+        rows.append([role, m["model_name"], formats.count(m["n_params"]), memorized, formats.pct(rate),
+                     formats.pct(metrics.get(f"nonmember_rate_{role}")), formats.num(metrics.get(f"val_ppl_{role}")),
+                     "cache" if m["cached"] else f"trained {m['train_seconds']:.0f}s"])
+    table = formats.render(["role", "model", "params", "memorized", "mem rate", "non-member rate", "val ppl",
+                            "source"], rows)
+    g = metrics.get
+    inheritance = (
+        f"teacher-exclusive {int(g('teacher_exclusive') or 0)}, inherited by the student {int(g('inherited') or 0)} "
+        f"(inheritance rate {formats.pct(g('inheritance_rate'))}); easy share {formats.pct(g('easy_share'))}; "
+        f"student-only {int(g('student_only') or 0)}; reduction vs baseline {formats.num(g('reduction'), 2, 'x')}"
+        + (f" (n/a: a ratio needs {MIN_COUNT} or more memorized members)"
+           if any(_nan(g(k)) for k in ("reduction", "inheritance_rate", "easy_share")) else "")
+    )
+    lines = [table, "", inheritance]
+    start = g("val_ppl_start_student")
+    if not _nan(start):
+        lines.append(f"the student's start (the small model before fine-tuning, which saw no member): validation "
+                     f"perplexity {formats.num(start)}")
+    losses = [f"{role} {g(f'train_loss_first_{role}'):.3f} -> {g(f'train_loss_last_{role}'):.3f}" for role in ROLES
+              if not _nan(g(f"train_loss_first_{role}")) and not _nan(g(f"train_loss_last_{role}"))]
+    if losses:
+        lines.append("training loss, first epoch -> last: " + ", ".join(losses))
+    if not _nan(g("dp_noise_multiplier")):
+        eps = "infinite (no noise)" if g("dp_noise_multiplier") == 0 else (
+            "none claimed (shuffled batches)" if _nan(g("dp_epsilon")) else f"{g('dp_epsilon'):.2f}")
+        lines.append(f"the student trained with DP-SGD: epsilon {eps} at delta {g('dp_delta'):.2g}; noise multiplier "
+                     f"{g('dp_noise_multiplier'):.3g}, sampling rate {g('dp_sample_rate'):.3g}, "
+                     f"{int(g('dp_steps'))} steps over {int(g('dp_records'))} records")
+    quiet = exact_match_note(metrics, n_members)
+    if quiet:
+        lines.append(quiet)
+    return "\n".join(lines)
+
+
+def exact_match_note(metrics: dict[str, float], n_members: int) -> str | None:
+    """One line when exact match says too little to tell the roles apart, and where to look instead."""
+    found = {role: stored_count({**metrics, "n_members": n_members}, f"memorized_{role}") for role in ROLES}
+    counts = {r: int(c) for r, c in found.items() if not math.isnan(c)}
+    if not counts or max(counts.values()) >= MIN_COUNT:
+        return None
+    said = ", ".join(f"{r} {c}" for r, c in counts.items())
+    return (f"exact match says little here: {said} of {n_members} members memorized, fewer than {MIN_COUNT}, so "
+            "no ratio is given; the roles are told apart by k-extractability at smaller k, approximate match and "
+            "the membership attacks (`harness show`)")
+
+
+def _nan(v) -> bool:
+    return v is None or v != v
+
+
+def attack_table(metrics: dict[str, float]) -> str:
+    """Membership attacks: AUC and TPR at 1% and 0.1% FPR per attack and role, with 95% intervals."""
+    pairs = sorted({tuple(n.split("_")[1:3]) for n in metrics if n.startswith("auc_") and not n.endswith(("_lo", "_hi"))},
+                   key=lambda p: (p[0], ROLES.index(p[1]) if p[1] in ROLES else 9))
+    if not pairs:
+        return ""
+
+    def cell(name: str, fmt) -> str:
+        v = metrics.get(name)
+        return "n/a" if _nan(v) else formats.with_interval(v, metrics.get(name + "_lo"), metrics.get(name + "_hi"), fmt)
+
+    rows = [[attack, role, cell(f"auc_{attack}_{role}", lambda v: formats.num(v, 3)),
+             cell(f"tpr_1_{attack}_{role}", formats.pct), cell(f"tpr_0.1_{attack}_{role}", formats.pct)]
+            for attack, role in pairs]
+    out = formats.render(["attack", "role", "AUC [95%]", "TPR at 1% FPR", "TPR at 0.1% FPR"], rows)
+    if any(r[3] == "n/a" or r[4] == "n/a" for r in rows):
+        out += (f"\nTPR n/a: the non-members allow fewer than {MIN_FALSE_POSITIVES} false positives at that FPR "
+                f"(1% needs {MIN_FALSE_POSITIVES * 100:,} non-members, 0.1% {MIN_FALSE_POSITIVES * 1000:,})")
+    return out
+
+
+def approx_line(metrics: dict[str, float]) -> str:
+    parts = [f"{role} {formats.pct(metrics[f'approx_match_{role}'])} of tokens, edit distance "
+             f"{formats.num(metrics.get(f'edit_distance_{role}'), 3)}"
+             for role in ROLES if f"approx_match_{role}" in metrics]
+    return "generated continuations of sampled members: " + "; ".join(parts) if parts else ""
+
+
+def show(store: Store, run_id: str) -> str:
+    """`harness show`: one run's provenance, figures, checkpoints and memorization by repeat count."""
+    run_id = resolve_run_id(store, run_id)
+    run = run_row(store, run_id)
+    lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
+    for label, value in (
+        ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
+                             f"(preset {run['preset']})"),
+        ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
+        ("student recipe", student_recipe(store, run)),
+        ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
+                                            f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
+        ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
+        ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
+        ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
+        ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
+        ("distillation filter", run.get("filter") or "none"),
+        ("attack reference", run.get("reference") or "default: for every role, the small model before fine-tuning"),
+        ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
+        ("seconds per stage", _stage_seconds(run["stage_seconds"])),
+    ):
+        lines.append(f"  {label:<22}{value}")
+    if run["status"] != "finished":
+        lines.append("\nThis run did not finish: it has no results.")
+        return "\n".join(lines)
+    metrics = stored_metrics(store, run_id)
+    models = stored_models(store, run_id)
+    lines += ["", summary(metrics, models, run["n_members"])]
+    extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
+    lines += [x for t in extra for x in ("", t)]
+    lines += ["", "Checkpoints (Hugging Face folders):"]
+    lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
+    lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(store, run_id)]
+    return "\n".join(lines)
+
+
+def by_repeats(store: Store, run_id: str) -> str:
+    table: dict[int, dict[str, float]] = {}
+    sizes: dict[int, int] = {}
+    for repeats, role, n, rate in repeat_rates(store, run_id):
+        table.setdefault(repeats, {})[role] = rate
+        sizes[repeats] = n
+    return formats.render(["repeats", "members", *ROLES],
+                          [[r, sizes[r], *(formats.pct(table[r].get(role)) for role in ROLES)] for r in sorted(table)])
+
+
+def _stage_seconds(raw: str | None) -> str:
+    if not raw:
+        return "n/a"
+    return ", ".join(f"{k} {v:.1f}" for k, v in json.loads(raw).items())
