@@ -23,6 +23,7 @@ from harness.leaderboard.snapshot import (
     write_subset,
 )
 from harness.leaderboard.validate import board_for, read_bundle, validated
+from harness.store import transaction
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA_VERSION
 
@@ -168,24 +169,24 @@ def _add_runs(staged, dest: Path, spec: BoardSpec, ids: list[str], bundle: Path)
         if con.execute("SELECT count(*) FROM schema_info").fetchall()[0][0] == 0:
             con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         _refuse_replacing(con, staged, spec, ids)
-        con.execute("BEGIN TRANSACTION")
-        private = ", ".join(f"NULL AS {c}" for c in PRIVATE_RUN_COLUMNS)
-        _copy(staged, con, "runs", f"SELECT * EXCLUDE ({', '.join(PRIVATE_RUN_COLUMNS)}), {private} FROM runs")
-        _copy(staged, con, "models", "SELECT * EXCLUDE (artifact_path), NULL AS artifact_path FROM models")
-        _copy(staged, con, "samples", "SELECT * FROM samples")
-        _copy(staged, con, "metrics", "SELECT * FROM metrics")
-        have = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key FROM examples").fetchall()]
-        _copy(staged, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' || "
-              "tokenizer_key)", [[*have, ""]])
-        _copy(staged, con, "continuations", "SELECT * FROM continuations")
-        vocab = [r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM vocab").fetchall()]
-        _copy(staged, con, "vocab", "SELECT * FROM vocab WHERE NOT list_contains(?, tokenizer_key)", [[*vocab, ""]])
-        withheld = [r[0] for r in con.execute("SELECT subject FROM snapshot_notes WHERE kind = 'withheld'").fetchall()]
-        _copy(staged, con, "snapshot_notes", "SELECT DISTINCT kind, subject, note FROM snapshot_notes "
-              "WHERE kind = 'withheld' AND NOT list_contains(?, subject)", [[*withheld, ""]])
-        con.executemany("INSERT INTO snapshot_notes VALUES ('imported', ?, ?)",
-                        [[r, f"from {bundle.name[:200]}, {now()}"] for r in ids])
-        con.execute("COMMIT")
+        with transaction(con):
+            private = ", ".join(f"NULL AS {c}" for c in PRIVATE_RUN_COLUMNS)
+            _copy(staged, con, "runs", f"SELECT * EXCLUDE ({', '.join(PRIVATE_RUN_COLUMNS)}), {private} FROM runs")
+            _copy(staged, con, "models", "SELECT * EXCLUDE (artifact_path), NULL AS artifact_path FROM models")
+            _copy(staged, con, "samples", "SELECT * FROM samples")
+            _copy(staged, con, "metrics", "SELECT * FROM metrics")
+            have = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key "
+                                              "FROM examples").fetchall()]
+            _copy(staged, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' || "
+                  "tokenizer_key)", [[*have, ""]])
+            _copy(staged, con, "continuations", "SELECT * FROM continuations")
+            vocab = [r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM vocab").fetchall()]
+            _copy(staged, con, "vocab", "SELECT * FROM vocab WHERE NOT list_contains(?, tokenizer_key)", [[*vocab, ""]])
+            withheld = [r[0] for r in con.execute("SELECT subject FROM snapshot_notes WHERE kind = 'withheld'").fetchall()]
+            _copy(staged, con, "snapshot_notes", "SELECT DISTINCT kind, subject, note FROM snapshot_notes "
+                  "WHERE kind = 'withheld' AND NOT list_contains(?, subject)", [[*withheld, ""]])
+            con.executemany("INSERT INTO snapshot_notes VALUES ('imported', ?, ?)",
+                            [[r, f"from {bundle.name[:200]}, {now()}"] for r in ids])
         con.execute("CHECKPOINT")
     finally:
         con.close()

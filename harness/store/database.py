@@ -28,7 +28,7 @@ from harness.errors import UsageError
 from harness.runtime import log
 from harness.runtime.cache import key, pid_alive
 from harness.runtime.faults import fault
-from harness.store import migrations
+from harness.store import migrations, transaction
 from harness.store.migrations import SCHEMA, SCHEMA_VERSION
 
 LOCK_WAIT_SECONDS = 120.0
@@ -148,20 +148,17 @@ class Store:
     def _upgrade(self, con, version: int) -> None:
         """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
         if version == 0:
-            con.execute("BEGIN TRANSACTION")
-            con.execute(SCHEMA)
-            con.execute("DELETE FROM schema_info")
-            con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(SCHEMA)
+                con.execute("DELETE FROM schema_info")
+                con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
             return
         for step in range(version, SCHEMA_VERSION):
-            con.execute("BEGIN TRANSACTION")
             try:
-                migrations.MIGRATIONS[step - 1](con)
-                con.execute("UPDATE schema_info SET version = ?", [step + 1])
-                con.execute("COMMIT")
+                with transaction(con):
+                    migrations.MIGRATIONS[step - 1](con)
+                    con.execute("UPDATE schema_info SET version = ?", [step + 1])
             except duckdb.Error as err:
-                rollback(con)
                 raise UsageError(f"cannot migrate results database {self.path} from schema version {step} "
                                  f"to {step + 1}: {_first_line(err)}") from None
 
@@ -217,8 +214,7 @@ class Store:
         continuations, features), column-wise, without the run_id.
         """
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 _insert(con, "models", models)
                 if examples:
                     con.execute("CREATE TEMP TABLE new_examples AS SELECT * FROM examples LIMIT 0")
@@ -235,16 +231,11 @@ class Store:
                 con.execute("UPDATE runs SET status = 'finished', finished_at = ?, stage_seconds = ? WHERE run_id = ?",
                             [_now(), json.dumps(stage_seconds), run_id])
                 fault("store:commit")
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
 
     def record_prediction(self, run_id: str, risk: dict[str, float], figures: dict[str, float]) -> None:
         """A memorization predictor's per-member risk and its figures, added to a finished run."""
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 con.execute("CREATE TEMP TABLE new_risk (sample_id VARCHAR, risk DOUBLE)")
                 _insert_columns(con, "new_risk", {"sample_id": list(risk), "risk": list(risk.values())})
                 con.execute("UPDATE features SET risk = n.risk FROM new_risk n "
@@ -252,18 +243,13 @@ class Store:
                 con.execute("DROP TABLE new_risk")
                 con.execute("DELETE FROM metrics WHERE run_id = ? AND list_contains(?, name)", [run_id, list(figures)])
                 _insert(con, "metrics", [{"run_id": run_id, "name": k, "value": _finite(v)} for k, v in figures.items()])
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
 
     def record_group(self, group_id: str, seeds: dict[str, int], summary: dict[str, tuple[int, float, float, float]],
                      always: dict[str, list[str]]) -> None:
         """Runs of one configuration over several seeds: members, figures as (n, mean, lo, hi), and
         per role the members memorized at every seed."""
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 _insert_columns(con, "seed_groups",
                                 {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
                 names = list(summary)
@@ -274,24 +260,15 @@ class Store:
                 if pairs:
                     _insert_columns(con, "group_sets", {"group_id": group_id, "role": [p[0] for p in pairs],
                                                         "sample_id": [p[1] for p in pairs]})
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
 
     def record_reproduction(self, reproduction_id: str, where: dict[str, str], rows: list[dict[str, Any]]) -> None:
         """One `harness reproduce`: a row per finding, in one transaction."""
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 now = _now()
                 _insert(con, "reproductions", [{"reproduction_id": reproduction_id, "created_at": now, **where,
                                                 **{k: (_finite(v) if isinstance(v, float) else v)
                                                    for k, v in row.items()}} for row in rows])
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
 
     def fail_run(self, run_id: str, error: str, stage_seconds: dict[str, float] | None = None) -> None:
         with self.connect() as con:
@@ -358,15 +335,6 @@ def _foreign(found: dict[str, list[str]]) -> str:
         more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
         return ", ".join(extra[:3]) + more
     return ""
-
-
-def rollback(con) -> None:
-    """Roll back if a transaction is still open: a failed COMMIT (a full disk) has already ended it,
-    and its error, not "no transaction is active", is the one to report."""
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
 
 
 def _first_line(err: BaseException) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.store.database import Store, rollback
+from harness.store import transaction
+from harness.store.database import Store
 
 # The tables a run writes, each keyed by run_id (docs/results.md). `examples` is shared between the
 # runs of one dataset and tokenizer and is copied where this file lacks it; seed groups and
@@ -43,8 +44,7 @@ def merge(source: Path, dest: Store) -> list[str]:
             new = [i for i in ids if i not in have]
             if not new:
                 return []
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 for table in RUN_TABLES:
                     _copy(src, con, table, f'SELECT * FROM "{table}" WHERE list_contains(?, run_id)', [new])
                 keys = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key "
@@ -52,10 +52,6 @@ def merge(source: Path, dest: Store) -> list[str]:
                 _copy(src, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' "
                       "|| tokenizer_key) AND (dataset_hash, tokenizer_key) IN (SELECT dataset_hash, tokenizer_key "
                       "FROM runs WHERE list_contains(?, run_id))", [[*keys, ""], new])
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
     return new
 
 
