@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import duckdb
 import torch
 
 from harness.config import plugins, registry as registry_mod
@@ -87,6 +88,9 @@ def genuine_bundle(folder: Path, registry: Path, **run) -> Path:
     add_genuine_run(store, registry, **run)
     _, [(run_id,)] = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
     bundle = folder / f"bundle-{run_id}.duckdb"
-    conts = {(run_id, "student", f"m{i:06d}"): [1] * 8 for i in range(3, 6)}
-    write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")], conts)
+    con = duckdb.connect(str(store.path))  # the student's stored continuations of three members it did not memorize
+    con.executemany("INSERT INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)",
+                    [[run_id, "student", f"m{i:06d}", [1] * 8] for i in (10, 11, 13)])
+    con.close()
+    write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")])
     return bundle

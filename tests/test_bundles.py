@@ -157,7 +157,7 @@ def test_the_bundle_connection_is_locked():
     ("UPDATE metrics SET value = 1.5 WHERE name = 'auc_loss_student'", "auc_loss_student is 1.5, outside [0, 1]"),
     ("UPDATE samples SET repeats = 99 WHERE sample_id = 'm000001'", "the dataset says"),
     ("INSERT INTO scores VALUES ('x', 'student', 'm000000', 'loss', 0.1)", "table scores must be empty"),
-    ("UPDATE continuations SET sample_id = 'n000001' WHERE sample_id = 'm000003'", "continuation of n000001"),
+    ("UPDATE continuations SET sample_id = 'n000001' WHERE sample_id = 'm000010'", "continuation of n000001"),
 ])
 def test_false_figures_are_refused(world, board, tmp_path, capsys, sql, shown):
     assert shown in refused(world, board, mutated(world, tmp_path, *sql.split("; ")), capsys)
@@ -240,7 +240,7 @@ def test_no_exported_byte_holds_a_local_folder(tmp_path):
     bundle = tmp_path / "out" / "bundle.duckdb"
     bundle.parent.mkdir()
     _, [(run_id,)] = store.query("SELECT run_id FROM runs")
-    write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")], {})
+    write_subset(store.path, bundle, [run_id], {"synthetic-pii"}, [("exported", run_id, "now")])
     data = bundle.read_bytes()
     for needle in (str(tmp_path), "project-secret-name", "/home/someone"):
         assert needle.encode() not in data, needle

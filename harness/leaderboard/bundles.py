@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from harness.errors import UsageError
-from harness.leaderboard.snapshot import NOTES, SNAPSHOT_SCHEMA, VOCAB, greedy_continuations, now, write_subset
+from harness.leaderboard.snapshot import NOTES, SNAPSHOT_SCHEMA, VOCAB, now, write_subset
 from harness.store.database import Store, catalog
 from harness.store.migrations import SCHEMA
 
@@ -34,8 +34,7 @@ def export(store: Store, run_ids: list[str], dest: Path, registry: Path | None =
     if dest.exists():
         raise UsageError(f"{dest} already exists: choose another --output or remove it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    write_subset(store.path, dest, ids, public, [("exported", r, now()) for r in ids],
-                 greedy_continuations(store, ids))
+    write_subset(store.path, dest, ids, public, [("exported", r, now()) for r in ids])
     return dest
 
 

@@ -18,7 +18,6 @@ from harness.leaderboard.snapshot import (
     PRIVATE_RUN_COLUMNS,
     SNAPSHOT_SCHEMA,
     VOCAB,
-    greedy_continuations,
     now,
     write_subset,
 )
@@ -70,9 +69,7 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
         notes += [("imported", r, "submitted as a bundle") for r in keep]
     else:
         source = db
-    log("greedy continuations for the drill-down")
-    conts = greedy_continuations(Store(db), run_ids)
-    write_subset(source, snapshot, [*run_ids, *keep], public, notes, conts)
+    write_subset(source, snapshot, [*run_ids, *keep], public, notes)
     if source != db:
         source.unlink(missing_ok=True)
     return snapshot

@@ -2,7 +2,8 @@
 
 Both hold only the chosen runs. They leave out local paths and host names, and the text (and
 token ids) of any dataset not marked public. For the app's drill-down, the greedy continuations
-of each run's examples are kept beside them.
+the protocol stored are kept beside them, each checkpoint's once (a shared teacher is one
+checkpoint), and none that the verdict implies (a memorized member's is its true suffix).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str], notes: list[tuple[str, str, str]],
-                 continuations: dict[tuple[str, str, str], list[int]] | None = None) -> None:
+def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str], notes: list[tuple[str, str, str]]) -> None:
     """Copy the given runs (and the examples they were tested on) from `source` into a new `dest`."""
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.unlink(missing_ok=True)
@@ -68,10 +68,6 @@ def write_subset(source: Path, dest: Path, run_ids: list[str], public: set[str],
                         "AND v.tokenizer_key NOT IN (SELECT tokenizer_key FROM vocab)",
                         [[r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM runs WHERE "
                                                     "list_contains(?, dataset)", [sorted(public)]).fetchall()]])
-        have = set(con.execute("SELECT run_id, role, sample_id FROM continuations").fetchall())
-        extra = [[*k, tokens] for k, tokens in (continuations or {}).items() if k not in have]
-        if extra:
-            con.executemany("INSERT INTO continuations (run_id, role, sample_id, token_ids) VALUES (?, ?, ?, ?)", extra)
         # A continuation of a memorized example is the training text itself: private datasets keep none
         con.execute("DELETE FROM continuations WHERE run_id IN "
                     "(SELECT run_id FROM runs WHERE NOT list_contains(?, dataset))",
@@ -120,51 +116,14 @@ def _write_vocab(con, public: set[str]) -> None:
 
 
 def _copy_continuations(con, ids: list[str]) -> None:
+    """The runs' stored continuations: one per checkpoint and member (the drill-down finds a shared
+    checkpoint's through `models.artifact_key`), none of a member the role memorized."""
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
                       "AND table_name = 'continuations'").fetchone()[0]
     if has:
-        con.execute("INSERT INTO continuations BY NAME SELECT * FROM src.continuations "
-                    "WHERE list_contains(?, run_id)", [ids])
-
-
-# ------------------------------------------------------------ continuations for the drill-down
-
-
-def greedy_continuations(store: Store, run_ids: list[str], batch_size: int = 128) -> dict[tuple[str, str, str], list[int]]:
-    """Each role's greedy continuation of every member it did not memorize, from the run's checkpoints.
-
-    A memorized member's continuation is its true suffix, and a checkpoint shared by several runs
-    (the teacher, the baseline) has one continuation per member, so neither is stored twice. Runs
-    whose checkpoints are gone are skipped.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from harness.measure.extract import greedy
-
-    out: dict[tuple[str, str, str], list[int]] = {}
-    by_key: dict[tuple[str, str], torch.Tensor] = {}
-    for run_id in run_ids:
-        _, rows = store.query("SELECT r.prefix_len, r.suffix_len, r.dataset_hash, r.tokenizer_key, m.role, "
-                              "m.artifact_key, m.artifact_path FROM runs r JOIN models m USING (run_id) "
-                              "WHERE run_id = ?", [run_id])
-        for prefix_len, suffix_len, ds_hash, tok_key, role, art_key, art_path in rows:
-            if not art_path or not Path(art_path).is_dir():
-                continue
-            _, ex = store.query("SELECT sample_id, token_ids FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
-                                "AND split = 'member' ORDER BY sample_id", [ds_hash, tok_key])
-            if not ex:
-                continue
-            cache_key = (art_key, ds_hash)
-            if cache_key in by_key:  # the same checkpoint in another run (a shared teacher or baseline):
-                continue  # stored once; the drill-down finds it through models.artifact_key
-            model = AutoModelForCausalLM.from_pretrained(art_path, use_safetensors=True)
-            prompts = torch.tensor([ids[:prefix_len] for _, ids in ex], dtype=torch.long)
-            by_key[cache_key] = greedy(model, prompts, suffix_len, batch_size, desc=f"{role}: continuations")[:, prefix_len:]
-            _, held = store.query("SELECT sample_id FROM samples WHERE run_id = ? AND role = ? AND memorized",
-                                  [run_id, role])
-            memorized = {r[0] for r in held}  # their continuation is the true suffix: the drill-down knows it
-            for (sample_id, _), tokens in zip(ex, by_key[cache_key].tolist()):
-                if sample_id not in memorized:
-                    out[(run_id, role, sample_id)] = tokens
-    return out
+        con.execute("""INSERT INTO continuations BY NAME SELECT c.* FROM src.continuations c
+                       JOIN src.models m USING (run_id, role)
+                       LEFT JOIN src.samples s USING (run_id, role, sample_id)
+                       WHERE list_contains(?, c.run_id) AND NOT coalesce(s.memorized, false)
+                       QUALIFY row_number() OVER (PARTITION BY m.artifact_key, c.sample_id
+                                                  ORDER BY list_position(?, c.run_id)) = 1""", [ids, ids])

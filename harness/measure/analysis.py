@@ -157,6 +157,24 @@ def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[s
         conts["text"] += decode(generated)
         metrics[f"approx_match_{role}"] = match.mean().item()
         metrics[f"edit_distance_{role}"] = edit.mean().item()
+    # The drill-down's continuations, made here once so that the app and a published board read them
+    # and never load a model: beside the sample's, every role's of each member some role memorized (the
+    # examples that leaked). A member the role memorized continues with its true suffix: not stored.
+    sampled = set(pick)
+    leaked = torch.stack([on_members[r].memorized for r in ROLES]).any(dim=0).tolist()
+    for role, model in models.items():
+        memorized = on_members[role].memorized.tolist()
+        rest = [i for i in range(len(members)) if leaked[i] and i not in sampled and not memorized[i]]
+        if not rest:
+            continue
+        prompts = members.ids[rest][:, :p.prefix_len]
+        generated = processes.sharded(
+            lambda part, model=model: greedy(model, prompts[part], p.suffix_len, p.generate_batch_size,
+                                             desc=f"{role}: continuations")[:, p.prefix_len:], len(rest))
+        conts["role"] += [role] * len(rest)
+        conts["sample_id"] += [members.sample_ids[i] for i in rest]
+        conts["token_ids"] += generated.tolist()
+        conts["text"] += decode(generated)
 
     features = {"sample_id": list(members.sample_ids),
                 "teacher_ppl": on_members["teacher"].loss.exp().tolist(),
