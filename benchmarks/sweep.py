@@ -104,7 +104,7 @@ def main() -> None:
         data = {"n_members": str(opts.members), "n_nonmembers": str(max(1, opts.members // 2))}
         base = EvalRequest(method="", preset="bench-sweep", registry=registry, dataset_args=data,
                            db=tmp / "sweep.duckdb", cache_dir=tmp / "sweep-cache", command="benchmarks/sweep.py")
-        cells = sweep.plan(base, methods, ["tiny"], ["synthetic-pii"], [0])
+        cells = sweep.grid(base, methods, ["tiny"], ["synthetic-pii"], [0])
 
         # Untimed warm-up: imports and first-call costs, on a handful of examples in its own cache.
         quiet(lambda: evaluate(replace(base, method=cells[0].method, limit=8, db=tmp / "warm.duckdb",

@@ -482,7 +482,7 @@ def cmd_sweep(args, argv) -> int:
 
     base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                        limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
-    cells = sweep.plan(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
+    cells = sweep.grid(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
     if args.executor is not None:
         return _sweep_on_scheduler(args, base, cells)
     if args.shard is not None:

@@ -38,7 +38,7 @@ def test_sweep_all_means_every_registered_method(quick_registry):
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
 
-    cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
+    cells = sweep.grid(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
     registered = set(plugins.load(registry.load(quick_registry)).methods)
     assert {c.method for c in cells} == registered and len(cells) == len(registered) == 15
     assert {"soft-kd", "hard-kd", "minillm", "topk-kd", "rs-kd", "dp-kd", "dp-ft"} <= registered
@@ -48,7 +48,7 @@ def test_shards_split_the_grid_into_whole_groups(quick_registry):
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
 
-    cells = sweep.plan(EvalRequest(method="", registry=quick_registry), ["soft-kd", "hard-kd"], [], [],
+    cells = sweep.grid(EvalRequest(method="", registry=quick_registry), ["soft-kd", "hard-kd"], [], [],
                        [0, 1, 2])
     shards = [sweep.shard(cells, i, 2) for i in range(2)]
     assert sorted(map(str, shards[0] + shards[1])) == sorted(map(str, cells))  # every cell once

@@ -54,7 +54,7 @@ class Outcome:
         return f"{self.cell}: run {r.run_id} in {self.seconds:.0f}s ({how}); student memorizes {100 * rate:.1f}%"
 
 
-def plan(base: EvalRequest, methods: list[str], families: list[str], datasets: list[str], seeds: list[int]) -> list[Cell]:
+def grid(base: EvalRequest, methods: list[str], families: list[str], datasets: list[str], seeds: list[int]) -> list[Cell]:
     """Every cell of the grid, names resolved (`all` means every registered method), in cache-friendly order."""
     reg = registry_mod.load(base.registry)
     found = plugins.load(reg)
