@@ -315,7 +315,7 @@ def cmd_eval(args, argv) -> int:
     if args.filter is not None and args.filter not in FILTERS:
         raise unknown("--filter", args.filter, FILTERS)
     log.quiet_libraries()
-    from harness.present.run_report import approx_line, attack_table, summary
+    from harness.present.run_report import eval_report
     from harness.protocol.request import EvalRequest
     from harness.protocol.run import Protocol
     from harness.runtime.cache import default_dir
@@ -331,20 +331,8 @@ def cmd_eval(args, argv) -> int:
         return _eval_seeds(req, args.seeds)
     protocol = Protocol(req)
     result = protocol.run()
-    setup = protocol.setup
-    models = [{"role": i.role, "model_name": f"{setup.family.name}-{i.size}", "n_params": i.n_params,
-               "cached": i.cached, "train_seconds": i.train_seconds} for i in result.models.values()]
-    print(f"\n{setup.family.name} / {setup.dataset.name} / {setup.method.name} (seed {req.seed}): "
-          f"memorization of {result.n_members} members, prefix {setup.preset.prefix_len} + suffix "
-          f"{setup.preset.suffix_len} tokens\n")
-    print(summary(result.metrics, models, result.n_members))
-    for text in (approx_line(result.metrics), attack_table(result.metrics), _filter_line(result.metrics)):
-        if text:
-            print(f"\n{text}")
-    total = sum(result.stage_seconds.values())
-    print(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
+    print(eval_report(protocol.setup, req, result))
     return 0
-
 
 def cmd_plan(args, argv) -> int:
     import json
@@ -395,54 +383,18 @@ def _local_gpus() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _filter_line(metrics: dict[str, float]) -> str:
-    if "filter_removed" not in metrics:
-        return ""
-    from harness.present import formats as tables
-
-    n = metrics.get
-    return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
-            f"(predictor AUC {tables.num(n('filter_predict_auc'), 3)}); student memorization "
-            f"{tables.pct(n('filter_unfiltered_mem_rate_student'))} unfiltered -> {tables.pct(n('mem_rate_student'))}; "
-            f"validation perplexity {tables.num(n('filter_unfiltered_val_ppl_student'))} -> "
-            f"{tables.num(n('val_ppl_student'))}")
-
-
 def _eval_seeds(req, count: int) -> int:
-    from harness.present import formats as tables
-    from harness.present.run_report import attack_table
+    from harness.present.run_report import seeds_report
     from harness.protocol.seeds import run_seeds
 
-    group = run_seeds(req, count)
-    rows = []
-    for name in ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "reduction", "inheritance_rate",
-                 "easy_share", "val_ppl_student", "auc_loss_student"):
-        if name in group.summary:
-            n, mean, lo, hi = group.summary[name]
-            fmt = tables.pct if name.startswith(("mem_rate", "inheritance", "easy")) else tables.num
-            per_seed = ", ".join(fmt(r.metrics.get(name)) for r in group.runs.values())
-            rows.append([name, fmt(mean), f"[{fmt(lo)}, {fmt(hi)}]", per_seed])
-    seeds = list(group.runs)
-    print(f"\n{req.method} over seeds {seeds[0]}..{seeds[-1]} (group {group.group_id}): mean, 95% interval, per seed\n")
-    print(tables.render(["figure", "mean", "95% interval", "per seed"], rows, right=[False, True, True, False]))
-    print("\nmembers memorized at every seed: " + ", ".join(f"{role} {len(ids)}" for role, ids in group.always.items()))
-    last = list(group.runs.values())[-1]
-    over_seeds = {}
-    for name, (_, mean, lo, hi) in group.summary.items():
-        if name.startswith(("auc_", "tpr_")) and not name.endswith(("_lo", "_hi")):
-            over_seeds.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
-    table = attack_table(over_seeds)
-    if table:
-        print(f"\nmembership attacks, mean over seeds [95% interval over seeds]:\n{table}")
-    print(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} (`harness show {last.run_id}`)")
+    print(seeds_report(req, run_seeds(req, count)))
     return 0
-
 
 def cmd_reproduce(args, argv) -> int:
 
     log.quiet_libraries()
-    from harness.present.reproduce_report import strata_table, table
-    from harness.protocol.reproduce import count_line, reproduce
+    from harness.present.reproduce_report import report
+    from harness.protocol.reproduce import reproduce
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
 
@@ -451,19 +403,8 @@ def cmd_reproduce(args, argv) -> int:
                        family_args=dict(args.family_arg), registry=args.registry,
                        command=shlex.join(["harness", *argv]))
     result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
-    seeds = (f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"{len(result.seeds)} seeds: shares and ratios "
-             "from counts pooled over seeds, differences and AUCs a t-interval over seeds")
-    print(f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n")
-    print(table(result))
-    strata = strata_table(result)
-    if strata:
-        print(f"\nmemorized members by repeat count, pooled over seeds:\n{strata}")
-    verdicts = [r.verdict for r in result.rows]
-    print(f"\n{count_line(verdicts)}"
-          + (" (docs/protocol.md, 'Reproducing the studies', gives the rules and discusses why)"
-             if set(verdicts) != {"holds"} else ""))
+    print(report(result))
     return 0
-
 
 def cmd_sweep(args, argv) -> int:
     import time
@@ -543,33 +484,20 @@ def _shard(raw: str) -> tuple[int, int]:
 
 def cmd_predict(args, argv) -> int:
     from harness.leaderboard.results import resolve_run_id
-    from harness.measure.predict import FEATURES, THRESHOLD, predict_run
-    from harness.present import formats as tables
+    from harness.measure.predict import predict_run
+    from harness.present.run_report import predict_report
     from harness.store.database import Store
 
     store = Store(_db(args))
     run_id = resolve_run_id(store, args.run_id)
-    report, ids, risk = predict_run(store, run_id)
-    print(f"run {run_id}: predicting the student's memorized members from what is known before distilling\n"
-          f"{report.n} members, {report.n_positive} memorized by the student; logistic regression, "
-          f"{report.splits} stratified 70/30 splits\n")
-    print(tables.render(["figure", "mean", "spread (sd)"], [
-        ["AUC", tables.num(report.auc_mean, 3), tables.num(report.auc_std, 3)],
-        ["precision", tables.num(report.precision_mean, 3), tables.num(report.precision_std, 3)],
-        ["recall", tables.num(report.recall_mean, 3), tables.num(report.recall_std, 3)]]))
-    print("\nstandardized coefficients (per sd; perplexities as logs):")
-    print(tables.render(["feature", "coefficient"], [[f, tables.num(report.coefficients[f], 3)] for f in FEATURES]))
-    flagged = int((risk >= THRESHOLD).sum())
-    print(f"\nout-of-fold risk stored for {len(ids)} members (features.risk); {flagged} at or above {THRESHOLD}: "
-          f"what `harness eval --filter predicted` leaves out")
+    print(predict_report(run_id, *predict_run(store, run_id)))
     return 0
-
 
 def cmd_compare(args, argv) -> int:
     from harness.config import registry
     from harness.errors import UsageError
     from harness.leaderboard.compare import compare
-    from harness.present.compare_report import render
+    from harness.present.compare_report import report
     from harness.store.database import Store
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -581,51 +509,16 @@ def cmd_compare(args, argv) -> int:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     reg = registry.load(args.registry)
     family, dataset = args.family or reg.family, args.dataset or reg.dataset
-    print(f"{family} / {dataset}: {' vs '.join(methods)}")
-    print(render(compare(Store(_db(args)), methods, family, dataset, seeds)))
+    print(report(family, dataset, compare(Store(_db(args)), methods, family, dataset, seeds)))
     return 0
 
 
 def cmd_list(args, argv) -> int:
     from harness.config import plugins, registry
-    from harness.contract.specs import describe_training
+    from harness.present.listing import listing
 
     reg = registry.load(args.registry)
-    found = plugins.load(reg)
-    print(f"Model families (registry: {reg.path})")
-    for f in found.families.values():
-        print(f"  {f.name:<16}{f.description}")
-        print(f"  {'':<16}sizes {', '.join(f.sizes)}; teacher {f.teacher}, student {f.student}; "
-              f"from plugin {found.origin[('families', f.name)]}")
-        for p in f.params:
-            print(f"  {'':<18}--family-arg {p.describe()}")
-    print("\nDatasets")
-    for d in found.datasets.values():
-        print(f"  {d.name:<16}{d.description} [licence: {d.licence}]")
-        print(f"  {'':<18}from plugin {found.origin[('datasets', d.name)]}")
-        for p in d.params:
-            print(f"  {'':<18}--dataset-arg {p.describe()}")
-    print("\nKD methods")
-    family = found.families.get(reg.family)  # the default family's preset, to show what an override gives
-    home = reg.presets.get((family.preset or family.name) if family else "")
-    for m in found.methods.values():
-        alias = f" (alias {', '.join(m.aliases)})" if m.aliases else ""
-        print(f"  {m.name:<16}{m.description}{alias}")
-        print(f"  {'':<18}teacher access: {m.teacher_access}" + ("; on-policy" if m.on_policy else "")
-              + (f"; {m.paper}" if m.paper else "")
-              + f"; from plugin {found.origin[('methods', m.name)]}")
-        for p in m.params:
-            print(f"  {'':<18}--method-arg {p.describe()}")
-        if m.training:
-            print(f"  {'':<18}student recipe: the preset's, with {describe_training(m.training)}"
-                  + (f" (preset {home.name}: {home.training('student', m).describe()})" if home else ""))
-    print("\nMembership attacks (every one runs on every role)")
-    for a in found.attacks.values():
-        print(f"  {a.name:<16}{a.description}" + ("; needs a reference model" if a.needs_reference else ""))
-        print(f"  {'':<18}" + (f"{a.paper}; " if a.paper else "") + f"from plugin {found.origin[('attacks', a.name)]}")
-        for p in a.params:
-            print(f"  {'':<18}--attack-arg {a.name}.{p.describe()}")
-    print("\nPresets: " + ", ".join(reg.presets))
+    print(listing(reg, plugins.load(reg)))
     return 0
 
 
@@ -642,17 +535,11 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
-    from harness.present.board_report import leaderboard
+    from harness.present.board_report import leaderboard_text
     from harness.store.database import Store
 
-    boards = leaderboard(Store(_db(args)), args.family, args.dataset)
-    if not boards:
-        print("No finished runs match. Run `harness eval --method hard-kd` first.")
-        return 0
-    for board in boards:
-        print(f"{board.render()}\n")
+    print(leaderboard_text(Store(_db(args)), args.family, args.dataset))
     return 0
-
 
 def _boards(args) -> tuple[Path, str]:
     """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
@@ -676,6 +563,7 @@ def _spec(name: str, args):
 
 def _publish(args) -> int:
     from harness.leaderboard import publish
+    from harness.present import board_report
     from harness.runtime.cache import default_dir
 
     spec, where = _spec(args.name, args)
@@ -683,28 +571,17 @@ def _publish(args) -> int:
     db = args.publish_db or args.db or _db(args)
     path = publish.publish(spec, db, args.cache_dir or default_dir(), args.registry,
                             log=log.info)
-    print(f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); leaderboards: {where}")
-    _print_ranking(spec)
+    print(board_report.published(spec, path, where))
     return 0
-
-
-def _print_ranking(spec) -> None:
-    """A published board as its readers will see it ranked: its own band and order."""
-    from harness.present.board_report import leaderboard
-    from harness.store.database import Store
-
-    for board in leaderboard(Store(spec.snapshot), rules=spec.ranking):
-        print(f"\n{board.render()}")
 
 
 def _import(args) -> int:
     from harness.leaderboard import publish
+    from harness.present import board_report
 
     spec, where = _spec(args.board, args)
     ids = publish.import_bundle(args.bundle, spec, args.registry)
-    print(f"board {spec.name}: added {len(ids)} run(s) from {args.bundle} to {spec.snapshot}: {', '.join(ids)}; "
-          f"commit {spec.snapshot.name} in the pull request that adds the bundle (leaderboards: {where})")
-    _print_ranking(spec)
+    print(board_report.imported(spec, args.bundle, ids, where))
     return 0
 
 

@@ -139,3 +139,29 @@ def privacy_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
 
 def max_shown(found: pd.DataFrame, method: str) -> float:
     return float(found.loc[found["method"] == method, "shown"].max())
+
+
+def leaderboard_text(store: Store, family: str | None = None, dataset: str | None = None) -> str:
+    """What `harness leaderboard` prints: every board that matches, ranked, or how to get one."""
+    boards = leaderboard(store, family, dataset)
+    if not boards:
+        return "No finished runs match. Run `harness eval --method hard-kd` first."
+    return "\n".join(f"{board.render()}\n" for board in boards)
+
+
+def published(spec, path, where: str) -> str:
+    """What `harness leaderboard publish` prints: the snapshot written, then the board as its readers see it."""
+    return _with_ranking(spec, f"board {spec.name}: snapshot written to {path} ({path.stat().st_size / 1e6:.2f} MB); "
+                               f"leaderboards: {where}")
+
+
+def imported(spec, bundle, ids: list[str], where: str) -> str:
+    """What `harness leaderboard import` prints: the runs added, then the board as its readers see it."""
+    return _with_ranking(spec, f"board {spec.name}: added {len(ids)} run(s) from {bundle} to {spec.snapshot}: "
+                               f"{', '.join(ids)}; commit {spec.snapshot.name} in the pull request that adds the "
+                               f"bundle (leaderboards: {where})")
+
+
+def _with_ranking(spec, line: str) -> str:
+    """A published board as its readers will see it ranked, after `line`: its own band and order."""
+    return "\n".join([line, *(f"\n{board.render()}" for board in leaderboard(Store(spec.snapshot), rules=spec.ranking))])

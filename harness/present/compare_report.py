@@ -29,3 +29,8 @@ def render(c: Comparison) -> str:
     for b in c.methods[1:]:
         lines.append(f"{b} inherits {formats.num(c.ratio(first, b), 2, 'x')} as many teacher-exclusive members as {first}")
     return "\n".join(lines)
+
+
+def report(family: str, dataset: str, c: Comparison) -> str:
+    """What `harness compare` prints: the family, dataset and methods, then `render`."""
+    return f"{family} / {dataset}: {' vs '.join(c.methods)}\n{render(c)}"

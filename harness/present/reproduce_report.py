@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from harness.present import formats
-from harness.protocol.reproduce import Reproduction
+from harness.protocol.reproduce import Reproduction, count_line
 
 
 def measured_text(mean: float, lo: float, hi: float, unit: str) -> str:
@@ -44,3 +44,20 @@ def strata_table(result: Reproduction) -> str:
     rows = [[row["repeats"], row.get("members", 0), *(cell(row, c) for c in cols)] for row in result.strata]
     return formats.render(["repeats", "members", "teacher", "baseline", "soft-KD student", "hard-KD student"], rows,
                           right=[True] * 6)
+
+
+def report(result: Reproduction) -> str:
+    """What `harness reproduce` prints: the setting and its seeds, the findings' table, memorization by repeat
+    count, and how many findings hold."""
+    seeds = (f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"{len(result.seeds)} seeds: shares and ratios "
+             "from counts pooled over seeds, differences and AUCs a t-interval over seeds")
+    out = [f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n",
+           table(result)]
+    strata = strata_table(result)
+    if strata:
+        out.append(f"\nmemorized members by repeat count, pooled over seeds:\n{strata}")
+    verdicts = [r.verdict for r in result.rows]
+    out.append(f"\n{count_line(verdicts)}"
+               + (" (docs/protocol.md, 'Reproducing the studies', gives the rules and discusses why)"
+                  if set(verdicts) != {"holds"} else ""))
+    return "\n".join(out)

@@ -1,4 +1,5 @@
-"""One run as text: its roles side by side, its attacks and approximate matches, and `harness show`."""
+"""One run as text: what `harness eval` prints when it ends (one seed or several), `harness show` and
+`harness predict`; its roles side by side, attacks, approximate matches and filter."""
 
 from __future__ import annotations
 
@@ -156,3 +157,82 @@ def _stage_seconds(raw: str | None) -> str:
     if not raw:
         return "n/a"
     return ", ".join(f"{k} {v:.1f}" for k, v in json.loads(raw).items())
+
+
+def filter_line(metrics: dict[str, float]) -> str:
+    """`--filter predicted`: what was left out of distillation and what it changed; '' for an unfiltered run."""
+    if "filter_removed" not in metrics:
+        return ""
+    n = metrics.get
+    return (f"filter: {int(n('filter_removed'))} members predicted to be memorized were left out of distillation "
+            f"(predictor AUC {formats.num(n('filter_predict_auc'), 3)}); student memorization "
+            f"{formats.pct(n('filter_unfiltered_mem_rate_student'))} unfiltered -> {formats.pct(n('mem_rate_student'))}; "
+            f"validation perplexity {formats.num(n('filter_unfiltered_val_ppl_student'))} -> "
+            f"{formats.num(n('val_ppl_student'))}")
+
+
+def eval_report(setup, req, result) -> str:
+    """What `harness eval` prints when its run ends: the setting, the roles side by side, the attacks, the filter,
+    and where the run is stored. `setup` is the run's resolved plugins and preset (`Protocol.setup`)."""
+    models = [{"role": i.role, "model_name": f"{setup.family.name}-{i.size}", "n_params": i.n_params,
+               "cached": i.cached, "train_seconds": i.train_seconds} for i in result.models.values()]
+    out = [f"\n{setup.family.name} / {setup.dataset.name} / {setup.method.name} (seed {req.seed}): "
+           f"memorization of {result.n_members} members, prefix {setup.preset.prefix_len} + suffix "
+           f"{setup.preset.suffix_len} tokens\n",
+           summary(result.metrics, models, result.n_members)]
+    out += [f"\n{text}" for text in (approx_line(result.metrics), attack_table(result.metrics),
+                                     filter_line(result.metrics)) if text]
+    total = sum(result.stage_seconds.values())
+    out.append(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
+    return "\n".join(out)
+
+
+SEED_FIGURES = ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "reduction", "inheritance_rate",
+                "easy_share", "val_ppl_student", "auc_loss_student")
+
+
+def seeds_report(req, group) -> str:
+    """`harness eval --seeds N`: each figure's mean, 95% interval and per-seed values over the group's runs, the
+    members memorized at every seed, and the attacks over seeds (`harness.protocol.seeds`)."""
+    rows = []
+    for name in SEED_FIGURES:
+        if name in group.summary:
+            n, mean, lo, hi = group.summary[name]
+            fmt = formats.pct if name.startswith(("mem_rate", "inheritance", "easy")) else formats.num
+            per_seed = ", ".join(fmt(r.metrics.get(name)) for r in group.runs.values())
+            rows.append([name, fmt(mean), f"[{fmt(lo)}, {fmt(hi)}]", per_seed])
+    seeds = list(group.runs)
+    out = [f"\n{req.method} over seeds {seeds[0]}..{seeds[-1]} (group {group.group_id}): mean, 95% interval, per seed\n",
+           formats.render(["figure", "mean", "95% interval", "per seed"], rows, right=[False, True, True, False]),
+           "\nmembers memorized at every seed: " + ", ".join(f"{role} {len(ids)}" for role, ids in group.always.items())]
+    last = list(group.runs.values())[-1]
+    over_seeds = {}
+    for name, (_, mean, lo, hi) in group.summary.items():
+        if name.startswith(("auc_", "tpr_")) and not name.endswith(("_lo", "_hi")):
+            over_seeds.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
+    table = attack_table(over_seeds)
+    if table:
+        out.append(f"\nmembership attacks, mean over seeds [95% interval over seeds]:\n{table}")
+    out.append(f"\nruns {', '.join(r.run_id for r in group.runs.values())}; stored in {req.db} "
+               f"(`harness show {last.run_id}`)")
+    return "\n".join(out)
+
+
+def predict_report(run_id: str, report, ids, risk) -> str:
+    """`harness predict`: the predictor's cross-validated figures and coefficients, and the members it flags
+    (`harness.measure.predict`)."""
+    from harness.measure.predict import FEATURES, THRESHOLD  # scikit-learn: loaded by the command that needs it
+
+    flagged = int((risk >= THRESHOLD).sum())
+    return "\n".join([
+        f"run {run_id}: predicting the student's memorized members from what is known before distilling\n"
+        f"{report.n} members, {report.n_positive} memorized by the student; logistic regression, "
+        f"{report.splits} stratified 70/30 splits\n",
+        formats.render(["figure", "mean", "spread (sd)"], [
+            ["AUC", formats.num(report.auc_mean, 3), formats.num(report.auc_std, 3)],
+            ["precision", formats.num(report.precision_mean, 3), formats.num(report.precision_std, 3)],
+            ["recall", formats.num(report.recall_mean, 3), formats.num(report.recall_std, 3)]]),
+        "\nstandardized coefficients (per sd; perplexities as logs):",
+        formats.render(["feature", "coefficient"], [[f, formats.num(report.coefficients[f], 3)] for f in FEATURES]),
+        f"\nout-of-fold risk stored for {len(ids)} members (features.risk); {flagged} at or above {THRESHOLD}: "
+        f"what `harness eval --filter predicted` leaves out"])
