@@ -2,7 +2,7 @@
 
     python docs/screenshot.py [--db leaderboards/default.duckdb] [--out docs/leaderboard.png] [--parts DIR]
 
-Starts `streamlit run harness/leaderboard/app.py`, drives Chromium over its DevTools protocol (tests/chromium.py, the
+Starts `streamlit run harness/present/app.py`, drives Chromium over its DevTools protocol (tests/chromium.py, the
 same driver the browser test uses) until the board and its charts have rendered, then captures
 the whole page; with --parts, also the headline card, the privacy-utility plane and the
 k-extractability chart and the DP-SGD epsilon chart (where the board has one), each on its own.

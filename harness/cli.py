@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--db", type=Path, help=DB_HELP)
     ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
 
-    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/leaderboard/app.py)")
+    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/present/app.py)")
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
     ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
@@ -603,7 +603,7 @@ def cmd_app(args, argv) -> int:
 
     from harness.errors import UsageError
 
-    app = Path(str(resources.files("harness.leaderboard").joinpath("app.py")))  # a module of the package: installed with it
+    app = Path(str(resources.files("harness.present").joinpath("app.py")))  # a module of the package: installed with it
     if not app.is_file():
         raise UsageError(f"the harness is installed without its app ({app}): reinstall it")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",

@@ -115,10 +115,10 @@ class Tab:
 
 @contextmanager
 def app_server(db: Path | None, env: dict | None = None, script: Path | None = None):
-    """`streamlit run harness/leaderboard/app.py` (or `script`, from the checkout's root) on a free loopback
+    """`streamlit run harness/present/app.py` (or `script`, from the checkout's root) on a free loopback
     port; yields its URL."""
     port = free_port()
-    app = script or ROOT / "harness" / "leaderboard" / "app.py"
+    app = script or ROOT / "harness" / "present" / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 
 SEPARATOR = "── not ranked ──"
 
-APP = str(ROOT / "harness" / "leaderboard" / "app.py")
+APP = str(ROOT / "harness" / "present" / "app.py")
 
 
 @pytest.fixture

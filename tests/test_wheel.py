@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT
 from tests.chromium import _stop, free_port, wait_for
 
-PACKAGE_DATA = ("harness/config/defaults.toml", "harness/leaderboard/app.py", "harness_leaderboards/default.toml",
+PACKAGE_DATA = ("harness/config/defaults.toml", "harness/present/app.py", "harness_leaderboards/default.toml",
                 "harness_leaderboards/default.duckdb")
 
 
@@ -95,7 +95,7 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
     finally:
         _stop(app)
     served = app.stderr.read()
-    assert f"serving {user['site'] / 'harness' / 'leaderboard' / 'app.py'}" in served  # the wheel's app
+    assert f"serving {user['site'] / 'harness' / 'present' / 'app.py'}" in served  # the wheel's app
     assert f"leaderboards: {user['site'] / 'harness_leaderboards'} " in served  # and its published boards
 
     # publish writes a board's snapshot: never into the installed package, and the refusal is one line
@@ -107,7 +107,7 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
     assert refused.stderr.strip().count("\n") <= 1 and snapshot.read_bytes() == before
 
     # the app's script itself, run from the wheel against the results the eval wrote
-    app_path = user['site'] / 'harness' / 'leaderboard' / 'app.py'
+    app_path = user['site'] / 'harness' / 'present' / 'app.py'
     probe = ("import sys, harness\n"
              "from streamlit.testing.v1 import AppTest\n"
              f"at = AppTest.from_file({str(app_path)!r}, default_timeout=300).run()\n"

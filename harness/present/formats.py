@@ -46,6 +46,33 @@ def figure(value: float | None, kind: str) -> str:
     return pct(value) if kind == "rate" else num(value, 2, "x") if kind == "ratio" else num(value)
 
 
+def figure_on_page(value, kind: str, lo=None, hi=None) -> str:
+    """A board figure by its kind as the app shows it: "–" for none, a rate's interval within [0, 100%], a ratio
+    with ×, perplexities and AUCs to `short` digits and never below 0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "rate":  # a share: its interval shown within [0, 100%]
+        text = f"{100 * value:.1f}%"
+        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
+            text += f" [{100 * max(lo, 0.0):.1f}, {100 * min(hi, 1.0):.1f}]"
+        return text
+    if kind == "ratio":
+        return f"{value:.2f}×"
+    if kind == "num":  # perplexities and AUCs: never below 0; three significant digits or two decimals
+        text = short(value)
+        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
+            text += f" [{short(max(lo, 0.0))}, {short(hi)}]"
+        return text
+    if kind == "int":
+        return str(int(value))
+    return str(value)
+
+
+def short(value: float) -> str:
+    """No decimals from 100, one from 10, two below: 314, 31.4, 3.14, 0.31."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "n/a"

@@ -1,6 +1,6 @@
 """The leaderboard: which distillation method leaks least for what utility, down to the examples.
 
-`harness app --db FILE` (or `streamlit run harness/leaderboard/app.py -- --db FILE`). Without --db it reads
+`harness app --db FILE` (or `streamlit run harness/present/app.py -- --db FILE`). Without --db it reads
 the results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
 snapshots in leaderboards/ when there are no local results. All reading is in harness.leaderboard.board.
 Shipped in the package, so an installed harness serves it.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import math
 import os
 import re
 import sys
@@ -23,7 +22,10 @@ import streamlit as st
 from harness.errors import UsageError
 from harness.leaderboard import board as B
 from harness.leaderboard.boards import BoardSpec, find_boards, spec_of
-from harness.leaderboard.charts import (
+from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
+from harness.measure.stats import MIN_COUNT
+from harness.present import formats
+from harness.present.charts import (
     chart_k,
     chart_overlap,
     chart_plane,
@@ -32,10 +34,7 @@ from harness.leaderboard.charts import (
     chart_roles,
     chart_zlib,
 )
-from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
-from harness.measure.stats import MIN_COUNT
 from harness.store.database import default_path
-from harness.store.tables import finding_value
 
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
 # Utility right after memorization: a method that leaks least by not learning shows it at a glance.
@@ -74,30 +73,6 @@ def sources() -> dict[str, Path]:
     return out
 
 
-def fmt(value, kind: str, lo=None, hi=None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if kind == "rate":  # a share: its interval shown within [0, 100%]
-        text = f"{100 * value:.1f}%"
-        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
-            text += f" [{100 * max(lo, 0.0):.1f}, {100 * min(hi, 1.0):.1f}]"
-        return text
-    if kind == "ratio":
-        return f"{value:.2f}×"
-    if kind == "num":  # perplexities and AUCs: never below 0; three significant digits or two decimals
-        text = _num(value)
-        if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
-            text += f" [{_num(max(lo, 0.0))}, {_num(hi)}]"
-        return text
-    if kind == "int":
-        return str(int(value))
-    return str(value)
-
-
-def _num(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
-
-
 SEPARATOR = "── not ranked ──"  # the reasons follow the table: SEPARATOR_TEXT and each method's
 
 
@@ -112,7 +87,7 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             continue
         label, kind = COLUMNS[col]
         lo, hi = board.get(f"{col}_lo"), board.get(f"{col}_hi")
-        out[label] = [fmt(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
+        out[label] = [formats.figure_on_page(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
                       for i, v in enumerate(board[col])]
     why = board["why"].fillna("").tolist() if "why" in board else [""] * len(board)
     if any(why):  # the reasons are listed under the table, which stays as wide as the page
@@ -122,9 +97,8 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-# ------------------------------------------------------------ charts
+# ------------------------------------------------------------ text from a results file, made inert
 
-# One colour per role, in every chart; methods get their own palette (no greys, no role colour).
 MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$^=])")
 
 
@@ -409,27 +383,27 @@ def headline_card(h: B.Headline, key: str) -> None:
         m1, m2, m3, m4 = st.columns([1.2, 1, 1.2, 1])
         if h.best is None:
             m1.metric("leaks least", "no method")
-            m2.metric("baseline memorizes", fmt(base["mem_rate_student"], "rate"))
-            m3.metric("baseline's best attack AUC", fmt(base.get("best_attack_auc"), "num"))
-            m4.metric("baseline validation perplexity", fmt(base["val_ppl_student"], "num"))
+            m2.metric("baseline memorizes", formats.figure_on_page(base["mem_rate_student"], "rate"))
+            m3.metric("baseline's best attack AUC", formats.figure_on_page(base.get("best_attack_auc"), "num"))
+            m4.metric("baseline validation perplexity", formats.figure_on_page(base["val_ppl_student"], "num"))
             st.caption(plain(h.why))
             return
         b = h.best
         m1.metric("leaks least", b["method"])
-        m2.metric("exact-match memorization", fmt(b["mem_rate_student"], "rate"),
+        m2.metric("exact-match memorization", formats.figure_on_page(b["mem_rate_student"], "rate"),
                   delta=f"{100 * (b['mem_rate_student'] - base['mem_rate_student']):+.1f} pts vs baseline "
-                        f"({fmt(base['mem_rate_student'], 'rate')})", delta_color="inverse")
+                        f"({formats.figure_on_page(base['mem_rate_student'], 'rate')})", delta_color="inverse")
         attack = b.get("best_attack")
         if attack:
             tpr = b.get("best_attack_tpr")
-            m3.metric(f"best attack ({attack}) AUC", fmt(b["best_attack_auc"], "num"),
+            m3.metric(f"best attack ({attack}) AUC", formats.figure_on_page(b["best_attack_auc"], "num"),
                       delta=None if tpr is None or pd.isna(tpr) else f"TPR {100 * tpr:.1f}% at 1% FPR",
                       delta_color="off")
         else:
             m3.metric("best attack AUC", "not stored")
-        m4.metric("validation perplexity", fmt(b["val_ppl_student"], "num"),
+        m4.metric("validation perplexity", formats.figure_on_page(b["val_ppl_student"], "num"),
                   delta=f"{b['val_ppl_student'] - base['val_ppl_student']:+.2f} vs baseline "
-                        f"({fmt(base['val_ppl_student'], 'num')})", delta_color="inverse")
+                        f"({formats.figure_on_page(base['val_ppl_student'], 'num')})", delta_color="inverse")
         st.caption(plain(h.why))
 
 
@@ -491,9 +465,9 @@ def reproduce_view(found) -> None:
     st.markdown(f"{counts['not established']} not established, {counts['fails']} fail, {counts['n/a']} n/a")
 
     def measured(r) -> str:
-        value = finding_value(r["mean"], r["unit"])
+        value = formats.finding_value(r["mean"], r["unit"])
         if not pd.isna(r["mean"]) and r["lo"] != r["hi"]:
-            value += f" [{finding_value(r['lo'], r['unit'])}, {finding_value(r['hi'], r['unit'])}]"
+            value += f" [{formats.finding_value(r['lo'], r['unit'])}, {formats.finding_value(r['hi'], r['unit'])}]"
         return value
 
     def seeds(r) -> str:
@@ -502,7 +476,7 @@ def reproduce_view(found) -> None:
     def size(r) -> str:
         if pd.isna(r["magnitude"]) or not r["magnitude"]:
             return ""
-        return f"{r['magnitude']} ({finding_value(r['figure'], r['unit'])} published)"
+        return f"{r['magnitude']} ({formats.finding_value(r['figure'], r['unit'])} published)"
 
     rows = list(df.iterrows())
     shown = pd.DataFrame({"finding": df["finding"], "claim (holds if)": df["claim"], "published": df["published"],
