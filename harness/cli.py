@@ -599,65 +599,10 @@ def cmd_export(args, argv) -> int:
 
 
 def cmd_app(args, argv) -> int:
-    from importlib import resources
+    from harness.present import serve
 
-    from harness.errors import UsageError
-
-    app = Path(str(resources.files("harness.present").joinpath("app.py")))  # a module of the package: installed with it
-    if not app.is_file():
-        raise UsageError(f"the harness is installed without its app ({app}): reinstall it")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--server.address", args.host]
-    if args.port is not None:
-        if not 1 <= args.port <= 65535:
-            raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-        cmd += ["--server.port", str(args.port)]
-    if args.serve_private_text and _loopback(args.host):
-        raise UsageError("--serve-private-text is for a non-loopback --host; on 127.0.0.1 all text is shown")
     folder, where = _boards(args)
-    env = {**os.environ, "HARNESS_LEADERBOARDS": str(folder)}
-    if args.serve_private_text:
-        env["HARNESS_APP_SERVE_PRIVATE_TEXT"] = "1"
-    if args.registry is not None:
-        env["HARNESS_REGISTRY"] = str(args.registry.resolve())
-    if args.db is not None:
-        if not args.db.is_file():
-            raise UsageError(f"no results database at {args.db}")
-        cmd += ["--", "--db", str(args.db.resolve())]
-    print(f"harness: serving {app} on http://{args.host}:{args.port or 8501}/ (Ctrl-C stops it); leaderboards: {where}",
-          file=sys.stderr)
-    return _serve(cmd, env)
-
-
-def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _serve(cmd: list[str], env: dict[str, str]) -> int:
-    """Run Streamlit as a child that goes when we go: SIGTERM, SIGHUP or Ctrl-C here stop it too."""
-    import signal
-    import subprocess
-
-    child = subprocess.Popen(cmd, env=env)
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+    return serve.serve_app(args.host, args.port, args.db, args.serve_private_text, folder, where, args.registry)
 
 
 _COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,

@@ -12,11 +12,11 @@ import urllib.request
 
 import pytest
 
-from harness import cli
 from harness.cli import main
 from harness.errors import UsageError
 from harness.leaderboard import boards
 from harness.measure import analysis
+from harness.present import serve
 from tests import board_data
 from tests.board_data import add_run
 from tests.chromium import free_port
@@ -115,7 +115,7 @@ def test_attack_arg_needs_name_dot_key(raw, capsys):
 
 def test_app_binds_loopback_unless_told(monkeypatch, project):
     seen = {}
-    monkeypatch.setattr(cli, "_serve", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
+    monkeypatch.setattr(serve, "run", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
     assert main(["app"]) == 0
     assert seen["cmd"][seen["cmd"].index("--server.address") + 1] == "127.0.0.1"
     assert seen["env"]["HARNESS_LEADERBOARDS"] == str(project.resolve())

@@ -34,6 +34,7 @@ from harness.present.charts import (
     chart_roles,
     chart_zlib,
 )
+from harness.present.serve import loopback
 from harness.store.database import default_path
 
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
@@ -116,16 +117,13 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)
 
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
 def private_text_allowed() -> bool:
     """Training text of a dataset not marked public goes to loopback only, unless the user said otherwise
     (`harness app --host ... --serve-private-text`)."""
     if os.environ.get("HARNESS_APP_SERVE_PRIVATE_TEXT") == "1":
         return True
     address = st.get_option("server.address") or ""
-    return address in LOOPBACK or address.startswith("127.")
+    return loopback(address)
 
 
 @st.cache_resource(show_spinner=False)
