@@ -237,3 +237,25 @@ def test_a_writer_gives_up_after_the_bound_with_a_clear_message(tmp_path, monkey
         holder.kill()
         holder.wait()
     assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_reader_waits_for_the_lock_and_the_app_says_when_it_gave_up(tmp_path, monkeypatch):
+    from harness.leaderboard import board as B
+
+    db = tmp_path / "r.duckdb"
+    Store(db).check_writable()
+    holder = _hold_lock(db, 2.0)
+    try:
+        _, got = Store(db, lock_wait=60).query("SELECT count(*) FROM runs")  # the CLI's reads wait as its writes do
+    finally:
+        holder.wait()
+    assert got == [(0,)]
+    monkeypatch.setattr(B, "LOCK_WAIT_SECONDS", 1)
+    holder = _hold_lock(db, 30.0)
+    try:
+        with pytest.raises(B.BoardError, match=r"Cannot open .*r\.duckdb: IO Error: .*lock"):
+            with B.connect(db):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

@@ -8,34 +8,23 @@ Every filter is a query parameter, never SQL text. Figures the schema does not h
 from __future__ import annotations
 
 import math
-import time
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from harness.contract.specs import ROLE_ORDER_SQL, ROLES
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
+from harness.store import read
 from harness.store.labels import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
-from harness.store.migrations import READABLE_SINCE, SCHEMA_VERSION
+from harness.store.migrations import SCHEMA_VERSION
 
+# The app waits less for a writer's lock than a run does: a page that hangs is worse than a message.
 LOCK_WAIT_SECONDS = 10.0
-
-# The tables and columns the app reads; a database without them is from an older schema.
-REQUIRED = {
-    "runs": {"run_id", "family", "dataset", "method", "method_label", "teacher_access", "preset", "seed",
-             "n_members", "config_hash", "dataset_hash", "tokenizer_key", "harness_version", "git_commit",
-             "status", "error", "finished_at", "suffix_len", "prefix_len", "example_limit"},
-    "models": {"run_id", "role", "size", "n_params", "val_ppl", "artifact_path"},
-    "examples": {"dataset_hash", "tokenizer_key", "sample_id", "split", "repeats", "token_ids", "text"},
-    "samples": {"run_id", "role", "sample_id", "split", "memorized", "match_len", "loss"},
-    "metrics": {"run_id", "name", "value"},
-}
 
 RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher", "mem_rate_baseline"}
 
@@ -66,53 +55,47 @@ class Filters:
 
 @contextmanager
 def connect(path: str | Path):
-    """Read-only, so the app can run beside a harness that is writing."""
+    """`read.connect`, read-only so the app can run beside a harness that is writing; a file it
+    cannot show is a BoardError in the app's words."""
     path = Path(path)
-    if not path.is_file():
-        raise BoardError(f"No results database at {path}. Run `harness eval --method soft-kd` first, "
-                         "or `harness app --db FILE`.")
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:  # a harness writing holds the file's lock for a moment per write
+    with ExitStack() as stack:
         try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.Error as err:
-            if "lock" in str(err).lower() and time.monotonic() < deadline:
-                time.sleep(0.2)
-                continue
-            raise BoardError(f"Cannot open {path}: {str(err).splitlines()[0]}") from None
-    try:
+            con = stack.enter_context(read.connect(path, LOCK_WAIT_SECONDS, empty=False))
+        except read.Refused as err:
+            raise BoardError(said(err)) from None
         yield con
-    finally:
-        con.close()
+
+
+def said(err: read.Refused) -> str:
+    """What the app says about a file `read` refused."""
+    path = err.path
+    if err.kind == "missing":
+        return f"No results database at {path}. Run `harness eval --method soft-kd` first, or `harness app --db FILE`."
+    if err.kind in ("unopenable", "locked"):
+        return f"Cannot open {path}: {err.reason}"
+    if err.kind == "empty":
+        return "This database is empty: no run has been stored in it yet. Run `harness eval --method soft-kd`."
+    if err.kind == "newer":
+        return f"This database has schema version {err.version}, newer than this app's {SCHEMA_VERSION}: update the harness."
+    if err.kind in ("foreign", "version", "incomplete"):
+        missing = err.missing
+        return (f"This database was written by an older harness (schema version {err.version or 'unknown'}, "
+                f"this app reads version {SCHEMA_VERSION}; missing {', '.join(missing[:4]) or 'nothing'}"
+                f"{'…' if len(missing) > 4 else ''}). Re-run the methods with this harness, or open another --db.")
+    return str(err)
 
 
 def tables(con) -> dict[str, set[str]]:
-    rows = con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                       "WHERE table_schema = 'main'").fetchall()
-    out: dict[str, set[str]] = {}
-    for table, column in rows:
-        out.setdefault(table, set()).add(column)
-    return out
+    return read.tables(con)
 
 
 def schema_problem(con) -> str | None:
-    """Why this database cannot be shown, in a sentence; None when it can."""
-    found = tables(con)
-    if not found:
-        return "This database is empty: no run has been stored in it yet. Run `harness eval --method soft-kd`."
-    version = None
-    if "schema_info" in found:
-        row = con.execute("SELECT max(version) FROM schema_info").fetchone()
-        version = row[0] if row else None
-    missing = [f"{t}.{c}" for t, cols in REQUIRED.items() for c in sorted(cols - found.get(t, set()))]
-    if missing or version is None or version < READABLE_SINCE:
-        return (f"This database was written by an older harness (schema version {version or 'unknown'}, "
-                f"this app reads version {SCHEMA_VERSION}; missing {', '.join(missing[:4]) or 'nothing'}"
-                f"{'…' if len(missing) > 4 else ''}). Re-run the methods with this harness, or open another --db.")
-    if version > SCHEMA_VERSION:
-        return (f"This database has schema version {version}, newer than this app's {SCHEMA_VERSION}: "
-                "update the harness.")
+    """Why this database cannot be shown, in a sentence; None when it can. `connect` has refused
+    what it cannot show already: this is the same check (`read.check`) on a connection in hand."""
+    try:
+        read.check(con)
+    except read.Refused as err:
+        return said(err)
     return None
 
 

@@ -13,8 +13,9 @@ import duckdb
 
 from harness.errors import UsageError
 from harness.leaderboard.snapshot import NOTES, SNAPSHOT_SCHEMA, VOCAB, now, write_subset
-from harness.store.database import Store, catalog
+from harness.store.database import Store
 from harness.store.migrations import SCHEMA
+from harness.store.read import catalog
 
 # ------------------------------------------------------------ export
 

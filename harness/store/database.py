@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import socket
-import tempfile
-import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,18 +20,11 @@ from typing import Any
 
 import duckdb
 
-import harness
 from harness.errors import UsageError
-from harness.runtime import log
 from harness.runtime.cache import key, pid_alive
 from harness.runtime.faults import fault
-from harness.store import migrations, transaction
-from harness.store.migrations import SCHEMA, SCHEMA_VERSION
-
-LOCK_WAIT_SECONDS = 120.0
-# Tables a published snapshot adds to the results store's: a file holding them is still ours.
-SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
-HEADER_BYTES = 3 * 4096  # a DuckDB file's main header and its two database headers, before the blocks
+from harness.store import migrations, read, transaction
+from harness.store.read import LOCK_WAIT_SECONDS
 
 DEFAULT_DB = Path("results") / "harness.duckdb"  # relative to where `harness` runs
 
@@ -53,114 +43,23 @@ class Store:
 
     @contextmanager
     def connect(self, read_only: bool = False):
-        """A connection to a file that is ours; reading never creates, migrates or changes it.
-
-        An older file is read through a migrated temporary copy, so that `show` or `leaderboard`
-        leaves it byte for byte as it was. A DuckDB error while the connection is in use is one
-        line naming the file, with DuckDB's own reason.
+        """A connection to a file that is ours (`read.check`); reading is `read.connect`, which never
+        creates, migrates or changes the file. Writing first brings an older file up to date. A DuckDB
+        error while the connection is in use is one line naming the file, with DuckDB's own reason.
         """
-        if read_only and not self.path.is_file():
-            raise UsageError(f"no results database at {self.path}: run `harness eval` first, or pass --db")
-        con = self._open(read_only)
-        copy = None
+        if read_only:
+            with read.connect(self.path, self.lock_wait) as con:
+                yield con
+            return
+        con = self._open(False)
         try:
-            version = self._version(con)
-            if read_only and version < SCHEMA_VERSION:
-                con.close()
-                copy = self._migrated_copy()
-                con = Store(copy, self.lock_wait)._open(True)
-            elif not read_only:
-                self._upgrade(con, version)
+            migrations.upgrade(con, read.check(con, self.path), self.path)
             try:
                 yield con
             except duckdb.Error as err:
-                raise UsageError(f"cannot {'read' if read_only else 'write'} results database {self.path}: "
-                                 f"{_first_line(err)}") from None
+                raise UsageError(f"cannot write results database {self.path}: {read.first_line(err)}") from None
         finally:
             con.close()
-            if copy is not None:
-                shutil.rmtree(copy.parent, ignore_errors=True)
-
-    def _migrated_copy(self) -> Path:
-        """An older file, copied to a temporary folder and migrated there: the original is not touched."""
-        folder = Path(tempfile.mkdtemp(prefix="harness-migrated-"))
-        copy = folder / self.path.name
-        shutil.copyfile(self.path, copy)
-        try:
-            with Store(copy, self.lock_wait).connect():
-                pass
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return copy
-
-    def _version(self, con) -> int:
-        """The file's schema version: 0 for a new, empty file; refuses a newer or a foreign file.
-
-        A file is ours only if every object in it is: our tables in `main`, and no view, macro,
-        sequence, index, type or other schema. Anything else is someone else's file, never written.
-        """
-        try:
-            found = catalog(con)
-            version_type = con.execute("SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
-                                       "AND schema_name = 'main' AND table_name = 'schema_info' "
-                                       "AND column_name = 'version'").fetchone()
-        except duckdb.Error as err:
-            raise UsageError(f"cannot read results database {self.path}: {_first_line(err)}") from None
-        self._check_whole(con)
-        tables = {t.removeprefix("main.") for t in found["table"]}
-        foreign = _foreign(found)
-        if foreign:
-            raise UsageError(f"{self.path} is a DuckDB file but not a harness results database "
-                             f"(it has {foreign}); pass another --db")
-        if "schema_info" not in tables:
-            if tables:
-                raise UsageError(f"{self.path} is a DuckDB file but not a harness results database "
-                                 f"(it has tables {', '.join(sorted(tables))} and no schema_info); pass another --db")
-            return 0
-        if version_type is None or version_type[0] != "INTEGER":
-            raise UsageError(f"{self.path} is not a harness results database: schema_info.version is "
-                             f"{version_type[0] if version_type else 'missing'}, not INTEGER; pass another --db")
-        try:
-            version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0
-        except duckdb.Error as err:
-            raise UsageError(f"cannot read results database {self.path}: {_first_line(err)}") from None
-        if version > SCHEMA_VERSION:
-            raise UsageError(f"results database {self.path} has schema version {version}, newer than this harness "
-                             f"({harness.__version__}) understands ({SCHEMA_VERSION}); upgrade the harness to read it")
-        return version
-
-    def _check_whole(self, con) -> None:
-        """A file shorter than the blocks its header counts was cut off (a full disk, a partial copy):
-        refused here, before a run trains for minutes and then cannot store its results."""
-        try:
-            block_size, used = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
-                                           "WHERE database_name = current_database()").fetchall()[0]
-            size = self.path.stat().st_size
-        except (duckdb.Error, OSError, TypeError, IndexError):
-            return
-        # Free blocks at the end may be cut off by DuckDB itself; used ones never are, and whole files
-        # are whole blocks.
-        if size < HEADER_BYTES + used * block_size or (size - HEADER_BYTES) % block_size:
-            raise UsageError(f"results database {self.path} is truncated ({size} bytes, not the whole blocks its "
-                             f"header counts); restore it or pass another --db")
-
-    def _upgrade(self, con, version: int) -> None:
-        """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
-        if version == 0:
-            with transaction(con):
-                con.execute(SCHEMA)
-                con.execute("DELETE FROM schema_info")
-                con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
-            return
-        for step in range(version, SCHEMA_VERSION):
-            try:
-                with transaction(con):
-                    migrations.MIGRATIONS[step - 1](con)
-                    con.execute("UPDATE schema_info SET version = ?", [step + 1])
-            except duckdb.Error as err:
-                raise UsageError(f"cannot migrate results database {self.path} from schema version {step} "
-                                 f"to {step + 1}: {_first_line(err)}") from None
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if not read_only:
@@ -172,25 +71,7 @@ class Store:
                 if blocker is not None and not blocker.is_dir():
                     reason = f"{blocker} is a file, not a directory"
                 raise UsageError(f"cannot write results to {self.path}: {reason}") from None
-        deadline = time.monotonic() + self.lock_wait
-        said = False
-        while True:
-            try:
-                return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as err:
-                message = str(err)
-                if "lock" not in message.lower():
-                    raise UsageError(f"cannot open results database {self.path}: {message.splitlines()[0]}") from None
-                if time.monotonic() > deadline:
-                    raise UsageError(f"results database {self.path} stayed locked by another process "
-                                     f"for {self.lock_wait:.0f}s; try again when it finishes") from None
-                if not said:
-                    log.info(f"results database {self.path} is locked by another process; waiting up to "
-                             f"{self.lock_wait:.0f}s")
-                    said = True
-                time.sleep(0.2)
-            except duckdb.Error as err:
-                raise UsageError(f"cannot open results database {self.path}: {str(err).splitlines()[0]}") from None
+        return read.open_file(self.path, read_only, self.lock_wait)
 
     def check_writable(self) -> None:
         """Fail before any training if the results cannot be written."""
@@ -290,56 +171,6 @@ class Store:
         with self.connect(read_only=True) as con:
             cur = con.execute(sql, list(params))
             return [d[0] for d in cur.description], cur.fetchall()
-
-
-def _our_tables() -> frozenset[str]:
-    con = duckdb.connect()
-    try:
-        con.execute(SCHEMA)
-        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    finally:
-        con.close()
-    return frozenset(names | set(SNAPSHOT_TABLES))
-
-
-OUR_TABLES = _our_tables()
-
-CATALOG = {
-    "schema": "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal",
-    "table": "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()",
-    "view": "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE database_name = current_database() "
-            "AND NOT internal",
-    "macro": "SELECT DISTINCT schema_name || '.' || function_name FROM duckdb_functions() "
-             "WHERE database_name = current_database() AND NOT internal",
-    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() "
-                "WHERE database_name = current_database()",
-    "index": "SELECT schema_name || '.' || index_name FROM duckdb_indexes() WHERE database_name = current_database()",
-    "type": "SELECT schema_name || '.' || type_name FROM duckdb_types() WHERE database_name = current_database() "
-            "AND NOT internal",
-}
-
-
-def catalog(con) -> dict[str, list[str]]:
-    """Every user-made object of the connection's own file, by kind, sorted."""
-    return {kind: sorted(r[0] for r in con.execute(sql).fetchall()) for kind, sql in CATALOG.items()}
-
-
-def _foreign(found: dict[str, list[str]]) -> str:
-    """What in a catalog is not ours, as a phrase ('tables notes, view main.v'); empty when all is ours."""
-    tables = [n.removeprefix("main.") for n in found["table"] if n.startswith("main.")
-              and n.removeprefix("main.") not in OUR_TABLES]
-    extra = [f"tables {', '.join(tables[:3])}"] if tables else []
-    extra += [f"{kind} {name}" for kind, names in found.items() if kind != "table" for name in names]
-    extra += [f"table {name}" for name in found["table"] if not name.startswith("main.")]
-    if extra:
-        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
-        return ", ".join(extra[:3]) + more
-    return ""
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def config_hash(run: dict[str, Any]) -> str:

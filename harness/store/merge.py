@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.store import transaction
+from harness.store import read, transaction
 from harness.store.database import Store
 
 # The tables a run writes, each keyed by run_id (docs/results.md). `examples` is shared between the
@@ -35,7 +35,7 @@ def merge(source: Path, dest: Store) -> list[str]:
     if size > MAX_SOURCE_BYTES:
         raise UsageError(f"results file {source} is {size / 2**30:.1f} GiB, over the {MAX_SOURCE_BYTES >> 30} GiB "
                          "a merge reads")
-    with Store(source).connect(read_only=True) as src:
+    with read.connect(source) as src:
         ids = [r[0] for r in src.execute("SELECT run_id FROM runs WHERE status = 'finished' "
                                          "ORDER BY finished_at, run_id").fetchall()]
         with dest.connect() as con:

@@ -7,8 +7,12 @@ registered in order; `Store` runs those a file lacks, each in its own transactio
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
+
+from harness.errors import UsageError
+from harness.store import transaction
 
 SCHEMA_VERSION = 6
 # The oldest version a reader (the app, a board) shows as it is: versions 5 and 6 only added a table of
@@ -158,3 +162,21 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 """ + NEW_IN_4 + NEW_IN_5 + NEW_IN_6
 
+
+def upgrade(con, version: int, path: Path) -> None:
+    """Create a new file's tables, or bring an older file up to SCHEMA_VERSION, step by step."""
+    if version == 0:
+        with transaction(con):
+            con.execute(SCHEMA)
+            con.execute("DELETE FROM schema_info")
+            con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+        return
+    for step in range(version, SCHEMA_VERSION):
+        try:
+            with transaction(con):
+                MIGRATIONS[step - 1](con)
+                con.execute("UPDATE schema_info SET version = ?", [step + 1])
+        except duckdb.Error as err:
+            lines = str(err).strip().splitlines()
+            raise UsageError(f"cannot migrate results database {path} from schema version {step} "
+                             f"to {step + 1}: {lines[0] if lines else type(err).__name__}") from None

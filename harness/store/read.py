@@ -1,0 +1,257 @@
+"""Reading the results store: the one read-only connection, the one schema check, and the queries.
+
+DuckDB lets one process write a file at a time, and a writer holds the lock for a moment per
+write: `open_file` waits for it, bounded, for readers and writers alike. A file is read only if
+`check` finds it ours, whole and not newer than this harness; an older one is read through a
+migrated temporary copy, so reading never creates, migrates or changes a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+import harness
+from harness.errors import UsageError
+from harness.runtime import log
+from harness.store import migrations
+from harness.store.migrations import SCHEMA, SCHEMA_VERSION
+
+LOCK_WAIT_SECONDS = 120.0
+# Tables a published snapshot adds to the results store's: a file holding them is still ours.
+SNAPSHOT_TABLES = ("vocab", "snapshot_notes")
+HEADER_BYTES = 3 * 4096  # a DuckDB file's main header and its two database headers, before the blocks
+
+# The tables and columns every reader relies on, in every version a file may have: without them
+# a file that says it is ours is not whole.
+REQUIRED = {
+    "runs": {"run_id", "family", "dataset", "method", "method_label", "teacher_access", "preset", "seed",
+             "n_members", "config_hash", "dataset_hash", "tokenizer_key", "harness_version", "git_commit",
+             "status", "error", "finished_at", "suffix_len", "prefix_len", "example_limit"},
+    "models": {"run_id", "role", "size", "n_params", "val_ppl", "artifact_path"},
+    "examples": {"dataset_hash", "tokenizer_key", "sample_id", "split", "repeats", "token_ids", "text"},
+    "samples": {"run_id", "role", "sample_id", "split", "memorized", "match_len", "loss"},
+    "metrics": {"run_id", "name", "value"},
+}
+
+
+class Refused(UsageError):
+    """A file that cannot be opened or read as a results database, in one line.
+
+    `kind` says which check refused it (missing, unopenable, locked, unreadable, foreign, version,
+    newer, truncated, incomplete, empty) and `version`, `missing` and `reason` what it found, so
+    that the app can say it in its own words.
+    """
+
+    def __init__(self, message: str, kind: str, path: Path, *, version: int | None = None,
+                 missing: tuple[str, ...] = (), reason: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.path, self.version, self.missing, self.reason = kind, path, version, missing, reason
+
+
+# ------------------------------------------------------------ opening
+
+
+def open_file(path: Path, read_only: bool, lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to `path`, waiting up to `lock_wait` seconds for another process's lock."""
+    deadline = time.monotonic() + lock_wait
+    said = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as err:
+            reason = str(err).splitlines()[0]
+            if "lock" not in reason.lower():
+                raise Refused(f"cannot open results database {path}: {reason}", "unopenable", path, reason=reason) from None
+            if time.monotonic() > deadline:
+                raise Refused(f"results database {path} stayed locked by another process for {lock_wait:.0f}s; "
+                              "try again when it finishes", "locked", path, reason=reason) from None
+            if not said:
+                log.info(f"results database {path} is locked by another process; waiting up to {lock_wait:.0f}s")
+                said = True
+            time.sleep(0.2)
+        except duckdb.Error as err:
+            reason = str(err).splitlines()[0]
+            raise Refused(f"cannot open results database {path}: {reason}", "unopenable", path, reason=reason) from None
+
+
+@contextmanager
+def connect(path: str | Path, lock_wait: float = LOCK_WAIT_SECONDS, empty: bool = True):
+    """A read-only connection to a results file that `check` accepts; the file is never changed.
+
+    An older file is read through a migrated temporary copy. A file with no tables yet reads as
+    an empty store, or is refused (`empty=False`: the app says so). A DuckDB error while the
+    connection is in use is one line naming the file, with DuckDB's own reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Refused(f"no results database at {path}: run `harness eval` first, or pass --db", "missing", path)
+    con = open_file(path, True, lock_wait)
+    copy = None
+    try:
+        version = check(con, path)
+        if version == 0 and not empty:
+            raise Refused(f"results database {path} is empty: no run has been stored in it yet", "empty", path, version=0)
+        if version < SCHEMA_VERSION:
+            con.close()
+            copy = migrated_copy(path, lock_wait)
+            con = open_file(copy, True, lock_wait)
+        try:
+            yield con
+        except duckdb.Error as err:
+            raise UsageError(f"cannot read results database {path}: {first_line(err)}") from None
+    finally:
+        con.close()
+        if copy is not None:
+            shutil.rmtree(copy.parent, ignore_errors=True)
+
+
+def migrated_copy(path: Path, lock_wait: float = LOCK_WAIT_SECONDS) -> Path:
+    """An older file, copied to a temporary folder and migrated there: the original is not touched."""
+    folder = Path(tempfile.mkdtemp(prefix="harness-migrated-"))
+    copy = folder / path.name
+    try:
+        shutil.copyfile(path, copy)
+        con = open_file(copy, False, lock_wait)
+        try:
+            migrations.upgrade(con, check(con, copy), copy)
+        finally:
+            con.close()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return copy
+
+
+# ------------------------------------------------------------ the schema check
+
+
+def check(con, path: Path | None = None) -> int:
+    """The file's schema version (0 for a new, empty file), or Refused saying why it is not read.
+
+    A file is ours only if every object in it is: our tables in `main`, and no view, macro,
+    sequence, index, type or other schema. Anything else is someone else's file, never written.
+    It must also be whole (not cut off), not newer than this harness, and hold REQUIRED.
+    """
+    if path is None:
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+        path = Path(row[0]) if row and row[0] else Path(":memory:")
+    try:
+        found = catalog(con)
+        columns = tables(con)
+        version_type = con.execute("SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                                   "AND schema_name = 'main' AND table_name = 'schema_info' "
+                                   "AND column_name = 'version'").fetchone()
+    except duckdb.Error as err:
+        raise Refused(f"cannot read results database {path}: {first_line(err)}", "unreadable", path) from None
+    _check_whole(con, path)
+    missing = tuple(f"{t}.{c}" for t, cols in REQUIRED.items() for c in sorted(cols - columns.get(t, set())))
+    names = {t.removeprefix("main.") for t in found["table"]}
+    foreign = _foreign(found)
+    if foreign:
+        raise Refused(f"{path} is a DuckDB file but not a harness results database (it has {foreign}); "
+                      "pass another --db", "foreign", path, missing=missing)
+    if "schema_info" not in names:
+        if names:
+            raise Refused(f"{path} is a DuckDB file but not a harness results database (it has tables "
+                          f"{', '.join(sorted(names))} and no schema_info); pass another --db", "foreign", path,
+                          missing=missing)
+        return 0
+    if version_type is None or version_type[0] != "INTEGER":
+        raise Refused(f"{path} is not a harness results database: schema_info.version is "
+                      f"{version_type[0] if version_type else 'missing'}, not INTEGER; pass another --db",
+                      "version", path, missing=missing)
+    try:
+        version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0
+    except duckdb.Error as err:
+        raise Refused(f"cannot read results database {path}: {first_line(err)}", "unreadable", path) from None
+    if version > SCHEMA_VERSION:
+        raise Refused(f"results database {path} has schema version {version}, newer than this harness "
+                      f"({harness.__version__}) understands ({SCHEMA_VERSION}); upgrade the harness to read it",
+                      "newer", path, version=version)
+    if version and missing:
+        raise Refused(f"results database {path} is not whole: schema version {version} but no "
+                      f"{', '.join(missing[:4])}{' and more' if len(missing) > 4 else ''}; pass another --db",
+                      "incomplete", path, version=version, missing=missing)
+    return version
+
+
+def _check_whole(con, path: Path) -> None:
+    """A file shorter than the blocks its header counts was cut off (a full disk, a partial copy):
+    refused here, before a run trains for minutes and then cannot store its results."""
+    try:
+        block_size, used = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
+                                       "WHERE database_name = current_database()").fetchall()[0]
+        size = path.stat().st_size
+    except (duckdb.Error, OSError, TypeError, IndexError):
+        return
+    # Free blocks at the end may be cut off by DuckDB itself; used ones never are, and whole files
+    # are whole blocks.
+    if size < HEADER_BYTES + used * block_size or (size - HEADER_BYTES) % block_size:
+        raise Refused(f"results database {path} is truncated ({size} bytes, not the whole blocks its header "
+                      "counts); restore it or pass another --db", "truncated", path)
+
+
+def _our_tables() -> frozenset[str]:
+    con = duckdb.connect()
+    try:
+        con.execute(SCHEMA)
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        con.close()
+    return frozenset(names | set(SNAPSHOT_TABLES))
+
+
+OUR_TABLES = _our_tables()
+
+CATALOG = {
+    "schema": "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal",
+    "table": "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()",
+    "view": "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal",
+    "macro": "SELECT DISTINCT schema_name || '.' || function_name FROM duckdb_functions() "
+             "WHERE database_name = current_database() AND NOT internal",
+    "sequence": "SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() "
+                "WHERE database_name = current_database()",
+    "index": "SELECT schema_name || '.' || index_name FROM duckdb_indexes() WHERE database_name = current_database()",
+    "type": "SELECT schema_name || '.' || type_name FROM duckdb_types() WHERE database_name = current_database() "
+            "AND NOT internal",
+}
+
+
+def catalog(con) -> dict[str, list[str]]:
+    """Every user-made object of the connection's own file, by kind, sorted."""
+    return {kind: sorted(r[0] for r in con.execute(sql).fetchall()) for kind, sql in CATALOG.items()}
+
+
+def _foreign(found: dict[str, list[str]]) -> str:
+    """What in a catalog is not ours, as a phrase ('tables notes, view main.v'); empty when all is ours."""
+    theirs = [n.removeprefix("main.") for n in found["table"] if n.startswith("main.")
+              and n.removeprefix("main.") not in OUR_TABLES]
+    extra = [f"tables {', '.join(theirs[:3])}"] if theirs else []
+    extra += [f"{kind} {name}" for kind, names in found.items() if kind != "table" for name in names]
+    extra += [f"table {name}" for name in found["table"] if not name.startswith("main.")]
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        return ", ".join(extra[:3]) + more
+    return ""
+
+
+def tables(con) -> dict[str, set[str]]:
+    """The connection's tables in `main`, each with its columns."""
+    rows = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                       "AND schema_name = 'main'").fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, set()).add(column)
+    return out
+
+
+def first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
