@@ -156,8 +156,8 @@ def test_streamlit_server_answers_health(app_env):
 
 @pytest.mark.slow
 def test_drill_down_on_a_real_run_agrees_with_the_verdicts(app_env, quick_registry):
-    """Local results store no continuations: the app generates them from the checkpoints, and the
-    greedy tokens it highlights agree with the one-pass `match_len` of every role."""
+    """The app shows the continuations the run stored (the quick preset samples every member), and
+    the greedy tokens it highlights agree with the one-pass `match_len` of every role."""
     import re
 
     from harness.cli import main

@@ -104,3 +104,14 @@ def test_the_layout_page_describes_every_module():
     page = documented() - {"__init__.py"}
     assert not have - page, f"docs/layout.md does not describe {sorted(have - page)}"
     assert not page - have, f"docs/layout.md describes modules that do not exist: {sorted(page - have)}"
+
+
+def test_the_leaderboard_and_the_app_never_load_a_model():
+    """Continuations are made once, by the protocol, and stored: reading a board runs no model."""
+    loaders = []
+    for path in modules():
+        if module_name(path).split(".")[1:2] in (["leaderboard"], ["present"]):
+            names = {n.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Name)}
+            names |= {n.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute)}
+            loaders += [f"{path.relative_to(ROOT)}: {n}" for n in sorted(names) if n.startswith("AutoModel")]
+    assert not loaders, loaders

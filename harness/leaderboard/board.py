@@ -571,20 +571,6 @@ def pieces(con, run: dict, loader=None) -> list[str] | None:
     return None
 
 
-def live_continuation(artifact_path: str, prefix: Sequence[int], suffix_len: int) -> list[int] | None:
-    """A role's greedy continuation computed now from its local checkpoint (None if it is gone)."""
-    if not artifact_path or not Path(artifact_path).is_dir():
-        return None
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from harness.measure.extract import greedy
-
-    model = AutoModelForCausalLM.from_pretrained(artifact_path, use_safetensors=True)
-    out = greedy(model, torch.tensor([list(prefix)], dtype=torch.long), suffix_len, 1)
-    return out[0, len(prefix):].tolist()
-
-
 def reproduction(con) -> tuple[dict, pd.DataFrame] | None:
     """The latest `harness reproduce` stored in this database: where it ran, and a row per finding.
 

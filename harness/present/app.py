@@ -167,11 +167,6 @@ def cached_pieces(folder: str) -> list[str] | None:
     return B.load_pieces(folder)
 
 
-@st.cache_data(show_spinner="generating the continuation from the local checkpoint")
-def cached_continuation(artifact_path: str | None, prefix: tuple[int, ...], suffix_len: int) -> list[int] | None:
-    return B.live_continuation(artifact_path, prefix, suffix_len)
-
-
 def run_label(r) -> str:
     return f"{r.method_label} · seed {r.seed} · {r.family}/{r.dataset} · run {r.run_id}"
 
@@ -204,22 +199,21 @@ def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
     if withheld:
         st.warning(plain(withheld))
     else:
-        show_tokens(con, run_id, d)
+        show_tokens(con, d)
     repeats = int(d.scores["repeats"].iloc[0]) if not d.scores.empty else None
     st.caption(f"Repeated {repeats}× in the training set. Scores per role (approximate-memorization figures "
                "exist for the sampled members only):")
     st.dataframe(score_table(d.scores, B.attack_scores(con, run_id, sample_id)), hide_index=True, key="drill_scores")
 
 
-def show_tokens(con, run_id: str, d) -> None:
+def show_tokens(con, d) -> None:
     prefix_len, suffix_len = int(d.run["prefix_len"]), int(d.run["suffix_len"])
     pieces = B.pieces(con, d.run, loader=cached_pieces)
     prefix, suffix = d.token_ids[:prefix_len], d.token_ids[prefix_len:prefix_len + suffix_len]
     st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
     st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
-    paths = dict(con.execute("SELECT role, artifact_path FROM models WHERE run_id = ?", [run_id]).fetchall())
     for role in B.ROLES:
-        cont = d.continuations.get(role) or cached_continuation(paths.get(role), tuple(prefix), suffix_len)
+        cont = d.continuations.get(role)  # stored by the run: the app never loads a model
         row = d.scores[d.scores["role"] == role]
         verdict = ""
         if not row.empty:
@@ -227,7 +221,8 @@ def show_tokens(con, run_id: str, d) -> None:
             verdict = (f"{'memorized' if r['memorized'] else 'not memorized'}, {int(r['match_len'])}/{suffix_len} "
                        f"leading tokens")
         if cont is None:
-            st.markdown(f"**{role}** greedy continuation: not stored and no local checkpoint ({verdict})")
+            st.markdown(f"**{role}** greedy continuation: not stored ({verdict}); a run stores those of the sampled "
+                        "members and of every member some role memorized")
             continue
         hits = B.matching(suffix, cont)
         st.markdown(f"**{role}** greedy continuation: {verdict}<br>{tokens_html(cont, pieces, hits)}",
