@@ -32,10 +32,19 @@ def rows(path: Path, sql: str) -> list[tuple]:
 
 
 def columns(path: Path) -> dict[str, list[tuple]]:
+    """Each table's (column, type), in column order."""
+    return {t: [c[:2] for c in cols] for t, cols in shape(path)[0].items()}
+
+
+def shape(path: Path) -> tuple[dict[str, list[tuple]], list[tuple]]:
+    """Each table's columns in order (name, type, default, nullable), and every constraint."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        return {t: con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
-                               "ORDER BY column_name", [t]).fetchall() for t in tables}
+        cols = {t: con.execute("SELECT column_name, data_type, column_default, is_nullable FROM duckdb_columns() "
+                               "WHERE table_name = ? ORDER BY column_index", [t]).fetchall() for t in tables}
+        constraints = sorted((t, kind, str(c)) for t, kind, c in con.execute(
+            "SELECT table_name, constraint_type, constraint_column_names FROM duckdb_constraints()").fetchall())
+        return cols, constraints
 
 
 def one_line_exit_2(argv: list[str], capsys) -> str:
@@ -45,8 +54,29 @@ def one_line_exit_2(argv: list[str], capsys) -> str:
     return err
 
 
-def test_every_older_version_has_a_migration_named_after_the_version_it_makes():
-    assert [step.__name__[:4] for step in MIGRATIONS] == [f"m{v:03d}" for v in range(2, SCHEMA_VERSION + 1)]
+def test_every_version_has_one_step_named_after_the_version_it_makes():
+    assert list(migrations.steps()) == list(range(1, SCHEMA_VERSION + 1))
+    assert [migrations.version_of(step) for step in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+
+@pytest.mark.parametrize("names", [("m001_a", "m003_c"), ("m001_a", "m002_b", "m002_c"), ("m001_a", "step_two")])
+def test_steps_that_do_not_count_up_one_by_one_are_refused(monkeypatch, names):
+    def named(name):
+        def step(con):
+            pass
+        step.__name__ = name
+        return step
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [named(n) for n in names])
+    with pytest.raises(ValueError, match="gap|both make version|is not named"):
+        migrations.steps()
+
+
+def test_the_first_step_makes_exactly_what_version_1_had(tmp_path):
+    made = tmp_path / "m001.duckdb"
+    with duckdb.connect(str(made)) as con:
+        migrations.m001_base_tables(con)
+    assert shape(made) == shape(v1_file(tmp_path / "v1.duckdb"))
 
 
 def test_a_v1_file_is_read_unchanged_and_migrated_when_written(tmp_path, capsys):
@@ -71,7 +101,11 @@ def test_a_migrated_file_has_exactly_the_tables_of_a_new_one(tmp_path):
     Store(old).check_writable()
     new = tmp_path / "new.duckdb"
     Store(new).check_writable()
-    assert columns(old) == columns(new)
+    assert shape(old) == shape(new)  # the same tables, columns in the same order, types, defaults and keys
+    rendered = tmp_path / "rendered.duckdb"  # and SCHEMA, the DDL snapshots and bundles are built from, is it
+    with duckdb.connect(str(rendered)) as con:
+        con.execute(migrations.SCHEMA)
+    assert shape(rendered) == shape(new)
 
 
 def test_a_migrated_file_takes_new_runs(tmp_path):
@@ -89,7 +123,8 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
         con.execute("ALTER TABLE runs ADD COLUMN x INTEGER")
         con.execute("ALTER TABLE nope ADD COLUMN y INT")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [m002_fails_halfway, *MIGRATIONS[1:]])
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [m002_fails_halfway if migrations.version_of(s) == 2 else s for s in MIGRATIONS])
     with pytest.raises(UsageError, match="cannot migrate results database .* from schema version 1 to 2"):
         Store(db).check_writable()
     assert rows(db, "SELECT version FROM schema_info") == [(1,)]
@@ -259,3 +294,20 @@ def test_a_reader_waits_for_the_lock_and_the_app_says_when_it_gave_up(tmp_path, 
     finally:
         holder.kill()
         holder.wait()
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "leaderboards").glob("*.duckdb"))
+
+
+@pytest.mark.parametrize("snapshot", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_the_shipped_snapshots_open_and_read_unchanged(snapshot):
+    from harness.leaderboard import board as B
+    from harness.store import read
+
+    original = snapshot.read_bytes()
+    with read.connect(snapshot) as con:
+        assert read.check(con, snapshot) == SCHEMA_VERSION
+        assert con.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()[0] > 0
+    with B.connect(snapshot) as con:
+        assert B.schema_problem(con) is None and not B.board(con).empty
+    assert snapshot.read_bytes() == original

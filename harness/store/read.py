@@ -20,7 +20,7 @@ import harness
 from harness.errors import UsageError
 from harness.runtime import log
 from harness.store import migrations
-from harness.store.migrations import SCHEMA, SCHEMA_VERSION
+from harness.store.migrations import SCHEMA_VERSION
 
 LOCK_WAIT_SECONDS = 120.0
 # Tables a published snapshot adds to the results store's: a file holding them is still ours.
@@ -197,17 +197,7 @@ def _check_whole(con, path: Path) -> None:
                       "counts); restore it or pass another --db", "truncated", path)
 
 
-def _our_tables() -> frozenset[str]:
-    con = duckdb.connect()
-    try:
-        con.execute(SCHEMA)
-        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    finally:
-        con.close()
-    return frozenset(names | set(SNAPSHOT_TABLES))
-
-
-OUR_TABLES = _our_tables()
+OUR_TABLES = migrations.TABLES | set(SNAPSHOT_TABLES)
 
 CATALOG = {
     "schema": "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal",
