@@ -11,6 +11,7 @@ from board_data import add_run
 from harness.cli import main
 from harness.leaderboard import board as B
 from harness.present import board_report, formats
+from harness.store import read
 from harness.store.database import Store
 
 SCRATCH = json.dumps({"weights": "scratch"})
@@ -94,10 +95,41 @@ def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
 
 def test_the_apps_charts_keep_to_their_board(store):
     with B.connect(store.path) as con:
-        rates, runs = B.role_rates(con), B.runs(con)
+        rates, runs = B.role_rates(con), read.runs(con)
         [(scratch, _), (default, _)] = B.boards(B.board(con))
     mine = B.of_board(rates, scratch)
     assert set(mine["method"]) == {"soft-kd", "hard-kd"} and set(mine["family_args"]) == {SCRATCH}
     assert set(B.of_board(runs, default)["run_id"]) == {"r-soft", "r-hard", "r-topk"}
     soft = B.of_board(rates, default).query("method == 'soft-kd' and role == 'student'")
     assert len(soft) == 1 and soft["seeds"].iloc[0] == 1  # the scratch run is not averaged in
+
+
+def test_compare_takes_the_runs_the_board_counts(store):
+    add_run(store, "r-soft-again", "soft-kd")  # a later rerun of soft-kd at seed 0 on the default board
+    with read.connect(store.path) as con:
+        counted = set(read.runs(con)["run_id"])
+        assert "r-soft-again" in counted and "r-soft" not in counted
+        # the scratch board's soft-kd counts there; at one seed compare takes the latest of the two
+        assert read.latest_by_seed(con, "tiny", "synthetic-pii", "soft-kd") == [(0, "r-soft-again")]
+        assert read.latest_by_seed(con, "tiny", "synthetic-pii", "hard-kd") == [(0, "s-hard")]
+        assert read.latest_by_seed(con, "tiny", "another-dataset", "soft-kd") == []
+
+
+def test_every_filter_is_a_parameter(store):
+    with read.connect(store.path) as con:
+        assert read.runs(con, read.Filters(search="soft' OR 1=1 --")).empty
+        assert set(read.runs(con, read.Filters(search="SOFT"))["run_id"]) == {"r-soft", "s-soft"}
+        assert read.runs(con, read.Filters(family=["tiny'; DROP TABLE runs; --"])).empty
+        assert len(read.runs(con)) == 5
+
+
+def test_latest_finished_reads_a_store_or_a_connection(store, tmp_path):
+    _, [(config,)] = store.query("SELECT config_hash FROM runs WHERE run_id = 'r-soft'")
+    assert read.latest_finished(store, config) == "r-soft"
+    assert read.latest_finished(store, config, require_features=True) is None  # no predictor features stored
+    with store.connect() as con:
+        con.execute("INSERT INTO features (run_id, sample_id) VALUES ('r-soft', 'm000000')")
+    with read.connect(store.path) as con:
+        assert read.latest_finished(con, config, require_features=True) == "r-soft"
+        assert read.latest_finished(con, "no-such-hash") is None
+    assert read.latest_finished(Store(tmp_path / "none.duckdb"), config) is None

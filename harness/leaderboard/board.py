@@ -1,8 +1,9 @@
-"""The leaderboard's data layer: read-only queries the Streamlit app, `harness leaderboard publish`
-and `harness export` share, so all of it is testable without Streamlit.
+"""The leaderboard the Streamlit app, `harness leaderboard`, publish and export share, testable without Streamlit.
 
-Every filter is a query parameter, never SQL text. Figures the schema does not hold yet
-(membership-attack AUCs from a later issue) are looked for and left out when absent.
+What is not SQL: the runs that count (`read.runs`) assembled into boards, their counts pooled
+over seeds, ranked (`ranking.rank`), and the headline, caveats and drill-down built from them. Every
+query is in harness.store.read. Figures a file does not hold (attack AUCs of runs stored before
+attacks) are looked for and left out when absent.
 """
 
 from __future__ import annotations
@@ -16,12 +17,36 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.contract.specs import ROLE_ORDER_SQL, ROLES
+from harness.contract.specs import ROLES
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
 from harness.store import read
 from harness.store.labels import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
 from harness.store.migrations import SCHEMA_VERSION
+
+# The queries live in read.py. Beyond those used here, the app, its charts, privacy.py and publish.py
+# still reach some as board.X: attack_roc, attack_scores, choices, examples_of, failed_runs, frame,
+# k_extractability, overlap, reproduction, stored_attacks, tables.
+from harness.store.read import (  # noqa: F401
+    BOARD_KEYS,
+    NO_FILTERS,
+    Filters,
+    attack_auc_names,
+    attack_roc,
+    attack_scores,
+    choices,
+    examples_of,
+    failed_runs,
+    frame,
+    k_extractability,
+    overlap,
+    reproduction,
+    run_metrics,
+    runs,
+    snapshot_note,
+    stored_attacks,
+    tables,
+)
 
 # The app waits less for a writer's lock than a run does: a page that hangs is worse than a message.
 LOCK_WAIT_SECONDS = 10.0
@@ -31,23 +56,6 @@ RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher
 
 class BoardError(Exception):
     """Something the app shows as a friendly message: no database, an older schema, no runs."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    family: Sequence[str] | None = None
-    dataset: Sequence[str] | None = None
-    method: Sequence[str] | None = None
-    size: Sequence[str] | None = None
-    access: Sequence[str] | None = None
-    search: str | None = None
-
-    def params(self) -> list:
-        def listed(v):
-            return None if not v else list(v)
-        return [listed(self.family), listed(self.family), listed(self.dataset), listed(self.dataset),
-                listed(self.method), listed(self.method), listed(self.access), listed(self.access),
-                self.search or None, self.search or "", listed(self.size), listed(self.size)]
 
 
 # ------------------------------------------------------------ opening
@@ -85,10 +93,6 @@ def said(err: read.Refused) -> str:
     return str(err)
 
 
-def tables(con) -> dict[str, set[str]]:
-    return read.tables(con)
-
-
 def schema_problem(con) -> str | None:
     """Why this database cannot be shown, in a sentence; None when it can. `connect` has refused
     what it cannot show already: this is the same check (`read.check`) on a connection in hand."""
@@ -97,72 +101,6 @@ def schema_problem(con) -> str | None:
     except read.Refused as err:
         return said(err)
     return None
-
-
-def frame(con, sql: str, params: Sequence = ()) -> pd.DataFrame:
-    return con.execute(sql, list(params)).df()
-
-
-# ------------------------------------------------------------ runs
-
-
-# What makes runs one board, for the app, `harness leaderboard`, publish and export alike: the family
-# with its arguments (pretrained and from-scratch weights are different boards), the dataset and its
-# content, the preset, and --limit.
-BOARD_KEYS = ["family", "family_args", "dataset", "preset", "dataset_hash", "example_limit"]
-# A family run with its defaults stores '{}'; runs from before family arguments existed, NULL: one board.
-FAMILY_ARGS_SQL = "coalesce(CAST(r.family_args AS VARCHAR), '{}')"
-
-# Finished runs passing the filters; where one seed of a method ran twice on a board, its latest run.
-LATEST_RUNS = f"""
-    SELECT r.* REPLACE ({FAMILY_ARGS_SQL} AS family_args), mo.size AS student_size, mo.n_params AS student_params
-    FROM runs r LEFT JOIN models mo ON mo.run_id = r.run_id AND mo.role = 'student'
-    WHERE r.status = 'finished'
-      AND (? IS NULL OR list_contains(?, r.family)) AND (? IS NULL OR list_contains(?, r.dataset))
-      AND (? IS NULL OR list_contains(?, r.method_label)) AND (? IS NULL OR list_contains(?, r.teacher_access))
-      AND (? IS NULL OR contains(lower(r.method_label || ' ' || r.method || ' ' || r.teacher_access), lower(?)))
-      AND (? IS NULL OR list_contains(?, mo.size))
-    QUALIFY row_number() OVER (PARTITION BY r.family, {FAMILY_ARGS_SQL}, r.dataset, r.dataset_hash, r.preset,
-                               r.example_limit, r.method_label, r.seed ORDER BY r.finished_at DESC) = 1
-"""
-
-
-def runs(con, filters: Filters = Filters()) -> pd.DataFrame:
-    """Finished runs passing the filters; where one seed ran twice, its latest run."""
-    return frame(con, LATEST_RUNS + " ORDER BY family, dataset, method_label, seed", filters.params())
-
-
-def failed_runs(con) -> pd.DataFrame:
-    return frame(con, "SELECT run_id, family, dataset, method_label, seed, status, error, started_at FROM runs "
-                      "WHERE status <> 'finished' ORDER BY started_at DESC")
-
-
-def choices(con) -> dict[str, list[str]]:
-    """The values each filter can take, from the finished runs."""
-    def distinct(sql):
-        return [r[0] for r in con.execute(sql).fetchall() if r[0] is not None]
-    return {
-        "family": distinct("SELECT DISTINCT family FROM runs WHERE status = 'finished' ORDER BY 1"),
-        "dataset": distinct("SELECT DISTINCT dataset FROM runs WHERE status = 'finished' ORDER BY 1"),
-        "method": distinct("SELECT DISTINCT method_label FROM runs WHERE status = 'finished' ORDER BY 1"),
-        "access": distinct("SELECT DISTINCT teacher_access FROM runs WHERE status = 'finished' ORDER BY 1"),
-        "size": distinct("SELECT DISTINCT mo.size FROM models mo JOIN runs r USING (run_id) "
-                         "WHERE r.status = 'finished' AND mo.role = 'student' ORDER BY 1"),
-    }
-
-
-def run_metrics(con, run_ids: Sequence[str]) -> pd.DataFrame:
-    """One row per run, one column per figure."""
-    long = frame(con, "SELECT run_id, name, value FROM metrics WHERE list_contains(?, run_id)", [list(run_ids)])
-    if long.empty:
-        return pd.DataFrame({"run_id": list(run_ids)})
-    return long.pivot_table(index="run_id", columns="name", values="value", aggfunc="first").reset_index()
-
-
-def attack_auc_names(con, role: str = "student") -> list[str]:
-    """A role's membership-attack AUCs (`auc_<attack>_<role>` in metrics), once attacks wrote them."""
-    return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_' || ? "
-                                      "ESCAPE '\\' ORDER BY 1", [role]).fetchall()]
 
 
 def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
@@ -215,7 +153,7 @@ def pooled(g: pd.DataFrame, student: str = "student") -> dict:
 # ------------------------------------------------------------ the board
 
 
-def board(con, filters: Filters = Filters(), rules: Callable[[dict], Ranking] | None = None) -> pd.DataFrame:
+def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] | None = None) -> pd.DataFrame:
     """Methods as rows per board (BOARD_KEYS), a baseline row each, ranked by `ranking.rank`.
 
     The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
@@ -285,14 +223,14 @@ def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
             for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
 
 
-def of_board(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
-    """The rows of `frame` (runs, role rates) that belong to the board with these keys."""
-    if frame.empty:
-        return frame
-    mask = pd.Series(True, index=frame.index)
+def of_board(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
+    """The rows of `table` (runs, role rates) that belong to the board with these keys."""
+    if table.empty:
+        return table
+    mask = pd.Series(True, index=table.index)
     for k in BOARD_KEYS:
-        mask &= frame[k].isna() if pd.isna(keys[k]) else frame[k] == keys[k]
-    return frame[mask]
+        mask &= table[k].isna() if pd.isna(keys[k]) else table[k] == keys[k]
+    return table[mask]
 
 
 def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
@@ -348,13 +286,7 @@ def caveats(group: pd.DataFrame) -> list[str]:
 def regime(con, run_ids: Sequence[str]) -> str | None:
     """What a board's memorization comes from, when it is the repeated members alone: the baseline's
     memorized members among those seen once and those repeated, pooled over the runs' seeds."""
-    row = con.execute("""
-        SELECT count(*) FILTER (WHERE repeats = 1), count(*) FILTER (WHERE repeats = 1 AND memorized),
-               count(*) FILTER (WHERE repeats > 1), count(*) FILTER (WHERE repeats > 1 AND memorized)
-        FROM (SELECT DISTINCT r.seed, s.sample_id, s.repeats, s.memorized FROM samples s JOIN runs r USING (run_id)
-              WHERE list_contains(?, s.run_id) AND s.role = 'baseline' AND s.split = 'member')""",
-                      [list(run_ids)]).fetchone()
-    once, once_mem, repeated, repeated_mem = row
+    once, once_mem, repeated, repeated_mem = read.baseline_repeats(con, run_ids)
     if not repeated or enough(once_mem) or not enough(repeated_mem):
         return None
     return (f"memorization here comes from repeated members: the baseline memorized {repeated_mem} of {repeated} "
@@ -365,7 +297,7 @@ def regime(con, run_ids: Sequence[str]) -> str | None:
 # ------------------------------------------------------------ charts' data
 
 
-def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
+def role_rates(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
     """Memorization rate of teacher, baseline and student per method, from counts pooled over seeds."""
     rs = runs(con, filters)
     if rs.empty:
@@ -381,27 +313,6 @@ def role_rates(con, filters: Filters = Filters()) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def overlap(con, run_id: str) -> pd.DataFrame:
-    """Members by which roles memorized them (UpSet-style): one row per non-empty combination."""
-    df = frame(con, f"""
-        SELECT combo, count(*) AS members FROM (
-            SELECT sample_id, string_agg(role, ' + ' ORDER BY {ROLE_ORDER_SQL})
-                   FILTER (WHERE memorized) AS combo
-            FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id)
-        WHERE combo IS NOT NULL GROUP BY combo ORDER BY members DESC""", [run_id])
-    return df
-
-
-def k_extractability(con, run_ids: Sequence[str]) -> pd.DataFrame:
-    """Share of members whose greedy continuation matches at least k suffix tokens, per k and role."""
-    return frame(con, """
-        WITH ks AS (SELECT r.run_id, r.method_label, unnest(range(1, r.suffix_len + 1)) AS k
-                    FROM runs r WHERE list_contains(?, r.run_id))
-        SELECT ks.method_label AS method, s.role, ks.k, avg((s.match_len >= ks.k)::INTEGER) AS share
-        FROM ks JOIN samples s ON s.run_id = ks.run_id AND s.split = 'member'
-        GROUP BY ks.method_label, s.role, ks.k ORDER BY method, role, k""", [list(run_ids)])
-
-
 def zlib_entropy(text: str | None) -> float:
     """Bits of the zlib-compressed text: how compressible (repetitive, boilerplate) an example is."""
     return math.nan if text is None else 8.0 * len(zlib.compress(text.encode("utf-8")))
@@ -409,37 +320,16 @@ def zlib_entropy(text: str | None) -> float:
 
 def logprob_vs_zlib(con, run_id: str) -> pd.DataFrame:
     """Per member and role: total log-probability against zlib entropy (text withheld: empty)."""
-    df = frame(con, """
-        SELECT s.sample_id, s.role, s.memorized, s.repeats, -s.loss * (len(e.token_ids) - 1) AS log_prob, e.text
-        FROM samples s JOIN runs r USING (run_id)
-        JOIN examples e ON e.dataset_hash = r.dataset_hash AND e.tokenizer_key = r.tokenizer_key
-                       AND e.sample_id = s.sample_id
-        WHERE s.run_id = ? AND s.split = 'member' AND e.text IS NOT NULL""", [run_id])
+    df = read.member_log_probs(con, run_id)
     df["zlib_bits"] = df["text"].map(zlib_entropy)
     return df.drop(columns="text")
-
-
-def stored_attacks(con, run_id: str) -> list[str]:
-    """The attacks whose ROC curves the run stored (empty for runs from before attacks existed)."""
-    if "curves" not in tables(con):
-        return []
-    return [r[0] for r in con.execute("SELECT DISTINCT substr(curve, 5) FROM curves WHERE run_id = ? "
-                                      "AND starts_with(curve, 'roc:') ORDER BY 1", [run_id]).fetchall()]
-
-
-def attack_roc(con, run_id: str, attack: str) -> pd.DataFrame:
-    """A stored attack's ROC per role, with the run's AUC for it."""
-    df = frame(con, "SELECT c.role, c.x AS fpr, c.y AS tpr, m.value AS auc FROM curves c LEFT JOIN metrics m "
-                    "ON m.run_id = c.run_id AND m.name = 'auc_' || ? || '_' || c.role "
-                    "WHERE c.run_id = ? AND c.curve = 'roc:' || ? ORDER BY c.role, c.i", [attack, run_id, attack])
-    return df
 
 
 def loss_attack_roc(con, run_id: str) -> pd.DataFrame:
     """ROC of the loss attack (members have lower loss) per role, from the stored per-example losses."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    df = frame(con, "SELECT role, split, loss FROM samples WHERE run_id = ? AND loss IS NOT NULL", [run_id])
+    df = read.losses(con, run_id)
     parts = []
     for role, g in df.groupby("role"):
         truth = (g["split"] == "member").astype(int)
@@ -454,19 +344,6 @@ def loss_attack_roc(con, run_id: str) -> pd.DataFrame:
 # ------------------------------------------------------------ drill-down
 
 
-def examples_of(con, run_id: str, memorized_by: str | None = None, limit: int = 500) -> pd.DataFrame:
-    """A run's members with each role's verdict, most-memorized first, for the drill-down picker."""
-    return frame(con, """
-        SELECT sample_id, any_value(repeats) AS repeats,
-               bool_or(memorized) FILTER (WHERE role = 'teacher') AS teacher,
-               bool_or(memorized) FILTER (WHERE role = 'baseline') AS baseline,
-               bool_or(memorized) FILTER (WHERE role = 'student') AS student,
-               max(match_len) FILTER (WHERE role = 'student') AS student_match
-        FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id
-        HAVING ? IS NULL OR bool_or(memorized AND role = ?)
-        ORDER BY student DESC, student_match DESC, sample_id LIMIT ?""", [run_id, memorized_by, memorized_by, limit])
-
-
 @dataclass(frozen=True)
 class Drill:
     run: dict
@@ -479,24 +356,10 @@ class Drill:
 
 
 def drill(con, run_id: str, sample_id: str) -> Drill:
-    run = frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0].to_dict()
-    ex = con.execute("SELECT token_ids, text FROM examples WHERE dataset_hash = ? AND tokenizer_key = ? "
-                     "AND sample_id = ?", [run["dataset_hash"], run["tokenizer_key"], sample_id]).fetchone()
-    scores = frame(con, "SELECT * EXCLUDE (run_id, sample_id) FROM samples WHERE run_id = ? AND sample_id = ? "
-                        f"ORDER BY {ROLE_ORDER_SQL}", [run_id, sample_id])
-    conts = {}
-    if "continuations" in tables(con):
-        for role, ids in con.execute("SELECT role, token_ids FROM continuations WHERE run_id = ? AND sample_id = ?",
-                                     [run_id, sample_id]).fetchall():
-            conts[role] = list(ids)
-        for role in set(ROLES) - set(conts):  # a checkpoint other runs share
-            row = con.execute("SELECT c.token_ids FROM continuations c JOIN models m USING (run_id, role) "
-                              "WHERE c.role = ? AND c.sample_id = ? AND m.artifact_key = (SELECT artifact_key "
-                              "FROM models WHERE run_id = ? AND role = ?) LIMIT 1",
-                              [role, sample_id, run_id, role]).fetchone()
-            if row is not None:
-                conts[role] = list(row[0])
-    ids, text = ex if ex else (None, None)
+    run = read.run_row(con, run_id)
+    ids, text = read.example(con, run, sample_id)
+    scores = read.verdicts(con, run_id, sample_id)
+    conts = read.continuations(con, run_id, sample_id)
     ids = None if ids is None else [int(i) for i in ids]
     if ids is not None:  # published boards leave out what the verdict implies: a memorized
         # member's greedy continuation is its true suffix, token for token
@@ -511,30 +374,12 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
     return Drill(run, sample_id, text, ids, scores, conts, withheld)
 
 
-def attack_scores(con, run_id: str, sample_id: str) -> pd.DataFrame:
-    """Each attack's score of one example, a row per role and a column per attack (empty if none stored)."""
-    if "scores" not in tables(con):
-        return pd.DataFrame()
-    df = frame(con, "SELECT role, attack, score FROM scores WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
-    if df.empty:
-        return df
-    return df.pivot_table(index="role", columns="attack", values="score", aggfunc="first").reset_index()
-
-
 def matching(true: Sequence[int], generated: Sequence[int]) -> list[bool]:
     """Per generated token: does it equal the true token at that position."""
     return [i < len(true) and g == true[i] for i, g in enumerate(generated)]
 
 
-def snapshot_note(con, kind: str, subject: str) -> str | None:
-    """A published snapshot's notes (why a dataset's text was withheld, when it was published)."""
-    if "snapshot_notes" not in tables(con):
-        return None
-    row = con.execute("SELECT note FROM snapshot_notes WHERE kind = ? AND subject = ?", [kind, subject]).fetchone()
-    return row[0] if row else None
-
-
-def provenance(con, filters: Filters = Filters()) -> pd.DataFrame:
+def provenance(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
     """Per run: what it is and where it came from."""
     rs = runs(con, filters)
     cols = ["run_id", "family", "dataset", "method_label", "seed", "teacher_access", "preset", "config_hash",
@@ -555,37 +400,10 @@ def load_pieces(folder: str | Path) -> list[str] | None:
 
 def pieces(con, run: dict, loader=None) -> list[str] | None:
     """The run's tokenizer as text pieces: from a snapshot's vocab, else the local checkpoint."""
-    if "vocab" in tables(con):
-        rows = con.execute("SELECT token_id, piece FROM vocab WHERE tokenizer_key = ? ORDER BY token_id",
-                           [run["tokenizer_key"]]).fetchall()
-        if rows:
-            out = [""] * (rows[-1][0] + 1)
-            for i, p in rows:
-                out[i] = p
-            return out
-    paths = [r[0] for r in con.execute("SELECT artifact_path FROM models WHERE run_id = ? AND artifact_path IS NOT NULL",
-                                       [run["run_id"]]).fetchall()]
-    for path in paths:
+    stored = read.vocab(con, run["tokenizer_key"])
+    if stored:
+        return stored
+    for path in read.artifact_paths(con, run["run_id"]):
         if Path(path).is_dir():
             return (loader or load_pieces)(path)
     return None
-
-
-def reproduction(con) -> tuple[dict, pd.DataFrame] | None:
-    """The latest `harness reproduce` stored in this database: where it ran, and a row per finding.
-
-    A file of schema version 5 has no verdict columns: they read as NULL (a row without a verdict)."""
-    found = tables(con).get("reproductions")
-    if found is None:
-        return None
-    latest = con.execute("SELECT reproduction_id, family, dataset, preset, created_at FROM reproductions "
-                         "ORDER BY created_at DESC, reproduction_id DESC LIMIT 1").fetchone()
-    if latest is None:
-        return None
-    meta = dict(zip(("reproduction_id", "family", "dataset", "preset", "created_at"), latest))
-    columns = ["finding", "claim", "published", "source", "unit", "n", "mean", "lo", "hi", "holds",
-               "verdict", "requested", "figure", "magnitude", "caveat"]
-    select = ", ".join(c if c in found else f"NULL AS {c}" for c in columns)
-    rows = con.execute(f"SELECT {select} FROM reproductions WHERE reproduction_id = ? ORDER BY rowid",
-                       [meta["reproduction_id"]]).df()
-    return meta, rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.errors import UsageError
+from harness.store import read
 from harness.store.database import Store
 
 
@@ -32,31 +33,24 @@ FIGURES = ("mem_rate_student", "inherited", "teacher_exclusive", "inheritance_ra
 
 
 def compare(store: Store, methods: list[str], family: str, dataset: str, seeds: list[int] | None = None) -> Comparison:
-    """The latest finished, unfiltered run of each method at each seed that all methods have."""
+    """The latest unfiltered run that counts (`read.latest_by_seed`) of each method at each seed all methods have."""
     latest: dict[str, dict[int, str]] = {}
-    for method in methods:
-        _, rows = store.query(
-            "SELECT seed, arg_max(run_id, finished_at) FROM runs WHERE status = 'finished' AND filter IS NULL "
-            "AND family = ? AND dataset = ? AND (method = ? OR method_label = ?) GROUP BY seed",
-            [family, dataset, method, method])
-        latest[method] = {seed: run for seed, run in rows if seeds is None or seed in seeds}
-        if not latest[method]:
-            raise UsageError(f"no finished {method} run on {family} / {dataset}"
-                             + (f" at seeds {seeds}" if seeds else "") + f": run `harness eval --method {method}` first")
-    common = sorted(set.intersection(*(set(v) for v in latest.values())))
-    if not common:
-        raise UsageError("the methods share no seed: " + "; ".join(f"{m} has seeds {sorted(v)}" for m, v in latest.items()))
     figures, memorized = {}, {}
-    for method in methods:
-        ids = [latest[method][s] for s in common]
-        _, rows = store.query("SELECT name, avg(value) FROM metrics WHERE list_contains(?, run_id) "
-                              "AND list_contains(?, name) GROUP BY name", [ids, list(FIGURES)])
-        figures[method] = dict(rows)
-        memorized[method] = {}
-        for seed in common:
-            _, rows = store.query("SELECT sample_id FROM samples WHERE run_id = ? AND role = 'student' "
-                                  "AND split = 'member' AND memorized", [latest[method][seed]])
-            memorized[method][seed] = {r[0] for r in rows}
+    with store.connect(read_only=True) as con:
+        for method in methods:
+            latest[method] = {seed: run for seed, run in read.latest_by_seed(con, family, dataset, method)
+                              if seeds is None or seed in seeds}
+            if not latest[method]:
+                raise UsageError(f"no finished {method} run on {family} / {dataset}"
+                                 + (f" at seeds {seeds}" if seeds else "")
+                                 + f": run `harness eval --method {method}` first")
+        common = sorted(set.intersection(*(set(v) for v in latest.values())))
+        if not common:
+            raise UsageError("the methods share no seed: "
+                             + "; ".join(f"{m} has seeds {sorted(v)}" for m, v in latest.items()))
+        for method in methods:
+            figures[method] = read.metric_means(con, [latest[method][s] for s in common], FIGURES)
+            memorized[method] = {seed: read.memorized(con, latest[method][seed], "student") for seed in common}
     overlap, jaccard = {}, {}
     for i, a in enumerate(methods):
         for b in methods[i + 1:]:
