@@ -65,8 +65,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from harness.measure.metrics import ROLES
 from harness import EvalRequest, evaluate
+from harness.measure.metrics import ROLES
 from harness.protocol.run import Protocol  # the bare loops' data and models, as the run makes them
 
 STAGES = ("data", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")

@@ -36,8 +36,8 @@ from pathlib import Path
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from harness.protocol import sweep
 from harness import EvalRequest, evaluate
+from harness.protocol import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from harness.leaderboard import board as board_mod
-from harness.store.database import Store, portable_args
+from harness.store.database import portable_args
 from harness.store.migrations import SCHEMA, SCHEMA_VERSION
 
 TABLES = ("runs", "models", "examples", "samples", "metrics")

@@ -169,8 +169,9 @@ def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[s
             continue
         prompts = members.ids[rest][:, :p.prefix_len]
         generated = processes.sharded(
-            lambda part, model=model: greedy(model, prompts[part], p.suffix_len, p.generate_batch_size,
-                                             desc=f"{role}: continuations")[:, p.prefix_len:], len(rest))
+            lambda part, model=model, prompts=prompts, role=role: greedy(
+                model, prompts[part], p.suffix_len, p.generate_batch_size, desc=f"{role}: continuations"
+            )[:, p.prefix_len:], len(rest))
         conts["role"] += [role] * len(rest)
         conts["sample_id"] += [members.sample_ids[i] for i in rest]
         conts["token_ids"] += generated.tolist()
