@@ -44,18 +44,69 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`), refused in one line before any command starts."""
+    def whole(raw: str) -> int:
+        n = int(raw)  # not a number: argparse says "invalid int value", as for a plain int
+        if n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {n}" if high is None else
+                                             f"must be between {low} and {high}, got {n}")
+        return n
+
+    whole.__name__ = "int"
+    return whole
+
+
 MAX_SEEDS = 1000  # --seeds N, for every command that takes it
+SEED_COUNT = _whole(1, MAX_SEEDS)  # `--seeds N`: eval, sweep and reproduce
+SEED = _whole(0, 2**32 - 1)  # what numpy's and torch's generators take
+COUNT = _whole(1)  # --limit N
 
 
-def _seed_count(raw: str) -> int:
-    """`--seeds N`: a count of seeds, 1 to MAX_SEEDS, checked here once for eval, sweep and reproduce."""
+def _fraction(raw: str) -> float:
+    """`--mfu U`: above 0 and at most 1."""
+    u = float(raw)
+    if not 0 < u <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {u}")
+    return u
+
+
+_fraction.__name__ = "float"
+
+
+def _terabytes(raw: str) -> float:
+    """`--disk TB`: 0 to 1,000,000."""
+    tb = float(raw)
+    if not 0 <= tb <= 1e6:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1000000 TB, got {tb}")
+    return tb
+
+
+_terabytes.__name__ = "float"
+
+
+def _shard(raw: str) -> tuple[int, int]:
+    """`--shard I/N`: this machine's share I of N, 1 <= I <= N."""
+    index, _, count = raw.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N (this machine's share of N), got {raw!r}")
+    return int(index), int(count)
+
+
+def _methods(raw: str) -> list[str]:
+    """`compare --methods A,B`: two or more different methods."""
+    methods = [m.strip() for m in raw.split(",") if m.strip()]
+    if len(methods) < 2 or len(set(methods)) != len(methods):
+        raise argparse.ArgumentTypeError(f"needs two or more different methods, got {raw!r}")
+    return methods
+
+
+def _seed_list(raw: str) -> list[int]:
+    """`compare --seeds S,S`: the seeds to compare at."""
     try:
-        n = int(raw)
+        return [int(s) for s in raw.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if not 1 <= n <= MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SEEDS}, got {n}")
-    return n
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {raw!r}") from None
 
 
 def _key_value(raw: str) -> tuple[str, str]:
@@ -123,16 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --method, test all three for memorization of the members, and store the figures.")
     ev.add_argument("--method", required=True, help="KD method (see `harness list`)")
     _add_target(ev)
-    ev.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    ev.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
     _add_where(ev)
     _add_pairs(ev, ("--method-arg", "a method parameter; repeat for several (see `harness list`)"),
                ("--dataset-arg", "a dataset parameter, e.g. path=corpus.txt for text-files"),
                ("--family-arg", "a family parameter, e.g. weights=scratch (see `harness list`)"))
-    ev.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members: a "
+    ev.add_argument("--limit", type=COUNT, metavar="N", help="use only the first N members and N non-members: a "
                     "quick trial, marked as limited; a published board refuses it")
     ev.add_argument("--attack-arg", type=_attack_key_value, action="append", default=[], metavar="ATTACK.KEY=VALUE",
                     help="a membership attack's parameter, e.g. min-k.k=0.1; repeat for several (see `harness list`)")
-    ev.add_argument("--seeds", type=_seed_count, default=1, metavar="N",
+    ev.add_argument("--seeds", type=SEED_COUNT, default=1, metavar="N",
                     help="run seeds --seed .. --seed+N-1 and store mean and 95%% interval of every figure, "
                     "and the members memorized at every seed (default 1)")
     ev.add_argument("--reference", metavar="MODEL",
@@ -160,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "  harness reproduce --preset tiny-public   # Zhang et al.: students on a public half\n"
                         "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
     _add_target(rp)
-    rp.add_argument("--seeds", type=_seed_count, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    rp.add_argument("--seeds", type=SEED_COUNT, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     _add_where(rp)
     _add_pairs(rp, ("--dataset-arg", "a dataset parameter"), ("--family-arg", "a family parameter, e.g. weights=scratch"))
 
@@ -176,14 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(pl)
     _add_pairs(pl, ("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
                ("--family-arg", "a family parameter"))
-    pl.add_argument("--gpus", type=int, default=None, metavar="N", help="devices (default: this machine's GPUs, or 1)")
+    pl.add_argument("--gpus", type=_whole(1, 100_000), default=None, metavar="N",
+                    help="devices (default: this machine's GPUs, or 1)")
     pl.add_argument("--gpu", help="plan for a named GPU instead of this machine's: h100, h200 or a100")
     pl.add_argument("--fsdp", action="store_true", help="sharded training and scoring (FSDP) over the devices; "
                     "the table shows both either way")
-    pl.add_argument("--mfu", type=float, default=None, metavar="U",
+    pl.add_argument("--mfu", type=_fraction, default=None, metavar="U",
                     help="model-FLOPs utilization the times assume (default 0.4)")
     pl.add_argument("--cache-dir", type=Path, help="artifact cache whose disk the plan checks (default ~/.cache/harness)")
-    pl.add_argument("--disk", type=float, metavar="TB", help="with --gpu: the disk the target machine has free for "
+    pl.add_argument("--disk", type=_terabytes, metavar="TB", help="with --gpu: the disk the target machine has free for "
                     "teacher outputs, in TB (default: this machine's budget, HARNESS_TEACHER_DISK_BYTES or half "
                     "the cache disk's free space)")
     pl.add_argument("--json", action="store_true", help="the plan as one JSON object")
@@ -193,10 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--methods", required=True, metavar="all|A,B", help="`all`, or comma-separated methods")
     sw.add_argument("--families", metavar="F,G", help="comma-separated families (default from registry.toml)")
     sw.add_argument("--datasets", metavar="D,E", help="comma-separated datasets (default from registry.toml)")
-    sw.add_argument("--seeds", type=_seed_count, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    sw.add_argument("--seeds", type=SEED_COUNT, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
     sw.add_argument("--preset", help="protocol preset (default: each family's)")
-    sw.add_argument("--limit", type=int, metavar="N", help="use only the first N members and N non-members")
-    sw.add_argument("--shard", metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
+    sw.add_argument("--limit", type=COUNT, metavar="N", help="use only the first N members and N non-members")
+    sw.add_argument("--shard", type=_shard, metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
                     "family/dataset/seed groups, so each teacher is trained on one machine")
     _add_where(sw)
     ex = sw.add_argument_group("on a scheduler (through submitit): one job per family/dataset/seed group, each "
@@ -205,14 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "processes here, one at a time")
     ex.add_argument("--jobs-dir", type=Path, metavar="DIR", help="the jobs' results files, logs and done markers "
                     "(default: sweep-jobs/ beside --db); rerun with the same one to resubmit what did not finish")
-    ex.add_argument("--gpus", type=int, default=0, metavar="N", help="GPUs per job; above 1, each job runs under "
+    ex.add_argument("--gpus", type=_whole(0, 1024), default=0, metavar="N",
+                    help="GPUs per job; above 1, each job runs under "
                     "`accelerate launch --num_processes N` (default 0)")
-    ex.add_argument("--time", type=int, default=240, metavar="MIN", help="each job's time limit in minutes "
+    ex.add_argument("--time", type=_whole(1, 60 * 24 * 60), default=240, metavar="MIN",
+                    help="each job's time limit in minutes "
                     "(default 240)")
     ex.add_argument("--partition", help="SLURM partition")
     ex.add_argument("--account", help="SLURM account")
-    ex.add_argument("--cpus", type=int, metavar="N", help="CPUs per job (SLURM)")
-    ex.add_argument("--retries", type=int, default=1, metavar="N", help="times a failed or pre-empted job is "
+    ex.add_argument("--cpus", type=_whole(1, 4096), metavar="N", help="CPUs per job (SLURM)")
+    ex.add_argument("--retries", type=_whole(0, 100), default=1, metavar="N", help="times a failed or pre-empted job is "
                     "submitted again in this sweep (default 1)")
 
     pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
@@ -222,10 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser("compare", help="methods side by side: memorization, inheritance, overlap of the "
                         "students' memorized sets")
-    cp.add_argument("--methods", required=True, metavar="A,B", help="comma-separated methods, e.g. soft-kd,hard-kd")
+    cp.add_argument("--methods", type=_methods, required=True, metavar="A,B",
+                    help="comma-separated methods, e.g. soft-kd,hard-kd")
     cp.add_argument("--family", help="model family (default from registry.toml)")
     cp.add_argument("--dataset", help="dataset (default from registry.toml)")
-    cp.add_argument("--seeds", metavar="S,S", help="only these seeds (default every seed all methods have)")
+    cp.add_argument("--seeds", type=_seed_list, metavar="S,S", help="only these seeds (default every seed all methods have)")
     cp.add_argument("--db", type=Path, help=DB_HELP)
 
     sh = sub.add_parser("show", help="one run's figures, provenance and checkpoints")
@@ -253,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/present/app.py)")
     ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
                     "snapshot in leaderboards/)")
-    ap.add_argument("--port", type=int, help="port to serve on (default Streamlit's, 8501)")
+    ap.add_argument("--port", type=_whole(1, 65535), help="port to serve on (default Streamlit's, 8501)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                     "only; 0.0.0.0 for every interface)")
     ap.add_argument("--serve-private-text", action="store_true",
@@ -306,10 +361,6 @@ def cmd_eval(args, argv) -> int:
     from harness.errors import UsageError, unknown
     from harness.protocol.request import FILTERS
 
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    if not 0 <= args.seed < 2**32:  # what numpy's and torch's generators take
-        raise UsageError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
     if args.seed + args.seeds > 2**32:
         raise UsageError(f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, 2**32 - 1")
     if args.filter is not None and args.filter not in FILTERS:
@@ -346,19 +397,15 @@ def cmd_plan(args, argv) -> int:
 
     if args.gpu is not None and args.gpu not in plan_mod.GPUS:
         raise unknown("--gpu", args.gpu, plan_mod.GPUS)
-    if args.gpus is not None and not 1 <= args.gpus <= 100_000:
-        raise UsageError(f"--gpus must be between 1 and 100000, got {args.gpus}")
     mfu = plan_mod.MFU if args.mfu is None else args.mfu
-    if not 0 < mfu <= 1:
-        raise UsageError(f"--mfu must be above 0 and at most 1, got {mfu}")
     log.quiet_libraries()
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       cache_dir=args.cache_dir or default_dir(), method_args=dict(args.method_arg),
                       dataset_args=dict(args.dataset_arg), family_args=dict(args.family_arg), registry=args.registry)
     protocol = Protocol(req, bind=False)  # a hub family is not bound: binding checks its tokenizers on the hub
     rows, members, nonmembers, tokenizer = plan_mod.sizes(protocol.setup, protocol.data)
-    if args.disk is not None and not (args.gpu and 0 <= args.disk <= 1e6):
-        raise UsageError("--disk goes with --gpu and is between 0 and 1000000 TB")
+    if args.disk is not None and not args.gpu:
+        raise UsageError("--disk goes with --gpu: it is the target machine's disk")
     hardware = plan_mod.GPUS[args.gpu] if args.gpu else plan_mod.local_hardware()
     devices = args.gpus or _local_gpus()
     disk = None if args.disk is None else int(args.disk * 1e12)
@@ -409,13 +456,9 @@ def cmd_reproduce(args, argv) -> int:
 def cmd_sweep(args, argv) -> int:
     import time
 
-    from harness.errors import UsageError
-
     def names(raw: str | None) -> list[str]:
         return [n.strip() for n in (raw or "").split(",") if n.strip()]
 
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     log.quiet_libraries()
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
@@ -427,7 +470,7 @@ def cmd_sweep(args, argv) -> int:
     if args.executor is not None:
         return _sweep_on_scheduler(args, base, cells)
     if args.shard is not None:
-        index, count = _shard(args.shard)
+        index, count = args.shard
         total, cells = len(cells), sweep.shard(cells, index - 1, count)
         print(f"sweep: shard {index} of {count}: {len(cells)} of the grid's {total} cells")
     print(f"sweep: {len(cells)} cells")
@@ -447,10 +490,6 @@ def _sweep_on_scheduler(args, base, cells) -> int:
 
     if args.shard is not None:
         raise UsageError("--shard is for machines without a scheduler; with --executor each job is one group")
-    for name, value, low, high in (("--gpus", args.gpus, 0, 1024), ("--time", args.time, 1, 60 * 24 * 60),
-                                   ("--retries", args.retries, 0, 100), ("--cpus", args.cpus or 1, 1, 4096)):
-        if not low <= value <= high:
-            raise UsageError(f"{name} must be between {low} and {high}, got {value}")
     groups = len(dict.fromkeys((c.family, c.dataset, c.seed) for c in cells))
     jobs_dir = (args.jobs_dir or base.db.parent / "sweep-jobs").resolve()
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -473,15 +512,6 @@ def _sweep_on_scheduler(args, base, cells) -> int:
     return 1 if failed else 0
 
 
-def _shard(raw: str) -> tuple[int, int]:
-    from harness.errors import UsageError
-
-    index, _, count = raw.partition("/")
-    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
-        raise UsageError(f"--shard takes I/N with 1 <= I <= N (this machine's share of N), got {raw!r}")
-    return int(index), int(count)
-
-
 def cmd_predict(args, argv) -> int:
     from harness.leaderboard.results import resolve_run_id
     from harness.measure.predict import predict_run
@@ -495,21 +525,13 @@ def cmd_predict(args, argv) -> int:
 
 def cmd_compare(args, argv) -> int:
     from harness.config import registry
-    from harness.errors import UsageError
     from harness.leaderboard.compare import compare
     from harness.present.compare_report import report
     from harness.store.database import Store
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if len(methods) < 2 or len(set(methods)) != len(methods):
-        raise UsageError(f"--methods needs two or more different methods, got {args.methods!r}")
-    try:
-        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     reg = registry.load(args.registry)
     family, dataset = args.family or reg.family, args.dataset or reg.dataset
-    print(report(family, dataset, compare(Store(_db(args)), methods, family, dataset, seeds)))
+    print(report(family, dataset, compare(Store(_db(args)), args.methods, family, dataset, args.seeds)))
     return 0
 
 

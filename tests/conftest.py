@@ -64,3 +64,13 @@ def quick_registry(tmp_path) -> Path:
 def quick_args(registry: Path, method: str = "hard-kd", *extra: str) -> list[str]:
     """`harness` arguments for a quick run of the protocol on the embedded default."""
     return ["--registry", str(registry), "eval", "--method", method, "--preset", "quick", *SMALL_DATA, *extra]
+
+
+def exit_code(argv: list[str]) -> int:
+    """`harness argv` in-process, as the shell sees it: argparse's own refusals exit through SystemExit."""
+    from harness.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code

@@ -189,7 +189,7 @@ def test_dataset_argument_not_in_choices(quick_registry, capsys, tmp_path):
 @pytest.mark.parametrize("limit", ["0", "-3"])
 def test_limit_below_one(quick_registry, capsys, limit):
     line = eval_error(quick_registry, capsys, "--limit", limit)
-    assert f"--limit must be at least 1, got {limit}" in line
+    assert f"argument --limit: must be at least 1, got {limit}" in line
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--limit", "ten"), ("--seed", "1.5")])

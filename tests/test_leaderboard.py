@@ -18,7 +18,7 @@ from harness.leaderboard.ranking import BASELINE_LABEL
 from harness.leaderboard.snapshot import write_subset
 from harness.store.database import config_hash
 from tests.board_data import build
-from tests.conftest import quick_args
+from tests.conftest import exit_code, quick_args
 
 BOARD = """
 title = "quick"
@@ -236,4 +236,5 @@ def test_private_dataset_text_is_withheld(quick_registry, tmp_path, monkeypatch)
 def test_app_command_checks_its_arguments(tmp_path, capsys):
     assert main(["app", "--db", str(tmp_path / "missing.duckdb")]) == 2
     assert "no results database" in capsys.readouterr().err
-    assert main(["app", "--port", "99999"]) == 2
+    assert exit_code(["app", "--port", "99999"]) == 2
+    assert "argument --port: must be between 1 and 65535, got 99999" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 from harness.cli import main
 from harness.config import plugins, registry
 from harness.protocol import plan as plan_mod
-from tests.conftest import quick_args
+from tests.conftest import exit_code, quick_args
 
 # The released checkpoints' parameter counts (their safetensors), which the shape tables must reproduce.
 RELEASED = {
@@ -122,12 +122,13 @@ def test_a_private_method_counts_its_per_sample_gradients(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--gpu", "v100"], "unknown --gpu 'v100'"),
-    (["--gpus", "0"], "--gpus must be between 1 and 100000"),
-    (["--mfu", "1.5"], "--mfu must be above 0 and at most 1"),
+    (["--gpus", "0"], "argument --gpus: must be between 1 and 100000, got 0"),
+    (["--mfu", "1.5"], "argument --mfu: must be above 0 and at most 1, got 1.5"),
+    (["--disk", "10"], "--disk goes with --gpu"),
     (["--dataset", "text-files", "--family", "pythia"], "declares no member and non-member counts"),
 ])
 def test_bad_plan_arguments_get_one_line(argv, message, capsys):
-    assert main(["plan", *argv]) == 2
+    assert exit_code(["plan", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from conftest import ROOT, SMALL_DATA, quick_args
+from conftest import ROOT, SMALL_DATA, exit_code, quick_args
 from harness.cli import main
 from harness.measure.metrics import ROLES
 
@@ -211,17 +211,16 @@ def test_filter_without_an_unfiltered_run_runs_it_first(memo_registry, capsys):
     (["--reference", "."], "cannot load reference model ."),
 ])
 def test_bad_privacy_arguments_are_one_line_errors(quick_registry, capsys, argv, message):
-    try:
-        rc = main(quick_args(quick_registry, "soft-kd", *argv))
-    except SystemExit as exit_:  # argparse's own checks (--seeds) exit as the command line would
-        rc = exit_.code
+    rc = exit_code(quick_args(quick_registry, "soft-kd", *argv))
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
 
 
 def test_compare_and_predict_errors(quick_registry, capsys):
-    assert main(["compare", "--methods", "soft-kd"]) == 2
-    assert "two or more different methods" in capsys.readouterr().err
+    assert exit_code(["compare", "--methods", "soft-kd"]) == 2
+    assert "argument --methods: needs two or more different methods" in capsys.readouterr().err
+    assert exit_code(["compare", "--methods", "soft-kd,hard-kd", "--seeds", "0,x"]) == 2
+    assert "argument --seeds: expected comma-separated integers" in capsys.readouterr().err
     assert main(quick_args(quick_registry, "soft-kd")) == 0
     capsys.readouterr()
     assert main(["compare", "--methods", "soft-kd,hard-kd"]) == 2

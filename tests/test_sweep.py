@@ -7,6 +7,7 @@ import os
 import duckdb
 
 from harness.cli import main
+from tests.conftest import exit_code
 
 
 def test_sweep_trains_teacher_and_baseline_once_and_reports_each_cell(quick_registry, capsys):
@@ -58,5 +59,6 @@ def test_shards_split_the_grid_into_whole_groups(quick_registry):
 
 def test_a_bad_shard_is_one_line(quick_registry, capsys):
     for bad in ("3/2", "0/2", "1", "a/b"):
-        assert main(["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--shard", bad]) == 2
-        assert "--shard takes I/N" in capsys.readouterr().err
+        assert exit_code(["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--shard", bad]) == 2
+        err = capsys.readouterr().err
+        assert "argument --shard: expected I/N with 1 <= I <= N" in err and err.count("\n") == 1

@@ -31,9 +31,7 @@ def serve_app(host: str, port: int | None, db: Path | None, serve_private_text: 
     app = app_file()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.address", host]
-    if port is not None:
-        if not 1 <= port <= 65535:
-            raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    if port is not None:  # the command line checked its range
         cmd += ["--server.port", str(port)]
     if serve_private_text and loopback(host):
         raise UsageError("--serve-private-text is for a non-loopback --host; on 127.0.0.1 all text is shown")
