@@ -45,6 +45,7 @@ suffix_len = {suffix}
 example_len = {example_len}
 eval_batch_size = 64
 generate_batch_size = 64
+pretrain_docs = {pretrain_docs}
 
 [presets.{name}.sizes]
 pythia = ["{teacher}", "{student}"]
@@ -76,6 +77,8 @@ def main() -> int:
     parser.add_argument("--prefix", type=int, default=50)
     parser.add_argument("--suffix", type=int, default=50)
     parser.add_argument("--tokens-per-step", type=int, default=16384)
+    parser.add_argument("--pretrain-docs", type=int, default=2000,
+                        help="generic documents each size is pretrained on first (random weights, no hub)")
     parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
     args = parser.parse_args()
     from harness.runtime.log import quiet_libraries
@@ -89,10 +92,10 @@ def main() -> int:
     registry = work / "registry.toml"
     batch = max(1, args.tokens_per_step // args.example_len)
     presets = "".join(PRESET.format(name=_preset(t, s), teacher=t, student=s, prefix=args.prefix, suffix=args.suffix,
-                                    example_len=args.example_len,
-                                    roles="\n".join(ROLE.format(name=_preset(t, s), role=r, epochs=args.epochs,
-                                                                batch=batch)
-                                                    for r in ("teacher", "baseline", "student")))
+                                    example_len=args.example_len, pretrain_docs=args.pretrain_docs,
+                                    roles="\n".join(ROLE.format(name=_preset(t, s), role=r, batch=batch,
+                                                                epochs=1 if r == "pretrain" else args.epochs)
+                                                    for r in ("pretrain", "teacher", "baseline", "student")))
                       for t, s in pairs)
     args.corpus = write_corpus(work / "corpus.jsonl", args.members, args.example_len)
     registry.write_text((ROOT / "registry.toml").read_text() + presets)
@@ -157,7 +160,10 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}{'target':>8}")
     for role, info in result.models.items():
         flops = 6 * info.n_params * tokens * args.epochs
-        seconds = result.stage_seconds[role]
+        seconds = result.stage_seconds.get(role, 0.0)
+        if info.cached or not seconds:  # the same size and recipe as a role trained before it
+            print(f"{role:<10}{info.n_params / 1e6:>7.0f}M  from the cache")
+            continue
         mfu = flops / seconds / hardware.bf16_flops
         print(f"{role:<10}{info.n_params / 1e6:>7.0f}M{tokens * args.epochs:>12,}{seconds:>9.1f}"
               f"{flops / seconds / 1e12:>9.1f}{mfu:>7.1%}{TARGETS[role]:>7.0%}{' ' if mfu >= TARGETS[role] else '!'}")
@@ -166,6 +172,8 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     print(f"extraction: {scored:,} tokens (3 models, {precisions()}) in {result.stage_seconds['extraction']:.1f} s: "
           f"{rate:,.0f} tokens/s, {rate / EXTRACTION_BEFORE:.1f}x the 200k before (target 5x); "
           f"analysis {result.stage_seconds['analysis']:.1f} s")
+    print(f"pretrain (both sizes, {args.pretrain_docs} generic documents, not in the MFU table): "
+          f"{result.stage_seconds.get('pretrain', 0.0):.1f} s")
     print(f"peak GPU memory {peak / 1e9:.2f} GB of {hardware.memory / 1e9:.0f} GB; whole run {wall:.0f} s")
     figures = {k: result.metrics[k] for k in FIGURES if k in result.metrics}
     print("figures: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
@@ -175,7 +183,43 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     differ = {k: (v, again.metrics.get(k)) for k, v in result.metrics.items() if not _same(v, again.metrics.get(k))}
     print(f"cached rerun: {len(result.metrics) - len(differ)} of {len(result.metrics)} figures identical"
           + (f"; differ: {json.dumps(differ)[:400]}" if differ else ""), flush=True)
+    if precisions().endswith("bf16"):
+        against_float32(registry, teacher, student, args, result, scored)
     return figures
+
+
+def against_float32(registry: Path, teacher: str, student: str, args, bf16, scored: int) -> None:
+    """The same cached models scored again in float32 (HARNESS_SCORING): the share of verdicts that
+    bf16 scoring decides otherwise, and what float32 costs in tokens per second."""
+    import dataclasses
+
+    import duckdb
+
+    import harness
+
+    os.environ["HARNESS_SCORING"] = "float32"
+    try:
+        req = dataclasses.replace(request(registry, teacher, student, args),
+                                  db=Path(os.environ["HARNESS_DB"]).with_name("float32.duckdb"))
+        f32 = harness.evaluate(req, rerun=True).result
+    finally:
+        del os.environ["HARNESS_SCORING"]
+    con = duckdb.connect(str(req.db), read_only=True)
+    con.execute("ATTACH ? AS b (READ_ONLY)", [os.environ["HARNESS_DB"]])
+    rows = con.execute(
+        "SELECT f.role, f.split, count(*), count(*) FILTER (f.memorized <> b.memorized), "
+        "count(*) FILTER (f.memorized), count(*) FILTER (b.memorized) FROM samples f JOIN b.samples b "
+        "USING (role, sample_id) WHERE f.run_id = ? AND b.run_id = ? GROUP BY ALL ORDER BY ALL",
+        [f32.run_id, bf16.run_id]).fetchall()
+    rate = scored / f32.stage_seconds["extraction"]
+    print(f"float32 scoring of the same models: extraction {rate:,.0f} tokens/s "
+          f"(bf16 {scored / bf16.stage_seconds['extraction']:,.0f})")
+    for role, split, n, differ, memorized32, memorized16 in rows:
+        print(f"  {role:<9}{split:<11}{differ} of {n} verdicts differ ({differ / n:.3%}); "
+              f"memorized {memorized32} in float32, {memorized16} in bf16")
+    total, changed = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    print(f"verdicts bf16 decides otherwise than float32: {changed} of {total} ({changed / max(total, 1):.3%})",
+          flush=True)
 
 
 def _same(a, b) -> bool:
