@@ -87,6 +87,23 @@ def test_the_genuine_bundle_imports_and_every_figure_is_its_verdicts(world, boar
         assert con.execute("SELECT count(*) FROM models WHERE artifact_path IS NOT NULL").fetchall() == [(0,)]
 
 
+def test_a_bundle_with_its_columns_in_another_order_imports(world, board, tmp_path, capsys):
+    # As one exported before the migrations were renumbered: trust_remote_code last, not after stage_seconds.
+    bundle = mutated(world, tmp_path, "CREATE TABLE keep AS SELECT run_id, trust_remote_code FROM runs",
+                     "ALTER TABLE runs DROP COLUMN trust_remote_code",
+                     "ALTER TABLE runs ADD COLUMN trust_remote_code BOOLEAN DEFAULT false",
+                     "UPDATE runs SET trust_remote_code = keep.trust_remote_code FROM keep "
+                     "WHERE runs.run_id = keep.run_id", "DROP TABLE keep", name="reordered.duckdb")
+    with duckdb.connect(str(bundle), read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'runs' "
+                                           "ORDER BY column_index").fetchall()]
+    assert names[-1] == "trust_remote_code"
+    assert main(["--registry", str(world["registry"]), "leaderboard", "import", str(bundle),
+                 "--board", "small"]) == 0
+    assert "added 1 run(s)" in capsys.readouterr().out
+    assert_board_recomputes(board)
+
+
 def assert_board_recomputes(snapshot: Path) -> None:
     """Every run's stored student, teacher and baseline rates are the means of its own verdicts."""
     with duckdb.connect(str(snapshot), read_only=True) as con:
