@@ -565,20 +565,20 @@ def cmd_leaderboard(args, argv) -> int:
 
 def _boards(args) -> tuple[Path, str]:
     """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
-    from harness.leaderboard import boards
+    from harness.leaderboard import published
 
-    folder, how = boards.find_boards(args.leaderboards)
+    folder, how = published.find_boards(args.leaderboards)
     return folder, f"{folder} (from {how})"
 
 
 def _spec(name: str, args):
     """The board `name` in the leaderboards folder found for `args`, and that folder said aloud."""
     from harness.errors import UsageError
-    from harness.leaderboard import boards
+    from harness.leaderboard import published
 
     folder, where = _boards(args)
     try:
-        return boards.load_spec(name, folder), where
+        return published.load_spec(name, folder), where
     except UsageError as err:
         raise UsageError(f"{err} (leaderboards: {where})") from None
 

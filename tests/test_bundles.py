@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.leaderboard import board as B
-from harness.leaderboard.boards import load_spec
+from harness.leaderboard.published import load_spec
 from harness.leaderboard.snapshot import write_subset
 from harness.measure.stats import MIN_COUNT
 from harness.store.database import Store, config_hash

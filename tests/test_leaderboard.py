@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.leaderboard import board as B
-from harness.leaderboard.boards import load_spec
+from harness.leaderboard.published import load_spec
 from harness.leaderboard.ranking import BASELINE_LABEL
 from harness.leaderboard.snapshot import write_subset
 from harness.store.database import config_hash

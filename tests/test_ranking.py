@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.leaderboard import board as B
-from harness.leaderboard.boards import load_spec
+from harness.leaderboard.published import load_spec
 from harness.leaderboard.ranking import Ranking, rank
 from harness.present import board_report
 from harness.store.database import Store

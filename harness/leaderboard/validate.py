@@ -16,8 +16,8 @@ import duckdb
 
 from harness.contract.specs import ROLES
 from harness.errors import UsageError
-from harness.leaderboard.boards import BoardSpec
 from harness.leaderboard.bundles import check_bounds, check_shape, first_line, open_bundle, stage
+from harness.leaderboard.published import BoardSpec
 from harness.store.database import config_hash, portable_args
 from harness.store.migrations import SCHEMA_VERSION
 

@@ -21,7 +21,7 @@ import streamlit as st
 
 from harness.errors import UsageError
 from harness.leaderboard import board as B
-from harness.leaderboard.boards import BoardSpec, find_boards, spec_of
+from harness.leaderboard.published import BoardSpec, find_boards, spec_of
 from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
 from harness.measure.stats import MIN_COUNT
 from harness.present import formats
