@@ -565,22 +565,15 @@ def test_show_prints_the_recipe_the_student_was_trained_with(tmp_path):
 
     from harness.leaderboard.results import student_recipe
 
-    class OneStudent:  # the one query student_recipe makes: the student's checkpoint folder
-        def __init__(self, path):
-            self.path = path
-
-        def query(self, sql, params):
-            return ["artifact_path"], [[str(self.path)]]
-
     tiny = registry.load(ROOT / "registry.toml").preset("tiny")
     run = {"run_id": "r", "method": "soft-kd", "preset_values": json.dumps({"student": tiny.student.__dict__})}
     trained = tiny.student.overlaid({"lr_scale": 0.5, "epochs": 1})
     (tmp_path / "training.json").write_text(json.dumps({"role": "student", "training": trained.__dict__}))
-    assert student_recipe(OneStudent(tmp_path), run) == ("lr 0.0015, 1 epochs, batch 32, warm-up 0.05, cosine schedule"
+    assert student_recipe(run, str(tmp_path)) == ("lr 0.0015, 1 epochs, batch 32, warm-up 0.05, cosine schedule"
                                                          " (as trained)")
     # no checkpoint here (an imported run): the preset's recipe, with the method's overrides as declared
-    gone = OneStudent(tmp_path / "elsewhere")
-    assert student_recipe(gone, run) == f"{tiny.student.describe()} (the preset's)"
+    gone = str(tmp_path / "elsewhere")
+    assert student_recipe(run, gone) == f"{tiny.student.describe()} (the preset's)"
     minillm = FOUND.method("minillm")
     expected = tiny.training("student", minillm).describe()
-    assert student_recipe(gone, {**run, "method": "minillm"}).startswith(expected)
+    assert student_recipe({**run, "method": "minillm"}, gone).startswith(expected)

@@ -1,5 +1,6 @@
-"""Reading one run back from the store: its id from a prefix or `latest`, its row, figures, models and
-memorization by repeat count, and its student's recipe. `harness show` prints them (`harness.present.run_report`).
+"""Finding one run again: its id from a unique prefix or `latest`, and its student's recipe.
+
+`harness show` reads the rest through `harness.store.read` and prints it (`harness.present.run_report`).
 """
 
 from __future__ import annotations
@@ -7,38 +8,39 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.contract.specs import ROLE_ORDER_SQL
 from harness.errors import UsageError, unknown
+from harness.store import read
 from harness.store.database import Store
 
 
 def resolve_run_id(store: Store, run_id: str) -> str:
-    if run_id == "latest":
-        _, rows = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
-        if not rows:
-            raise UsageError(f"no runs in {store.path} yet")
-        return rows[0][0]
-    _, rows = store.query("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run_id])
-    if len(rows) == 1:
-        return rows[0][0]
-    if len(rows) > 1:
-        raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
-    _, recent = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 50")
+    """`latest`, or a unique prefix of a stored run's id; anything else is one line naming the choices."""
+    with store.connect(read_only=True) as con:
+        if run_id == "latest":
+            latest = read.recent_run_ids(con, 1)
+            if not latest:
+                raise UsageError(f"no runs in {store.path} yet")
+            return latest[0]
+        found = read.run_ids_from(con, run_id)
+        recent = [] if found else read.recent_run_ids(con, 50)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(found[:5])}")
     if not recent:
         raise UsageError(f"no run {run_id!r}: {store.path} holds no runs yet")
-    raise unknown("run", run_id, [r[0] for r in recent])
+    raise unknown("run", run_id, recent)
 
 
-def student_recipe(store: Store, run: dict[str, Any]) -> str:
+def student_recipe(run: dict[str, Any], checkpoint: str | None) -> str:
     """How the run's student was trained: the recipe its checkpoint was trained and keyed by (its
-    `training.json`), or, where that folder is not on this machine (an imported run, a cleared
+    `training.json`, in the folder `checkpoint`), or, where that folder is not on this machine (an imported run, a cleared
     cache), the run's preset with the method's overrides as its plugin declares them here."""
     from pathlib import Path
 
     from harness.config.registry import Training
 
-    _, rows = store.query("SELECT artifact_path FROM models WHERE run_id = ? AND role = 'student'", [run["run_id"]])
-    written = Path(rows[0][0]) / "training.json" if rows and rows[0][0] else None
+    written = Path(checkpoint) / "training.json" if checkpoint else None
     try:
         return Training(**json.loads(written.read_text())["training"]).describe() + " (as trained)"
     except (AttributeError, OSError, KeyError, TypeError, ValueError):
@@ -58,29 +60,3 @@ def student_recipe(store: Store, run: dict[str, Any]) -> str:
         return f"{preset.describe()} (the preset's)"
     return (f"{preset.overlaid(method.training).describe()} (the preset's with {describe_training(method.training)}, "
             "as the method declares it)")
-
-
-def run_row(store: Store, run_id: str) -> dict[str, Any]:
-    """The run's row of `runs`, by column."""
-    cols, rows = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
-    return dict(zip(cols, rows[0]))
-
-
-def stored_metrics(store: Store, run_id: str) -> dict[str, float]:
-    _, rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
-    return dict(rows)
-
-
-def stored_models(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The run's models, one row each by column, in role order."""
-    cols, rows = store.query("SELECT * FROM models WHERE run_id = ? ORDER BY "
-                             f"{ROLE_ORDER_SQL}", [run_id])
-    return [dict(zip(cols, r)) for r in rows]
-
-
-def repeat_rates(store: Store, run_id: str) -> list[tuple]:
-    """(repeats, role, members, memorization rate) for the members at each repetition count in training."""
-    _, rows = store.query(
-        "SELECT repeats, role, count(*), avg(memorized::INTEGER) FROM samples "
-        "WHERE run_id = ? AND split = 'member' GROUP BY repeats, role", [run_id])
-    return rows

@@ -8,16 +8,10 @@ import math
 from typing import Any
 
 from harness.contract.specs import ROLES
-from harness.leaderboard.results import (
-    repeat_rates,
-    resolve_run_id,
-    run_row,
-    stored_metrics,
-    stored_models,
-    student_recipe,
-)
+from harness.leaderboard.results import resolve_run_id, student_recipe
 from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
 from harness.present import formats
+from harness.store import read
 from harness.store.database import Store
 from harness.store.labels import family_label
 
@@ -110,13 +104,16 @@ def approx_line(metrics: dict[str, float]) -> str:
 def show(store: Store, run_id: str) -> str:
     """`harness show`: one run's provenance, figures, checkpoints and memorization by repeat count."""
     run_id = resolve_run_id(store, run_id)
-    run = run_row(store, run_id)
+    with store.connect(read_only=True) as con:  # one read: the row, figures, models and repeats together
+        run, metrics, models = read.run_row(con, run_id), read.metrics(con, run_id), read.models(con, run_id)
+        repeats = read.repeat_rates(con, run_id)
+    student = next((m["artifact_path"] for m in models if m["role"] == "student"), None)
     lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
     for label, value in (
         ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
                              f"(preset {run['preset']})"),
         ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
-        ("student recipe", student_recipe(store, run)),
+        ("student recipe", student_recipe(run, student)),
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
                                             f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
         ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
@@ -132,21 +129,20 @@ def show(store: Store, run_id: str) -> str:
     if run["status"] != "finished":
         lines.append("\nThis run did not finish: it has no results.")
         return "\n".join(lines)
-    metrics = stored_metrics(store, run_id)
-    models = stored_models(store, run_id)
     lines += ["", summary(metrics, models, run["n_members"])]
     extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
     lines += [x for t in extra for x in ("", t)]
     lines += ["", "Checkpoints (Hugging Face folders):"]
     lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
-    lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(store, run_id)]
+    lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(repeats)]
     return "\n".join(lines)
 
 
-def by_repeats(store: Store, run_id: str) -> str:
+def by_repeats(rows: list[tuple]) -> str:
+    """`read.repeat_rates`'s rows as a table: a row per repetition count, a column per role."""
     table: dict[int, dict[str, float]] = {}
     sizes: dict[int, int] = {}
-    for repeats, role, n, rate in repeat_rates(store, run_id):
+    for repeats, role, n, rate in rows:
         table.setdefault(repeats, {})[role] = rate
         sizes[repeats] = n
     return formats.render(["repeats", "members", *ROLES],

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from harness.protocol.request import EvalRequest
 from harness.protocol.run import Protocol, RunResult
 from harness.runtime import processes
+from harness.store import read
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def _stored(protocol: Protocol) -> Evaluation | None:
     found = protocol.finished_run()
     if found is None:
         return None
-    rows = processes.broadcast(protocol.store.query("SELECT name, value FROM metrics WHERE run_id = ?", [found])[1]
-                               if processes.is_main() else None)
-    return Evaluation(found, {name: math.nan if value is None else value for name, value in rows})
+    if processes.is_main():
+        with protocol.store.connect(read_only=True) as con:
+            stored = read.metrics(con, found)
+    stored = processes.broadcast(stored if processes.is_main() else None)
+    return Evaluation(found, {name: math.nan if value is None else value for name, value in stored.items()})

@@ -13,6 +13,7 @@ from typing import Any
 from harness.protocol.data import Examples
 from harness.runtime import processes
 from harness.runtime.log import info as log
+from harness.store import read
 from harness.store.database import Store
 
 
@@ -24,29 +25,13 @@ def predicted(store: Store, source: str, members: Examples) -> dict[str, Any]:
     report, ids, risk = processes.broadcast(predict_run(store, source) if processes.is_main() else None)
     position = {sid: i for i, sid in enumerate(members.sample_ids)}
     rows = sorted(position[sid] for sid, r in zip(ids, risk) if r >= THRESHOLD)
-    _, [(mem, ppl)] = processes.broadcast(store.query(
-        "SELECT max(value) FILTER (name = 'mem_rate_student'), max(value) FILTER (name = 'val_ppl_student') "
-        "FROM metrics WHERE run_id = ?", [source]) if processes.is_main() else None)
+    if processes.is_main():
+        with store.connect(read_only=True) as con:
+            unfiltered = read.metrics(con, source)
+    mem, ppl = processes.broadcast((unfiltered.get("mem_rate_student"), unfiltered.get("val_ppl_student"))
+                                   if processes.is_main() else None)
     log(f"filter: predictor from run {source} (AUC {report.auc_mean:.3f} over {report.splits} splits) leaves out "
         f"{len(rows)} of {len(members)} members predicted to be memorized")
     return {"source_run": source, "rows": rows,
             "figures": {"removed": float(len(rows)), "predict_auc": report.auc_mean,
                         "unfiltered_mem_rate_student": mem, "unfiltered_val_ppl_student": ppl}}
-
-
-def latest(store: Store, config: str) -> str | None:
-    """The latest finished run with this config hash and the predictor's features, if any."""
-    if not store.path.is_file():
-        return None
-    _, rows = store.query("SELECT r.run_id FROM runs r WHERE r.config_hash = ? AND r.status = 'finished' "
-                          "AND EXISTS (SELECT 1 FROM features f WHERE f.run_id = r.run_id) "
-                          "ORDER BY r.finished_at DESC LIMIT 1", [config])
-    return rows[0][0] if rows else None
-
-
-def latest_filtered(store: Store, by: str, source: str) -> str | None:
-    """The latest finished run filtered by `by` whose predictor came from run `source`."""
-    _, rows = store.query(
-        "SELECT run_id FROM runs WHERE status = 'finished' AND json_extract_string(filter, '$.by') = ? "
-        "AND json_extract_string(filter, '$.source_run') = ? ORDER BY finished_at DESC LIMIT 1", [by, source])
-    return rows[0][0] if rows else None

@@ -33,6 +33,7 @@ from harness.runtime import processes, sharding
 from harness.runtime.cache import Cache, key
 from harness.runtime.log import info as log, warning as log_warning  # info: quiet on non-main processes
 from harness.runtime.precision import for_scoring
+from harness.store import read
 from harness.store.database import Store
 from harness.training.distill import Distiller, free_disk
 from harness.training.private import train_private
@@ -485,7 +486,7 @@ class Protocol:
     def _unfiltered_run(self, data: Data) -> str | None:
         """The latest finished run without a filter at this configuration (main process only)."""
         row = self._run_row("", data, None)
-        return filtering.latest(self.store, row["config_hash"])
+        return read.latest_finished(self.store, row["config_hash"], require_features=True)
 
     def finished_run(self) -> str | None:
         """The latest finished run in the results at exactly this configuration, if any (none is run)."""
@@ -494,4 +495,6 @@ class Protocol:
         unfiltered = self._unfiltered_run(self.data())
         if self.req.filter is None or unfiltered is None:
             return processes.broadcast(unfiltered)
-        return processes.broadcast(filtering.latest_filtered(self.store, self.req.filter, unfiltered))
+        with self.store.connect(read_only=True) as con:
+            filtered = read.latest_filtered(con, self.req.filter, unfiltered)
+        return processes.broadcast(filtered)

@@ -16,6 +16,7 @@ from harness.measure.stats import interval
 from harness.protocol.evaluate import Evaluation, evaluate
 from harness.protocol.request import EvalRequest
 from harness.runtime import processes
+from harness.store import read
 from harness.store.database import Store
 
 
@@ -41,12 +42,8 @@ def run_seeds(req: EvalRequest, count: int, rerun: bool = True) -> SeedGroup:
     group_id = processes.broadcast(datetime.now(timezone.utc).strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     if processes.is_main():  # the results database is the main process's
         store = Store(req.db)
-        for role in ROLES:
-            _, rows = store.query(
-                "SELECT sample_id FROM samples WHERE list_contains(?, run_id) AND role = ? AND split = 'member' "
-                "GROUP BY sample_id HAVING bool_and(memorized) AND count(*) = ? ORDER BY sample_id",
-                [[r.run_id for r in runs.values()], role, len(runs)])
-            always[role] = [r[0] for r in rows]
+        with store.connect(read_only=True) as con:
+            always = {role: read.memorized_at_every(con, [r.run_id for r in runs.values()], role) for role in ROLES}
         store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
     always = processes.broadcast(always)
     return SeedGroup(group_id, runs, summary, always)

@@ -466,8 +466,54 @@ def examples_of(con, run_id: str, memorized_by: str | None = None, limit: int = 
 
 
 def run_row(con, run_id: str) -> dict:
-    """The run's row of `runs`."""
-    return frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0].to_dict()
+    """The run's row of `runs`, by column, as DuckDB gives it (NULL is None)."""
+    cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    return dict(zip([d[0] for d in cur.description], cur.fetchone()))
+
+
+def run_ids_from(con, prefix: str) -> list[str]:
+    """The stored run ids that start with `prefix`."""
+    return [r[0] for r in con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id",
+                                      [prefix]).fetchall()]
+
+
+def recent_run_ids(con, limit: int) -> list[str]:
+    """The `limit` most recently started runs' ids, newest first."""
+    return [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()]
+
+
+def metrics(con, run_id: str) -> dict[str, float]:
+    """The run's stored figures by name."""
+    return dict(con.execute("SELECT name, value FROM metrics WHERE run_id = ?", [run_id]).fetchall())
+
+
+def models(con, run_id: str) -> list[dict]:
+    """The run's models, one row each by column, in role order."""
+    cur = con.execute(f"SELECT * FROM models WHERE run_id = ? ORDER BY {ROLE_ORDER_SQL}", [run_id])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def repeat_rates(con, run_id: str) -> list[tuple]:
+    """(repeats, role, members, memorization rate) for the members at each repetition count in training."""
+    return con.execute("SELECT repeats, role, count(*), avg(memorized::INTEGER) FROM samples "
+                       "WHERE run_id = ? AND split = 'member' GROUP BY repeats, role ORDER BY ALL", [run_id]).fetchall()
+
+
+def memorized_at_every(con, run_ids: Sequence[str], role: str) -> list[str]:
+    """The members `role` memorized in every one of `run_ids` (a seed group's always-memorized set)."""
+    return [r[0] for r in con.execute(
+        "SELECT sample_id FROM samples WHERE list_contains(?, run_id) AND role = ? AND split = 'member' "
+        "GROUP BY sample_id HAVING bool_and(memorized) AND count(*) = ? ORDER BY sample_id",
+        [list(run_ids), role, len(run_ids)]).fetchall()]
+
+
+def latest_filtered(con, by: str, source: str) -> str | None:
+    """The latest finished run filtered by `by` whose predictor came from run `source`."""
+    row = con.execute("SELECT run_id FROM runs WHERE status = 'finished' AND json_extract_string(filter, '$.by') = ? "
+                      "AND json_extract_string(filter, '$.source_run') = ? ORDER BY finished_at DESC LIMIT 1",
+                      [by, source]).fetchone()
+    return row[0] if row else None
 
 
 def example(con, run: dict, sample_id: str) -> tuple[list[int] | None, str | None]:
