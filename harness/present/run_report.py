@@ -106,7 +106,7 @@ def show(store: Store, run_id: str) -> str:
     run_id = resolve_run_id(store, run_id)
     with store.connect(read_only=True) as con:  # one read: the row, figures, models and repeats together
         run, metrics, models = read.run_row(con, run_id), read.metrics(con, run_id), read.models(con, run_id)
-        repeats = read.repeat_rates(con, run_id)
+        repeats = read.repeat_counts(con, run_id)
     student = next((m["artifact_path"] for m in models if m["role"] == "student"), None)
     lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
     for label, value in (
@@ -139,11 +139,11 @@ def show(store: Store, run_id: str) -> str:
 
 
 def by_repeats(rows: list[tuple]) -> str:
-    """`read.repeat_rates`'s rows as a table: a row per repetition count, a column per role."""
+    """`read.repeat_counts`'s rows as a table: a row per repetition count, a column per role."""
     table: dict[int, dict[str, float]] = {}
     sizes: dict[int, int] = {}
-    for repeats, role, n, rate in rows:
-        table.setdefault(repeats, {})[role] = rate
+    for repeats, role, n, memorized in rows:
+        table.setdefault(repeats, {})[role] = memorized / n
         sizes[repeats] = n
     return formats.render(["repeats", "members", *ROLES],
                           [[r, sizes[r], *(formats.pct(table[r].get(role)) for role in ROLES)] for r in sorted(table)])

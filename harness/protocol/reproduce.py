@@ -325,15 +325,23 @@ def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -
 # ------------------------------------------------------------ reading the runs back
 
 
+def _read(store: Store, query, *args):
+    """One `harness.store.read` query (`query` its name there) on its own read-only connection."""
+    from harness.store import read
+
+    query = getattr(read, query)
+    with store.connect(read_only=True) as con:
+        return query(con, *args)
+
+
 def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, float]]:
     """One seed's runs: each run's metrics and counts, and the figures that need per-member rows."""
     out = {name: run_figures(store, run_id) for name, run_id in ids.items()}
     if "filtered" in out:
         f = out["filtered"]
         f["unfiltered_memorized_student"] = count_from_rate(f.get("filter_unfiltered_mem_rate_student"), f.get("n_members"))
-        _, src = store.query("SELECT json_extract_string(filter, '$.source_run') FROM runs WHERE run_id = ?",
-                             [ids["filtered"]])
-        f["repeats_auc"] = repeats_auc(store, src[0][0] if src and src[0][0] else ids.get("hard", ""))
+        source = _read(store, "source_run", ids["filtered"])
+        f["repeats_auc"] = repeats_auc(store, source or ids.get("hard", ""))
     if "soft" in out:
         out["soft"]["high_entropy_gap"] = high_entropy_gap(store, ids["soft"])
     anchor = ids.get("soft") or ids.get("hard")
@@ -345,9 +353,11 @@ def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, fl
 def run_figures(store: Store, run_id: str) -> dict[str, float]:
     """A run's metrics, n_members and memorized counts: stored counts first, then rate x n_members
     (runs stored before the counts were), then its per-member rows."""
-    _, rows = store.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
-    fig = {name: (math.nan if value is None else value) for name, value in rows}
-    _, [(n,)] = store.query("SELECT n_members FROM runs WHERE run_id = ?", [run_id])
+    from harness.store import read
+
+    with store.connect(read_only=True) as con:
+        stored, n = read.metrics(con, run_id), read.run_row(con, run_id)["n_members"]
+    fig = {name: (math.nan if value is None else value) for name, value in stored.items()}
     fig["n_members"] = float(n)
     for name in ("memorized_teacher", "memorized_baseline", "memorized_student", "easy"):
         fig[name] = stored_count(fig, name)
@@ -360,13 +370,7 @@ def run_figures(store: Store, run_id: str) -> dict[str, float]:
 
 def member_counts(store: Store, run_id: str) -> dict[str, float]:
     """The overlap counts from the run's per-member verdicts (samples)."""
-    _, rows = store.query(
-        "WITH m AS (SELECT sample_id, bool_or(memorized) FILTER (role = 'teacher') AS t, "
-        "bool_or(memorized) FILTER (role = 'baseline') AS b, bool_or(memorized) FILTER (role = 'student') AS s "
-        "FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id) "
-        "SELECT count(*), count(*) FILTER (t AND b AND s), count(*) FILTER (t AND b), "
-        "count(*) FILTER (t AND NOT b), count(*) FILTER (s AND t AND NOT b) FROM m", [run_id])
-    n, *counts = rows[0]
+    n, *counts = _read(store, "member_overlap", run_id)
     if not n:
         return {}
     return dict(zip(("easy", "both", "teacher_exclusive", "inherited"), map(float, counts)))
@@ -377,9 +381,7 @@ def repeats_auc(store: Store, run_id: str) -> float:
     members the predictor saw: what the predictor must beat to show it learned more than repetition."""
     from sklearn.metrics import roc_auc_score
 
-    _, rows = store.query("SELECT s.repeats, f.memorized_student FROM features f JOIN samples s ON "
-                          "s.run_id = f.run_id AND s.sample_id = f.sample_id AND s.role = 'student' "
-                          "WHERE f.run_id = ?", [run_id])
+    rows = _read(store, "repeats_and_verdicts", run_id)
     labels = {bool(m) for _, m in rows}
     if len(labels) < 2 or len({r for r, _ in rows}) < 2:
         return math.nan
@@ -388,31 +390,17 @@ def repeats_auc(store: Store, run_id: str) -> float:
 
 def high_entropy_gap(store: Store, run_id: str) -> float:
     """Among members in the top quartile of zlib entropy, the student's mean loss minus the baseline's."""
-    _, rows = store.query(
-        "WITH q AS (SELECT quantile_cont(zlib_entropy, 0.75) AS cut FROM features WHERE run_id = ?) "
-        "SELECT avg(s.loss) FILTER (s.role = 'student') - avg(s.loss) FILTER (s.role = 'baseline') "
-        "FROM features f JOIN samples s ON s.run_id = f.run_id AND s.sample_id = f.sample_id CROSS JOIN q "
-        "WHERE f.run_id = ? AND f.zlib_entropy >= q.cut", [run_id, run_id])
-    value = rows[0][0] if rows else None
+    value = _read(store, "high_entropy_loss_gap", run_id)
     return math.nan if value is None else float(value)
 
 
 def rank_rho(store: Store, run_id: str) -> float:
     """Spearman correlation, over the KD methods with a finished unfiltered run on this run's board at
-    its seed, of student memorization rate and the student's strongest-attack AUC."""
+    its seed (the runs that count, `read.peers_at_seed`), of student memorization rate and the student's
+    strongest-attack AUC."""
     from scipy.stats import spearmanr
 
-    _, rows = store.query(
-        "WITH me AS (SELECT family, coalesce(CAST(family_args AS VARCHAR), '{}') AS fa, dataset, preset, "
-        "dataset_hash, example_limit, seed FROM runs WHERE run_id = ?), "
-        "latest AS (SELECT r.run_id, r.method_label FROM runs r, me WHERE r.status = 'finished' AND r.filter IS NULL "
-        "AND r.family = me.family AND coalesce(CAST(r.family_args AS VARCHAR), '{}') = me.fa "
-        "AND r.dataset = me.dataset AND r.preset = me.preset AND r.dataset_hash = me.dataset_hash "
-        "AND r.example_limit IS NOT DISTINCT FROM me.example_limit AND r.seed = me.seed "
-        "QUALIFY row_number() OVER (PARTITION BY r.method_label ORDER BY r.finished_at DESC) = 1) "
-        "SELECT l.method_label, max(m.value) FILTER (m.name = 'mem_rate_student'), "
-        "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\') "
-        "FROM latest l JOIN metrics m ON m.run_id = l.run_id GROUP BY l.method_label", [run_id])
+    rows = _read(store, "peers_at_seed", run_id)
     pairs = [(mem, auc) for _, mem, auc in rows if mem is not None and auc is not None]
     if len(pairs) < MIN_METHODS:
         return math.nan
@@ -428,8 +416,7 @@ def strata(store: Store, runs: Mapping[int, Mapping[str, str]]) -> list[dict] | 
         for name, roles in (("soft", ("teacher", "baseline", "student")), ("hard", ("student",))):
             if name not in ids:
                 continue
-            _, rows = store.query("SELECT repeats, role, count(*), count(*) FILTER (memorized) FROM samples "
-                                  "WHERE run_id = ? AND split = 'member' GROUP BY ALL", [ids[name]])
+            rows = _read(store, "repeat_counts", ids[name])
             for repeats, role, n, k in rows:
                 if role not in roles:
                     continue

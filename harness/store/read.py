@@ -494,10 +494,59 @@ def models(con, run_id: str) -> list[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def repeat_rates(con, run_id: str) -> list[tuple]:
-    """(repeats, role, members, memorization rate) for the members at each repetition count in training."""
-    return con.execute("SELECT repeats, role, count(*), avg(memorized::INTEGER) FROM samples "
-                       "WHERE run_id = ? AND split = 'member' GROUP BY repeats, role ORDER BY ALL", [run_id]).fetchall()
+def repeat_counts(con, run_id: str) -> list[tuple]:
+    """(repeats, role, members, memorized) for the members at each repetition count in training."""
+    return con.execute("SELECT repeats, role, count(*), count(*) FILTER (memorized) FROM samples "
+                       "WHERE run_id = ? AND split = 'member' GROUP BY ALL ORDER BY ALL", [run_id]).fetchall()
+
+
+def source_run(con, run_id: str) -> str | None:
+    """The run a filtered run's predictor came from (its filter's source_run), if any."""
+    row = con.execute("SELECT json_extract_string(filter, '$.source_run') FROM runs WHERE run_id = ?",
+                      [run_id]).fetchone()
+    return row[0] if row else None
+
+
+def member_overlap(con, run_id: str) -> tuple[int, int, int, int, int]:
+    """Over the run's members: (members, memorized by all three roles, by teacher and baseline, by the
+    teacher and not the baseline, by the student and teacher and not the baseline)."""
+    return con.execute(
+        "WITH m AS (SELECT sample_id, bool_or(memorized) FILTER (role = 'teacher') AS t, "
+        "bool_or(memorized) FILTER (role = 'baseline') AS b, bool_or(memorized) FILTER (role = 'student') AS s "
+        "FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id) "
+        "SELECT count(*), count(*) FILTER (t AND b AND s), count(*) FILTER (t AND b), "
+        "count(*) FILTER (t AND NOT b), count(*) FILTER (s AND t AND NOT b) FROM m", [run_id]).fetchone()
+
+
+def repeats_and_verdicts(con, run_id: str) -> list[tuple[int, bool]]:
+    """(repeats, memorized by the student) for each member the run's predictor saw (its features)."""
+    return con.execute("SELECT s.repeats, f.memorized_student FROM features f JOIN samples s ON "
+                       "s.run_id = f.run_id AND s.sample_id = f.sample_id AND s.role = 'student' "
+                       "WHERE f.run_id = ?", [run_id]).fetchall()
+
+
+def high_entropy_loss_gap(con, run_id: str) -> float | None:
+    """Among members in the top quartile of zlib entropy, the student's mean loss minus the baseline's."""
+    row = con.execute(
+        "WITH q AS (SELECT quantile_cont(zlib_entropy, 0.75) AS cut FROM features WHERE run_id = ?) "
+        "SELECT avg(s.loss) FILTER (s.role = 'student') - avg(s.loss) FILTER (s.role = 'baseline') "
+        "FROM features f JOIN samples s ON s.run_id = f.run_id AND s.sample_id = f.sample_id CROSS JOIN q "
+        "WHERE f.run_id = ? AND f.zlib_entropy >= q.cut", [run_id, run_id]).fetchone()
+    return row[0] if row else None
+
+
+def peers_at_seed(con, run_id: str) -> list[tuple[str, float | None, float | None]]:
+    """(method label, student memorization rate, the student's strongest attack AUC) of each unfiltered
+    run that counts (COUNTED_RUNS) on this run's board at its seed."""
+    keys = " AND ".join(f"c.{k} IS NOT DISTINCT FROM me.{k}" for k in BOARD_KEYS)
+    return con.execute(
+        f"WITH me AS (SELECT * REPLACE ({FAMILY_ARGS_SQL} AS family_args) FROM runs r WHERE r.run_id = ?), "
+        f"c AS ({COUNTED_RUNS}) "
+        "SELECT c.method_label, max(m.value) FILTER (m.name = 'mem_rate_student'), "
+        "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\') "
+        f"FROM c JOIN me ON {keys} AND c.seed = me.seed JOIN metrics m ON m.run_id = c.run_id "
+        "WHERE c.filter IS NULL GROUP BY c.method_label ORDER BY c.method_label",
+        [run_id, *NO_FILTERS.params()]).fetchall()
 
 
 def memorized_at_every(con, run_ids: Sequence[str], role: str) -> list[str]:
