@@ -514,8 +514,8 @@ def _sweep_on_scheduler(args, base, cells) -> int:
 
 def cmd_predict(args, argv) -> int:
     from harness.leaderboard.results import resolve_run_id
-    from harness.measure.predict import predict_run
     from harness.present.run_report import predict_report
+    from harness.protocol.filtering import predict_run
     from harness.store.database import Store
 
     store = Store(_db(args))

@@ -13,6 +13,7 @@ import duckdb
 
 from harness.errors import UsageError
 from harness.leaderboard.snapshot import NOTES, SNAPSHOT_SCHEMA, VOCAB, now, write_subset
+from harness.store import read
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA
 from harness.store.read import catalog
@@ -26,8 +27,9 @@ def export(store: Store, run_ids: list[str], dest: Path, registry: Path | None =
     from harness.leaderboard.results import resolve_run_id
 
     ids = [resolve_run_id(store, r) for r in run_ids]
-    _, rows = store.query("SELECT run_id, status FROM runs WHERE list_contains(?, run_id)", [ids])
-    unfinished = [r for r, status in rows if status != "finished"]
+    with store.connect(read_only=True) as con:
+        stored = read.statuses(con, ids)
+    unfinished = [r for r, status in stored.items() if status != "finished"]
     if unfinished:
         raise UsageError(f"run {unfinished[0]} did not finish: only finished runs can be exported")
     found = plugins.load(registry_mod.load(registry))

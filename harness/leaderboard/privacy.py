@@ -13,8 +13,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.board import frame, run_ids
+from harness.leaderboard.board import run_ids
 from harness.measure.audit import AUDIT_FPRS, check
+from harness.store import read
 
 
 def private(group: pd.DataFrame) -> pd.DataFrame:
@@ -35,8 +36,7 @@ def epsilon_label(epsilon: float) -> str:
 
 def _losses(con, ids: list[str], role: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each run's loss-attack scores (minus the per-example loss: higher, more likely a member) for a role."""
-    samples = frame(con, "SELECT run_id, split, loss FROM samples WHERE list_contains(?, run_id) "
-                         "AND role = ? AND loss IS NOT NULL", [ids, role])
+    samples = read.member_losses(con, ids, role)
     return [(-g.loc[g["split"] == "member", "loss"].to_numpy(np.float64),
              -g.loc[g["split"] == "nonmember", "loss"].to_numpy(np.float64)) for _, g in samples.groupby("run_id")]
 
@@ -54,8 +54,7 @@ def checks(con, rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in rows.to_dict("records"):
         ids = run_ids(r["run_id"])
-        delta = frame(con, "SELECT max(value) AS d FROM metrics WHERE list_contains(?, run_id) AND name = 'dp_delta'",
-                      [ids])["d"].iloc[0]
+        delta = read.metric_max(con, ids, "dp_delta")
         runs = _losses(con, ids, "student")
         if not runs or delta is None or delta != delta:
             continue

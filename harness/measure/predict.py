@@ -115,15 +115,14 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def predict_run(store, run_id: str) -> tuple[PredictorReport, list[str], np.ndarray]:
-    """Fit the predictor on a stored run's members, store each member's risk and the report's figures.
+def predict_members(run_id: str, rows: list[tuple]) -> tuple[PredictorReport, list[str], np.ndarray, dict[str, float]]:
+    """Fit the predictor on a run's feature rows: the report, the sample ids, each one's risk, the figures.
 
-    The labels are that run's student verdicts; the features are in its `features` rows.
+    `rows` are (sample_id, *FEATURES, memorized_student), as `harness.store.read.features` gives
+    them; the labels are that run's student verdicts.
     """
     from harness.errors import UsageError
 
-    _, rows = store.query(f"SELECT sample_id, {', '.join(FEATURES)}, memorized_student FROM features "
-                          "WHERE run_id = ? ORDER BY sample_id", [run_id])
     if not rows:
         raise UsageError(f"run {run_id} has no predictor features (it was stored by an older harness, or failed); "
                          "run `harness eval` again for it")
@@ -139,5 +138,4 @@ def predict_run(store, run_id: str) -> tuple[PredictorReport, list[str], np.ndar
                "predict_precision": report.precision_mean, "predict_precision_std": report.precision_std,
                "predict_recall": report.recall_mean, "predict_recall_std": report.recall_std,
                **{f"predict_coef_{k}": v for k, v in report.coefficients.items()}}
-    store.record_prediction(run_id, dict(zip(ids, risk.tolist())), figures)
-    return report, ids, risk
+    return report, ids, risk, figures

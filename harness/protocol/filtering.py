@@ -17,9 +17,20 @@ from harness.store import read
 from harness.store.database import Store
 
 
+def predict_run(store: Store, run_id: str):
+    """Fit the predictor on a stored run's members; store each member's risk and the report's figures."""
+    from harness.measure.predict import FEATURES, predict_members
+
+    with store.connect(read_only=True) as con:
+        rows = read.features(con, run_id, FEATURES)
+    report, ids, risk, figures = predict_members(run_id, rows)
+    store.record_prediction(run_id, dict(zip(ids, risk.tolist())), figures)
+    return report, ids, risk
+
+
 def predicted(store: Store, source: str, members: Examples) -> dict[str, Any]:
     """The member rows the source run's predictor flags, and the figures the filter reports."""
-    from harness.measure.predict import THRESHOLD, predict_run
+    from harness.measure.predict import THRESHOLD
 
     # the predictor is fitted and stored by the main process; every process leaves out the same members
     report, ids, risk = processes.broadcast(predict_run(store, source) if processes.is_main() else None)

@@ -376,6 +376,39 @@ def metric_means(con, run_ids: Sequence[str], names: Sequence[str]) -> dict[str,
                             "AND list_contains(?, name) GROUP BY name", [list(run_ids), list(names)]).fetchall())
 
 
+def statuses(con, run_ids: Sequence[str]) -> dict[str, str]:
+    """Each stored run's status (running, finished, failed), by run id."""
+    return dict(con.execute("SELECT run_id, status FROM runs WHERE list_contains(?, run_id)",
+                            [list(run_ids)]).fetchall())
+
+
+def metric_max(con, run_ids: Sequence[str], name: str) -> float | None:
+    """A figure's largest value over the runs (a DP row's delta: every seed's is the same), or None."""
+    [(value,)] = con.execute("SELECT max(value) FROM metrics WHERE list_contains(?, run_id) AND name = ?",
+                             [list(run_ids), name]).fetchall()
+    return value
+
+
+def member_losses(con, run_ids: Sequence[str], role: str) -> pd.DataFrame:
+    """A role's per-example losses over the runs, members and non-members: run_id, split, loss."""
+    return frame(con, "SELECT run_id, split, loss FROM samples WHERE list_contains(?, run_id) "
+                      "AND role = ? AND loss IS NOT NULL", [list(run_ids), role])
+
+
+def features(con, run_id: str, names: Sequence[str]) -> list[tuple]:
+    """A run's predictor rows, by sample id: (sample_id, *names, memorized_student).
+
+    `names` are the predictor's feature columns (harness.measure.predict.FEATURES), checked
+    against the table's columns, so no caller's text reaches the SQL.
+    """
+    known = tables(con).get("features", set())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"features has no column {unknown[0]!r}")
+    return con.execute(f"SELECT sample_id, {', '.join(names)}, memorized_student FROM features "
+                       "WHERE run_id = ? ORDER BY sample_id", [run_id]).fetchall()
+
+
 def attack_auc_names(con, role: str = "student") -> list[str]:
     """A role's membership-attack AUCs (`auc_<attack>_<role>` in metrics), once attacks wrote them."""
     return [r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE name LIKE 'auc\\_%\\_' || ? "
