@@ -115,3 +115,64 @@ def test_the_leaderboard_and_the_app_never_load_a_model():
             names |= {n.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute)}
             loaders += [f"{path.relative_to(ROOT)}: {n}" for n in sorted(names) if n.startswith("AutoModel")]
     assert not loaders, loaders
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each module's harness imports, at any depth, resolved to modules (`from harness.store import read`
+    is an edge to harness.store.read). The package's own lazy exports are left out: they are the public API."""
+    known = {module_name(p) for p in modules()}
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        me = module_name(path)
+        if me == "harness":
+            continue
+        edges = graph.setdefault(me, set())
+        for _, module, names in imports(path):
+            for target in [f"{module}.{n}" if f"{module}.{n}" in known else module for n in names] or [module]:
+                if target in known and target not in (me, "harness"):
+                    edges.add(target)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles in `graph`: each strongly connected set of two or more modules (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_circles_are_found():
+    """The check can fail: a made-up circle is found, a chain is not."""
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles():
+    """No two modules import each other, directly or round a loop, even inside a function."""
+    found = circles(module_graph())
+    assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
