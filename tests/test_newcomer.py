@@ -126,6 +126,24 @@ def test_app_binds_loopback_unless_told(monkeypatch, project):
     assert main(["app", "--serve-private-text"]) == 2  # loopback shows everything already
 
 
+
+def test_streamlit_run_app_py_serves_as_harness_app_does(monkeypatch, project):
+    """`.streamlit/config.toml`, read by `streamlit run app.py` in a checkout, holds `harness app`'s flags:
+    loopback included, so a checkout's board is not on the network unless its server is told."""
+    import tomllib
+
+    seen = {}
+    monkeypatch.setattr(serve, "run", lambda cmd, env: seen.update(cmd=cmd) or 0)
+    assert main(["app"]) == 0
+    given = seen["cmd"][seen["cmd"].index("run") + 2:]  # after `streamlit run APP`
+    flags = dict(zip(given[::2], given[1::2]))
+    assert flags and all(flag.startswith("--") for flag in flags), given
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    for flag, value in flags.items():
+        section, key = flag.removeprefix("--").split(".")
+        assert str(config[section][key]).lower() == value, flag
+    assert serve.loopback(config["server"]["address"])
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_harness_app_stops_streamlit(sig, tmp_path):
