@@ -240,3 +240,9 @@ def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     assert at.header[0].value.replace("\\", "") == spec.title  # the markdown escapes of plain()
     with B.connect(snapshot) as con:
         assert B.board(con, rules=lambda keys: spec.ranking)["method"].iloc[0] == cli.rows[0][1]
+    # the DP rows' bound check: the app's table holds the cells the CLI prints under the board
+    [check] = [d.value for d in at.dataframe if list(d.value.columns) == board_report.BOUND_HEADERS]
+    printed = [line.split() for line in cli.privacy.splitlines()]
+    assert len(check) == 8 and set(check["verdict"]) == {"holds"}
+    assert all(" ".join(row).split() in printed for row in check.itertuples(index=False))
+    assert check.set_index("method").loc["dp-kd epsilon=1.0", "TPR [95%]"] == "1.2% [0.7%, 1.8%]"

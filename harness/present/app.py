@@ -24,7 +24,7 @@ from harness.leaderboard import board as B
 from harness.leaderboard.published import BoardSpec, find_boards, spec_of
 from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
 from harness.measure.stats import MIN_COUNT
-from harness.present import formats
+from harness.present import board_report, formats
 from harness.present.charts import (
     chart_k,
     chart_overlap,
@@ -560,11 +560,10 @@ def privacy_section(con, group: pd.DataFrame, key: str) -> None:
     with st.container(key=f"privacy_{key}"):
         st.altair_chart(chart_privacy(points, refs), width="content")
     if not found.empty:
-        shown = privacy.at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR checked, as the CLI
-        st.dataframe(shown.assign(epsilon=shown["epsilon"].map(privacy.epsilon_label))[
-            ["method", "epsilon", "fpr", "tpr", "tpr_lo", "tpr_hi", "bound", "verdict", "shown"]].rename(
-            columns={"tpr_lo": "TPR 95% low", "tpr_hi": "TPR 95% high", "shown": "epsilon the attack shows"}),
-            hide_index=True, key=f"dpcheck_{key}")
+        st.caption(board_report.BOUND_TITLE)
+        st.dataframe(pd.DataFrame(board_report.bound_rows(found), columns=board_report.BOUND_HEADERS),
+                     hide_index=True, key=f"dpcheck_{key}")
+        st.caption(board_report.BOUND_NOTE)
 
 
 def roc_section(con, by_run: dict, picks: list[str], first: int, key: str) -> None:

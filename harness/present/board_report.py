@@ -118,23 +118,29 @@ def privacy_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
              formats.render(["method", "epsilon", "seeds", "student memorization [95%]", "best attack AUC",
                              "loss attack TPR at 1% FPR (seeds pooled)", "validation perplexity", "board"], sweep)]
     if not found.empty:
-        lowest = privacy.at_fpr(found, found["fpr"].min()).reset_index()  # the lowest FPR the non-members resolve
-        check_rows = [[c["method"], privacy.epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
-                       formats.with_interval(c["tpr"], c["tpr_lo"], c["tpr_hi"]),
-                       formats.pct(c["bound"]), c["verdict"], formats.num(c["shown"], 2),
-                       formats.num(max_shown(found, c["method"]), 2)]
-                      for c in lowest.to_dict("records")]
-        lines += ["", "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:",
-                  formats.render(["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict",
-                                  "epsilon shown", f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"],
-                                 check_rows),
-                  "epsilon shown: the smallest epsilon the TPR interval's lower end allows; far below the spent "
-                  "epsilon, the bound is loose."]
+        lines += ["", BOUND_TITLE, formats.render(BOUND_HEADERS, bound_rows(found)), BOUND_NOTE]
         broken = found[found["verdict"] == "violated"]
         if not broken.empty:
             lines.append("VIOLATED: " + "; ".join(f"{c['method']} at {c['fpr']:.0%} FPR" for c in
                                                   broken.to_dict("records")))
     return "\n".join(lines)
+
+
+BOUND_TITLE = "The loss attack against the bound (epsilon, delta) implies (Kairouz et al., 2015), seeds pooled:"
+BOUND_HEADERS = ["method", "epsilon", "FPR", "TPR [95%]", "bound", "verdict", "epsilon shown",
+                 f"shown at any FPR in {', '.join(f'{a:.0%}' for a in AUDIT_FPRS)}"]
+BOUND_NOTE = ("epsilon shown: the smallest epsilon the TPR interval's lower end allows; far below the spent "
+              "epsilon, the bound is loose.")
+
+
+def bound_rows(found: pd.DataFrame) -> list[list[str]]:
+    """The bound check at the lowest FPR the non-members resolve, a row per DP method: the CLI and the app."""
+    lowest = privacy.at_fpr(found, found["fpr"].min()).reset_index()
+    return [[c["method"], privacy.epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
+             formats.with_interval(c["tpr"], c["tpr_lo"], c["tpr_hi"]),
+             formats.pct(c["bound"]), c["verdict"], formats.num(c["shown"], 2),
+             formats.num(max_shown(found, c["method"]), 2)]
+            for c in lowest.to_dict("records")]
 
 
 def max_shown(found: pd.DataFrame, method: str) -> float:
