@@ -245,4 +245,4 @@ def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     printed = [line.split() for line in cli.privacy.splitlines()]
     assert len(check) == 8 and set(check["verdict"]) == {"holds"}
     assert all(" ".join(row).split() in printed for row in check.itertuples(index=False))
-    assert check.set_index("method").loc["dp-kd epsilon=1.0", "TPR [95%]"] == "1.2% [0.7%, 1.8%]"
+    assert check.set_index("method").loc["dp-kd epsilon=1.0", "TPR [95%]"] == "1.2% [0.6%, 2.1%]"

@@ -12,7 +12,7 @@ from harness.cli import main
 from harness.measure.stats import MIN_COUNT, rate_ratio, wilson
 from harness.present.reproduce_report import strata_table, table
 from harness.protocol import reproduce as R
-from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, magnitude, verdict
+from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, count_ratio, magnitude, verdict
 from harness.store.database import Store
 
 BY_NAME = {f.name: f for f in FINDINGS}
@@ -68,8 +68,8 @@ def test_magnitude_compares_the_published_figure_with_the_interval():
 def test_ratios_pool_counts_over_seeds_and_say_na_below_min_count():
     f = BY_NAME["reduction"]  # baseline / soft student, from counts
     seeds = [(79, 512, 2, 512), (75, 512, 6, 512), (74, 512, 4, 512)]
-    row = aggregate(f, seeds)
-    assert (row.mean, row.lo, row.hi) == pytest.approx(rate_ratio(228, 1536, 12, 1536))
+    row = aggregate(f, seeds)  # no per-member totals: each rate's design effect is the 3 seeds, its largest
+    assert (row.mean, row.lo, row.hi) == pytest.approx(rate_ratio(228, 1536, 12, 1536, 3.0, 3.0))
     per_seed_mean = sum(b / s for b, _, s, _ in seeds) / 3
     assert row.mean == pytest.approx(19.0) and per_seed_mean == pytest.approx(23.5)  # not a mean of ratios
     assert row.counted == 3 and row.verdict == "holds" and row.magnitude == "stronger"
@@ -81,7 +81,7 @@ def test_ratios_pool_counts_over_seeds_and_say_na_below_min_count():
     # a share rests on its denominator: the easy share of 8 memorized members is n/a, of 12 a Wilson interval
     assert aggregate(BY_NAME["easy share"], [(2, 2), (2, 2), (3, 4)]).verdict == "n/a"
     easy = aggregate(BY_NAME["easy share"], [(4, 4), (4, 4), (3, 4)])
-    assert (easy.mean, easy.lo, easy.hi) == pytest.approx(wilson(11, 12))
+    assert (easy.mean, easy.lo, easy.hi) == pytest.approx(wilson(11, 12, 3.0))
     assert easy.verdict == "not established"  # 11 of 12 may be 65% as well as 99%
 
 
@@ -99,7 +99,8 @@ def test_a_seed_without_a_value_is_counted_never_dropped():
 
 def test_filtering_is_a_ratio_of_counts_even_when_nothing_is_left():
     row = aggregate(BY_NAME["filtering"], [(0, 512, 76, 512), (1, 512, 78, 512), (0, 512, 73, 512)])
-    assert row.mean == pytest.approx(1 / 227) and 0 < row.lo < row.mean < row.hi < 0.05
+    assert (row.mean, row.lo, row.hi) == pytest.approx(count_ratio(1, 1536, 227, 1536, 3.0))
+    assert row.mean == pytest.approx(1 / 227) and 0 < row.lo < row.mean < row.hi < 0.5
     assert row.verdict == "holds" and row.magnitude == "within"
     assert aggregate(BY_NAME["filtering"], [(0, 512, 3, 512)]).verdict == "n/a"  # 3 memorized before is no base
 

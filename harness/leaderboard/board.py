@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.contract.specs import ROLES
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
+from harness.measure.clusters import Totals, design, member_totals
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
 from harness.store import read
 from harness.store.labels import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
@@ -126,28 +127,46 @@ def _count(run: dict, name: str) -> float:
     return 0.0 if math.isnan(v) else v
 
 
-def pooled(g: pd.DataFrame, student: str = "student") -> dict:
+def pooled(g: pd.DataFrame, student: str = "student", totals: Totals | None = None) -> dict:
     """Rates and ratios from counts pooled over seeds, with Wilson and log-scale intervals: a seed that
-    memorized nothing counts, and no ratio rests on fewer than MIN_COUNT memorized members."""
+    memorized nothing counts, and no ratio rests on fewer than MIN_COUNT memorized members.
+
+    The seeds test one sample of members, so each interval carries its design effect, from the
+    members' `totals` over the seeds (`harness.measure.clusters`), or the number of seeds without them."""
     records = g.to_dict("records")
 
     def total(name: str) -> float:
         return sum(_count(r, name) for r in records)
 
+    def effect(num: str, den: str, k: float, n: float) -> float:
+        return design((totals or {}).get(num), (totals or {}).get(den), k, n, len(records))
+
     n = float(g["n_members"].sum())
     k = {r: total(f"memorized_{r}") for r in ROLES}
     out: dict = {"memorized": k[student], "members_pooled": n}
+    d = {r: effect(f"memorized_{r}", "n_members", k[r], n) for r in ROLES}
     for r in ROLES:
-        out[f"mem_rate_{r}"], out[f"mem_rate_{r}_lo"], out[f"mem_rate_{r}_hi"] = wilson(k[r], n)
+        out[f"mem_rate_{r}"], out[f"mem_rate_{r}_lo"], out[f"mem_rate_{r}_hi"] = wilson(k[r], n, d[r])
     if student != "student":
         return out
-    out["reduction"], out["reduction_lo"], out["reduction_hi"] = rate_ratio(k["baseline"], n, k["student"], n)
+    out["reduction"], out["reduction_lo"], out["reduction_hi"] = rate_ratio(k["baseline"], n, k["student"], n,
+                                                                            d["baseline"], d["student"])
     exclusive = total("teacher_exclusive")
-    for name, num, den in (("inheritance_rate", total("inherited"), exclusive),
-                           ("easy_share", total("easy"), k["student"])):
-        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = wilson(num, den) if enough(den) else (math.nan,) * 3
+    for name, num_name, num, den_name, den in (
+            ("inheritance_rate", "inherited", total("inherited"), "teacher_exclusive", exclusive),
+            ("easy_share", "easy", total("easy"), "memorized_student", k["student"])):
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = (
+            wilson(num, den, effect(num_name, den_name, num, den)) if enough(den) else (math.nan,) * 3)
     out["teacher_exclusive"] = exclusive
     return out
+
+
+def member_clusters(con, run_ids: Sequence[str]) -> Callable[[pd.DataFrame], Totals]:
+    """Reads the runs' per-member verdicts once; gives a group of them its members' totals."""
+    by_run: dict[str, list] = {}
+    for row in read.member_verdicts(con, run_ids):
+        by_run.setdefault(row[0], []).append(row)
+    return lambda g: member_totals(row for run_id in g["run_id"] for row in by_run.get(run_id, ()))
 
 
 # ------------------------------------------------------------ the board
@@ -169,6 +188,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
     metrics = run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(metrics, on="run_id", how="left")
     aucs = [c for c in attack_auc_names(con) if c in rs.columns]
+    clusters = member_clusters(con, rs["run_id"].tolist())
     out = []
     for keys, group in rs.groupby(BOARD_KEYS, dropna=False, sort=True):
         rows = []
@@ -182,7 +202,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
                          "train_loss_first_student", "train_loss_last_student", "dp_epsilon", "dp_noise_multiplier"):
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
-            row.update(pooled(g))
+            row.update(pooled(g, totals=clusters(g)))
             if aucs:
                 row.update(best_attack(g, aucs, "student"))
             for col in ("run_id", "config_hash", "harness_version", "git_commit"):
@@ -198,7 +218,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
                     git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
         mean, lo, hi = interval(seeds["val_ppl_baseline"].tolist() if "val_ppl_baseline" in seeds else [])
         base["val_ppl_student"], base["val_ppl_student_lo"], base["val_ppl_student_hi"] = mean, lo, hi
-        base.update(pooled(seeds, student="baseline"))
+        base.update(pooled(seeds, student="baseline", totals=clusters(seeds)))
         for end in ("", "_lo", "_hi"):  # the baseline's own memorization, in the student's column
             base[f"mem_rate_student{end}"] = base[f"mem_rate_baseline{end}"]
         base["reduction"] = 1.0
@@ -304,9 +324,10 @@ def role_rates(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
         return pd.DataFrame()
     m = run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(m, on="run_id", how="left")
+    clusters = member_clusters(con, rs["run_id"].tolist())
     rows = []
     for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
-        p = pooled(g)  # the board's own figures: pooled counts, Wilson intervals that never leave [0, 1]
+        p = pooled(g, totals=clusters(g))  # the board's own figures: pooled counts, Wilson intervals in [0, 1]
         for role in ROLES:
             rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=p[f"mem_rate_{role}"],
                              lo=p[f"mem_rate_{role}_lo"], hi=p[f"mem_rate_{role}_hi"], seeds=len(g)))

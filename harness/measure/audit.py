@@ -11,7 +11,8 @@ attack's TPR at a fixed threshold (Steinke, Nasr and Jagielski, 2023, "Privacy A
 Training Run"), so the loss attack's ROC on a private student must stay under it.
 
 This is a check, not an audit: the member/non-member split is one draw, the threshold is the
-non-members' quantile, and the TPR is pooled over seeds with a Wilson interval, so a violation is
+non-members' quantile, and the TPR is pooled over seeds with a Wilson interval that carries the
+design effect of the seeds sharing their members (`harness.measure.stats.design_effect`), so a violation is
 called only where the interval's lower end is above the bound. Each FPR must allow at least
 MIN_FALSE_POSITIVES pooled false positives. The epsilon the attack shows (the smallest epsilon
 consistent with the interval's lower end) says how loose the bound is: far below the spent epsilon,
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.measure.stats import MIN_FALSE_POSITIVES, wilson
+from harness.measure.stats import MIN_FALSE_POSITIVES, design_effect, wilson
 
 AUDIT_FPRS = (0.01, 0.05, 0.1, 0.25, 0.5)  # where the check looks; 1% is the board's low-FPR point
 
@@ -48,16 +49,30 @@ def epsilon_shown(tpr: float, fpr: float, delta: float) -> float:
     return max(shown)
 
 
-def true_positives(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> int:
-    """Members scored above the threshold that lets at most floor(fpr x non-members) non-members through.
+def true_hits(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> np.ndarray:
+    """Which members score above the threshold that lets at most floor(fpr x non-members) non-members through.
 
     Scores are "higher means member", as in `harness.measure.membership`; a tie at the threshold is
     not above it, so the false positives never exceed the allowance."""
     allowed = int(math.floor(fpr * len(nonmembers) + 1e-9))
     if allowed >= len(nonmembers):
-        return len(members)
+        return np.ones(len(members), dtype=bool)
     threshold = np.sort(np.asarray(nonmembers))[::-1][allowed]
-    return int((np.asarray(members) > threshold).sum())
+    return np.asarray(members) > threshold
+
+
+def true_positives(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> int:
+    """How many members `true_hits` flags."""
+    return int(true_hits(members, nonmembers, fpr).sum())
+
+
+def seed_design(hits: Sequence[np.ndarray]) -> float:
+    """The design effect of a TPR pooled over seeds whose member scores are in one member order
+    (`harness.measure.stats.design_effect`); the number of seeds, its largest, where the seeds'
+    members differ in number."""
+    if len({len(h) for h in hits}) != 1:
+        return float(len(hits))
+    return design_effect(np.sum(hits, axis=0).tolist(), [len(hits)] * len(hits[0]))
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,8 @@ def check(runs: Sequence[tuple[np.ndarray, np.ndarray]], epsilon: float, delta: 
     for a in fprs:
         if not n_pos or a * n_neg < MIN_FALSE_POSITIVES:
             continue
-        k = sum(true_positives(m, n, a) for m, n in runs)
-        tpr, lo, hi = wilson(k, n_pos)
+        hits = [true_hits(m, n, a) for m, n in runs]
+        k = sum(int(h.sum()) for h in hits)
+        tpr, lo, hi = wilson(k, n_pos, seed_design(hits))
         out.append(Check(a, tpr, lo, hi, max_tpr(epsilon, delta, a), epsilon, epsilon_shown(lo, a, delta)))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from harness.contract.specs import ROLES
+from harness.measure.clusters import overlap_sets
 from harness.measure.extract import Extraction
 from harness.measure.stats import MIN_COUNT, enough
 
@@ -31,18 +32,16 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
         out[f"val_loss_{role}"] = nonmembers[role].loss.mean().item()
         out[f"val_ppl_{role}"] = math.exp(out[f"val_loss_{role}"])
         out[f"ties_{role}"] = float(members[role].ties.sum().item() + nonmembers[role].ties.sum().item())
-    exclusive = m["teacher"] - m["baseline"]
-    inherited = m["student"] & exclusive
-    easy = m["student"] & m["teacher"] & m["baseline"]
-    both = m["teacher"] & m["baseline"]
+    sets = overlap_sets(m)
+    exclusive, inherited, easy, both = (len(sets[k]) for k in ("teacher_exclusive", "inherited", "easy", "both"))
     out["reduction"] = _ratio(len(m["baseline"]), len(m["student"]), len(m["baseline"]), len(m["student"]))
-    out["teacher_exclusive"] = float(len(exclusive))
-    out["inherited"] = float(len(inherited))
-    out["inheritance_rate"] = _ratio(len(inherited), len(exclusive), len(exclusive))
-    out["easy"] = float(len(easy))
-    out["easy_share"] = _ratio(len(easy), len(m["student"]), len(m["student"]))
-    out["student_only"] = float(len(m["student"] - (m["teacher"] | m["baseline"])))
-    out["containment"] = _ratio(len(both), len(m["baseline"]), len(m["baseline"]))
+    out["teacher_exclusive"] = float(exclusive)
+    out["inherited"] = float(inherited)
+    out["inheritance_rate"] = _ratio(inherited, exclusive, exclusive)
+    out["easy"] = float(easy)
+    out["easy_share"] = _ratio(easy, len(m["student"]), len(m["student"]))
+    out["student_only"] = float(len(sets["student_only"]))
+    out["containment"] = _ratio(both, len(m["baseline"]), len(m["baseline"]))
     return out
 
 

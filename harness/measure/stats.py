@@ -57,23 +57,49 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def wilson(k: float, n: float) -> tuple[float, float, float]:
+def design_effect(num: Sequence[float], den: Sequence[float]) -> float:
+    """Kish's (1965) design effect of a share pooled over seeds that test one sample of members.
+
+    `num[i]` and `den[i]` are member i's counts summed over the seeds (memorized, and tested: the
+    seeds for a rate, or e.g. the student's memorized count for the easy share). A member's verdicts
+    at the seeds agree far more than independent draws would (a 16x member is memorized at every
+    seed), so the pooled tests are clusters, not independent trials: the deff is the ratio estimator's
+    variance over the binomial one, truncated below at 1 and above at the largest cluster (what
+    the seeds can add at most), as Korn and Graubard (1998) do for small counts; 1 where the share
+    is 0 or 1 and no variance can be estimated."""
+    total = float(sum(den))
+    n = len(den)
+    if total <= 0 or n < 2:
+        return 1.0
+    r = float(sum(num)) / total
+    if r <= 0.0 or r >= 1.0:
+        return 1.0
+    spread = sum((y - r * x) ** 2 for y, x in zip(num, den)) * n / (n - 1)
+    return min(max(spread / (total * r * (1 - r)), 1.0), float(max(den)))
+
+
+def wilson(k: float, n: float, design: float = 1.0) -> tuple[float, float, float]:
     """A share k / n and its 95% Wilson score interval (Wilson, 1927): never outside [0, 1], and
-    honest at k = 0 or k = n, where the normal interval has zero width."""
+    honest at k = 0 or k = n, where the normal interval has zero width. With a design effect
+    (`design_effect`) the interval is taken on the effective counts k / design of n / design
+    (Korn and Graubard, 1998); the share itself is unchanged."""
     if not n:
         return math.nan, math.nan, math.nan
-    p = k / n
+    p, whole = k / n, k == n
+    n = n / design
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return p, 0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)
+    return p, 0.0 if k == 0 else max(0.0, centre - half), 1.0 if whole else min(1.0, centre + half)
 
 
-def rate_ratio(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
+def rate_ratio(k1: float, n1: float, k2: float, n2: float,
+               design1: float = 1.0, design2: float = 1.0) -> tuple[float, float, float]:
     """(k1 / n1) / (k2 / n2) with its 95% interval on the log scale (Katz et al., 1978), from pooled
-    counts; NaN when either count is below MIN_COUNT."""
+    counts, each rate's variance scaled by its design effect; NaN when either count is below MIN_COUNT.
+    Both rates are on the same members, whose positive covariance the interval leaves out: wider, not narrower."""
     if not (enough(k1) and enough(k2)) or not n1 or not n2:
         return math.nan, math.nan, math.nan
     r = (k1 / n1) / (k2 / n2)
-    se = math.sqrt(max(0.0, 1 / k1 - 1 / n1 + 1 / k2 - 1 / n2))
+    se = math.sqrt(max(0.0, design1 * (1 / k1 - 1 / n1) + design2 * (1 / k2 - 1 / n2)))
     return r, r * math.exp(-Z95 * se), r * math.exp(Z95 * se)

@@ -43,7 +43,8 @@ class Board:
             lines.insert(cut, f"-- {ranking.SEPARATOR} ({self.band}) --")
         notes = [f"Ranked: methods with {self.band}, by student memorization, then the strongest attack; "
                  "=N: a rank the 95% intervals cannot separate.",
-                 f"Rates and ratios pool the seeds' counts; n/a: fewer than {MIN_COUNT} memorized members to rest on.",
+                 ("Rates and ratios pool the seeds' counts; their intervals count a member the seeds share as one "
+                  f"cluster (its design effect); n/a: fewer than {MIN_COUNT} memorized members to rest on."),
                  "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
         if self.regime:
             notes.append(f"Note: {self.regime}.")

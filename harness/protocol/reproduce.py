@@ -3,7 +3,8 @@
 Each finding is measured on a few runs per seed (soft KD, hard KD, reverse KL, and hard KD with the
 predicted members filtered out) and given one verdict (`verdict`): "holds" only when the whole 95%
 interval lies on the published side at every requested seed. Shares and ratios come from memorized
-counts pooled over seeds (Wilson and log-scale intervals); differences and AUCs from a t-interval
+counts pooled over seeds (Wilson and log-scale intervals, with the design effect of seeds that share
+their members); differences and AUCs from a t-interval
 over seeds. Each row also says whether the measured magnitude matches the published one
 (`magnitude`). A run already in the results at the same configuration is read, not rerun.
 docs/protocol.md, "Reproducing the studies", gives the rules and the claims not measured.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from harness.measure.clusters import design, member_totals
 from harness.measure.stats import MIN_COUNT, count_from_rate, interval, rate_ratio, stored_count, wilson
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ def _counts(*wanted: tuple[str, str]) -> Callable[[Runs], Counts | None]:
     def counts(runs: Runs) -> Counts | None:
         got = tuple(_get(runs, run, name) for run, name in wanted)
         return None if any(math.isnan(v) for v in got) else got
+    counts.wanted = wanted  # which per-member totals the counts' design effects need (`measure`)
     return counts
 
 
@@ -68,13 +71,23 @@ def _ratio_of_rates(run1: str, name1: str, run2: str, name2: str) -> Callable[[R
     return _counts((run1, name1), (run1, "n_members"), (run2, name2), (run2, "n_members"))
 
 
-def count_ratio(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
+def count_ratio(k1: float, n1: float, k2: float, n2: float, design: float = 1.0) -> tuple[float, float, float]:
     """(k1 / n1) / (k2 / n2) when k1 may be 0: the Wilson interval on k1's share of k1 + k2 (the
     conditional binomial), mapped to a ratio. The log-scale interval has no width at k1 = 0."""
-    p, lo, hi = wilson(k1, k1 + k2)
+    p, lo, hi = wilson(k1, k1 + k2, design)
     scale = n2 / n1
     odds = [x / (1 - x) * scale if x < 1 else INF for x in (p, lo, hi)]
     return odds[0], odds[1], odds[2]
+
+
+# The shares a pooling function's interval rests on, as (numerator, denominator) positions in its
+# counts (a denominator of two positions is their sum): each share's design effect is passed after
+# the counts (`harness.measure.clusters.design`).
+SHARES: dict[Callable, tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]] = {
+    wilson: (((0,), (1,)),),
+    rate_ratio: (((0,), (1,)), ((2,), (3,))),
+    count_ratio: (((0,), (0, 2)),),
+}
 
 
 @dataclass(frozen=True)
@@ -238,8 +251,12 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def aggregate(finding: Finding, per_seed: Sequence) -> Row:
-    """One finding over the seeds: counts pooled, or a t-interval of the seeds' values."""
+def aggregate(finding: Finding, per_seed: Sequence, members: Sequence[Sequence[int] | None] = ()) -> Row:
+    """One finding over the seeds: counts pooled, or a t-interval of the seeds' values.
+
+    `members`: for each of the counts, its per-member totals over the seeds that give a value (None
+    where unknown); each pooled share's interval carries their design effect, or the number of
+    seeds, its largest, without them."""
     values = list(per_seed)
     counted = sum(not _missing(v) for v in values)
     if not counted:
@@ -256,13 +273,47 @@ def aggregate(finding: Finding, per_seed: Sequence) -> Row:
              for i, what in finding.floors if totals[i] < MIN_COUNT]
     if short:
         return Row(finding, values, counted, math.nan, math.nan, math.nan, "n/a: " + "; ".join(short))
-    mean, lo, hi = finding.pool(*totals)
+    designs = [_design(members, nums, dens, totals, counted) for nums, dens in SHARES[finding.pool]]
+    mean, lo, hi = finding.pool(*totals, *designs)
     return Row(finding, values, counted, mean, lo, hi)
 
 
-def measure(figures: Mapping[int, Runs], seeds: Sequence[int]) -> list[Row]:
-    """Every finding from each seed's runs."""
-    return [aggregate(f, [f.measure(figures.get(seed, {})) for seed in seeds]) for f in FINDINGS]
+def _design(members: Sequence[Sequence[int] | None], nums: tuple[int, ...], dens: tuple[int, ...],
+            totals: Sequence[float], seeds: int) -> float:
+    def summed(positions):
+        vectors = [members[i] if i < len(members) else None for i in positions]
+        if any(v is None for v in vectors) or len({len(v) for v in vectors}) != 1:
+            return None
+        return [sum(column) for column in zip(*vectors)]
+    return design(summed(nums), summed(dens), sum(totals[i] for i in nums), sum(totals[i] for i in dens), seeds)
+
+
+def measure(figures: Mapping[int, Runs], seeds: Sequence[int],
+            verdicts: Mapping[int, Mapping[str, list]] | None = None) -> list[Row]:
+    """Every finding from each seed's runs; `verdicts`, each seed's runs' per-member verdicts
+    (`seed_verdicts`), give the pooled shares their design effects."""
+    rows = []
+    for f in FINDINGS:
+        values = [f.measure(figures.get(seed, {})) for seed in seeds]
+        counted = [seed for seed, v in zip(seeds, values) if not _missing(v)]
+        wanted = getattr(f.measure, "wanted", ())
+        members = [_members_of(verdicts, counted, run, name) for run, name in wanted] if verdicts else []
+        rows.append(aggregate(f, values, members))
+    return rows
+
+
+def _members_of(verdicts: Mapping[int, Mapping[str, list]], seeds: Sequence[int], run: str,
+                name: str) -> list[int] | None:
+    """The per-member totals of one run's count over the seeds, or None where a seed lacks its verdicts."""
+    run, name = ALIASES.get((run, name), (run, name))
+    rows = [verdicts.get(seed, {}).get(run) for seed in seeds]
+    if not seeds or any(not r for r in rows):
+        return None
+    return member_totals(row for seed_rows in rows for row in seed_rows).get(name)
+
+
+# Counts whose members are another run's: the filtered run's "before" is its source run's student.
+ALIASES = {("filtered", "unfiltered_memorized_student"): ("filter_source", "memorized_student")}
 
 
 def count_line(verdicts: Sequence[str]) -> str:
@@ -319,7 +370,8 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
 
 def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -> Reproduction:
     figures = {seed: seed_figures(store, ids) for seed, ids in runs.items()}
-    return Reproduction("", list(seeds), runs, measure(figures, seeds), strata(store, runs))
+    verdicts = {seed: seed_verdicts(store, ids) for seed, ids in runs.items()}
+    return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts), strata(store, runs))
 
 
 # ------------------------------------------------------------ reading the runs back
@@ -348,6 +400,14 @@ def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, fl
     if anchor:
         out["board"] = {"rank_rho": rank_rho(store, anchor)}
     return out
+
+
+def seed_verdicts(store: Store, ids: Mapping[str, str]) -> dict[str, list]:
+    """One seed's runs' per-member verdicts (and the filtered run's source run's, as "filter_source")."""
+    named = dict(ids)
+    if "filtered" in ids:
+        named["filter_source"] = _read(store, "source_run", ids["filtered"]) or ids.get("hard", "")
+    return {name: _read(store, "member_verdicts", [run_id]) for name, run_id in named.items() if run_id}
 
 
 def run_figures(store: Store, run_id: str) -> dict[str, float]:

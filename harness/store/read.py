@@ -390,9 +390,10 @@ def metric_max(con, run_ids: Sequence[str], name: str) -> float | None:
 
 
 def member_losses(con, run_ids: Sequence[str], role: str) -> pd.DataFrame:
-    """A role's per-example losses over the runs, members and non-members: run_id, split, loss."""
-    return frame(con, "SELECT run_id, split, loss FROM samples WHERE list_contains(?, run_id) "
-                      "AND role = ? AND loss IS NOT NULL", [list(run_ids), role])
+    """A role's per-example losses over the runs, members and non-members: run_id, split, sample_id, loss,
+    each run's examples in sample-id order (so a member is at one position in every run)."""
+    return frame(con, "SELECT run_id, split, sample_id, loss FROM samples WHERE list_contains(?, run_id) "
+                      "AND role = ? AND loss IS NOT NULL ORDER BY run_id, split, sample_id", [list(run_ids), role])
 
 
 def features(con, run_id: str, names: Sequence[str]) -> list[tuple]:
@@ -549,6 +550,12 @@ def member_overlap(con, run_id: str) -> tuple[int, int, int, int, int]:
         "FROM samples WHERE run_id = ? AND split = 'member' GROUP BY sample_id) "
         "SELECT count(*), count(*) FILTER (t AND b AND s), count(*) FILTER (t AND b), "
         "count(*) FILTER (t AND NOT b), count(*) FILTER (s AND t AND NOT b) FROM m", [run_id]).fetchone()
+
+
+def member_verdicts(con, run_ids: Sequence[str]) -> list[tuple[str, str, str, bool]]:
+    """(run_id, sample_id, role, memorized) of every member the runs tested: the clusters of a pooled share."""
+    return con.execute("SELECT run_id, sample_id, role, memorized FROM samples WHERE list_contains(?, run_id) "
+                       "AND split = 'member' ORDER BY run_id, sample_id, role", [list(run_ids)]).fetchall()
 
 
 def repeats_and_verdicts(con, run_id: str) -> list[tuple[int, bool]]:

@@ -1,0 +1,108 @@
+"""Pooled shares over seeds that share one member sample: the design effect and where it is applied."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.measure.audit import check
+from harness.measure.clusters import design, member_totals, overlap_sets
+from harness.measure.stats import design_effect, rate_ratio, wilson
+from harness.protocol.reproduce import FINDINGS, aggregate
+from tests.conftest import ROOT
+
+BY_NAME = {f.name: f for f in FINDINGS}
+
+
+def test_independent_seeds_have_no_design_effect_and_identical_ones_the_number_of_seeds():
+    rng = np.random.default_rng(0)
+    independent = rng.random((4000, 3)) < 0.1  # member x seed verdicts drawn independently
+    assert 1.0 <= design_effect(independent.sum(1).tolist(), [3] * 4000) < 1.15
+    identical = np.repeat(rng.random((4000, 1)) < 0.1, 3, axis=1)  # a member memorized at every seed or none
+    assert design_effect(identical.sum(1).tolist(), [3] * 4000) == 3.0  # the most 3 seeds can add
+    assert design_effect([0] * 50, [3] * 50) == 1.0  # nothing memorized: no variance to estimate
+
+
+def test_the_design_effect_is_the_variance_of_resampled_members():
+    """The pooled share's variance when the members are drawn again (a bootstrap over members) is
+    the binomial variance times the design effect: what the widened interval is for."""
+    rng = np.random.default_rng(1)
+    n, seeds = 1500, 3
+    propensity = rng.beta(0.3, 2.0, n)  # members differ in how memorable they are, as repeats make them
+    y = (rng.random((n, seeds)) < propensity[:, None]).sum(1)
+    p = y.sum() / (n * seeds)
+    boot = [y[idx].sum() / (n * seeds) for idx in rng.integers(0, n, (3000, n))]
+    deff = design_effect(y.tolist(), [seeds] * n)
+    assert 1.5 < deff < 3.0
+    assert np.var(boot) == pytest.approx(deff * p * (1 - p) / (n * seeds), rel=0.12)
+
+
+def test_a_designed_interval_is_wilson_on_the_effective_counts():
+    p, lo, hi = wilson(228, 1536, 2.5)
+    assert p == pytest.approx(228 / 1536)
+    assert (lo, hi) == pytest.approx(wilson(228 / 2.5, 1536 / 2.5)[1:])
+    assert hi - lo > (wilson(228, 1536)[2] - wilson(228, 1536)[1]) * 1.5
+    assert wilson(0, 1536, 3.0)[1] == 0.0 and wilson(20, 20, 3.0)[2] == 1.0
+    r, rlo, rhi = rate_ratio(228, 1536, 30, 1536, 2.6, 1.0)
+    assert r == pytest.approx(7.6) and math.log(rhi / rlo) > math.log(rate_ratio(228, 1536, 30, 1536)[2]
+                                                                       / rate_ratio(228, 1536, 30, 1536)[1])
+
+
+def test_member_totals_sum_each_count_over_the_runs():
+    rows = [("r1", "a", "teacher", True), ("r1", "a", "baseline", False), ("r1", "a", "student", True),
+            ("r1", "b", "teacher", True), ("r1", "b", "baseline", True), ("r1", "b", "student", True),
+            ("r2", "a", "teacher", True), ("r2", "a", "baseline", False), ("r2", "a", "student", False),
+            ("r2", "b", "teacher", False), ("r2", "b", "baseline", True), ("r2", "b", "student", False)]
+    t = member_totals(rows)
+    assert t["n_members"] == [2, 2] and t["memorized_teacher"] == [2, 1] and t["memorized_student"] == [1, 1]
+    assert t["teacher_exclusive"] == [2, 0] and t["inherited"] == [1, 0] and t["easy"] == [0, 1]
+    assert overlap_sets({"teacher": {1, 2}, "baseline": {2}, "student": {1}})["inherited"] == {1}
+    assert design(t["inherited"], t["teacher_exclusive"], 1, 2, 2) == design_effect([1, 0], [2, 0])
+    assert design(t["inherited"], t["teacher_exclusive"], 5, 9, 2) == 2.0  # totals that disagree: the bound
+
+
+def test_reproduce_pools_with_the_members_design_effect_or_the_number_of_seeds():
+    f = BY_NAME["hard-KD reduction"]  # baseline / hard-KD student
+    seeds = [(79, 512, 76, 512), (75, 512, 78, 512), (74, 512, 73, 512)]
+    # without the members' totals, each rate's design effect is the number of seeds, its largest
+    assert aggregate(f, seeds).lo == pytest.approx(rate_ratio(228, 1536, 227, 1536, 3.0, 3.0)[1])
+    base = [3] * 76 + [0] * 436  # 76 members memorized at every seed (228), as duplicates are
+    student = [3] * 75 + [2] + [0] * 436  # 227
+    tested = [3] * 512
+    row = aggregate(f, seeds, [base, tested, student, tested])
+    assert (row.lo, row.hi) == pytest.approx(rate_ratio(228, 1536, 227, 1536, design_effect(base, tested),
+                                                        design_effect(student, tested))[1:])
+    assert design_effect(student, tested) < 3.0  # one member memorized at 2 seeds of 3
+
+
+def test_the_shipped_boards_intervals_carry_the_seeds_design_effect():
+    from harness.leaderboard import board as B
+    from harness.store.read import member_verdicts
+
+    snapshot = ROOT / "leaderboards" / "default.duckdb"
+    with B.connect(snapshot) as con:
+        rows = B.board(con)
+        soft = rows[rows["method"] == "soft-kd"].iloc[0]
+        base = rows[rows["reference"]].iloc[0]
+        ids = B.run_ids(soft["run_id"])
+        verdicts = member_verdicts(con, ids)
+    t = member_totals(verdicts)
+    deff = design_effect(t["memorized_baseline"], t["n_members"])
+    assert 2.0 < deff <= 3.0  # the baseline memorizes the 16x members at every seed
+    k = sum(t["memorized_baseline"])
+    assert (base["mem_rate_baseline_lo"], base["mem_rate_baseline_hi"]) == pytest.approx(wilson(k, 1536, deff)[1:])
+    naive = wilson(k, 1536)
+    assert base["mem_rate_baseline_hi"] - base["mem_rate_baseline_lo"] > 1.4 * (naive[2] - naive[1])
+
+
+def test_the_bound_checks_tpr_counts_seeds_that_flag_the_same_members_once():
+    rng = np.random.default_rng(2)
+    nonmembers = rng.normal(0.0, 1.0, 1000)
+    members = rng.normal(0.5, 1.0, 1000)
+    [same] = check([(members, nonmembers)] * 3, math.inf, 0.0, (0.05,))  # three identical seeds
+    k = 3 * int((members > np.sort(nonmembers)[::-1][50]).sum())
+    assert (same.tpr, same.tpr_lo, same.tpr_hi) == pytest.approx(wilson(k, 3000, 3.0))
+    [fresh] = check([(rng.normal(0.5, 1.0, 1000), nonmembers) for _ in range(3)], math.inf, 0.0, (0.05,))
+    assert fresh.tpr_hi - fresh.tpr_lo < 0.7 * (same.tpr_hi - same.tpr_lo)  # independent seeds: 3,000 tests
