@@ -443,7 +443,8 @@ def reproduce_view(found) -> None:
     st.markdown("[← back to the board](?)")
     st.header("Reproducing the studies")
     st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
-               "figure here (95% interval: shares and ratios from counts pooled over seeds, differences and AUCs "
+               "figure here (95% interval: shares and ratios from counts pooled over seeds, each member one cluster, "
+               "differences and AUCs "
                "over seeds), the verdict (holds only when the whole interval is on the published side at every "
                "seed), and the magnitude against the published figure. `harness reproduce` adds one.")
     if found is None:
