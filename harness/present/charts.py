@@ -43,7 +43,7 @@ def rate_scale(values) -> alt.Scale:
     return alt.Scale(domain=[0, top * 1.05 if top > 0 else 0.01], nice=False, padding=12)
 
 
-def finish(chart, height: int | None = None):
+def finish(chart, height=None):
     """Every chart: SVG renderer, wide labels, no truncated titles."""
     if height is not None:
         chart = chart.properties(height=height)
@@ -52,23 +52,27 @@ def finish(chart, height: int | None = None):
 
 
 def chart_roles(rates: pd.DataFrame, order: list[str]) -> alt.Chart:
-    """Each method's student as a bar; the teacher and the baseline, shared by all methods, as two lines."""
+    """Each method's student as a bar, a row per method (every name readable, in board order); the
+    teacher and the baseline, shared by all methods, as two lines labelled at the top."""
     student = rates[rates["role"] == "student"]
     refs = rates[rates["role"] != "student"].groupby("role", as_index=False)["rate"].mean()
     refs["label"] = [f"{r} {100 * v:.1f}%" for r, v in zip(refs["role"], refs["rate"])]
     axis = rate_axis([*rates["rate"], *rates["hi"]], "members memorized")
     scale = rate_scale([*rates["rate"], *rates["hi"]])
-    x = alt.X("method:N", title=None, sort=order, axis=alt.Axis(labelAngle=-30, labelLimit=130))
+    y = alt.Y("method:N", title=None, sort=order, axis=alt.Axis(labelLimit=260))
     color = alt.Color("role:N", scale=role_scale(), legend=alt.Legend(orient="top", title=None))
-    y = alt.Y("rate:Q", axis=axis, scale=scale)  # one y for every layer: one axis, not one per layer
+    x = alt.X("rate:Q", axis=axis, scale=scale)  # one x for every layer: one axis, not one per layer
     bars = alt.Chart(student).mark_bar().encode(
-        x=x, y=y, color=color, tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
+        y=y, x=x, color=color, tooltip=["method", "role", alt.Tooltip("rate:Q", format=".1%"), "seeds"])
     whiskers = alt.Chart(student).mark_rule(color="black").encode(
-        x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q")
-    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(y=y, color=color)
-    labels = alt.Chart(refs).mark_text(align="right", dy=-7, x="width", dx=-2, fontSize=12).encode(
-        y=y, text="label:N", color=color)
-    return finish(bars + whiskers + lines + labels, 280)
+        y=y, x=alt.X("lo:Q", axis=axis, scale=scale), x2="hi:Q")
+    lines = alt.Chart(refs).mark_rule(strokeDash=[6, 3], strokeWidth=2).encode(x=x, color=color)
+    # above the plot, the higher line's label to its right and the other's to its left: never stacked
+    top = refs["rate"].max() if not refs.empty else 0.0
+    labels = [alt.Chart(refs[(refs["rate"] == top) == right]).mark_text(
+        align="left" if right else "right", dx=4 if right else -4, y=-6, fontSize=12).encode(
+        x=x, text="label:N", color=color) for right in (True, False)]
+    return finish(alt.layer(bars, whiskers, lines, *labels), alt.Step(22))  # 22 px a method: every name shown
 
 
 DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "bound": "#444444", "soft-kd": "#ff7f0e",
