@@ -352,7 +352,8 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
                      f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by student memorization, then "
                      "the strongest attack; =N a rank the 95% intervals cannot separate · rates pool the seeds' "
-                     f"counts (– : fewer than {MIN_COUNT} memorized members) · ◦ marks the baseline"))
+                     f"counts, each member the seeds share one cluster in the intervals (– : fewer than {MIN_COUNT} "
+                     "memorized members) · ◦ marks the baseline"))
     for note in B.caveats(group):
         st.badge(note, icon=":material/warning:", color="orange")
     note = B.regime(con, runs["run_id"].tolist()) if not runs.empty else None
