@@ -1,7 +1,7 @@
 """Each member's counts summed over seeds: what a pooled share's design effect rests on.
 
 The seeds of a board or a reproduction test one sample of members, so a member's verdicts at the
-seeds are one cluster, not independent trials (docs/protocol.md, "Pooled counts"). The overlap sets
+seeds are one cluster, not independent trials (docs/protocol.md, "The seeds share their members"). The overlap sets
 are defined here once, for one run (`harness.measure.metrics`) and for the clusters alike. Torch-free,
 so the leaderboard app can read them.
 """
