@@ -4,7 +4,7 @@
 
 Starts `streamlit run harness/present/app.py`, drives Chromium over its DevTools protocol (tests/chromium.py, the
 same driver the browser test uses) until the board and its charts have rendered, then captures
-the whole page; with --parts, also the headline card, the privacy-utility plane and the
+the whole page; with --parts, also the headline card, the privacy-and-utility chart and the
 k-extractability chart and the DP-SGD epsilon chart (where the board has one), each on its own.
 """
 

@@ -511,8 +511,9 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
                 "(95% intervals over seeds)")
     with st.container(key=f"roles_{key}"):
         st.altair_chart(chart_roles(B.of_board(B.role_rates(con, sub), keys), order), width="stretch")
-    st.markdown("**Privacy–utility plane**: the frontier (dashed, diamonds) counts memorization, the best "
-                "attack's AUC and perplexity")
+    st.markdown("**Privacy and utility**, a row per method: student memorization (95% interval), the best "
+                "attack's AUC and validation perplexity; diamonds mark the frontier (no method is better on all "
+                "three), grey methods are outside the utility band, the dotted line is the baseline")
     with st.container(key=f"plane_{key}"):
         st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
     st.markdown("**k-extractability**: share of members whose first k suffix tokens the greedy continuation "

@@ -1,7 +1,8 @@
 """The leaderboard app's charts (Altair): each a function from a frame to a chart, read without a legend hunt.
 
 Every chart renders as SVG (the browser test measures its text boxes for overlaps), with wide labels
-and no truncated titles (`finish`); roles and methods keep one colour each across charts.
+and no truncated titles (`finish`); roles keep one colour each across charts, and methods are named
+on an axis or a line, not by a colour to look up.
 """
 
 from __future__ import annotations
@@ -14,21 +15,12 @@ import pandas as pd
 from harness.leaderboard import board as B
 
 ROLE_COLOR = {"teacher": "#d62728", "baseline": "#7f7f7f", "student": "#1f77b4"}
-METHOD_PALETTE = ["#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#aec7e8",
-                  "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"]
 BASELINE = "baseline"
 SVG = {"embedOptions": {"renderer": "svg"}}  # text marks as SVG: the browser test measures their boxes
 
 
 def role_scale(roles=tuple(ROLE_COLOR)) -> alt.Scale:
     return alt.Scale(domain=list(roles), range=[ROLE_COLOR[r] for r in roles])
-
-
-def method_scale(methods: list[str]) -> alt.Scale:
-    """A colour per method in board order, the baseline in its role colour."""
-    colors = [ROLE_COLOR["baseline"] if m == BASELINE else METHOD_PALETTE[i % len(METHOD_PALETTE)]
-              for i, m in enumerate(methods)]
-    return alt.Scale(domain=list(methods), range=colors)
 
 
 def rate_axis(values, title: str) -> alt.Axis:
@@ -133,30 +125,48 @@ def plane_points(group: pd.DataFrame) -> pd.DataFrame:
     return pts
 
 
+STANDING = {"ranked": "#1f77b4", BASELINE: ROLE_COLOR["baseline"], "not ranked": "#c7c7c7"}
+
+
 def chart_plane(group: pd.DataFrame) -> alt.Chart:
-    """Memorization against perplexity, a colour per method named in the legend (no labels to collide)."""
+    """Privacy against utility, a row per method in board order, named on the axis (no legend to hunt):
+    student memorization, the best attack's AUC and validation perplexity side by side. Diamonds mark
+    the frontier (no method is better on all three); colour says ranked, the baseline, or outside the
+    utility band; the baseline's figure is a dotted line in each panel."""
     pts = plane_points(group)
+    pts["standing"] = [BASELINE if ref else ("ranked" if ranked else "not ranked")
+                       for ref, ranked in zip(pts["reference"], pts["ranked"].fillna(False).astype(bool))]
     order = pts["label"].tolist()
-    # log scale: perplexity is exp(loss), and one method that stops learning must not flatten the rest
-    x = alt.X("val_ppl_student:Q", title="validation perplexity, log scale (lower is more useful)",
-              scale=alt.Scale(type="log", nice=False))
-    y = alt.Y("mem_rate_student:Q", axis=rate_axis(pts["mem_rate_student"], "student memorization"),
-              scale=rate_scale(pts["mem_rate_student"]))
-    front = pts[pts["on_frontier"]].sort_values("val_ppl_student")
-    line = alt.Chart(front).mark_line(strokeDash=[4, 3], color="#333333").encode(x=x, y=y)
-    dots = alt.Chart(pts).mark_point(size=150, filled=True, opacity=0.85, stroke="black").encode(
-        x=x, y=y, color=alt.Color("label:N", scale=method_scale(order), sort=order,
-                                  legend=alt.Legend(title="method (board order)", orient="right", columns=2, rowPadding=5,
-                                                    symbolStrokeWidth=0,
-                                                    symbolSize=70, labelFontSize=12)),
-        shape=alt.Shape("status:N", scale=alt.Scale(domain=["on the frontier", "dominated"],
-                                                    range=["diamond", "circle"]),
-                        legend=alt.Legend(title=None, orient="top")),
-        strokeWidth=alt.condition("datum.on_frontier", alt.value(1.5), alt.value(0)),
-        tooltip=["method", "status", alt.Tooltip("mem_rate_student:Q", format=".2%", title="memorization"),
-                 alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
-                 alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")])
-    return finish(line + dots, max(320, 18 * len(order) + 60))
+    base = pts[pts["reference"]]
+    color = alt.Color("standing:N", scale=alt.Scale(domain=list(STANDING), range=list(STANDING.values())),
+                      legend=alt.Legend(orient="top", title=None, labelFontSize=12))
+    shape = alt.Shape("status:N", scale=alt.Scale(domain=["on the frontier", "dominated"], range=["diamond", "circle"]),
+                      legend=alt.Legend(orient="top", title=None, labelFontSize=12))
+    tip = ["method", "status", alt.Tooltip("mem_rate_student:Q", format=".2%", title="memorization"),
+           alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
+           alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")]
+    panels = []
+    for i, (field, axis, scale) in enumerate((
+            ("mem_rate_student", rate_axis([*pts["mem_rate_student"], *pts["mem_rate_student_hi"]],
+                                           "student memorization"),
+             rate_scale([*pts["mem_rate_student"], *pts["mem_rate_student_hi"]])),
+            ("best_attack_auc", alt.Axis(title="best attack's AUC (0.5: chance)", tickCount=5), alt.Scale(zero=False)),
+            # log: perplexity is exp(loss), and one student that stops learning must not flatten the rest
+            ("val_ppl_student", alt.Axis(title="validation perplexity, log scale", tickCount=5),
+             alt.Scale(type="log", nice=False)))):
+        y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260) if i == 0 else None)
+        x = alt.X(f"{field}:Q", axis=axis, scale=scale)
+        layers = []
+        if field == "mem_rate_student":
+            layers.append(alt.Chart(pts).mark_rule(color="#555555").encode(
+                y=y, x=alt.X("mem_rate_student_lo:Q", axis=axis, scale=scale), x2="mem_rate_student_hi:Q"))
+        if not base.empty and field in base:
+            layers.append(alt.Chart(base).mark_rule(strokeDash=[2, 2], color=ROLE_COLOR["baseline"]).encode(x=x))
+        layers.append(alt.Chart(pts).mark_point(size=110, filled=True, opacity=0.9).encode(
+            y=y, x=x, color=color, shape=shape, tooltip=tip,
+            stroke=alt.condition("datum.on_frontier", alt.value("black"), alt.value(None))))
+        panels.append(alt.layer(*layers).properties(width=300, height=alt.Step(20)))
+    return finish(alt.hconcat(*panels, spacing=24).resolve_scale(y="shared"))
 
 
 def chart_overlap(df: pd.DataFrame) -> alt.Chart:
