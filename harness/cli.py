@@ -337,7 +337,9 @@ def _main(argv: list[str] | None) -> int:
     if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
-        return _COMMANDS[args.command](args, argv)
+        code = _COMMANDS[args.command](args, argv)
+        processes.finish(wait=True)  # every process finished the command: leave the group together
+        return code
     except UsageError as err:
         print(one_line(f"harness {args.command}: error: {err}"), file=sys.stderr)
         return 2

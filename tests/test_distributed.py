@@ -133,7 +133,7 @@ local = sum(p.to_local().numel() for p in model.parameters())
 state = sharding.full_state_dict(model)
 whole = sum(v.numel() for v in state.values() if v.is_floating_point())
 print(f"rank {processes.rank()}: holds {local} of {total} parameters; full state {whole}", flush=True)
-processes.finish()  # as the CLI does: gloo threads left at exit can abort the process
+processes.finish(wait=True)  # as the CLI does: a rank that leaves mid-message aborts the other
 """
 
 

@@ -58,12 +58,18 @@ def _dist():
     return dist
 
 
-def finish() -> None:
-    """Leave the process group, if this process joined one (torch warns at exit otherwise)."""
+def finish(wait: bool = False) -> None:
+    """Leave the process group, if this process joined one (torch warns at exit otherwise).
+
+    `wait`: every process got here, so first wait for the others: one that leaves while another's
+    last gloo message is in flight tears down its threads mid-message and aborts ("terminate called
+    without an active exception"). Not on an error path, where the others may never arrive."""
     if world() > 1 and _dist.cache_info().currsize:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 
