@@ -292,24 +292,28 @@ def measure(figures: Mapping[int, Runs], seeds: Sequence[int],
             verdicts: Mapping[int, Mapping[str, list]] | None = None) -> list[Row]:
     """Every finding from each seed's runs; `verdicts`, each seed's runs' per-member verdicts
     (`seed_verdicts`), give the pooled shares their design effects."""
+    totals: dict[tuple, dict[str, list[int]] | None] = {}  # (run, seeds) -> its members' totals, summed once
     rows = []
     for f in FINDINGS:
         values = [f.measure(figures.get(seed, {})) for seed in seeds]
-        counted = [seed for seed, v in zip(seeds, values) if not _missing(v)]
+        counted = tuple(seed for seed, v in zip(seeds, values) if not _missing(v))
         wanted = getattr(f.measure, "wanted", ())
-        members = [_members_of(verdicts, counted, run, name) for run, name in wanted] if verdicts else []
+        members = [_members_of(verdicts, counted, run, name, totals) for run, name in wanted] if verdicts else []
         rows.append(aggregate(f, values, members))
     return rows
 
 
-def _members_of(verdicts: Mapping[int, Mapping[str, list]], seeds: Sequence[int], run: str,
-                name: str) -> list[int] | None:
-    """The per-member totals of one run's count over the seeds, or None where a seed lacks its verdicts."""
+def _members_of(verdicts: Mapping[int, Mapping[str, list]], seeds: tuple[int, ...], run: str, name: str,
+                totals: dict[tuple, dict[str, list[int]] | None]) -> list[int] | None:
+    """The per-member totals of one run's count over the seeds, or None where a seed lacks its verdicts;
+    each run's totals over a set of seeds are summed once, in `totals`, for every finding that reads them."""
     run, name = ALIASES.get((run, name), (run, name))
-    rows = [verdicts.get(seed, {}).get(run) for seed in seeds]
-    if not seeds or any(not r for r in rows):
-        return None
-    return member_totals(row for seed_rows in rows for row in seed_rows).get(name)
+    if (run, seeds) not in totals:
+        rows = [verdicts.get(seed, {}).get(run) for seed in seeds]
+        totals[run, seeds] = (None if not seeds or any(not r for r in rows)
+                              else member_totals(row for seed_rows in rows for row in seed_rows))
+    found = totals[run, seeds]
+    return None if found is None else found.get(name)
 
 
 # Counts whose members are another run's: the filtered run's "before" is its source run's student.
