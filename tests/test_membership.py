@@ -1,4 +1,5 @@
-"""Membership-inference figures on hand-built scores, and the vectorized bootstrap against sklearn."""
+"""Membership-inference figures on hand-built scores, and the vectorized bootstrap against sklearn
+and against the per-resample rank-sum bootstrap it replaced."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import zlib
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from harness.measure import membership
 from harness.measure.membership import (
     FPRS,
     MIN_FALSE_POSITIVES,
     attack_figures,
-    batch_auc,
-    batch_tpr,
+    resampled_figures,
     roc_points,
     zlib_entropy,
 )
@@ -25,6 +27,25 @@ KEYS = ["auc", "auc_lo", "auc_hi", "tpr_1", "tpr_1_lo", "tpr_1_hi", "tpr_0.1", "
 def sk_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
     f, t, _ = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg], drop_intermediate=False)
     return float(t[f <= fpr].max())
+
+
+def rank_sum_intervals(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: int) -> dict[str, float]:
+    """The bootstrap intervals as attack_figures drew and computed them before resampled_figures: the
+    same draws, each resample materialized, its AUC from average ranks, its TPR from a partition."""
+    rng = np.random.default_rng(seed)
+    bp = pos[rng.integers(0, len(pos), (n_boot, len(pos)))]
+    bn = neg[rng.integers(0, len(neg), (n_boot, len(neg)))]
+    ranks = rankdata(np.concatenate([bp, bn], axis=1), axis=1)
+    boot = {"auc": (ranks[:, :len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))}
+    for a in FPRS:
+        if a * len(neg) >= MIN_FALSE_POSITIVES:
+            k = int(np.count_nonzero(np.arange(len(neg) + 1) / len(neg) <= a)) - 1
+            cut = np.partition(bn, len(neg) - 1 - k, axis=1)[:, len(neg) - 1 - k]
+            boot[f"tpr_{membership.fpr_name(a)}"] = (bp > cut[:, None]).mean(axis=1)
+    out = {}
+    for name, values in boot.items():
+        out[f"{name}_lo"], out[f"{name}_hi"] = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+    return out
 
 
 def test_auc_by_hand():
@@ -63,24 +84,86 @@ def test_a_tpr_the_nonmembers_cannot_resolve_is_nan():
     assert not math.isnan(f["auc"])
 
 
-@pytest.mark.parametrize("seed, kind", list(enumerate(["normal", "ties", "tiny", "shifted_ties"])))
-def test_batch_functions_match_sklearn(seed, kind):
+@pytest.mark.parametrize("seed, kind", list(enumerate(["normal", "ties", "tiny", "shifted_ties", "shared_values",
+                                                      "other_sizes"])))
+def test_resampled_figures_match_sklearn_on_each_resample(seed, kind, monkeypatch):
+    monkeypatch.setattr(membership, "BLOCK_ROWS", 7)  # 25 resamples in blocks of 7, 7, 7 and 4
     rng = np.random.default_rng(seed)
     sets = {
         "normal": (rng.normal(0.5, 1, 300), rng.normal(0, 1, 400)),
         "ties": (rng.integers(0, 4, 120).astype(float), rng.integers(0, 4, 150).astype(float)),
         "tiny": (rng.normal(1, 1, 3), rng.normal(0, 1, 5)),
         "shifted_ties": (rng.integers(1, 4, 1000).astype(float), rng.integers(0, 3, 2000).astype(float)),
+        # members on, between, below and above the non-members' values, many tied across the two sets
+        "shared_values": (rng.integers(0, 30, 200) / 2, rng.integers(2, 12, 1500).astype(float)),
+        "other_sizes": (rng.normal(0.3, 1, 80), rng.integers(-3, 4, 700).astype(float)),
     }
     pos, neg = sets[kind]
-    ip, ineg = rng.integers(0, len(pos), (25, len(pos))), rng.integers(0, len(neg), (25, len(neg)))
-    bp, bn = np.vstack([pos, pos[ip]]), np.vstack([neg, neg[ineg]])  # row 0 is the original data
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    expected_auc = [roc_auc_score(y, np.r_[p, n]) for p, n in zip(bp, bn)]
-    np.testing.assert_allclose(batch_auc(bp, bn), expected_auc, rtol=0, atol=1e-12)
-    for fpr in (*FPRS, 0.05, 0.3):
-        expected = [sk_tpr(p, n, fpr) for p, n in zip(bp, bn)]
-        np.testing.assert_array_equal(batch_tpr(bp, bn, fpr), expected)
+    m_pos, m_neg = (37, 1200) if kind == "other_sizes" else (len(pos), len(neg))  # resamples of other sizes
+    ip, ineg = rng.integers(0, len(pos), (25, m_pos)), rng.integers(0, len(neg), (25, m_neg))
+    if kind != "other_sizes":  # row 0 is the original data
+        ip[0], ineg[0] = np.arange(len(pos)), np.arange(len(neg))
+    fprs = (*FPRS, 0.05, 0.3, 0.999, 1.0)
+    got = resampled_figures(pos, neg, ip, ineg, fprs)
+    y = np.r_[np.ones(m_pos), np.zeros(m_neg)]
+    expected_auc = [roc_auc_score(y, np.r_[pos[p], neg[n]]) for p, n in zip(ip, ineg)]
+    np.testing.assert_allclose(got["auc"], expected_auc, rtol=0, atol=1e-12)
+    for fpr in fprs:
+        expected = [sk_tpr(pos[p], neg[n], fpr) for p, n in zip(ip, ineg)]
+        np.testing.assert_array_equal(got[f"tpr_{membership.fpr_name(fpr)}"], expected)
+
+
+def test_resampled_figures_refuse_draws_that_do_not_pair():
+    with pytest.raises(ValueError, match="same B"):
+        resampled_figures(np.arange(3.0), np.arange(4.0), np.zeros((2, 3), int), np.zeros((3, 4), int))
+    with pytest.raises(ValueError, match="m >= 1"):
+        resampled_figures(np.arange(3.0), np.arange(4.0), np.zeros((2, 0), int), np.zeros((2, 4), int))
+    with pytest.raises(ValueError, match="m >= 1"):
+        resampled_figures(np.arange(3.0), np.arange(4.0), np.zeros((0, 3), int), np.zeros((0, 4), int))
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_point_estimates_are_sklearns(kind):
+    rng = np.random.default_rng(11)
+    if kind == "normal":
+        pos, neg = rng.normal(1.5, 1, 512), rng.normal(0, 1, 12_000)
+    else:
+        pos, neg = rng.integers(0, 40, 300).astype(float), rng.integers(0, 30, 20_000).astype(float)
+    f = attack_figures(pos, neg, n_boot=20)
+    assert f["auc"] == roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
+    for a in FPRS:
+        assert f[f"tpr_{membership.fpr_name(a)}"] == sk_tpr(pos, neg, a)
+    assert 0 < f["tpr_0.1"] <= f["tpr_1"] < 1  # the cases are not degenerate
+    for name in ("auc", "tpr_1", "tpr_0.1"):
+        assert f[f"{name}_lo"] < f[f"{name}_hi"]
+
+
+def test_intervals_are_the_rank_sum_bootstraps_on_the_same_draws():
+    # One chunk draws exactly the resamples the per-resample rank-sum bootstrap drew at the same seed,
+    # and every resample's figures agree exactly, so the percentile intervals do too.
+    rng = np.random.default_rng(12)
+    pos, neg = np.round(rng.normal(0.6, 1, 400), 1), np.round(rng.normal(0, 1, 12_000), 1)  # ties throughout
+    f = attack_figures(pos, neg, n_boot=300, seed=7)
+    old = rank_sum_intervals(pos, neg, 300, 7)
+    assert len(old) == 6
+    assert {k: f[k] for k in old} == old
+
+
+def test_chunked_draws_are_fresh_and_as_wide(monkeypatch):
+    # Split the draws into chunks of 64; each chunk must draw new resamples, and the intervals stay
+    # as wide as the rank-sum bootstrap's (other draws, so within Monte Carlo error, not equal).
+    rng = np.random.default_rng(13)
+    pos, neg = rng.normal(0.5, 1, 1000), rng.normal(0, 1, 3000)
+    monkeypatch.setattr(membership, "CHUNK_BYTES", 8 * 4000 * 64)
+    boot = membership._bootstrap(pos, neg, 1000, 0, list(FPRS))
+    assert len(boot["auc"]) == 1000 and len(np.unique(boot["auc"])) > 900
+    assert not np.array_equal(boot["auc"][:64], boot["auc"][64:128])
+    f = attack_figures(pos, neg, n_boot=1000, seed=0)
+    old = rank_sum_intervals(pos, neg, 1000, 1)
+    for name in ("auc", "tpr_1"):  # 3,000 non-members leave 0.1% FPR unresolved
+        assert f[f"{name}_lo"] <= f[name] <= f[f"{name}_hi"]
+        width, old_width = f[f"{name}_hi"] - f[f"{name}_lo"], old[f"{name}_hi"] - old[f"{name}_lo"]
+        assert width == pytest.approx(old_width, rel=0.1), name
 
 
 def test_interval_contains_estimate_and_narrows():
