@@ -9,7 +9,7 @@ import pytest
 
 from harness.measure.audit import check
 from harness.measure.clusters import design, member_totals, overlap_sets
-from harness.measure.stats import design_effect, rate_ratio, wilson
+from harness.measure.stats import Z95, crossed_design_effect, design_effect, rate_ratio, wilson
 from harness.protocol.reproduce import FINDINGS, aggregate
 from tests.conftest import ROOT
 
@@ -22,7 +22,64 @@ def test_independent_seeds_have_no_design_effect_and_identical_ones_the_number_o
     assert 1.0 <= design_effect(independent.sum(1).tolist(), [3] * 4000) < 1.15
     identical = np.repeat(rng.random((4000, 1)) < 0.1, 3, axis=1)  # a member memorized at every seed or none
     assert design_effect(identical.sum(1).tolist(), [3] * 4000) == 3.0  # the most 3 seeds can add
-    assert design_effect([0] * 50, [3] * 50) == 1.0  # nothing memorized: no variance to estimate
+    assert design_effect([0] * 50, [3] * 50) == 3.0  # nothing memorized: no variance to estimate, the largest
+
+
+def test_nothing_memorized_rests_on_the_members_not_the_pooled_tests():
+    _, lo, hi = wilson(0, 1536, design([0] * 512, [3] * 512, 0, 1536, 3, [0, 0, 0]))
+    assert lo == 0.0 and hi == pytest.approx(wilson(0, 512)[2]) and 0.0074 < hi < 0.0075  # 512 clusters, not 1,536
+    assert crossed_design_effect([0, 0, 0], [0] * 512) == 3.0 and design_effect([3] * 20, [3] * 20) == 3.0
+
+
+def test_the_crossed_design_effect_is_the_two_way_anova_of_the_verdicts():
+    """From the counts by seed and by member alone, it is the ANOVA moment estimate on the whole 0/1 table."""
+    rng = np.random.default_rng(4)
+    y = (rng.random((3, 400)) < rng.beta(0.3, 2.0, 400) * rng.uniform(0.3, 1.7, (3, 1))).astype(float)
+    s, n = y.shape
+    grand, by_seed, by_member = y.mean(), y.mean(1), y.mean(0)
+    ms_seed = n * ((by_seed - grand) ** 2).sum() / (s - 1)
+    ms_member = s * ((by_member - grand) ** 2).sum() / (n - 1)
+    ms_resid = ((y - by_seed[:, None] - by_member + grand) ** 2).sum() / ((s - 1) * (n - 1))
+    var = (ms_seed + ms_member - ms_resid) / (s * n)
+    assert var > ms_member / (s * n)  # the seeds' variance is there, above the floor
+    deff = crossed_design_effect(y.sum(1).tolist(), y.sum(0).tolist())
+    assert deff == pytest.approx(var / (grand * (1 - grand) / (s * n)))
+    assert deff > 1.5 * design_effect(y.sum(0).tolist(), [s] * n)  # Kish holds the seeds fixed
+
+
+def test_the_crossed_variance_is_that_of_a_fresh_draw_of_members_and_seeds():
+    rng = np.random.default_rng(3)
+    boards, s, n = 2000, 3, 512
+    p = np.minimum(1, rng.beta(0.3, 2.0, (boards, 1, n)) * rng.uniform(0.5, 1.5, (boards, s, 1)))
+    y = rng.random((boards, s, n)) < p
+    rate = y.mean((1, 2))
+    estimated = [crossed_design_effect(v.sum(1).tolist(), v.sum(0).tolist()) * r * (1 - r) / (s * n)
+                 for v, r in zip(y, rate)]
+    assert np.mean(estimated) == pytest.approx(np.var(rate, ddof=1), rel=0.1)  # unbiased but for its floors
+
+
+def test_seeds_that_disagree_widen_the_interval_and_only_where_every_seed_tests_every_member():
+    num = [2, 2, 2, 1, 1, 1] + [0] * 506  # 6, 0 and 3 memorized by seed: 3 members at two seeds, 3 at one
+    kish = design(num, [3] * 512, 9, 1536, 3)
+    both = design(num, [3] * 512, 9, 1536, 3, [6, 0, 3])
+    assert kish == design_effect(num, [3] * 512) < 2 and both == crossed_design_effect([6, 0, 3], num) > 3.5
+    assert wilson(9, 1536, both)[2] > 0.019 > 0.0133 > wilson(9, 1536, kish)[2]  # a bootstrap gives 1.56%
+    assert design(num, [3] * 512, 9, 1536, 3, [3, 3, 3]) == pytest.approx(kish)  # steady seeds add nothing
+    assert design(num, [3] * 511 + [2], 9, 1535, 3, [6, 0, 3]) == design_effect(num, [3] * 511 + [2])  # unbalanced
+    assert design(num, [3] * 512, 9, 1536, 3, [6, 0, 2]) == kish  # counts that disagree with the totals
+    assert crossed_design_effect([512, 0, 0], [1] * 512) == 512  # at most the members: n / deff never below S
+
+
+def test_an_interval_on_few_effective_counts_reaches_down_to_the_exact_one():
+    from scipy.stats import beta
+
+    for k, deff in ((1, 1.0), (2, 1.0), (9, 1.66), (20, 3.0)):
+        x, n = k / deff, 1536 / deff
+        assert wilson(k, 1536, deff)[1] == pytest.approx(min(wilson(x, n)[1], beta.ppf(0.025, x, n - x + 1)))
+    assert wilson(1, 1536)[1] < 0.1 / 1536  # Wilson's own, 0.18 / 1536, misses an expected 0.1 whenever 1 turns up
+    p, lo, hi = wilson(228, 1536, 2.5)  # 91 effective: Wilson's
+    assert lo == pytest.approx((p + Z95**2 / (2 * 614.4) - Z95 * math.sqrt(p * (1 - p) / 614.4 + Z95**2 / 614.4**2 / 4))
+                               / (1 + Z95**2 / 614.4))
 
 
 def test_the_design_effect_is_the_variance_of_resampled_members():

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from harness.contract.specs import ROLES
-from harness.measure.stats import design_effect
+from harness.measure.stats import crossed_design_effect, design_effect
 
 Totals = Mapping[str, list[int]]  # count name -> per member (sorted sample ids), summed over the runs
 
@@ -47,10 +47,16 @@ def member_totals(verdicts: Iterable[tuple[str, str, str, bool]]) -> dict[str, l
     return {name: [c[s] for s in members] for name, c in totals.items()}
 
 
-def design(num: Sequence[int] | None, den: Sequence[int] | None, k: float, n: float, seeds: int) -> float:
+def design(num: Sequence[int] | None, den: Sequence[int] | None, k: float, n: float, seeds: int,
+           per_seed: Sequence[float] | None = None) -> float:
     """The design effect of the pooled share k / n from its members' totals (`num` of `den`, as
     `member_totals` gives them); `seeds`, the largest it can be, where they are missing or do not
-    add up to k and n."""
-    if num is not None and den is not None and len(num) == len(den) and sum(num) == k and sum(den) == n:
-        return design_effect(num, den)
-    return float(max(seeds, 1))
+    add up to k and n. `per_seed`, a rate's count at each seed (`memorized_<role>` over `n_members`,
+    every seed testing every member), carries the seeds' own variance too: the larger of Kish's and
+    the two-way deff (`stats.crossed_design_effect`). Ratio shares (inheritance, the easy share) pass none."""
+    if num is None or den is None or len(num) != len(den) or sum(num) != k or sum(den) != n:
+        return float(max(seeds, 1))
+    deff = design_effect(num, den)
+    if per_seed is not None and len(per_seed) and sum(per_seed) == k and all(t == len(per_seed) for t in den):
+        deff = max(deff, crossed_design_effect(per_seed, num))
+    return deff

@@ -65,32 +65,69 @@ def design_effect(num: Sequence[float], den: Sequence[float]) -> float:
     at the seeds agree far more than independent draws would (a 16x member is memorized at every
     seed), so the pooled tests are clusters, not independent trials: the deff is the ratio estimator's
     variance over the binomial one, truncated below at 1 and above at the largest cluster (what
-    the seeds can add at most), as Korn and Graubard (1998) do for small counts; 1 where the share
-    is 0 or 1 and no variance can be estimated."""
+    the seeds can add at most), as Korn and Graubard (1998) do for small counts. Where no variance
+    can be estimated (a share of 0 or 1, one member) it is that largest cluster, the conservative
+    value: 0 of 512 members x 3 seeds rests on 512 clusters, not 1,536 trials."""
     total = float(sum(den))
     n = len(den)
-    if total <= 0 or n < 2:
+    if total <= 0:
         return 1.0
+    largest = float(max(den))
     r = float(sum(num)) / total
-    if r <= 0.0 or r >= 1.0:
-        return 1.0
+    if n < 2 or r <= 0.0 or r >= 1.0:
+        return max(largest, 1.0)
     spread = sum((y - r * x) ** 2 for y, x in zip(num, den)) * n / (n - 1)
-    return min(max(spread / (total * r * (1 - r)), 1.0), float(max(den)))
+    return min(max(spread / (total * r * (1 - r)), 1.0), largest)
+
+
+def crossed_design_effect(per_seed: Sequence[float], per_member: Sequence[float]) -> float:
+    """The design effect of a rate pooled over S seeds that each test the same N members, carrying the
+    seeds' variance as well as the members': Kish's deff (`design_effect`) treats the seeds as fixed,
+    so counts of 6, 0 and 3 by seed get the interval of 3 steady ones.
+
+    The verdicts y_sm follow the two-way crossed random-effects model mu + a_s + b_m + e_sm (Owen, 2007,
+    "The pigeonhole bootstrap"); the unbiased ANOVA moment estimator of the grand mean's variance is
+    (MS_seed + MS_member - MS_resid) / (S N) (Searle, Casella and McCulloch, 1992, ch. 4). For 0/1 verdicts
+    in a balanced table the mean squares need only the counts by seed (`per_seed`) and the totals by member
+    (`per_member`). The variance is floored at the one-way (members only) one, Kish's, and the deff
+    bounded by [1, N]: the effective count n / deff never falls below S, as if each seed were one
+    all-or-nothing trial, the most a seed's rate in [0, 1] can vary (p(1 - p)). S where the rate is 0 or 1."""
+    s, m = len(per_seed), len(per_member)
+    n = s * m
+    k = float(sum(per_seed))
+    if not s or m < 2 or k <= 0 or k >= n:
+        return float(max(s, 1))
+    p, c = k / n, k * k / n
+    ss_member = sum(y * y for y in per_member) / s - c
+    var = ss_member / (m - 1) / n  # MS_member / (S N): the members' clusters alone
+    if s > 1:
+        ss_seed = sum(x * x for x in per_seed) / m - c
+        ss_resid = k - c - ss_seed - ss_member  # for 0/1 verdicts the total sum of squares is k - k^2 / n
+        var = max(var, (ss_seed / (s - 1) + ss_member / (m - 1) - ss_resid / ((s - 1) * (m - 1))) / n)
+    return min(max(var * n / (p * (1 - p)), 1.0), float(m))
 
 
 def wilson(k: float, n: float, design: float = 1.0) -> tuple[float, float, float]:
     """A share k / n and its 95% Wilson score interval (Wilson, 1927): never outside [0, 1], and
     honest at k = 0 or k = n, where the normal interval has zero width. With a design effect
     (`design_effect`) the interval is taken on the effective counts k / design of n / design
-    (Korn and Graubard, 1998); the share itself is unchanged."""
+    (Korn and Graubard, 1998); the share itself is unchanged. Under MIN_COUNT effective successes the
+    lower bound is no higher than the exact (Clopper and Pearson, 1934) one on those counts: Wilson's
+    own covers as little as 84% there, at an expected count near 0.2 (Brown, Cai and DasGupta, 2001,
+    modify it alike)."""
     if not n:
         return math.nan, math.nan, math.nan
     p, whole = k / n, k == n
-    n = n / design
+    x, n = k / design, n / design
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return p, 0.0 if k == 0 else max(0.0, centre - half), 1.0 if whole else min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    if 0 < x < MIN_COUNT:
+        from scipy.special import betaincinv
+
+        lo = min(lo, float(betaincinv(x, n - x + 1, 0.025)))
+    return p, lo, 1.0 if whole else min(1.0, centre + half)
 
 
 def rate_ratio(k1: float, n1: float, k2: float, n2: float,
