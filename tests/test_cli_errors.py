@@ -92,14 +92,14 @@ def test_unknown_method_has_did_you_mean_and_choices(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, method="sof-kd")
     assert "unknown method 'sof-kd'" in line
     assert "did you mean 'soft-kd'?" in line
-    assert ("choose from: dp-ft, dp-kd, gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, rs-kd, seqkd, "
+    assert ("choose from: dedup-ft, dp-ft, dp-kd, gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, rs-kd, seqkd, "
             "skew-kl, skew-rkl, soft-kd, topk-kd, tvd") in line
 
 
 def test_unknown_method_without_near_name_lists_choices(quick_registry, capsys):
     line = eval_error(quick_registry, capsys, method="zzzzzz")
     assert "unknown method 'zzzzzz'" in line and "did you mean" not in line
-    assert ("choose from: dp-ft, dp-kd, gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, rs-kd, seqkd, "
+    assert ("choose from: dedup-ft, dp-ft, dp-kd, gkd, hard-kd, hidden-mse, imitkd, jsd, minillm, reverse-kl, rs-kd, seqkd, "
             "skew-kl, skew-rkl, soft-kd, topk-kd, tvd") in line
 
 

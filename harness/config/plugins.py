@@ -54,6 +54,7 @@ DEFAULT_PLUGINS = (
     "harness_plugins.methods.imitkd",
     "harness_plugins.methods.minillm",
     "harness_plugins.methods.dp_kd",
+    "harness_plugins.methods.dedup_ft",
     "harness_plugins.attacks.loss",
     "harness_plugins.attacks.zlib",
     "harness_plugins.attacks.min_k",

@@ -342,6 +342,12 @@ class KDMethod:
     warmup_ratio, weight_decay, schedule) with absolute values, or `lr_scale`, a factor on the
     preset's student learning rate. The student stage trains with the preset's recipe overlaid
     by them, and its cache key holds the result. Unknown keys are refused here (ValueError).
+
+    `deduplicate` trains the student on each member once per epoch, whatever its repeat count,
+    instead of the training set D with its repeats: the classic mitigation (Lee et al., 2022,
+    arXiv:2107.06499; Kandpal et al., 2022, arXiv:2202.06539). The student's cache key holds its
+    training rows in order, so a deduplicated student is another student. The run says so
+    (`runs.own_recipe`), since its members are seen less often than the board's other rows see them.
     """
 
     name: str
@@ -358,6 +364,7 @@ class KDMethod:
     paper: str = ""
     training: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the student recipe's overrides
     private: bool = False  # trains with DP-SGD (harness.training.private); params include DP_PARAMS
+    deduplicate: bool = False  # each member once per epoch, whatever its repeats (see above)
 
     def __post_init__(self) -> None:
         overrides = training_overrides(self.training, f"KD method {self.name!r}")

@@ -114,6 +114,7 @@ def show(store: Store, run_id: str) -> str:
                              f"(preset {run['preset']})"),
         ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
         ("student recipe", student_recipe(run, student)),
+        *([("own recipe", run["own_recipe"])] if run.get("own_recipe") else []),  # apart from the board's shared one
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
                                             f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
         ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
@@ -130,12 +131,29 @@ def show(store: Store, run_id: str) -> str:
         lines.append("\nThis run did not finish: it has no results.")
         return "\n".join(lines)
     lines += ["", summary(metrics, models, run["n_members"])]
+    trained = {m["role"]: recipe_line(m.get("training")) for m in models}
+    if any(trained.values()):  # a run stored before models.training has the student recipe line above alone
+        lines += ["", "Recipes, as each role was trained:", *(f"  {r}: {t}" for r, t in trained.items() if t)]
     extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
     lines += [x for t in extra for x in ("", t)]
     lines += ["", "Checkpoints (Hugging Face folders):"]
     lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
     lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(repeats)]
     return "\n".join(lines)
+
+
+def recipe_line(raw: str | None) -> str | None:
+    """`10 epochs, lr 0.002 constant, batch 32, 160 steps`: one role's stored recipe (`models.training`);
+    None where there is none, or it is not one (an imported file is read by value)."""
+    try:
+        t = json.loads(raw)
+        extra = "".join(f", {name} {float(t[k]):g}" for k, name in (("warmup_ratio", "warm-up"),
+                                                                    ("weight_decay", "weight decay")) if t[k])
+        steps = "steps unknown" if t["steps"] is None else f"{int(t['steps'])} steps"
+        return (f"{int(t['epochs'])} epochs, lr {float(t['lr']):g} {t['schedule']}, batch {int(t['batch_size'])}"
+                f"{extra}, {steps}")
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def by_repeats(rows: list[tuple]) -> str:

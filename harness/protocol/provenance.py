@@ -22,7 +22,7 @@ import torch
 
 import harness
 from harness.config.registry import Preset, Training
-from harness.contract.specs import KDMethod
+from harness.contract.specs import KDMethod, describe_training
 from harness.measure.metrics import ROLES
 from harness.protocol.data import Examples
 from harness.runtime import processes
@@ -44,6 +44,7 @@ class ModelInfo:
     n_params: int
     epoch_loss: tuple[float, ...] = ()  # mean training loss per epoch (empty from a cache older than it)
     privacy: dict[str, float] = field(default_factory=dict)  # a DP-SGD student's dp_* figures (Spent)
+    training: dict[str, Any] = field(default_factory=dict)  # the recipe that trained it, with its steps (`recipe`)
 
 
 def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, members: Examples,
@@ -71,8 +72,36 @@ def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, mem
         "filter": None if filtered is None else json.dumps(
             {"by": req.filter, "source_run": filtered["source_run"], "removed": len(filtered["rows"])}),
     }
-    row["config_hash"] = config_hash(row)
+    row["config_hash"] = config_hash(row)  # its own fields: own_recipe follows from the method, hashed already
+    row["own_recipe"] = own_recipe(p.method, p.method_args, p.preset, members)
     return row
+
+
+def own_recipe(method: KDMethod, args: dict[str, Any], preset: Preset, members: Examples) -> str | None:
+    """Why this run's student did not train on the recipe and data exposure a board's other rows share
+    (the preset's student recipe, each member as often as it repeats), or None. A board sets such a
+    row apart with this reason: a change of either moves memorization by itself."""
+    reasons = []
+    repeated = bool((members.repeats > 1).any())  # without repeats, merging them changes nothing
+    if method.private and args.get("unit") == "member" and repeated:
+        reasons.append("DP-SGD: a member with all its repeats is one record, clipped to one norm, so its repeats "
+                       "pull about as hard as one copy (in effect deduplicated)")
+    if method.deduplicate and repeated:
+        reasons.append("each member seen once per epoch (deduplicated)")
+    if preset.training("student", method) != preset.student:  # an override equal to the preset's is no change
+        reasons.append(f"its own recipe: {describe_training(method.training)}")
+    return "; ".join(reasons) or None
+
+
+def recipe(cfg: Training, rows: int, privacy: dict[str, float], private: bool) -> dict[str, Any]:
+    """The recipe that trained a model (`models.training`) and its optimizer steps: DP-SGD's from its
+    accountant (Poisson batches: records over the batch, per epoch), else `rows` in batches per epoch, as
+    `harness.training.train` steps; None where a private model's figures are missing (an older cache)."""
+    if private:
+        steps = int(privacy["dp_steps"]) if "dp_steps" in privacy else None
+    else:
+        steps = cfg.epochs * math.ceil(rows / cfg.batch_size)
+    return {**cfg.__dict__, "steps": steps}
 
 
 def curve(value: Any) -> tuple[float, ...]:
@@ -115,6 +144,7 @@ def model_row(family: str, run_id: str, info: ModelInfo, metrics: dict[str, floa
         "n_params": info.n_params, "artifact_key": info.key, "artifact_path": str(info.path.resolve()),
         "cached": info.cached, "train_seconds": info.train_seconds,
         "val_loss": metrics[f"val_loss_{info.role}"], "val_ppl": metrics[f"val_ppl_{info.role}"],
+        "training": json.dumps(info.training) if info.training else None,
     }
 
 
@@ -132,7 +162,8 @@ def example_rows(dataset_hash: str, tokenizer_key: str, texts: dict[str, list[st
 def sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonmembers,
                    approx: dict[str, dict[str, tuple[float, float]]]) -> dict[str, list]:
     cols: dict[str, list] = {k: [] for k in ("role", "sample_id", "split", "repeats", "memorized", "match_len",
-                                             "loss", "suffix_loss", "tie", "approx_match", "edit_distance")}
+                                             "loss", "suffix_loss", "tie", "approx_match", "edit_distance",
+                                             "sample_logprob")}
     for role in ROLES:
         for examples, result in ((members, on_members[role]), (nonmembers, on_nonmembers[role])):
             n = len(examples)
@@ -145,6 +176,8 @@ def sample_columns(members: Examples, nonmembers: Examples, on_members, on_nonme
             cols["loss"] += result.loss.tolist()
             cols["suffix_loss"] += result.suffix_loss.tolist()
             cols["tie"] += result.ties.tolist()
+            cols["sample_logprob"] += (result.sample_logprob.tolist() if result.sample_logprob is not None
+                                       else [None] * n)
             generated = approx.get(role, {}) if examples is members else {}
             cols["approx_match"] += [generated.get(sid, (None, None))[0] for sid in examples.sample_ids]
             cols["edit_distance"] += [generated.get(sid, (None, None))[1] for sid in examples.sample_ids]

@@ -260,7 +260,11 @@ class Protocol:
         """The student stage: the method's distillation from the teacher (without the filtered rows)."""
         s = self.setup
         own = data.own
-        order = own.training_rows()
+        # deduplicated: each member once per epoch; the cache key holds rows[order], so it is another student
+        order = torch.arange(len(own)) if s.method.deduplicate else own.training_rows()
+        if s.method.deduplicate:
+            log(f"student: {s.method.name} sees each of {len(own)} members once per epoch "
+                f"(the training set repeats them to {len(own.training_rows())} rows)")
         if filtered is not None:
             order = order[~torch.isin(order, torch.tensor(filtered["rows"], dtype=torch.long))]
         model, teacher_info = teacher
@@ -294,20 +298,23 @@ class Protocol:
                  order: torch.Tensor, cfg: Training, seed: int, start, distiller: Distiller | None = None):
         """The model keyed by `deps`: from the cache, or `start()` trained on `rows[order]` and cached."""
         k = key(deps)
+        private = distiller is not None and distiller.method.private
         path = self.cache.get("models", k)
         if path is not None:
             model = self._load(path)
             record = json.loads((path / "training.json").read_text())
             self._from_cache(role, size, path)
+            privacy = provenance.privacy(record.get("privacy"))  # and the recipe is cfg: the key holds it
             return model, ModelInfo(role, size, k, path, True, record["train_seconds"], provenance.n_params(model),
-                                    provenance.curve(record.get("epoch_loss")), provenance.privacy(record.get("privacy")))
+                                    provenance.curve(record.get("epoch_loss")), privacy,
+                                    provenance.recipe(cfg, len(order), privacy, private))
         model = start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
         log(f"{role}: training {self.setup.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
         t0 = time.perf_counter()
         curve: list[float] = []
         spent = None
-        if distiller is not None and distiller.method.private:
+        if private:
             model, spent = train_private(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller,
                                          epoch_loss=curve)
         else:
@@ -334,7 +341,7 @@ class Protocol:
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model), tuple(curve),
-                                privacy)
+                                privacy, provenance.recipe(cfg, len(order), privacy, private))
 
     def _from_cache(self, role: str, size: str, path: Path) -> None:
         """Say that `role` came from the cache; its stage took no training time."""

@@ -137,6 +137,16 @@ def m006_reproduction_verdicts(con) -> None:
         con.execute(f"ALTER TABLE reproductions ADD COLUMN IF NOT EXISTS {column}")
 
 
+@migration
+def m007_resolving_measures(con) -> None:
+    """What lets a board tell methods apart: each example's probability of extraction by sampling
+    (Hayes et al., 2024), the recipe each model actually trained with, and why a row's student did
+    not train on the recipe and data exposure the rest share."""
+    con.execute("ALTER TABLE samples ADD COLUMN IF NOT EXISTS sample_logprob DOUBLE")
+    con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS training JSON")
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS own_recipe VARCHAR")
+
+
 # ------------------------------------------------------------ running them
 
 

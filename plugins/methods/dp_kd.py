@@ -9,6 +9,11 @@ sampling, per-record clipping to `max_grad_norm`, Gaussian noise, and Opacus's a
 stays non-private: the threat is the private fine-tuning set the teacher saw, and the student's
 access to it (docs/protocol.md, "What the DP guarantee covers").
 
+A record is a member with all its repeats (`unit=member`), clipped to one norm, so a member's
+repeats pull about as hard as one copy: these students are in effect deduplicated, and train on a
+recipe of their own (below). A run records both in `runs.own_recipe`; `dedup-ft` is the
+non-private fine-tuning deduplicated alike, which tells the noise's effect from the deduplication's.
+
 The whole student is trained: Opacus computes per-record gradients for every layer of the
 GPT-NeoX models (embeddings, layer norms, attention and MLP projections).
 
