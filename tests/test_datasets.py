@@ -68,7 +68,7 @@ def test_synthetic_pii_registration():
     ds = registered(synthetic_pii)
     assert (ds.name, ds.licence, ds.chunk) == ("synthetic-pii", "CC0-1.0 (generated)", False)
     defaults = {p.name: p.default for p in ds.params}
-    assert defaults == {"seed": 0, "n_members": 512, "n_nonmembers": 512, "repeat_share": 0.4, "secret_share": 0.25}
+    assert defaults == {"seed": 0, "n_members": 512, "n_nonmembers": 2048, "repeat_share": 0.4, "secret_share": 0.25}
     with pytest.raises(UsageError, match="repeat_share must be <= 1.0"):
         resolve_params(ds.params, {"repeat_share": "1.5"}, ds.name)
 
@@ -92,8 +92,8 @@ def test_synthetic_pii_content_is_pinned(default_pii):
 
 
 def test_synthetic_pii_members_and_nonmembers_are_disjoint(default_pii):
-    assert len(default_pii.members) == 512 and len(default_pii.nonmembers) == 512
-    assert len(set(texts(default_pii))) == 1024
+    assert len(default_pii.members) == 512 and len(default_pii.nonmembers) == 2048
+    assert len(set(texts(default_pii))) == 2560
 
 
 @pytest.mark.parametrize(
@@ -126,8 +126,9 @@ def test_synthetic_pii_every_text_holds_pii_from_its_start(default_pii):
 
 
 def test_synthetic_pii_secrets_at_the_requested_share(default_pii):
+    assert Counter(e.kind for e in default_pii.members) == {"secret": 128, "record": 192, "message": 192}
+    assert Counter(e.kind for e in default_pii.nonmembers) == {"secret": 512, "record": 768, "message": 768}
     for examples in (default_pii.members, default_pii.nonmembers):
-        assert Counter(e.kind for e in examples) == {"secret": 128, "record": 192, "message": 192}
         for e in examples:
             assert bool(SECRET.search(e.text)) == (e.kind == "secret"), e.text
     split = load(synthetic_pii, n_members=300, n_nonmembers=40, secret_share=0.1)
@@ -305,3 +306,11 @@ def test_text_files_errors(tmp_path):
     for bad in ({"member_share": "1"}, {"member_share": "0"}, {"sample_by": "sentence"}):
         with pytest.raises(UsageError):
             resolve_params(ds.params, bad, ds.name)
+
+
+def test_synthetic_pii_members_do_not_depend_on_the_number_of_nonmembers():
+    """Non-members are only scored: asking for more of them must not change what is trained on."""
+    few = load(synthetic_pii, n_members=40, n_nonmembers=5)
+    many = load(synthetic_pii, n_members=40, n_nonmembers=60)
+    assert [(e.text, e.repeats, e.kind) for e in few.members] == [(e.text, e.repeats, e.kind) for e in many.members]
+    assert len(many.nonmembers) == 60 and {e.text for e in many.nonmembers}.isdisjoint(e.text for e in many.members)

@@ -175,11 +175,13 @@ def load(args: dict[str, Any]) -> Split:
 
     fake = Faker("en_US")
     fake.seed_instance(args["seed"])
-    # Kinds and repeats come from a stream of their own, so they stay fixed whatever the texts draw.
+    # Kinds and repeats come from a stream of their own, so they stay fixed whatever the texts draw;
+    # the members' before the non-members', so that the members (kinds, repeats, texts) are the same
+    # whatever the number of non-members, which are only scored, never trained on.
     plan = random.Random(f"synthetic-pii/{args['seed']}")
     member_kinds = _kinds(plan, args["n_members"], args["secret_share"])
-    nonmember_kinds = _kinds(plan, args["n_nonmembers"], args["secret_share"])
     repeats = _repeats(plan, args["n_members"], args["repeat_share"])
+    nonmember_kinds = _kinds(plan, args["n_nonmembers"], args["secret_share"])
 
     seen: set[str] = set()
 
@@ -206,7 +208,9 @@ def register_datasets(register):
             params=(
                 Param("seed", int, 0, "seed of the generator", min=0, max=2**32 - 1),
                 Param("n_members", int, 512, "texts in the fine-tuning set", min=1, max=1_000_000),
-                Param("n_nonmembers", int, 512, "held-out texts from the same generator", min=1, max=1_000_000),
+                # 2,048: enough non-members that TPR at 1% FPR rests on 20 false positives (MIN_FALSE_POSITIVES)
+                Param("n_nonmembers", int, 2048, "held-out texts from the same generator, only scored: "
+                      "the attacks' negatives", min=1, max=1_000_000),
                 Param("repeat_share", float, 0.4, "share of members repeated 2, 4, 8 or 16 times", min=0.0, max=1.0),
                 Param("secret_share", float, 0.25, "share of texts that hold a random secret", min=0.0, max=1.0),
             ),
