@@ -296,3 +296,45 @@ def test_one_pass_verdicts_match_generate_on_every_example(memorizing_model):
             n_mem = int(memorized.sum())
             assert 0 < n_mem < len(ids), f"training should memorize some members, not none or all: {report}"
     print("; ".join(report) + f"; ties in all: {total_ties}")
+
+
+# ---------------------------------------------------------------- probabilistic extraction (Hayes et al.)
+
+
+def test_sample_logprob_is_the_suffix_probability_under_top_k_sampling():
+    """Per suffix position: the true token's probability renormalized over the k largest logits, or
+    zero when it is outside them; the example's value is the log of their product."""
+    from harness.measure import extract as extract_mod
+
+    gen = torch.Generator().manual_seed(3)
+    n, vocab = 4, 60
+    batch = torch.randint(0, vocab, (n, L), generator=gen)
+    logits = torch.randn(n, L, vocab, generator=gen) * 3
+    k = extract_mod.SAMPLING_TOP_K
+    # row 0: every true suffix token forced into the top k; row 1: one forced out of it
+    for t in range(P - 1, P + S - 1):
+        logits[0, t, batch[0, t + 1]] = logits[0, t].max() + 1
+        logits[1, t, batch[1, t + 1]] = logits[1, t].max() + 1
+    logits[1, P, batch[1, P + 1]] = logits[1, P].min() - 1
+    got = extract_mod._scores(logits.clone(), batch, P, S, extract_mod.tie_tolerance(torch.float32))["sample_logprob"]
+    want = []
+    for row in range(n):
+        total = 0.0
+        for t in range(P - 1, P + S - 1):
+            top = logits[row, t].topk(k).values
+            true = logits[row, t, batch[row, t + 1]]
+            total += float("-inf") if true < top[-1] else float(true - top.logsumexp(0))
+        want.append(max(total, extract_mod.IMPOSSIBLE))
+    assert got[1].item() == extract_mod.IMPOSSIBLE and got[0] > extract_mod.IMPOSSIBLE
+    assert torch.allclose(got, torch.tensor(want), atol=1e-5, equal_nan=False)
+
+
+def test_extraction_chance_over_many_queries():
+    from harness.measure.extract import IMPOSSIBLE
+    from harness.measure.probabilistic import chance as extraction_chance
+
+    logp = torch.tensor([IMPOSSIBLE, 0.0, -30.0, -0.6931471805599453], dtype=torch.float64)  # log 0.5
+    chance = torch.from_numpy(extraction_chance(logp.numpy(), queries=10))
+    assert chance[0] == 0.0 and chance[1] == 1.0
+    assert abs(chance[2].item() - 10 * torch.tensor(-30.0, dtype=torch.float64).exp().item()) < 1e-18
+    assert abs(chance[3].item() - (1 - 0.5**10)) < 1e-12

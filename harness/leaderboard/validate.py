@@ -29,7 +29,8 @@ SPLITS = ("member", "nonmember")
 TOLERANCE = 1e-7
 NOTE_KINDS = ("exported", "withheld", "published", "imported")
 # Figures that lie in [0, 1] whatever they are: any stored value outside is false.
-UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share")
+UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share",
+                "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep")
 
 
 @dataclass
@@ -261,7 +262,8 @@ def _check_verdicts(con, run: dict, board: _Board, where: str) -> None:
             raise UsageError(f"{where}: {role}: {what}")
     bad = con.execute("SELECT count(*) FROM samples WHERE run_id = ? AND (memorized IS NULL OR loss IS NULL "
                       "OR match_len NOT BETWEEN 0 AND ? OR (approx_match IS NOT NULL AND approx_match NOT BETWEEN 0 AND 1)"
-                      " OR edit_distance < 0 OR tie IS NULL)", [rid, run["suffix_len"]]).fetchall()[0][0]
+                      " OR edit_distance < 0 OR tie IS NULL OR sample_logprob NOT BETWEEN -1e6 AND 1e-4)",
+                      [rid, run["suffix_len"]]).fetchall()[0][0]
     if bad:
         raise UsageError(f"{where}: {bad} verdict(s) with no verdict, no loss or values out of range")
 
@@ -277,15 +279,16 @@ def _check_figures(con, run: dict, where: str) -> None:
     parts: dict[str, dict[str, Extraction]] = {"member": {}, "nonmember": {}}
     for role in ROLES:
         for split in SPLITS:
-            rows = con.execute("SELECT memorized, match_len, loss, coalesce(suffix_loss, 0), tie FROM samples "
-                               "WHERE run_id = ? AND role = ? AND split = ? ORDER BY sample_id",
+            rows = con.execute("SELECT memorized, match_len, loss, coalesce(suffix_loss, 0), tie, sample_logprob "
+                               "FROM samples WHERE run_id = ? AND role = ? AND split = ? ORDER BY sample_id",
                                [rid, role, split]).fetchall()
-            cols = list(zip(*rows)) or [(), (), (), (), ()]
+            cols = list(zip(*rows)) or [(), (), (), (), (), ()]
+            sampled = None if any(v is None for v in cols[5]) else torch.tensor(cols[5], dtype=torch.float32)
             parts[split][role] = Extraction(memorized=torch.tensor(cols[0], dtype=torch.bool),
                                             match_len=torch.tensor(cols[1], dtype=torch.long),
                                             loss=torch.tensor(cols[2], dtype=torch.float32),
                                             suffix_loss=torch.tensor(cols[3], dtype=torch.float32),
-                                            ties=torch.tensor(cols[4], dtype=torch.bool))
+                                            ties=torch.tensor(cols[4], dtype=torch.bool), sample_logprob=sampled)
     recomputed = figures(parts["member"], parts["nonmember"])
     stored = dict(con.execute("SELECT name, value FROM metrics WHERE run_id = ?", [rid]).fetchall())
     for name, value in recomputed.items():

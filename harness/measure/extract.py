@@ -7,6 +7,13 @@ the length of the matching run (`match_len`, hence k-extractability for every k)
 per-token losses, with no decoding loop. The same pass keeps what the membership attacks score
 from: each true token's log-probability and the mean and spread of the model's own next-token
 log-probabilities at that position.
+
+It also gives each example's probability of being extracted by *sampling* (Hayes et al., 2024,
+"Measuring memorization in language models via probabilistic extraction", arXiv:2410.19482):
+under top-k sampling, the chance that one sampled continuation of the prefix is the true suffix is
+the product, over suffix positions, of the true token's probability renormalized over the k
+most likely tokens (zero if it falls outside them). Greedy extraction is a yes or no at one query;
+this is a probability, so it tells apart models that greedy decoding scores alike at zero.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ from harness.runtime import memory, processes, progress
 from harness.runtime.faults import fault
 from harness.runtime.precision import tie_tolerance
 
+# Hayes et al.'s main decoding scheme: top-k sampling with k = 40 at temperature 1.
+SAMPLING_TOP_K = 40
+# The log-probability stored for a suffix top-k sampling cannot produce (a token outside the top k):
+# finite, as a results file holds no infinities, and exactly 0.0 once exponentiated in float64.
+IMPOSSIBLE = -1e6
+
 
 @dataclass(frozen=True)
 class Extraction:
@@ -34,6 +47,8 @@ class Extraction:
     token_logprobs: torch.Tensor | None = None  # log p(x_t | x_<t) of each true token
     token_mean: torch.Tensor | None = None  # E_z~p[log p(z)] at each position
     token_std: torch.Tensor | None = None  # its standard deviation
+    # (n,) log-probability that one top-k sample from the prefix is the true suffix (IMPOSSIBLE: it cannot be)
+    sample_logprob: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -147,13 +162,18 @@ def _scores(logits: torch.Tensor, batch: torch.Tensor, prefix_len: int, suffix_l
     target = batch[:, prefix_len:end]
     hits = window.argmax(-1) == target
     match_len = hits.long().cumprod(dim=1).sum(dim=1)
-    top2 = window.topk(2, dim=-1).values
+    top = window.topk(min(SAMPLING_TOP_K, window.shape[-1]), dim=-1).values
+    true_logit = window.gather(-1, target[..., None]).squeeze(-1)
+    in_top = true_logit >= top[..., -1]
+    step_lp = (true_logit - top.logsumexp(-1)).masked_fill_(~in_top, float("-inf"))
+    top2 = top[..., :2]
     tied = (top2[..., 0] - top2[..., 1]) <= tolerance * top2[..., 0].abs().clamp(min=1.0)
     # Positions up to and including the first miss decide the verdict.
     deciding = torch.arange(suffix_len, device=batch.device)[None, :] <= match_len[:, None]
     return {"memorized": match_len == suffix_len, "match_len": match_len, "loss": -token_lp.mean(dim=1),
             "suffix_loss": -token_lp[:, prefix_len - 1 : end - 1].mean(dim=1), "ties": (tied & deciding).any(dim=1),
-            "token_logprobs": token_lp, "token_mean": mean, "token_std": std}
+            "token_logprobs": token_lp, "token_mean": mean, "token_std": std,
+            "sample_logprob": step_lp.sum(dim=1).clamp_(min=IMPOSSIBLE)}
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from harness.contract.specs import ROLES
+from harness.measure import probabilistic
 from harness.measure.clusters import overlap_sets
 from harness.measure.extract import Extraction
 from harness.measure.stats import MIN_COUNT, enough
@@ -31,6 +32,12 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
         out[f"nonmember_rate_{role}"] = nonmembers[role].memorized.float().mean().item()
         out[f"val_loss_{role}"] = nonmembers[role].loss.mean().item()
         out[f"val_ppl_{role}"] = math.exp(out[f"val_loss_{role}"])
+        if members[role].sample_logprob is not None:  # Hayes et al.'s probabilistic extraction, with its control
+            for split, result in (("", members[role]), ("nonmember_", nonmembers[role])):
+                chance = probabilistic.chance(result.sample_logprob.numpy())
+                out[f"{split}extractable_{role}"] = float(chance.sum())  # expected members extracted
+                out[f"{split}extractable_rate_{role}"] = float(chance.mean())
+                out[f"{split}np_rate_{role}"] = float((chance >= probabilistic.CONFIDENCE).mean())
         out[f"ties_{role}"] = float(members[role].ties.sum().item() + nonmembers[role].ties.sum().item())
     sets = overlap_sets(m)
     exclusive, inherited, easy, both = (len(sets[k]) for k in ("teacher_exclusive", "inherited", "easy", "both"))
