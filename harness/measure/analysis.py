@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from harness.contract.specs import Attack, Evidence, resolve_params
@@ -37,11 +38,16 @@ def attack_args(attacks: Mapping[str, Attack], given: Mapping[str, Mapping[str, 
 
 def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonmembers: Mapping[str, Evidence],
            member_ids: Sequence[str], nonmember_ids: Sequence[str], seed: int = 0,
-           params: Mapping[str, dict] | None = None) -> tuple[dict[str, float], dict[str, list], dict[str, list]]:
+           params: Mapping[str, dict] | None = None,
+           repeats: Sequence[int] | None = None) -> tuple[dict[str, float], dict[str, list], dict[str, list]]:
     """Every attack on every role: figures (AUC, TPR at low FPR, intervals), per-example scores, ROC curves.
 
     Figures are named `auc_<attack>_<role>`, `auc_<attack>_<role>_lo`, `tpr_1_<attack>_<role>` and so on.
+    With each member's `repeats`, the same figures per repeat stratum against all non-members, as
+    `rep<r>_auc_<attack>_<role>`...: the members seen once are the studies' regime, where planted
+    duplicates cannot carry the figure.
     """
+    strata = {} if repeats is None else {r: np.flatnonzero(np.asarray(repeats) == r) for r in sorted(set(repeats))}
     metrics: dict[str, float] = {}
     scores: dict[str, list] = {"role": [], "sample_id": [], "attack": [], "score": []}
     curves: dict[str, list] = {"role": [], "curve": [], "i": [], "x": [], "y": []}
@@ -52,9 +58,11 @@ def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonme
                 continue
             on_m = spec.score(members[role], args).double().numpy()
             on_n = spec.score(nonmembers[role], args).double().numpy()
-            for key, value in membership.attack_figures(on_m, on_n, seed=seed).items():
-                base, bound = (key[:-3], key[-3:]) if key.endswith(("_lo", "_hi")) else (key, "")
-                metrics[f"{base}_{name}_{role}{bound}"] = float(value)
+            for prefix, rows in (("", None), *((f"rep{r}_", idx) for r, idx in strata.items())):
+                picked = on_m if rows is None else on_m[rows]
+                for key, value in membership.attack_figures(picked, on_n, seed=seed).items():
+                    base, bound = (key[:-3], key[-3:]) if key.endswith(("_lo", "_hi")) else (key, "")
+                    metrics[f"{prefix}{base}_{name}_{role}{bound}"] = float(value)
             for ids, values in ((member_ids, on_m), (nonmember_ids, on_n)):
                 scores["role"] += [role] * len(ids)
                 scores["sample_id"] += list(ids)
@@ -132,7 +140,7 @@ def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[s
     ev_n = {r: with_reference(r, 1, on_nonmembers[r], z_n) for r in ROLES}
     log(f"membership attacks: {', '.join(attacks)} on every role")
     metrics, scores, roc = attack(attacks, ev_m, ev_n, members.sample_ids, nonmembers.sample_ids, seed=seed,
-                                  params=attack_args)
+                                  params=attack_args, repeats=members.repeats.tolist())
     if refs is not None and start_is_reference:  # the student's own start, before fine-tuning
         metrics["val_ppl_start_student"] = refs["student"][1].loss.mean().exp().item()
     curves = k_extractability(on_members, p.suffix_len)
