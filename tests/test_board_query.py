@@ -40,8 +40,8 @@ def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store)
     app = app_boards(store)
     assert [b.family_args for b in cli] == [k["family_args"] for k, _ in app] == [SCRATCH, "{}"]  # in key order
     for board, (keys, methods) in zip(cli, app):
-        assert [r[1] for r in board.rows if not r[1].startswith("(baseline")] == methods
-        assert board.rows[board.ranked][1] == "(baseline: fine-tuned)"  # after the ranked methods, before the rest
+        assert [r[2] for r in board.rows if not r[2].startswith("(baseline")] == methods
+        assert board.rows[board.ranked][2] == "(baseline: fine-tuned)"  # after the ranked methods, before the rest
         assert (board.family, board.dataset, board.preset, board.dataset_hash) == (
             keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"])
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"]  # by student memorization, lowest first
@@ -58,12 +58,12 @@ def test_the_cli_prints_the_apps_figures(store):
     with B.connect(store.path) as con:
         [_, (_, group)] = B.boards(B.board(con))
     for row, r in zip(board.rows, group.to_dict("records")):
-        assert row[4] == board_report.memorization(r)
+        assert row[2] == r["method"] and row[5] == board_report.memorization(r)  # no sampling figures: exact match
         if not r["reference"]:
-            assert row[5:11] == [formats.num(r["reduction"], 2, "x"), formats.pct(r["inheritance_rate"]),
-                                 formats.pct(r["easy_share"]), formats.num(r["val_ppl_student"]), board_report.epsilon(r),
-                                 r["why"]]
-            assert row[9] == "-"  # no DP-SGD row here: the epsilon column is empty
+            assert row[6:12] == [formats.pct(r.get("once_attack_tpr")), formats.num(r["reduction"], 2, "x"),
+                                 formats.pct(r["inheritance_rate"]), formats.num(r["val_ppl_student"]),
+                                 board_report.epsilon(r), r["why"]]
+            assert row[10] == "-"  # no DP-SGD row here: the epsilon column is empty
 
 
 def test_the_labels_are_the_apps(store, capsys):
@@ -80,7 +80,7 @@ def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
     add_run(store, "s-soft-again", "soft-kd", family_args=SCRATCH, student=set())  # later: counts on the scratch board
     app = app_boards(store)
     assert app[1][1] == ["soft-kd", "topk-kd", "hard-kd"] and app[0][1] == ["soft-kd", "hard-kd"]
-    assert [r[1] for r in board_report.leaderboard(store)[0].rows] == ["soft-kd", "(baseline: fine-tuned)", "hard-kd"]
+    assert [r[2] for r in board_report.leaderboard(store)[0].rows] == ["soft-kd", "(baseline: fine-tuned)", "hard-kd"]
 
 
 def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
@@ -89,7 +89,7 @@ def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
     with B.connect(store.path) as con:
         table = B.board(con)
     assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
-    assert [r[1] for r in board_report.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
+    assert [r[2] for r in board_report.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
                                                                    "hard-kd"]
 
 

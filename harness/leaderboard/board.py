@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.contract.specs import ROLES
+from harness.leaderboard import measures
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.clusters import Totals, design, member_totals
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
@@ -105,7 +106,8 @@ def schema_problem(con) -> str | None:
 
 
 def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
-    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR.
+    """The strongest attack on a role (highest mean AUC over seeds), its AUC and its TPR at 1% FPR, on all
+    members and on those seen once (`once_attack_tpr`).
 
     The TPR is n/a where the non-members allow fewer than MIN_FALSE_POSITIVES false positives at 1%
     (runs stored before that rule carry a figure resting on five non-members of 512)."""
@@ -114,10 +116,13 @@ def best_attack(g: pd.DataFrame, aucs: list[str], role: str) -> dict:
         return {"best_attack_auc": math.nan, "best_attack": None, "best_attack_tpr": math.nan}
     col = max(means, key=means.get)
     name = col[len("auc_"):-len(f"_{role}")]
-    tpr = f"tpr_1_{name}_{role}"
     resolved = "n_nonmembers" in g and g["n_nonmembers"].min() * 0.01 >= MIN_FALSE_POSITIVES
-    return {"best_attack_auc": means[col], "best_attack": name,
-            "best_attack_tpr": float(g[tpr].mean()) if tpr in g and resolved else math.nan}
+
+    def tpr(column: str) -> float:
+        return float(g[column].mean()) if column in g and resolved and g[column].notna().all() else math.nan
+
+    return {"best_attack_auc": means[col], "best_attack": name, "best_attack_tpr": tpr(f"tpr_1_{name}_{role}"),
+            "once_attack_tpr": tpr(f"rep1_tpr_1_{name}_{role}")}
 
 
 def _count(run: dict, name: str) -> float:
@@ -132,19 +137,22 @@ def pooled(g: pd.DataFrame, student: str = "student", totals: Totals | None = No
     memorized nothing counts, and no ratio rests on fewer than MIN_COUNT memorized members.
 
     The seeds test one sample of members, so each interval carries its design effect, from the
-    members' `totals` over the seeds (`harness.measure.clusters`), or the number of seeds without them."""
+    members' `totals` over the seeds and, for a rate, its counts by seed (`harness.measure.clusters`),
+    or the number of seeds without them."""
     records = g.to_dict("records")
 
     def total(name: str) -> float:
         return sum(_count(r, name) for r in records)
 
-    def effect(num: str, den: str, k: float, n: float) -> float:
-        return design((totals or {}).get(num), (totals or {}).get(den), k, n, len(records))
+    def effect(num: str, den: str, k: float, n: float, per_seed: list[float] | None = None) -> float:
+        return design((totals or {}).get(num), (totals or {}).get(den), k, n, len(records), per_seed)
 
     n = float(g["n_members"].sum())
     k = {r: total(f"memorized_{r}") for r in ROLES}
     out: dict = {"memorized": k[student], "members_pooled": n}
-    d = {r: effect(f"memorized_{r}", "n_members", k[r], n) for r in ROLES}
+    # a rate's counts by seed carry the seeds' own variance into its interval (clusters.design)
+    d = {r: effect(f"memorized_{r}", "n_members", k[r], n, [_count(rec, f"memorized_{r}") for rec in records])
+         for r in ROLES}
     for r in ROLES:
         out[f"mem_rate_{r}"], out[f"mem_rate_{r}_lo"], out[f"mem_rate_{r}_hi"] = wilson(k[r], n, d[r])
     if student != "student":
@@ -189,9 +197,11 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
     rs = rs.merge(metrics, on="run_id", how="left")
     aucs = [c for c in attack_auc_names(con) if c in rs.columns]
     clusters = member_clusters(con, rs["run_id"].tolist())
+    examples = read.example_values(con, rs["run_id"].tolist())
     out = []
     for keys, group in rs.groupby(BOARD_KEYS, dropna=False, sort=True):
         rows = []
+        compared = _Paired(examples, group)
         for label, g in group.groupby("method_label", sort=False):
             row = dict(zip(BOARD_KEYS, keys))
             row.update(method=label, reference=False, teacher_access=g["teacher_access"].iloc[0],
@@ -203,6 +213,8 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, lo, hi
             row.update(pooled(g, totals=clusters(g)))
+            row.update(compared.figures(label))
+            row["own_recipe"] = next((v for v in g.get("own_recipe", []) if isinstance(v, str) and v), None)
             if aucs:
                 row.update(best_attack(g, aucs, "student"))
             for col in ("run_id", "config_hash", "harness_version", "git_commit"):
@@ -222,12 +234,46 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
         for end in ("", "_lo", "_hi"):  # the baseline's own memorization, in the student's column
             base[f"mem_rate_student{end}"] = base[f"mem_rate_baseline{end}"]
         base["reduction"] = 1.0
+        base.update(compared.figures(BASELINE_LABEL))
         base_aucs = [c for c in attack_auc_names(con, "baseline") if c in seeds]
         if base_aucs:
             base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
-        out.append(rank(pd.DataFrame(rows), rules(dict(zip(BOARD_KEYS, keys))) if rules else DEFAULT))
+        out.append(rank(pd.DataFrame(rows), rules(dict(zip(BOARD_KEYS, keys))) if rules else DEFAULT,
+                        compare=compared.ranks))
     return pd.concat(out, ignore_index=True)
+
+
+class _Paired:
+    """One board's rows compared paired on its stored examples (`harness.leaderboard.measures`): each
+    row's figure and interval on every measure but exact match (pooled counts give that), and the rank
+    intervals of the rows it ranks."""
+
+    def __init__(self, examples: pd.DataFrame, group: pd.DataFrame) -> None:
+        ids = set(group["run_id"])
+        self.examples = examples[examples["run_id"].isin(ids)] if not examples.empty else examples
+        self.rows = {label: measures.Row(label, dict(zip(g["seed"], g["run_id"])))
+                     for label, g in group.groupby("method_label", sort=False)}
+        at_seed = group.drop_duplicates("seed")  # every run at a seed holds the same baseline
+        self.rows[BASELINE_LABEL] = measures.Row(BASELINE_LABEL, dict(zip(at_seed["seed"], at_seed["run_id"])),
+                                                 role="baseline")
+
+    def figures(self, label: str) -> dict[str, float]:
+        out = {}
+        for measure in measures.MEASURES:
+            if measure == "mem_rate_student" or not measures.comparable(self.examples, measure):
+                continue
+            try:
+                c = measures.compare(self.examples, measure, [self.rows[label]])
+            except ValueError:  # a run of this row without the values the measure rests on
+                continue
+            out[measure], out[f"{measure}_lo"], out[f"{measure}_hi"] = (float(c.estimate[0]), float(c.lo[0]),
+                                                                        float(c.hi[0]))
+        return out
+
+    def ranks(self, labels: Sequence[str], measure: str):
+        c = measures.compare(self.examples, measure, [self.rows[label] for label in labels])
+        return c.rank_lo, c.rank_hi, measures.separated_pairs(c)
 
 
 def run_ids(cell: str) -> list[str]:
@@ -271,24 +317,38 @@ def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rat
 
 @dataclass(frozen=True)
 class Headline:
-    best: dict | None  # the board's rank 1, or None
+    best: dict | None  # the board's lowest leakage estimate among the ranked rows, or None
     baseline: dict
     why: str  # how it was chosen, or why no method was
+    tied: tuple[str, ...] = ()  # the ranked rows it cannot be separated from: then no single method leaks least
+
+    @property
+    def winner(self) -> str | None:
+        """The method that leaks least, named only when the paired comparison separates it from every other."""
+        return None if self.best is None or self.tied else self.best["method"]
 
 
 def headline(group: pd.DataFrame, rules: Ranking = DEFAULT) -> Headline:
-    """"Leaks least": the board's rank 1 (`ranking.rank`), a method inside the utility band."""
+    """"Leaks least": the board's rank 1 (`ranking.rank`), a method inside the utility band, named only when
+    no other ranked row shares its rank."""
     group = group.reset_index(drop=True)
     base = group[group["reference"]].iloc[0].to_dict()
     ranked = (group if "ranked" in group else rank(group, rules)).query("ranked")
     if ranked.empty:
         return Headline(None, base, f"no method has {rules.band}: none is ranked")
     best = ranked.iloc[0].to_dict()
-    tied = ranked.loc[ranked["rank"] == best["rank"], "method"].tolist() if best["rank"].startswith("=") else []
-    why = f"rank 1 among the methods with {rules.band}, by student memorization, then the strongest attack"
-    if len(tied) > 1:
-        why += f"; its 95% interval overlaps that of {', '.join(tied[1:])}, which share the rank"
-    return Headline(best, base, why)
+    if not best["rank"].startswith("="):
+        tied: tuple[str, ...] = ()
+    elif "rank_hi" in ranked and pd.notna(best.get("rank_hi")):  # the rows whose rank interval meets its own
+        tied = tuple(ranked.loc[ranked["rank_lo"] <= best["rank_hi"], "method"].tolist()[1:])
+    else:
+        tied = tuple(ranked.loc[ranked["rank"] == best["rank"], "method"].tolist()[1:])
+    measure = measures.MEASURES.get(rules.primary, rules.primary)
+    why = f"rank 1 among the methods with {rules.band}, by {measure}, compared paired over members and seeds"
+    if tied:
+        why = (f"no single method: {best['method']} has the lowest estimate, but the 95% intervals cannot separate "
+               f"it from {', '.join(tied)}, which share rank 1 ({rules.band}; by {measure})")
+    return Headline(best, base, why, tied)
 
 
 def caveats(group: pd.DataFrame) -> list[str]:

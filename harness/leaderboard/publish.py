@@ -22,7 +22,7 @@ from harness.leaderboard.snapshot import (
     write_subset,
 )
 from harness.leaderboard.validate import board_for, read_bundle, validated
-from harness.store import transaction
+from harness.store import read, transaction
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA_VERSION
 
@@ -59,6 +59,8 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
                 log(f"{entry}, seed {seed}: running the protocol")
                 done = evaluate(req, rerun=True)
             run_ids.append(done.run_id)
+    with Store(db).connect(read_only=True) as con:
+        refuse_unshared(spec.name, read.shared_models(con, run_ids))
     keep = _imported_runs(spec, dataset_hash)
     notes = [("published", spec.name, now())]
     snapshot = spec.snapshot
@@ -73,6 +75,25 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
     if source != db:
         source.unlink(missing_ok=True)
     return snapshot
+
+
+def refuse_unshared(board: str, models) -> None:
+    """The rows of a board at one seed are compared paired, so they must share the teacher and the baseline
+    by content: refused, naming the rows, where one was trained against other weights (another machine's
+    run under the same cache key) or does not record its weights (an older harness)."""
+    groups: dict[tuple[int, str], dict[str | None, list[str]]] = {}
+    for _, seed, label, role, digest in models:
+        groups.setdefault((seed, role), {}).setdefault(digest, []).append(label)
+    for (seed, role), by_hash in sorted(groups.items()):
+        if None in by_hash:
+            raise UsageError(f"board {board}: at seed {seed}, {', '.join(by_hash[None])} do(es) not record the "
+                             f"{role}'s weights (a run from an older harness): rerun it before publishing")
+        if len(by_hash) > 1:
+            common = max(by_hash, key=lambda h: len(by_hash[h]))
+            odd = sorted(label for h, labels in by_hash.items() if h != common for label in labels)
+            raise UsageError(f"board {board}: at seed {seed}, {', '.join(odd)} trained against another {role} "
+                             f"than the other {len(by_hash[common])} row(s) (weights differ under the same key); "
+                             "rerun them with this cache before publishing")
 
 
 def writable(spec: BoardSpec) -> None:

@@ -8,19 +8,34 @@ the non-members resolve it, else its AUC). The others are listed after them, nev
 the reason; a student that ends worse than its own starting checkpoint is marked diverged, and
 one whose training loss rose over its epochs, or above NOT_CONVERGED times the baseline's
 perplexity, not converged.
-Memorization is a count over a few hundred members: methods whose 95% intervals overlap the
-leader of their group share its rank, since the board cannot tell them apart.
+The KD methods are ranked against one another only when they trained on the same recipe and saw
+each member as often: a row whose student did not (DP-SGD clips a member with all its repeats as one
+record, in effect deduplicating; a deduplicated baseline; a method with its own recipe) is listed in
+a section of its own with the reason (`own_recipe`, stored with the run).
+
+The order's first key is the leakage measure (`harness.leaderboard.measures`). Ranks come from the
+rows compared paired, member by member and seed by seed: a row's rank is 1 + the rows separated
+from it at 95% and leaking less, and "=N" marks a row some other row cannot be separated from (its
+95% rank interval, `rank_lo`-`rank_hi`, is wider than one place). Without the per-example values
+(a board stored before them), rows whose intervals overlap their group leader's share its rank.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-# The line between the ranked methods (and the baseline) and the rest, in the CLI and the app.
+from harness.leaderboard.measures import MEASURES
+
+# The lines between the ranked methods (and the baseline) and the rest, in the CLI and the app.
 SEPARATOR = "not ranked: outside the utility band"
+RECIPE_SEPARATOR = "not ranked with the KD methods: another recipe or data exposure"
+# Where a row sits: ranked, the baseline, its own recipe, outside the band; in this order.
+SECTIONS = ("ranked", "baseline", "recipe", "band")
 # The teacher-free baseline's row, in the CLI and the app alike: the student size fine-tuned on the members.
 BASELINE_LABEL = "(baseline: fine-tuned)"
 
@@ -29,8 +44,8 @@ BASELINE_LABEL = "(baseline: fine-tuned)"
 # baseline; one half again worse learned far less than plain fine-tuning on the same members.
 NOT_CONVERGED = 1.5
 
-# What a board may order by after memorization (lowest first), in the order given.
-ORDER_KEYS = ("mem_rate_student", "best_attack_tpr", "best_attack_auc", "val_ppl_student")
+# What a board may order by (lowest first), in the order given; the first is a leakage measure (MEASURES).
+ORDER_KEYS = (*MEASURES, "best_attack_tpr", "once_attack_tpr", "best_attack_auc", "val_ppl_student")
 
 
 @dataclass(frozen=True)
@@ -38,15 +53,20 @@ class Ranking:
     """A board's rules: its utility band and its order (a published board's spec declares both)."""
 
     slack: float = 0.10  # ranked: validation perplexity <= (1 + slack) x the baseline's
-    order: tuple[str, ...] = ("mem_rate_student", "best_attack_tpr", "best_attack_auc")
+    order: tuple[str, ...] = ("extractable_rate_student", "mem_rate_student", "best_attack_tpr", "best_attack_auc")
 
     def __post_init__(self) -> None:
         if not (0 <= self.slack <= 10):
             raise ValueError(f"utility slack must be in [0, 10], got {self.slack}")
         bad = [k for k in self.order if k not in ORDER_KEYS]
-        if bad or not self.order or self.order[0] != "mem_rate_student":
-            raise ValueError(f"order must start with mem_rate_student and use only {', '.join(ORDER_KEYS)}; "
-                             f"got {', '.join(self.order)}")
+        if bad or not self.order or self.order[0] not in MEASURES or len(set(self.order)) < len(self.order):
+            raise ValueError(f"order must start with one of {', '.join(MEASURES)} and use only "
+                             f"{', '.join(ORDER_KEYS)}, each once; got {', '.join(self.order)}")
+
+    @property
+    def primary(self) -> str:
+        """The leakage measure the board ranks by."""
+        return self.order[0]
 
     @property
     def band(self) -> str:
@@ -78,34 +98,67 @@ def outside(row: dict, baseline_ppl: float, rules: Ranking = DEFAULT) -> str | N
     return f"not converged: {said}" if times > NOT_CONVERGED else said
 
 
-def rank(group: pd.DataFrame, rules: Ranking = DEFAULT) -> pd.DataFrame:
-    """One board's rows in order: the ranked methods, the baseline, then the unranked with their reason.
+# (rows' labels, measure) -> their 95% rank intervals and (pairs separated, pairs), compared paired
+# (`board.board` builds it from the stored examples)
+Compare = Callable[[Sequence[str], str], "tuple[np.ndarray, np.ndarray, tuple[int, int]]"]
 
-    Adds `rank` ("1", "=2" for a shared rank, "" unranked), `ranked` and `why` (the reason a row is
-    not ranked, or "").
+
+def rank(group: pd.DataFrame, rules: Ranking = DEFAULT, compare: Compare | None = None) -> pd.DataFrame:
+    """One board's rows in order: the ranked methods, the baseline, the rows with their own recipe, then
+    those outside the band, each unranked row with its reason.
+
+    Adds `rank` ("1", "=2" where the rank is shared), `rank_lo` and `rank_hi` (the 95% rank interval),
+    `separated` ("15 of 21": the pairs of ranked rows the paired comparison separates), `ranked`,
+    `section` and `why` (the reason a row is not ranked, or ""). `compare(labels)` gives the ranked
+    rows' rank intervals and the separated pairs; without it (or where it cannot: runs stored before the
+    per-example values), shared ranks come from overlapping intervals.
     """
     if group.empty:
-        return group.assign(rank=pd.Series(dtype=str), ranked=pd.Series(dtype=bool), why=pd.Series(dtype=str))
+        return group.assign(rank=pd.Series(dtype=str), ranked=pd.Series(dtype=bool), why=pd.Series(dtype=str),
+                            section=pd.Series(dtype=str))
     group = group.reset_index(drop=True)
     is_base = group["reference"].astype(bool)
     base_ppl = _num(group.loc[is_base, "val_ppl_student"].iloc[0]) if is_base.any() else math.nan
-    why = [("" if b else (outside(r, base_ppl, rules) or "")) for b, r in zip(is_base, group.to_dict("records"))]
-    group = group.assign(why=why, ranked=[not b and not w for b, w in zip(is_base, why)])
+    own = [str(v) if isinstance(v, str) and v else "" for v in group.get("own_recipe", pd.Series([None] * len(group)))]
+    why, section = [], []
+    for b, recipe, r in zip(is_base, own, group.to_dict("records")):
+        reason = "" if b else recipe or outside(r, base_ppl, rules) or ""
+        why.append(reason)
+        section.append("baseline" if b else "recipe" if recipe else "band" if reason else "ranked")
+    group = group.assign(why=why, section=section, ranked=[s == "ranked" for s in section])
     ranked = group[group["ranked"]].copy()
     keys = [k for k in rules.order if k in ranked and ranked[k].notna().any()] + ["method"]
     ranked = ranked.sort_values(keys, na_position="last", kind="stable")
-    ranked["rank"] = _shared_ranks(ranked)
-    rest = group[~group["ranked"] & ~is_base].sort_values(["val_ppl_student", "method"], na_position="last",
-                                                          kind="stable")
+    ranked = _ranks(ranked, next((k for k in keys if k in MEASURES), "mem_rate_student"), compare)
+    rest = group[~group["ranked"] & ~is_base].assign(order=lambda d: d["section"].map(SECTIONS.index))
+    rest = rest.sort_values(["order", "val_ppl_student", "method"], na_position="last",
+                            kind="stable").drop(columns="order")
     out = pd.concat([ranked, group[is_base], rest], ignore_index=True)
     out["rank"] = ["" if pd.isna(v) else v for v in out["rank"]]  # a float column when nothing is ranked
     return out
 
 
-def _shared_ranks(ranked: pd.DataFrame) -> list[str]:
-    """Competition ranks, shared while a method's memorization interval overlaps its group leader's."""
-    lo = ranked.get("mem_rate_student_lo", ranked["mem_rate_student"]).tolist()
-    hi = ranked.get("mem_rate_student_hi", ranked["mem_rate_student"]).tolist()
+def _ranks(ranked: pd.DataFrame, key: str, compare: Compare | None) -> pd.DataFrame:
+    """The ranked rows' ranks on the measure `key`: from the paired comparison where it can be made,
+    else `_shared_ranks`."""
+    found = None
+    if compare is not None and len(ranked) > 1:
+        try:
+            found = compare(ranked["method"].tolist(), key)
+        except ValueError:  # runs without the per-example values the measure rests on
+            found = None
+    if found is None:
+        ranked["rank"] = _shared_ranks(ranked, key)
+        return ranked
+    lo, hi, (separated, pairs) = found
+    return ranked.assign(rank=[f"={a}" if a < b else str(a) for a, b in zip(lo, hi)],
+                         rank_lo=lo, rank_hi=hi, separated=f"{separated} of {pairs}")
+
+
+def _shared_ranks(ranked: pd.DataFrame, key: str) -> list[str]:
+    """Competition ranks, shared while a method's interval on `key` overlaps its group leader's."""
+    lo = ranked.get(f"{key}_lo", ranked[key]).tolist()
+    hi = ranked.get(f"{key}_hi", ranked[key]).tolist()
     numbers, leader = [], 0
     for i in range(len(ranked)):
         if i and not (_num(lo[i]) <= _num(hi[leader])):  # NaN never overlaps

@@ -22,7 +22,12 @@ import streamlit as st
 from harness.errors import UsageError
 from harness.leaderboard import board as B
 from harness.leaderboard.published import BoardSpec, find_boards, spec_of
-from harness.leaderboard.ranking import DEFAULT as DEFAULT_RANKING, SEPARATOR as SEPARATOR_TEXT, Ranking
+from harness.leaderboard.ranking import (
+    DEFAULT as DEFAULT_RANKING,
+    RECIPE_SEPARATOR as RECIPE_SEPARATOR_TEXT,
+    SEPARATOR as SEPARATOR_TEXT,
+    Ranking,
+)
 from harness.measure.stats import MIN_COUNT
 from harness.present import board_report, formats
 from harness.present.charts import (
@@ -40,8 +45,8 @@ from harness.store.database import default_path
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
 # Utility right after memorization: a method that leaks least by not learning shows it at a glance.
 # Every row is a mean over its seeds (the caption says so; a reader can add the seeds column).
-DEFAULT_COLUMNS = ["mem_rate_student", "val_ppl_student", "reduction", "inheritance_rate", "easy_share",
-                   "best_attack_auc", "teacher_access"]
+DEFAULT_COLUMNS = ["extractable_rate_student", "mem_rate_student", "val_ppl_student", "once_attack_tpr",
+                   "reduction", "inheritance_rate", "best_attack_auc", "teacher_access"]
 PROVENANCE = ["config_hash", "dataset_hash", "seed_list", "harness_version", "git_commit"]
 
 
@@ -75,14 +80,17 @@ def sources() -> dict[str, Path]:
 
 
 SEPARATOR = "── not ranked ──"  # the reasons follow the table: SEPARATOR_TEXT and each method's
+RECIPE_SEPARATOR = "── another recipe ──"  # rows whose student trained on another recipe or exposure
 
 
 def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The board as shown: its rank, formatted strings, intervals in brackets, the baseline marked, and a
     separator row before the methods outside the utility band, each with its reason."""
     ranks = board["rank"] if "rank" in board else pd.Series([""] * len(board), index=board.index)
-    out = pd.DataFrame({"rank": ranks.fillna("").replace("", "–").where(~board["reference"], "–").tolist(),
-                        "method": [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]})
+    out = pd.DataFrame({"rank": ranks.fillna("").replace("", "–").where(~board["reference"], "–").tolist()})
+    if "rank_lo" in board:  # the 95% rank interval of the paired comparison
+        out["95% rank"] = [board_report.rank_interval(r).replace("-", "–") for r in board.to_dict("records")]
+    out["method"] = [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]
     for col in columns:
         if col not in board:
             continue
@@ -90,11 +98,14 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         lo, hi = board.get(f"{col}_lo"), board.get(f"{col}_hi")
         out[label] = [formats.figure_on_page(v, kind, None if lo is None else lo.iloc[i], None if hi is None else hi.iloc[i])
                       for i, v in enumerate(board[col])]
-    why = board["why"].fillna("").tolist() if "why" in board else [""] * len(board)
-    if any(why):  # the reasons are listed under the table, which stays as wide as the page
-        first = next(i for i, w in enumerate(why) if w)
-        gap = pd.DataFrame([{c: (SEPARATOR if c == "method" else "") for c in out.columns}])
-        out = pd.concat([out.iloc[:first], gap, out.iloc[first:]], ignore_index=True)
+    sections = board["section"].fillna("").tolist() if "section" in board else [""] * len(board)
+    # the reasons are listed under the table, which stays as wide as the page; a separator row per section
+    for name, line in (("band", SEPARATOR), ("recipe", RECIPE_SEPARATOR)):
+        if name in sections:
+            first = sections.index(name)
+            gap = pd.DataFrame([{c: (line if c == "method" else "") for c in out.columns}])
+            out = pd.concat([out.iloc[:first], gap, out.iloc[first:]], ignore_index=True)
+            sections = sections[:first] + [""] + sections[first:]
     return out
 
 
@@ -383,10 +394,14 @@ def headline_card(h: B.Headline, key: str) -> None:
             st.caption(plain(h.why))
             return
         b = h.best
-        m1.metric("leaks least", b["method"])
-        m2.metric("exact-match memorization", formats.figure_on_page(b["mem_rate_student"], "rate"),
-                  delta=f"{100 * (b['mem_rate_student'] - base['mem_rate_student']):+.1f} pts vs baseline "
-                        f"({formats.figure_on_page(base['mem_rate_student'], 'rate')})", delta_color="inverse")
+        # a single method is named only when the paired comparison separates it from every other ranked one
+        m1.metric("leaks least", h.winner or "not separated",
+                  delta=None if h.winner else f"=1: {', '.join([b['method'], *h.tied])}", delta_color="off")
+        key_ = next((k for k in ("extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
+                    "mem_rate_student")
+        label, kind = COLUMNS[key_]
+        m2.metric(label if h.winner else f"{label}, lowest: {b['method']}", formats.figure_on_page(b[key_], kind),
+                  delta=f"baseline {formats.figure_on_page(base.get(key_), kind)}", delta_color="off")
         attack = b.get("best_attack")
         if attack:
             tpr = b.get("best_attack_tpr")
@@ -424,6 +439,13 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str, rules: Rankin
     st.dataframe(styled, hide_index=True, width="stretch", height=ROW_PX * (len(shown) + 1) + 3, row_height=ROW_PX,
                  column_config=config, key=f"board_{key}")
     unranked = group[group["why"].fillna("").astype(bool)] if "why" in group else group.iloc[:0]
+    own = unranked[unranked["section"] == "recipe"] if "section" in unranked else unranked.iloc[:0]
+    if not own.empty:
+        st.markdown(f"**{plain(RECIPE_SEPARATOR_TEXT.capitalize())}**: "
+                    + "; ".join(f"{plain(r['method'])}: {plain(r['why'])}" for _, r in own.iterrows()),
+                    help="Compared with like: these students did not train on the recipe and data exposure the "
+                         "ranked KD methods share (harness/leaderboard/ranking.py).")
+    unranked = unranked.drop(own.index)
     if not unranked.empty:
         st.markdown(f"**{plain(SEPARATOR_TEXT.capitalize())}** " + plain(f"({rules.band}): ")
                     + "; ".join(f"{plain(r['method'])}: {plain(r['why'])}" for _, r in unranked.iterrows()),

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness.leaderboard import board as board_mod, privacy, ranking
+from harness.leaderboard.measures import MEASURES
 from harness.measure.audit import AUDIT_FPRS
 from harness.measure.stats import MIN_COUNT
 from harness.present import formats
@@ -29,6 +30,9 @@ class Board:
     band: str = ranking.DEFAULT.band
     regime: str | None = None  # where the board's memorization comes from, when it is the repeats alone
     privacy: str = ""  # the DP-SGD rows' epsilon sweep and bound check (`privacy_text`)
+    recipe: int = 0  # how many rows sit in their own section: another recipe or data exposure
+    primary: str = ranking.DEFAULT.primary  # the measure ranked by
+    separated: str = ""  # "15 of 21": pairs of ranked rows the paired comparison separates
 
     @property
     def title(self) -> str:
@@ -36,15 +40,21 @@ class Board:
                 f"{self.n_members} members, dataset {self.dataset_hash})")
 
     def render(self) -> str:
-        """The table, a separator before the methods outside the utility band, and what its marks mean."""
-        lines = formats.render(BOARD_HEADERS, self.rows).splitlines()
-        cut = 2 + self.ranked + 1  # the header, its rule, the ranked rows and the baseline
-        if cut < len(lines):
-            lines.insert(cut, f"-- {ranking.SEPARATOR} ({self.band}) --")
-        notes = [f"Ranked: methods with {self.band}, by student memorization, then the strongest attack; "
-                 "=N: a rank the 95% intervals cannot separate.",
-                 ("Rates and ratios pool the seeds' counts; their intervals count a member the seeds share as one "
-                  f"cluster (its design effect); n/a: fewer than {MIN_COUNT} memorized members to rest on."),
+        """The table, a separator before each section of unranked rows, and what its marks mean."""
+        lines = formats.render(board_headers(self.primary), self.rows).splitlines()
+        at = 2 + self.ranked + 1  # the header, its rule, the ranked rows and the baseline
+        if self.recipe:
+            lines.insert(at, f"-- {ranking.RECIPE_SEPARATOR} --")
+            at += 1 + self.recipe
+        if at < len(lines):
+            lines.insert(at, f"-- {ranking.SEPARATOR} ({self.band}) --")
+        notes = [f"Ranked: methods with {self.band}, by {MEASURES[self.primary]}, the rows compared "
+                 "paired over the members and seeds they share; rank N: N - 1 rows leak less, separated at 95%; "
+                 "=N: another row cannot be separated from it; 95% rank: its rank interval."
+                 + (f" Pairs of ranked rows separated: {self.separated}." if self.separated else ""),
+                 (f"{COLUMNS['mem_rate_student'][0].capitalize()} (exact match) pools the seeds' counts; its interval "
+                  f"counts a member the seeds share as one cluster and carries the seeds' variance; n/a: fewer than "
+                  f"{MIN_COUNT} memorized members to rest on."),
                  "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
         if self.regime:
             notes.append(f"Note: {self.regime}.")
@@ -66,25 +76,51 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         dp = [privacy_text(rows, privacy.checks(con, rows)) for rows in private]
     out = []
     for keys, group in board_mod.boards(table):
+        primary = next((k for k in rules.order if k in group and group[k].notna().any()), "mem_rate_student")
         rows = []
         for r in group.to_dict("records"):
             name = r["method"]  # the baseline's is ranking.BASELINE_LABEL
             rank = "-" if r["reference"] else (r["rank"] or "-")
             seeds = "-" if r["reference"] else r["seeds"]
-            figures = [memorization(r), *(("1.00x", "-", "-") if r["reference"] else
-                                          (_cell(k, r[k]) for k in ("reduction", "inheritance_rate", "easy_share"))),
-                       _cell("val_ppl_student", r["val_ppl_student"])]
-            rows.append([rank, name, r["teacher_access"], seeds, *figures, epsilon(r), r["why"] or ""])
+            figures = [measure(r, primary)]
+            for key in FIGURES:
+                if key == primary:
+                    continue
+                figures.append(memorization(r) if key == "mem_rate_student" else
+                               {"reduction": "1.00x", "inheritance_rate": "-"}.get(key, _cell(key, r.get(key)))
+                               if r["reference"] else _cell(key, r.get(key)))
+            rows.append([rank, rank_interval(r), name, r["teacher_access"], seeds, *figures, epsilon(r),
+                         r["why"] or ""])
+        separated = next((v for v in group.get("separated", []) if isinstance(v, str)), "")
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
                          ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)],
-                         privacy=dp[len(out)]))
+                         privacy=dp[len(out)], recipe=int((group["section"] == "recipe").sum()), primary=primary,
+                         separated=separated))
     return out
 
 
-BOARD_HEADERS = ["rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0],
-                 f"{FIGURES['mem_rate_student']} [95%]", *list(FIGURES.values())[1:], COLUMNS["dp_epsilon"][0],
-                 "not ranked because"]
+def board_headers(primary: str) -> list[str]:
+    """The measure ranked by, then FIGURES (exact match once, with its interval)."""
+    figures = [f"{label} [95%]" if key == "mem_rate_student" else label for key, label in FIGURES.items()
+               if key != primary]
+    return ["rank", "95% rank", "method", COLUMNS["teacher_access"][0], COLUMNS["seeds"][0],
+            f"{COLUMNS[primary][0]} [95%]", *figures, COLUMNS["dp_epsilon"][0], "not ranked because"]
+
+
+def rank_interval(r: dict) -> str:
+    """A ranked row's 95% rank interval, "2-5" ("3" where it is one place); "-" for the others."""
+    lo, hi = r.get("rank_lo"), r.get("rank_hi")
+    if not r.get("ranked") or lo is None or pd.isna(lo):
+        return "-"
+    return f"{int(lo)}" if lo == hi else f"{int(lo)}-{int(hi)}"
+
+
+def measure(r: dict, key: str) -> str:
+    """A row's figure on a leakage measure with its 95% interval, by the measure's kind."""
+    kind = COLUMNS[key][1]
+    fmt = formats.fine_pct if kind == "share" else formats.pct if kind == "rate" else formats.num
+    return formats.with_interval(r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi"), fmt)
 
 
 def epsilon(r: dict) -> str:

@@ -23,6 +23,11 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
 
 
+def fine_pct(value: float | None) -> str:
+    """A share to a hundredth of a percent: what separates students that exact match puts all at 0%."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}%"
+
+
 def num(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}{suffix}"
 
@@ -43,7 +48,8 @@ def figure(value: float | None, kind: str) -> str:
     """A board figure by its kind (`harness.store.labels.COLUMNS`): a rate in percent, a ratio with x, else two
     decimals; n/a for none (NaN included)."""
     value = None if value is None or value != value else float(value)
-    return pct(value) if kind == "rate" else num(value, 2, "x") if kind == "ratio" else num(value)
+    return (pct(value) if kind == "rate" else fine_pct(value) if kind == "share" else num(value, 2, "x")
+            if kind == "ratio" else num(value))
 
 
 def figure_on_page(value, kind: str, lo=None, hi=None) -> str:
@@ -51,10 +57,11 @@ def figure_on_page(value, kind: str, lo=None, hi=None) -> str:
     with ×, perplexities and AUCs to `short` digits and never below 0."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if kind == "rate":  # a share: its interval shown within [0, 100%]
-        text = f"{100 * value:.1f}%"
+    if kind in ("rate", "share"):  # a share: its interval shown within [0, 100%]
+        digits = 1 if kind == "rate" else 2
+        text = f"{100 * value:.{digits}f}%"
         if lo is not None and hi is not None and not math.isnan(lo) and hi > lo:
-            text += f" [{100 * max(lo, 0.0):.1f}, {100 * min(hi, 1.0):.1f}]"
+            text += f" [{100 * max(lo, 0.0):.{digits}f}, {100 * min(hi, 1.0):.{digits}f}]"
         return text
     if kind == "ratio":
         return f"{value:.2f}×"

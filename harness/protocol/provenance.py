@@ -26,6 +26,7 @@ from harness.contract.specs import KDMethod, describe_training
 from harness.measure.metrics import ROLES
 from harness.protocol.data import Examples
 from harness.runtime import processes
+from harness.runtime.cache import weights_hash
 from harness.runtime.precision import precisions
 from harness.store.database import config_hash
 
@@ -145,6 +146,7 @@ def model_row(family: str, run_id: str, info: ModelInfo, metrics: dict[str, floa
         "cached": info.cached, "train_seconds": info.train_seconds,
         "val_loss": metrics[f"val_loss_{info.role}"], "val_ppl": metrics[f"val_ppl_{info.role}"],
         "training": json.dumps(info.training) if info.training else None,
+        "weights_sha256": weights_hash(info.path),
     }
 
 

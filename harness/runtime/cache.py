@@ -140,6 +140,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def weights_hash(folder: Path) -> str | None:
+    """One sha256 over a cached checkpoint's weight files, from its manifest's checksums: what tells two
+    checkpoints apart when their keys agree (the same key trained on another machine gives other weights).
+    None where the folder has no readable manifest or no safetensors file."""
+    try:
+        files = json.loads((Path(folder) / MANIFEST).read_text())["files"]
+        weights = sorted((name, digest) for name, digest in files.items() if name.endswith(".safetensors"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not weights or not all(isinstance(d, str) for _, d in weights):
+        return None
+    return hashlib.sha256(json.dumps(weights).encode()).hexdigest()[:20]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
-# Every board column, for the app, `harness leaderboard` and the CSV: key -> (label, kind). Rates are fractions.
+# Every board column, for the app, `harness leaderboard` and the CSV: key -> (label, kind). Rates and shares are
+# fractions; a share is shown to a hundredth of a percent (an expected share extractable is often below 0.1%).
 COLUMNS = {
+    "extractable_rate_student": ("extractable by sampling", "share"),
     "mem_rate_student": ("student memorization", "rate"),
+    "membership_gap_student": ("loss gap, seen once", "num"),
+    "once_attack_tpr": ("TPR at 1% FPR, seen once", "rate"),
     "reduction": ("reduction vs baseline", "ratio"),
     "inheritance_rate": ("inheritance rate", "rate"),
     "easy_share": ("easy share", "rate"),
@@ -25,9 +29,9 @@ COLUMNS = {
     "git_commit": ("git commit", "text"),
     "run_id": ("run", "text"),
 }
-# The figures a board ranks by and shows, the first one ranking: the privacy side of the trade-off.
+# The figures `harness leaderboard` shows beside the measure a board ranks by (`ranking.Ranking.primary`).
 FIGURES = {key: COLUMNS[key][0] for key in
-           ("mem_rate_student", "reduction", "inheritance_rate", "easy_share", "val_ppl_student")}
+           ("mem_rate_student", "once_attack_tpr", "reduction", "inheritance_rate", "val_ppl_student")}
 
 
 def family_label(family: str, family_args: str | None) -> str:

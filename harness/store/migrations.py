@@ -147,6 +147,13 @@ def m007_resolving_measures(con) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS own_recipe VARCHAR")
 
 
+@migration
+def m008_weights_hash(con) -> None:
+    """Each model's weights by content: the rows of a board at one seed must share the teacher and the
+    baseline, and a cache key alone does not say so (the same key trained elsewhere gives other weights)."""
+    con.execute("ALTER TABLE models ADD COLUMN IF NOT EXISTS weights_sha256 VARCHAR")
+
+
 # ------------------------------------------------------------ running them
 
 

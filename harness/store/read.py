@@ -558,6 +558,22 @@ def member_verdicts(con, run_ids: Sequence[str]) -> list[tuple[str, str, str, bo
                        "AND split = 'member' ORDER BY run_id, sample_id, role", [list(run_ids)]).fetchall()
 
 
+def example_values(con, run_ids: Sequence[str], roles: Sequence[str] = ("student", "baseline")) -> pd.DataFrame:
+    """Per run, role and example (members and non-members): what a board's paired comparison rests on,
+    the verdict, the suffix loss and the suffix's log-probability under top-k sampling."""
+    return frame(con, "SELECT run_id, role, sample_id, split, repeats, memorized::DOUBLE AS memorized, suffix_loss, "
+                      "sample_logprob FROM samples WHERE list_contains(?, run_id) AND list_contains(?, role) "
+                      "ORDER BY run_id, role, sample_id", [list(run_ids), list(roles)])
+
+
+def shared_models(con, run_ids: Sequence[str]) -> list[tuple[str, int, str, str, str | None]]:
+    """(run_id, seed, method_label, role, weights_sha256) of the runs' teachers and baselines: what the rows
+    of a board at one seed must share."""
+    return con.execute("SELECT r.run_id, r.seed, r.method_label, m.role, m.weights_sha256 FROM runs r JOIN models m "
+                       "USING (run_id) WHERE list_contains(?, r.run_id) AND m.role IN ('teacher', 'baseline') "
+                       "ORDER BY r.seed, m.role, r.method_label", [list(run_ids)]).fetchall()
+
+
 def repeats_and_verdicts(con, run_id: str) -> list[tuple[int, bool]]:
     """(repeats, memorized by the student) for each member the run's predictor saw (its features)."""
     return con.execute("SELECT s.repeats, f.memorized_student FROM features f JOIN samples s ON "
