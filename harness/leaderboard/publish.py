@@ -86,7 +86,7 @@ def refuse_unshared(board: str, models) -> None:
         groups.setdefault((seed, role), {}).setdefault(digest, []).append(label)
     for (seed, role), by_hash in sorted(groups.items()):
         if None in by_hash:
-            raise UsageError(f"board {board}: at seed {seed}, {', '.join(by_hash[None])} do(es) not record the "
+            raise UsageError(f"board {board}: at seed {seed}, {', '.join(by_hash[None])}: no record of the "
                              f"{role}'s weights (a run from an older harness): rerun it before publishing")
         if len(by_hash) > 1:
             common = max(by_hash, key=lambda h: len(by_hash[h]))
