@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.contract.specs import ROLES
 from harness.leaderboard.results import resolve_run_id, student_recipe
+from harness.measure.probabilistic import QUERIES
 from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
 from harness.present import formats
 from harness.store import read
@@ -51,6 +52,12 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
         lines.append(f"the student trained with DP-SGD: epsilon {eps} at delta {g('dp_delta'):.2g}; noise multiplier "
                      f"{g('dp_noise_multiplier'):.3g}, sampling rate {g('dp_sample_rate'):.3g}, "
                      f"{int(g('dp_steps'))} steps over {int(g('dp_records'))} records")
+    sampled = [f"{role} {formats.fine_pct(g(f'extractable_rate_{role}'))} "
+               f"({formats.fine_pct(g(f'nonmember_extractable_rate_{role}'))} of non-members)"
+               for role in ROLES if not _nan(g(f"extractable_rate_{role}"))]
+    if sampled:
+        lines.append(f"extractable by sampling (expected share in {QUERIES:,} top-k samples, Hayes et al. 2024): "
+                     + ", ".join(sampled))
     quiet = exact_match_note(metrics, n_members)
     if quiet:
         lines.append(quiet)
@@ -65,8 +72,8 @@ def exact_match_note(metrics: dict[str, float], n_members: int) -> str | None:
         return None
     said = ", ".join(f"{r} {c}" for r, c in counts.items())
     return (f"exact match says little here: {said} of {n_members} members memorized, fewer than {MIN_COUNT}, so "
-            "no ratio is given; the roles are told apart by k-extractability at smaller k, approximate match and "
-            "the membership attacks (`harness show`)")
+            "no ratio is given; the roles are told apart by extractability by sampling, k-extractability at "
+            "smaller k, approximate match and the membership attacks (`harness show`)")
 
 
 def _nan(v) -> bool:
