@@ -118,8 +118,21 @@ def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     return finish(alt.vconcat(*rows).resolve_scale(color="shared", strokeDash="independent"))
 
 
+SAMPLED = "extractable_rate_student"
+# The least share a log axis shows: a student no sample can make reproduce a member sits at its edge.
+SHARE_FLOOR = 1e-5
+
+
+def has_sampling(group: pd.DataFrame) -> bool:
+    return SAMPLED in group and group[SAMPLED].notna().all()
+
+
 def plane_points(group: pd.DataFrame) -> pd.DataFrame:
-    pts = group.assign(on_frontier=B.frontier(group.reset_index(drop=True), also=("best_attack_auc",)).to_numpy(),
+    """The board's rows as points: leakage (the sampling measure where every row has it, else exact match),
+    the strongest attack and perplexity, with the frontier over them."""
+    leak = SAMPLED if has_sampling(group) else "mem_rate_student"
+    frontier = B.frontier(group.reset_index(drop=True), y=leak, also=("best_attack_auc",)).to_numpy()
+    pts = group.assign(on_frontier=frontier,
                        label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
     pts["status"] = pts["on_frontier"].map({True: "on the frontier", False: "dominated"})
     return pts
@@ -130,9 +143,10 @@ STANDING = {"ranked": "#1f77b4", BASELINE: ROLE_COLOR["baseline"], "not ranked":
 
 def chart_plane(group: pd.DataFrame) -> alt.Chart:
     """Privacy against utility, a row per method in board order, named on the axis (no legend to hunt):
-    student memorization, the best attack's AUC and validation perplexity side by side. Diamonds mark
-    the frontier (no method is better on all three); colour says ranked, the baseline, or outside the
-    utility band; the baseline's figure is a dotted line in each panel."""
+    the share extractable by sampling (log scale, where the runs store it), exact-match memorization, the
+    best attack's AUC and validation perplexity side by side, each leakage figure with its 95% interval.
+    Diamonds mark the frontier (no method is better on all of them); colour says ranked, the baseline,
+    or not ranked; the baseline's figure is a dotted line in each panel."""
     pts = plane_points(group)
     pts["standing"] = [BASELINE if ref else ("ranked" if ranked else "not ranked")
                        for ref, ranked in zip(pts["reference"], pts["ranked"].fillna(False).astype(bool))]
@@ -145,8 +159,17 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
     tip = ["method", "status", alt.Tooltip("mem_rate_student:Q", format=".2%", title="memorization"),
            alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
            alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")]
+    fields = []
+    if has_sampling(pts):  # clipped at SHARE_FLOOR: a log axis has no 0
+        for end in ("", "_lo", "_hi"):
+            pts[f"{SAMPLED}{end}"] = pts.get(f"{SAMPLED}{end}", pts[SAMPLED]).clip(lower=SHARE_FLOOR)
+        base = pts[pts["reference"]]
+        tip.insert(2, alt.Tooltip(f"{SAMPLED}:Q", format=".3%", title="extractable by sampling"))
+        fields.append((SAMPLED, alt.Axis(title="extractable by sampling, log scale", format="~%", tickCount=4),
+                       alt.Scale(type="log", nice=False)))
     panels = []
     for i, (field, axis, scale) in enumerate((
+            *fields,
             ("mem_rate_student", rate_axis([*pts["mem_rate_student"], *pts["mem_rate_student_hi"]],
                                            "student memorization"),
              rate_scale([*pts["mem_rate_student"], *pts["mem_rate_student_hi"]])),
@@ -157,15 +180,15 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
         y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260) if i == 0 else None)
         x = alt.X(f"{field}:Q", axis=axis, scale=scale)
         layers = []
-        if field == "mem_rate_student":
+        if field in ("mem_rate_student", SAMPLED) and f"{field}_lo" in pts:
             layers.append(alt.Chart(pts).mark_rule(color="#555555").encode(
-                y=y, x=alt.X("mem_rate_student_lo:Q", axis=axis, scale=scale), x2="mem_rate_student_hi:Q"))
+                y=y, x=alt.X(f"{field}_lo:Q", axis=axis, scale=scale), x2=f"{field}_hi:Q"))
         if not base.empty and field in base:
             layers.append(alt.Chart(base).mark_rule(strokeDash=[2, 2], color=ROLE_COLOR["baseline"]).encode(x=x))
         layers.append(alt.Chart(pts).mark_point(size=110, filled=True, opacity=0.9).encode(
             y=y, x=x, color=color, shape=shape, tooltip=tip,
             stroke=alt.condition("datum.on_frontier", alt.value("black"), alt.value(None))))
-        panels.append(alt.layer(*layers).properties(width=300, height=alt.Step(20)))
+        panels.append(alt.layer(*layers).properties(width=300 if not fields else 240, height=alt.Step(20)))
     return finish(alt.hconcat(*panels, spacing=24).resolve_scale(y="shared"))
 
 
