@@ -287,10 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
     sh.add_argument("--db", type=Path, help=DB_HELP)
 
-    lb = sub.add_parser("leaderboard", help="methods ranked by student memorization, per family and dataset")
+    lb = sub.add_parser("leaderboard", help="methods ranked by leakage, compared paired, per family and dataset")
     lb.add_argument("--db", type=Path, help=DB_HELP)
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
+    lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "
+                    "(default: the share extractable by sampling), mem_rate_student (exact match) or "
+                    "membership_gap_student (the loss gap on members seen once)")
     lbsub = lb.add_subparsers(dest="board_command", parser_class=_Parser, metavar="ACTION")
     pub = lbsub.add_parser("publish", help="run what a board in leaderboards/ is missing and write its snapshot")
     pub.add_argument("name", metavar="NAME", help="a board: leaderboards/NAME.toml")
@@ -559,10 +562,18 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
+    from harness.errors import unknown
+    from harness.leaderboard.measures import MEASURES
+    from harness.leaderboard.ranking import DEFAULT, Ranking
     from harness.present.board_report import leaderboard_text
     from harness.store.database import Store
 
-    print(leaderboard_text(Store(_db(args)), args.family, args.dataset))
+    rules = DEFAULT
+    if args.rank_by:
+        if args.rank_by not in MEASURES:
+            raise unknown("measure (--rank-by)", args.rank_by, MEASURES)
+        rules = Ranking(DEFAULT.slack, (args.rank_by, *(k for k in DEFAULT.order if k != args.rank_by)))
+    print(leaderboard_text(Store(_db(args)), args.family, args.dataset, rules))
     return 0
 
 def _boards(args) -> tuple[Path, str]:

@@ -184,9 +184,10 @@ def max_shown(found: pd.DataFrame, method: str) -> float:
     return float(found.loc[found["method"] == method, "shown"].max())
 
 
-def leaderboard_text(store: Store, family: str | None = None, dataset: str | None = None) -> str:
+def leaderboard_text(store: Store, family: str | None = None, dataset: str | None = None,
+                     rules: ranking.Ranking = ranking.DEFAULT) -> str:
     """What `harness leaderboard` prints: every board that matches, ranked, or how to get one."""
-    boards = leaderboard(store, family, dataset)
+    boards = leaderboard(store, family, dataset, rules)
     if not boards:
         return "No finished runs match. Run `harness eval --method hard-kd` first."
     return "\n".join(f"{board.render()}\n" for board in boards)
