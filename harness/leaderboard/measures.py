@@ -25,9 +25,9 @@ from harness.measure import paired, probabilistic
 
 # What a board may rank by first (its spec's `order` starts with one), and how each reads.
 MEASURES = {
-    "extractable_rate_student": "extractable by sampling (expected share, 10,000 top-k samples)",
-    "mem_rate_student": "exact match (greedy)",
-    "membership_gap_student": "loss gap, members seen once (nats/token)",
+    "extractable_rate_student": "the share extractable by sampling (expected; 10,000 top-k samples a member)",
+    "mem_rate_student": "exact match by greedy decoding",
+    "membership_gap_student": "the loss gap on members seen once (nats per token)",
 }
 # The stored per-example column (`samples`) each measure rests on.
 SOURCE = {"extractable_rate_student": "sample_logprob", "mem_rate_student": "memorized",
@@ -51,9 +51,11 @@ def values(examples: pd.DataFrame, measure: str, rows: Sequence[Row]) -> tuple[n
     if not seeds:
         raise ValueError("the rows share no seed: they cannot be compared paired")
     once = measure == "membership_gap_student"
+    runs = {run for r in rows for run in r.runs.values()}
+    mine = examples[examples["run_id"].isin(runs)]  # a board's other rows are no part of this comparison
     parts = {}
     for split in ("member", "nonmember") if once else ("member",):
-        picked = examples[examples["split"] == split]
+        picked = mine[mine["split"] == split]
         if once and split == "member":
             picked = picked[picked["repeats"] == 1]
         column = SOURCE[measure]
