@@ -131,7 +131,7 @@ def test_extract_on_hand_built_logits(batch_size):
     assert result.loss.tolist() == pytest.approx(whole, rel=1e-5)
     assert result.suffix_loss.tolist() == pytest.approx(suffix, rel=1e-5)
     assert set(result.as_dict()) == {"memorized", "match_len", "loss", "suffix_loss", "ties",
-                                     "token_logprobs", "token_mean", "token_std"}
+                                     "token_logprobs", "token_mean", "token_std", "sample_logprob"}
 
 
 def test_extract_ignores_tokens_past_the_suffix():

@@ -496,7 +496,7 @@ def test_installed_plugin_runs_through_the_protocol_and_ranks(installed_example,
     board = harness_with(installed_example, "--registry", str(quick_registry), "leaderboard")
     assert board.returncode == 0, board.stderr
     [row] = [line for line in board.stdout.splitlines() if " jeffreys-kd " in line]
-    rank, name, access = row.split()[:3]
-    assert (name, access) == ("jeffreys-kd", "logits")
+    rank, interval, name, access = row.split()[:4]
+    assert (name, access) == ("jeffreys-kd", "logits") and interval in ("-", "1")
     # ranked, or (a 24-member quick run may miss the utility band) listed after the baseline with the reason
     assert rank == "1" or (rank == "-" and "perplexity" in row), row

@@ -41,7 +41,7 @@ def test_sweep_all_means_every_registered_method(quick_registry):
 
     cells = sweep.grid(EvalRequest(method="", registry=quick_registry), ["all"], [], [], [0])
     registered = set(plugins.load(registry.load(quick_registry)).methods)
-    assert {c.method for c in cells} == registered and len(cells) == len(registered) == 15
+    assert {c.method for c in cells} == registered and len(cells) == len(registered) == 16
     assert {"soft-kd", "hard-kd", "minillm", "topk-kd", "rs-kd", "dp-kd", "dp-ft"} <= registered
 
 
