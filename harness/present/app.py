@@ -396,11 +396,11 @@ def headline_card(h: B.Headline, key: str) -> None:
         b = h.best
         # a single method is named only when the paired comparison separates it from every other ranked one
         m1.metric("leaks least", h.winner or "not separated",
-                  delta=None if h.winner else f"=1: {', '.join([b['method'], *h.tied])}", delta_color="off")
+                  delta=None if h.winner else plain(f"=1: {', '.join([b['method'], *h.tied])}"), delta_color="off")
         key_ = next((k for k in ("extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
                     "mem_rate_student")
         label, kind = COLUMNS[key_]
-        m2.metric(label if h.winner else f"{label}, lowest: {b['method']}", formats.figure_on_page(b[key_], kind),
+        m2.metric(label if h.winner else plain(f"{label}, lowest: {b['method']}"), formats.figure_on_page(b[key_], kind),
                   delta=f"baseline {formats.figure_on_page(base.get(key_), kind)}", delta_color="off")
         attack = b.get("best_attack")
         if attack:
