@@ -80,6 +80,12 @@ def _num(value) -> float:
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
+def measure_of(rows: pd.DataFrame, rules: Ranking = DEFAULT) -> str:
+    """The leakage measure `rows` are ranked and shown by: the first of the order's MEASURES they hold a
+    value for (a board stored before the per-example sampling values has exact match only)."""
+    return next((k for k in rules.order if k in MEASURES and k in rows and rows[k].notna().any()), "mem_rate_student")
+
+
 def outside(row: dict, baseline_ppl: float, rules: Ranking = DEFAULT) -> str | None:
     """Why a method is not ranked (None: it is): outside the utility band, or diverged from its start."""
     ppl, start = _num(row.get("val_ppl_student")), _num(row.get("val_ppl_start_student"))
@@ -129,7 +135,7 @@ def rank(group: pd.DataFrame, rules: Ranking = DEFAULT, compare: Compare | None 
     ranked = group[group["ranked"]].copy()
     keys = [k for k in rules.order if k in ranked and ranked[k].notna().any()] + ["method"]
     ranked = ranked.sort_values(keys, na_position="last", kind="stable")
-    ranked = _ranks(ranked, next((k for k in keys if k in MEASURES), "mem_rate_student"), compare)
+    ranked = _ranks(ranked, measure_of(ranked, rules), compare)
     rest = group[~group["ranked"] & ~is_base].assign(order=lambda d: d["section"].map(SECTIONS.index))
     rest = rest.sort_values(["order", "val_ppl_student", "method"], na_position="last",
                             kind="stable").drop(columns="order")

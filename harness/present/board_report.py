@@ -76,7 +76,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         dp = [privacy_text(rows, privacy.checks(con, rows)) for rows in private]
     out = []
     for keys, group in board_mod.boards(table):
-        primary = next((k for k in rules.order if k in group and group[k].notna().any()), "mem_rate_student")
+        primary = ranking.measure_of(group, rules)
         rows = []
         for r in group.to_dict("records"):
             name = r["method"]  # the baseline's is ranking.BASELINE_LABEL
