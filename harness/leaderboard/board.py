@@ -197,9 +197,11 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
     rs = rs.merge(metrics, on="run_id", how="left")
     aucs = [c for c in attack_auc_names(con) if c in rs.columns]
     clusters = member_clusters(con, rs["run_id"].tolist())
-    examples = read.example_values(con, rs["run_id"].tolist())
+    groups = list(rs.groupby(BOARD_KEYS, dropna=False, sort=True))
+    examples = read.example_values(con, rs["run_id"].tolist(),
+                                   [i for _, g in groups for i in at_seed(g)["run_id"]])
     out = []
-    for keys, group in rs.groupby(BOARD_KEYS, dropna=False, sort=True):
+    for keys, group in groups:
         rows = []
         compared = _Paired(examples, group)
         for label, g in group.groupby("method_label", sort=False):
@@ -221,7 +223,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
                 row[col] = ", ".join(sorted({str(v) for v in g[col]}))
             rows.append(row)
         base = dict(zip(BOARD_KEYS, keys))
-        seeds = group.drop_duplicates("seed")
+        seeds = at_seed(group)
         base.update(method=BASELINE_LABEL, reference=True, teacher_access="none",
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
@@ -244,6 +246,11 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
     return pd.concat(out, ignore_index=True)
 
 
+def at_seed(group: pd.DataFrame) -> pd.DataFrame:
+    """A board's first run at each seed: every run at a seed holds the same baseline, read from this one."""
+    return group.drop_duplicates("seed")
+
+
 class _Paired:
     """One board's rows compared paired on its stored examples (`harness.leaderboard.measures`): each
     row's figure and interval on every measure but exact match (pooled counts give that), and the rank
@@ -254,8 +261,8 @@ class _Paired:
         self.examples = examples[examples["run_id"].isin(ids)] if not examples.empty else examples
         self.rows = {label: measures.Row(label, dict(zip(g["seed"], g["run_id"])))
                      for label, g in group.groupby("method_label", sort=False)}
-        at_seed = group.drop_duplicates("seed")  # every run at a seed holds the same baseline
-        self.rows[BASELINE_LABEL] = measures.Row(BASELINE_LABEL, dict(zip(at_seed["seed"], at_seed["run_id"])),
+        anchors = at_seed(group)
+        self.rows[BASELINE_LABEL] = measures.Row(BASELINE_LABEL, dict(zip(anchors["seed"], anchors["run_id"])),
                                                  role="baseline")
 
     def figures(self, label: str) -> dict[str, float]:

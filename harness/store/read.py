@@ -558,12 +558,14 @@ def member_verdicts(con, run_ids: Sequence[str]) -> list[tuple[str, str, str, bo
                        "AND split = 'member' ORDER BY run_id, sample_id, role", [list(run_ids)]).fetchall()
 
 
-def example_values(con, run_ids: Sequence[str], roles: Sequence[str] = ("student", "baseline")) -> pd.DataFrame:
+def example_values(con, students: Sequence[str], baselines: Sequence[str]) -> pd.DataFrame:
     """Per run, role and example (members and non-members): what a board's paired comparison rests on,
-    the verdict, the suffix loss and the suffix's log-probability under top-k sampling."""
+    the verdict, the suffix loss and the suffix's log-probability under top-k sampling; the students of
+    the runs `students`, the baselines of the runs `baselines` (one run per seed holds a seed's baseline)."""
     return frame(con, "SELECT run_id, role, sample_id, split, repeats, memorized::DOUBLE AS memorized, suffix_loss, "
-                      "sample_logprob FROM samples WHERE list_contains(?, run_id) AND list_contains(?, role) "
-                      "ORDER BY run_id, role, sample_id", [list(run_ids), list(roles)])
+                      "sample_logprob FROM samples WHERE (role = 'student' AND list_contains(?, run_id)) "
+                      "OR (role = 'baseline' AND list_contains(?, run_id)) ORDER BY run_id, role, sample_id",
+                 [list(students), list(baselines)])
 
 
 def shared_models(con, run_ids: Sequence[str]) -> list[tuple[str, int, str, str, str | None]]:
