@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from harness.present.formats import LINE_CHARS, one_line
+from harness.protocol import fields
 from harness.runtime import log
 
 EPILOG_EVAL = """\
@@ -33,24 +35,21 @@ prints the same plan's head first, and refuses a run whose memory or disk cannot
 """
 
 
-def one_line(message: str) -> str:
-    """A message that stays one line whatever the user typed: newlines and other controls escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
+        # one line whatever the user typed or a file held: escaped and bounded, as every label is
+        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)", LINE_CHARS), file=sys.stderr)
         sys.exit(2)
 
 
 def _whole(low: int, high: int | None = None):
-    """An argparse type: a whole number from `low` (to `high`), refused in one line before any command starts."""
+    """An argparse type: a whole number from `low` (to `high`), refused in one line before any command starts,
+    by the check an EvalRequest makes of its own fields (`harness.protocol.fields`)."""
     def whole(raw: str) -> int:
         n = int(raw)  # not a number: argparse says "invalid int value", as for a plain int
-        if n < low or (high is not None and n > high):
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {n}" if high is None else
-                                             f"must be between {low} and {high}, got {n}")
+        problem = fields.whole_problem(n, low, high)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return n
 
     whole.__name__ = "int"
@@ -59,8 +58,8 @@ def _whole(low: int, high: int | None = None):
 
 MAX_SEEDS = 1000  # --seeds N, for every command that takes it
 SEED_COUNT = _whole(1, MAX_SEEDS)  # `--seeds N`: eval, sweep and reproduce
-SEED = _whole(0, 2**32 - 1)  # what numpy's and torch's generators take
-COUNT = _whole(1)  # --limit N
+SEED = _whole(*fields.SEED)  # EvalRequest.seed's range: what numpy's and torch's generators take
+COUNT = _whole(*fields.LIMIT)  # --limit N: EvalRequest.limit's
 
 
 def _fraction(raw: str) -> float:
@@ -126,10 +125,12 @@ def _attack_key_value(raw: str) -> tuple[str, str, str]:
 
 
 def attack_args(given: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for name, key, value in given:
-        out.setdefault(name, {})[key] = value
-    return out
+    return fields.attack_pairs(given)
+
+
+def pairs(args, flag: str) -> dict[str, str]:
+    """The repeated KEY=VALUE option `flag` (--method-arg) as a mapping; a key given twice is one line."""
+    return fields.pairs(flag, getattr(args, flag.lstrip("-").replace("-", "_")))
 
 
 DB_HELP = "DuckDB results file (default results/harness.duckdb or $HARNESS_DB)"
@@ -257,16 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "processes here, one at a time")
     ex.add_argument("--jobs-dir", type=Path, metavar="DIR", help="the jobs' results files, logs and done markers "
                     "(default: sweep-jobs/ beside --db); rerun with the same one to resubmit what did not finish")
-    ex.add_argument("--gpus", type=_whole(0, 1024), default=0, metavar="N",
+    ex.add_argument("--gpus", type=_whole(0, 1024), metavar="N",
                     help="GPUs per job; above 1, each job runs under "
                     "`accelerate launch --num_processes N` (default 0)")
-    ex.add_argument("--time", type=_whole(1, 60 * 24 * 60), default=240, metavar="MIN",
+    ex.add_argument("--time", type=_whole(1, 60 * 24 * 60), metavar="MIN",
                     help="each job's time limit in minutes "
                     "(default 240)")
     ex.add_argument("--partition", help="SLURM partition")
     ex.add_argument("--account", help="SLURM account")
     ex.add_argument("--cpus", type=_whole(1, 4096), metavar="N", help="CPUs per job (SLURM)")
-    ex.add_argument("--retries", type=_whole(0, 100), default=1, metavar="N", help="times a failed or pre-empted job is "
+    ex.add_argument("--retries", type=_whole(0, 100), metavar="N", help="times a failed or pre-empted job is "
                     "submitted again in this sweep (default 1)")
 
     pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from harness.errors import RunFailed, UsageError
+    from harness.errors import RunFailed, Terminated, UsageError
     from harness.runtime import processes
 
     argv = sys.argv[1:] if argv is None else argv
@@ -339,21 +340,52 @@ def _main(argv: list[str] | None) -> int:
     log.setup()
     if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    previous = _on_sigterm()
     try:
         code = _COMMANDS[args.command](args, argv)
         processes.finish(wait=True)  # every process finished the command: leave the group together
         return code
     except UsageError as err:
-        print(one_line(f"harness {args.command}: error: {err}"), file=sys.stderr)
+        print(one_line(f"harness {args.command}: error: {err}", LINE_CHARS), file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(one_line(f"harness {args.command}: {err}"), file=sys.stderr)
+        print(one_line(f"harness {args.command}: {err}", LINE_CHARS), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"harness {args.command}: stopped by SIGTERM", file=sys.stderr)
+        return 128 + 15
     finally:
         processes.finish()
+        _restore_sigterm(previous)
+
+
+def _on_sigterm():
+    """SIGTERM raises Terminated where the command stands, so that a run on its way out is marked failed (as
+    Ctrl-C's KeyboardInterrupt is) instead of staying `running` until the next run on its file. A second
+    SIGTERM ends the process at once. Returns the handler it replaced (None off the main thread)."""
+    import signal
+    import threading
+
+    from harness.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _db(args) -> Path:
@@ -363,13 +395,10 @@ def _db(args) -> Path:
 
 
 def cmd_eval(args, argv) -> int:
-    from harness.errors import UsageError, unknown
-    from harness.protocol.request import FILTERS
+    from harness.errors import UsageError
 
     if args.seed + args.seeds > 2**32:
         raise UsageError(f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, 2**32 - 1")
-    if args.filter is not None and args.filter not in FILTERS:
-        raise unknown("--filter", args.filter, FILTERS)
     log.quiet_libraries()
     from harness.present.run_report import eval_report
     from harness.protocol.request import EvalRequest
@@ -378,8 +407,8 @@ def cmd_eval(args, argv) -> int:
 
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       seed=args.seed, db=_db(args), cache_dir=args.cache_dir or default_dir(),
-                      method_args=dict(args.method_arg), dataset_args=dict(args.dataset_arg),
-                      family_args=dict(args.family_arg), attack_args=attack_args(args.attack_arg), limit=args.limit,
+                      method_args=pairs(args, "--method-arg"), dataset_args=pairs(args, "--dataset-arg"),
+                      family_args=pairs(args, "--family-arg"), attack_args=attack_args(args.attack_arg), limit=args.limit,
                       registry=args.registry, command=shlex.join(["harness", *argv]),
                       trust_remote_code=args.trust_remote_code, reference=args.reference, filter=args.filter,
                       ignore_plan=args.ignore_plan)
@@ -405,8 +434,9 @@ def cmd_plan(args, argv) -> int:
     mfu = plan_mod.MFU if args.mfu is None else args.mfu
     log.quiet_libraries()
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
-                      cache_dir=args.cache_dir or default_dir(), method_args=dict(args.method_arg),
-                      dataset_args=dict(args.dataset_arg), family_args=dict(args.family_arg), registry=args.registry)
+                      cache_dir=args.cache_dir or default_dir(), method_args=pairs(args, "--method-arg"),
+                      dataset_args=pairs(args, "--dataset-arg"), family_args=pairs(args, "--family-arg"),
+                      registry=args.registry)
     protocol = Protocol(req, bind=False)  # a hub family is not bound: binding checks its tokenizers on the hub
     rows, members, nonmembers, tokenizer = plan_mod.sizes(protocol.setup, protocol.data)
     if args.disk is not None and not args.gpu:
@@ -451,19 +481,63 @@ def cmd_reproduce(args, argv) -> int:
     from harness.runtime.cache import default_dir
 
     base = EvalRequest(method="soft-kd", family=args.family, dataset=args.dataset, preset=args.preset,
-                       db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=dict(args.dataset_arg),
-                       family_args=dict(args.family_arg), registry=args.registry,
+                       db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=pairs(args, "--dataset-arg"),
+                       family_args=pairs(args, "--family-arg"), registry=args.registry,
                        command=shlex.join(["harness", *argv]))
     result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
     print(report(result))
     return 0
 
+# `harness sweep`'s options for a scheduler, and their defaults: given without --executor, each is refused
+SCHEDULER_OPTIONS = {"gpus": 0, "jobs_dir": None, "time": 240, "partition": None, "account": None, "cpus": None,
+                     "retries": 1}
+SLURM_OPTIONS = ("partition", "account", "cpus")
+
+
+def _names(flag: str, raw: str | None) -> list[str]:
+    """`--methods A,B`: the names, each once; given but naming none (`''`, `,,`) is one line, not 0 cells."""
+    from harness.errors import UsageError
+
+    if raw is None:
+        return []
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"argument {flag}: names nothing (got {raw!r}); give comma-separated names"
+                         + (", or `all`" if flag == "--methods" else ", or leave it out for the registry's default"))
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise UsageError(f"argument {flag}: {twice} given twice; name each once")
+    return names
+
+
+def _scheduler_options(args) -> None:
+    """--gpus, --jobs-dir, --time, --partition, --account, --cpus and --retries are a scheduler's: refused
+    without --executor (they would be ignored), the SLURM ones with --executor local; then their defaults."""
+    from harness.errors import UsageError
+
+    given = [k for k in SCHEDULER_OPTIONS if getattr(args, k) is not None]
+    if args.executor is None and given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag} is for a scheduler's jobs: add --executor slurm|local" + (
+            ", or run the sweep on N GPUs here with `accelerate launch --num_processes N -m harness sweep ...`"
+            if given[0] == "gpus" else ""))
+    slurm = [k for k in SLURM_OPTIONS if k in given]
+    if args.executor == "local" and slurm:
+        raise UsageError(f"--{slurm[0]} is SLURM's: --executor local runs the jobs on this machine")
+    for k, default in SCHEDULER_OPTIONS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, default)
+
+
 def cmd_sweep(args, argv) -> int:
     import time
 
-    def names(raw: str | None) -> list[str]:
-        return [n.strip() for n in (raw or "").split(",") if n.strip()]
+    from harness.protocol import cluster
 
+    cluster.watch_parent()  # a local job of another sweep: it goes when that sweep goes
+    _scheduler_options(args)
+    methods, families, datasets = (_names("--methods", args.methods), _names("--families", args.families),
+                                   _names("--datasets", args.datasets))
     log.quiet_libraries()
     from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
@@ -471,7 +545,7 @@ def cmd_sweep(args, argv) -> int:
 
     base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
                        limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
-    cells = sweep.grid(base, names(args.methods), names(args.families), names(args.datasets), list(range(args.seeds)))
+    cells = sweep.grid(base, methods, families, datasets, list(range(args.seeds)))
     if args.executor is not None:
         return _sweep_on_scheduler(args, base, cells)
     if args.shard is not None:
@@ -489,15 +563,19 @@ def cmd_sweep(args, argv) -> int:
 
 def _sweep_on_scheduler(args, base, cells) -> int:
     """`harness sweep --executor`: the grid's groups as jobs (harness.protocol.cluster), then one results file."""
+    import shutil
+
     from harness.errors import UsageError
     from harness.protocol import cluster
     from harness.store.database import Store
 
     if args.shard is not None:
         raise UsageError("--shard is for machines without a scheduler; with --executor each job is one group")
+    cluster.check_executor(args.executor)  # before anything is written: no SLURM here is one line, no folder left
     groups = len(dict.fromkeys((c.family, c.dataset, c.seed) for c in cells))
     jobs_dir = (args.jobs_dir or base.db.parent / "sweep-jobs").resolve()
-    jobs_dir.mkdir(parents=True, exist_ok=True)
+    made = not jobs_dir.exists()
+    cluster.jobs_folder(jobs_dir)
     global_args = ["--registry", str(Path(args.registry).resolve())] if args.registry else []
     sweep_args = ["--methods", args.methods, "--seeds", str(args.seeds), "--cache-dir", str(Path(base.cache_dir).resolve())]
     for flag, value in (("--families", args.families), ("--datasets", args.datasets), ("--preset", args.preset),
@@ -507,9 +585,17 @@ def _sweep_on_scheduler(args, base, cells) -> int:
     jobs = cluster.jobs(global_args, sweep_args, groups, jobs_dir, args.gpus)
     resources = cluster.Resources(gpus=args.gpus, time_min=args.time, partition=args.partition,
                                   account=args.account, cpus=args.cpus)
+    try:
+        executor = cluster.executor_for(args.executor, jobs_dir / "submitit", resources)
+    except UsageError:
+        if made:  # nothing was submitted: leave nothing behind
+            shutil.rmtree(jobs_dir, ignore_errors=True)
+        raise
     print(f"sweep: {len(cells)} cells in {groups} job(s) on {args.executor}; their files in {jobs_dir}")
-    executor = cluster.executor_for(args.executor, jobs_dir / "submitit", resources)
-    failed = cluster.submit(jobs, executor, args.retries, parallel=args.executor != "local")
+    print("sweep: the jobs stop when this sweep stops" if args.executor == "local" else
+          "sweep: the jobs run on if this sweep stops: cancel them with `scancel` and the job ids below")
+    local = args.executor == "local"
+    failed = cluster.submit(jobs, executor, args.retries, parallel=not local, env=cluster.local_env() if local else None)
     added = cluster.merge_results(jobs, Store(base.db))
     print(f"\nsweep: {len(jobs) - len(failed)} of {len(jobs)} jobs finished; {added} run(s) merged into {base.db}"
           + (f"; rerun the same command to resubmit job(s) {', '.join(str(j.index) for j in failed)}" if failed else "")
@@ -569,7 +655,7 @@ def cmd_leaderboard(args, argv) -> int:
     from harness.store.database import Store
 
     rules = DEFAULT
-    if args.rank_by:
+    if args.rank_by is not None:  # given empty is no measure, not the default
         if args.rank_by not in MEASURES:
             raise unknown("measure (--rank-by)", args.rank_by, MEASURES)
         rules = Ranking(DEFAULT.slack, (args.rank_by, *(k for k in DEFAULT.order if k != args.rank_by)))

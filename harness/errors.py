@@ -14,6 +14,12 @@ class RunFailed(Exception):
     """A run that started and then failed; it is marked `failed` in the store."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's cancel, `kill PID`, a sweep whose parent went) raised where the process stands,
+    so that a run on its way out is marked `failed` as an interrupted one is. A BaseException, as
+    KeyboardInterrupt is: no `except Exception` swallows it."""
+
+
 def unknown(kind: str, name: str, choices: Iterable[str]) -> UsageError:
     """`unknown method 'sof-kd' (did you mean 'soft-kd'?); choose from: hard-kd, soft-kd`."""
     choices = sorted(set(choices))

@@ -51,8 +51,7 @@ def test_board_rows_in_order_with_baseline_reference(app_env):
     assert table["teacher access"].tolist() == ["logits", "top-k logits", "none", "", "text"]
     assert any("hard-kd: perplexity 33.0 against the baseline's 30.0" in m.value.replace("\\", "") for m in at.markdown)
     # leaks least: no single method, as the two share rank 1; the delta names them
-    assert at.metric[0].value == "not separated"  # the delta is markdown-escaped plain text
-    assert at.metric[0].delta.replace("\\", "") == "=1: soft-kd, topk-kd"
+    assert at.metric[0].value == "not separated" and "=1: soft-kd, topk-kd" in at.metric[0].delta
 
 
 def test_filters_change_the_board(app_env):

@@ -492,3 +492,105 @@ def test_a_reader_that_stops_early_gets_no_traceback(command, tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     # 1 when our write met the closed pipe; argparse's --help swallows its own write error and exits 0
     assert proc.returncode == (0 if "--help" in command else 1)
+
+
+# ---------------------------------------------------------------- the Python API checks what the CLI checks (issue 37)
+
+@pytest.mark.parametrize(("given", "line"), [
+    ({"method": 5}, "argument --method: must be text, got 5"),
+    ({"seed": -1}, "argument --seed: must be between 0 and 4294967295, got -1"),
+    ({"seed": "zero"}, "argument --seed: must be a whole number, got 'zero'"),
+    ({"seed": True}, "argument --seed: must be a whole number, got True"),
+    ({"seed": 2**32}, "argument --seed: must be between 0 and 4294967295, got 4294967296"),
+    ({"limit": -5}, "argument --limit: must be at least 1, got -5"),
+    ({"limit": 0}, "argument --limit: must be at least 1, got 0"),
+    ({"limit": 2.5}, "argument --limit: must be a whole number, got 2.5"),
+    ({"method_args": "temperature=2"}, "argument --method-arg: must be a mapping of names to values"),
+    ({"dataset_args": {"n_members": [1]}}, "argument --dataset-arg: n_members's value must be text or a number"),
+    ({"family_args": {5: "x"}}, "argument --family-arg: a key must be a non-empty name, got 5"),
+    ({"attack_args": {"min-k": "k=0.1"}}, "argument --attack-arg: must be a mapping of names to values"),
+    ({"db": 5}, "argument --db: must be a path (text or pathlib.Path), got 5"),
+    ({"db": ""}, "argument --db: must be a path, got ''"),
+    ({"cache_dir": "c\0d"}, "argument --cache-dir: must be a path, got one holding a NUL character"),
+    ({"registry": b"registry.toml"}, "argument --registry: must be a path"),
+    ({"family": ""}, "argument --family: must be a name, got ''"),
+    ({"trust_remote_code": "yes"}, "argument --trust-remote-code: must be True or False, got 'yes'"),
+    ({"filter": "predictd"}, "unknown --filter 'predictd' (did you mean 'predicted'?)"),
+])
+def test_the_api_checks_each_field_with_the_line_the_cli_prints(given, line):
+    from harness import EvalRequest
+
+    with pytest.raises(UsageError) as err:
+        EvalRequest(**{"method": "soft-kd", **given})
+    assert str(err.value).startswith(line) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("flag", "value", "line"), [
+    ("--seed", "-1", "argument --seed: must be between 0 and 4294967295, got -1"),
+    ("--limit", "-5", "argument --limit: must be at least 1, got -5"),
+    ("--family", "", "argument --family: must be a name, got ''"),
+    ("--filter", "predictd", "unknown --filter 'predictd' (did you mean 'predicted'?)"),
+])
+def test_the_cli_prints_the_line_the_api_raises(quick_registry, capsys, flag, value, line):
+    assert line in eval_error(quick_registry, capsys, flag, value)
+
+
+def test_the_api_takes_paths_as_text_and_checks_a_changed_request_again(tmp_path):
+    from harness import EvalRequest
+    from harness.protocol.request import Resolved
+
+    req = EvalRequest(method="soft-kd", db=str(tmp_path / "r.duckdb"), cache_dir=str(tmp_path / "c"),
+                      registry=str(ROOT / "registry.toml"), method_args={"temperature": 2.0})
+    assert req.db == tmp_path / "r.duckdb" and isinstance(req.cache_dir, Path) and isinstance(req.registry, Path)
+    req.seed = -1
+    with pytest.raises(UsageError, match="argument --seed: must be between 0"):
+        Resolved(req)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--method-arg", "temperature=1", "--method-arg", "temperature=2"],
+     "argument --method-arg: temperature given twice ('1', then '2'); give each key once"),
+    (["--method-arg", "temperature=1", "--method-arg", " temperature=1"], "temperature given twice"),
+    (["--dataset-arg", "n_members=8", "--dataset-arg", "n_members=9"], "argument --dataset-arg: n_members given twice"),
+    (["--family-arg", "weights=scratch", "--family-arg", "weights=pretrained"], "argument --family-arg: weights given"),
+    (["--attack-arg", "min-k.k=0.1", "--attack-arg", "min-k.k=0.2"], "argument --attack-arg: min-k.k given twice"),
+])
+def test_a_key_given_twice_is_refused_not_the_last_kept(quick_registry, capsys, argv, line):
+    assert line in eval_error(quick_registry, capsys, *argv, method="soft-kd")
+    plan = ["--registry", str(quick_registry), "plan", "--method", "soft-kd", *argv]
+    if "--attack-arg" not in argv:
+        assert line in usage_error(plan, capsys)
+
+
+SIGTERM_FAMILY = textwrap.dedent("""\
+    import inspect, os, signal, time
+    from harness.contract.hookspecs import hookimpl
+    from harness.contract.specs import ModelFamily
+    from harness_plugins.families.tiny import build_tokenizer
+
+
+    def model(size, tokenizer):
+        if any(f.function == "_check_plan" for f in inspect.stack()):  # sized before the run starts: not sized
+            raise RuntimeError("no size")
+        os.kill(os.getpid(), signal.SIGTERM)  # in the teacher's stage, as a scheduler's cancel or `kill PID` would
+        time.sleep(30)
+
+
+    @hookimpl
+    def register_model_families(register):
+        register(ModelFamily(name="stopped", description="stopped by SIGTERM while it builds", sizes=("big", "small"),
+                             teacher="big", student="small", tokenizer=build_tokenizer, model=model, preset="quick"))
+    """)
+
+
+def test_a_run_stopped_by_sigterm_is_marked_failed_on_its_way_out(quick_registry, tmp_path, real_runs):
+    (tmp_path / "stopped.py").write_text(SIGTERM_FAMILY)
+    quick_registry.write_text(quick_registry.read_text().replace("files = []", 'files = ["stopped.py"]'))
+    db = tmp_path / "runs.duckdb"
+    proc = subprocess.run([sys.executable, "-m", "harness", "--registry", str(quick_registry), "eval", "--method",
+                           "hard-kd", "--family", "stopped", "--db", str(db), *SMALL_DATA],
+                          capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert proc.returncode == 128 + 15, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1] == "harness eval: stopped by SIGTERM"
+    [(run_id, status, error)] = runs_in(db)
+    assert status == "failed" and error == "stopped by SIGTERM"

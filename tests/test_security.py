@@ -111,3 +111,46 @@ def test_remote_code_flag_reaches_the_loaders_and_provenance_holds_no_secrets(qu
         assert value not in stored, f"{name} leaked into the results database"
         for path in cached:
             assert value.encode() not in path.read_bytes(), f"{name} leaked into {path}"
+
+
+# ---------------------------------------------------------------- a corpus path that is a symlink (issue 37)
+
+CORPUS = "first document here, long enough\n\nsecond document here, long enough\n\nthird one, long enough too\n"
+
+
+def _text_files(path) -> list[str]:
+    from plugins.datasets import text_files
+
+    split = text_files.load({"path": str(path), "text_field": "text", "sample_by": "paragraph", "member_share": 0.5,
+                             "seed": 0})
+    return [e.text for e in split.members] + ["|"] + [e.text for e in split.nonmembers]
+
+
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_a_symlinked_corpus_is_followed_as_a_path_to_its_target_would_be(tmp_path, linked):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "corpus.txt").write_text(CORPUS)
+    target = data / "corpus.txt" if linked == "file" else data
+    link = tmp_path / ("link.txt" if linked == "file" else "link")
+    link.symlink_to(target, target_is_directory=linked == "folder")
+    assert _text_files(link) == _text_files(target)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "broken link", "link to a fifo"])
+def test_a_corpus_path_to_something_that_is_not_a_file_is_one_line(tmp_path, kind):
+    from harness.errors import UsageError
+
+    fifo = tmp_path / "pipe.txt"
+    path = tmp_path / "corpus.txt"
+    if kind == "fifo":
+        os.mkfifo(path)  # read, it would wait for a writer forever
+    elif kind == "broken link":
+        path.symlink_to(tmp_path / "gone.txt")
+    else:
+        os.mkfifo(fifo)
+        path.symlink_to(fifo)
+    with pytest.raises(UsageError) as err:
+        _text_files(path)
+    said = str(err.value)
+    assert ("which does not exist" if kind == "broken link" else "is not a regular file or a folder") in said

@@ -209,7 +209,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
             row.update(method=label, reference=False, teacher_access=g["teacher_access"].iloc[0],
                        student_size=g["student_size"].iloc[0], student_params=g["student_params"].iloc[0],
                        seeds=len(g), seed_list=", ".join(str(s) for s in sorted(g["seed"])),
-                       n_members=int(g["n_members"].iloc[0]))
+                       n_members=_members(g))
             for name in ("val_ppl_student", "val_ppl_baseline", "val_ppl_teacher", "val_ppl_start_student",
                          "train_loss_first_student", "train_loss_last_student", "dp_epsilon", "dp_noise_multiplier"):
                 mean, lo, hi = interval(g[name].tolist() if name in g else [])
@@ -227,7 +227,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
         base.update(method=BASELINE_LABEL, reference=True, teacher_access="none",
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
                     seeds=len(seeds), seed_list=", ".join(str(s) for s in sorted(seeds["seed"])),
-                    n_members=int(group["n_members"].iloc[0]), run_id="", config_hash="",
+                    n_members=_members(group), run_id="", config_hash="",
                     harness_version=", ".join(sorted({str(v) for v in group["harness_version"]})),
                     git_commit=", ".join(sorted({str(v) for v in group["git_commit"]})))  # None outside a checkout
         mean, lo, hi = interval(seeds["val_ppl_baseline"].tolist() if "val_ppl_baseline" in seeds else [])
@@ -244,6 +244,13 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
         out.append(rank(pd.DataFrame(rows), rules(dict(zip(BOARD_KEYS, keys))) if rules else DEFAULT,
                         compare=compared.ranks))
     return pd.concat(out, ignore_index=True)
+
+
+def _members(runs: pd.DataFrame) -> int:
+    """A board's members: its first run's count (every run of a board tests the same members); 0 where the
+    file stores none (a results file is read by value: a NULL count gives no rate, not a TypeError)."""
+    stored = runs["n_members"].dropna()
+    return int(stored.iloc[0]) if not stored.empty else 0
 
 
 def at_seed(group: pd.DataFrame) -> pd.DataFrame:
@@ -449,14 +456,17 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
     scores = read.verdicts(con, run_id, sample_id)
     conts = read.continuations(con, run_id, sample_id)
     ids = None if ids is None else [int(i) for i in ids]
+    uncut = run["prefix_len"] is None or run["suffix_len"] is None  # a file that stores no cut cannot show one
+    if uncut:
+        ids = None
     if ids is not None:  # published boards leave out what the verdict implies: a memorized
         # member's greedy continuation is its true suffix, token for token
         suffix = ids[int(run["prefix_len"]) : int(run["prefix_len"]) + int(run["suffix_len"])]
         for role, memorized in zip(scores["role"], scores["memorized"]):
             if memorized and role not in conts:
                 conts[role] = suffix
-    withheld = None
-    if text is None:
+    withheld = "This run stored no prefix or suffix length: its example cannot be cut." if uncut else None
+    if text is None and not uncut:
         withheld = snapshot_note(con, "withheld", run["dataset"]) or (
             f"The text of this example is not in this database (dataset {run['dataset']}).")
     return Drill(run, sample_id, text, ids, scores, conts, withheld)

@@ -12,6 +12,9 @@ from harness.errors import UsageError, unknown
 from harness.store import read
 from harness.store.database import Store
 
+# The most a checkpoint's training.json, named by a results file, is read for: it holds one recipe.
+TRAINING_JSON_BYTES = 1 << 20
+
 
 def resolve_run_id(store: Store, run_id: str) -> str:
     """`latest`, or a unique prefix of a stored run's id; anything else is one line naming the choices."""
@@ -41,13 +44,15 @@ def student_recipe(run: dict[str, Any], checkpoint: str | None) -> str:
     from harness.config.registry import Training
 
     written = Path(checkpoint) / "training.json" if checkpoint else None
-    try:
-        return Training(**json.loads(written.read_text())["training"]).describe() + " (as trained)"
-    except (AttributeError, OSError, KeyError, TypeError, ValueError):
+    try:  # a path a results file names: read only a small regular file there (never a FIFO or a device)
+        if written.is_file() and written.stat().st_size <= TRAINING_JSON_BYTES:
+            return Training(**json.loads(written.read_text())["training"]).describe() + " (as trained)"
+    except (AttributeError, OSError, KeyError, TypeError, ValueError, OverflowError, RecursionError):
         pass
     try:
         preset = Training(**json.loads(run["preset_values"])["student"])
-    except (KeyError, TypeError, ValueError):
+        preset.describe()
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError):
         return "unknown"
     from harness.config import plugins, registry
     from harness.contract.specs import describe_training

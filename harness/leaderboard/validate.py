@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -19,7 +20,17 @@ from harness.errors import UsageError
 from harness.leaderboard.bundles import check_bounds, check_shape, first_line, open_bundle, stage
 from harness.leaderboard.published import BoardSpec
 from harness.store.database import config_hash, portable_args
+from harness.store.labels import UNIT_FIGURES
 from harness.store.migrations import SCHEMA_VERSION
+from harness.store.read import Refused, check_values
+
+# Every figure `harness.measure.metrics.figures` can give from a run's verdicts: a bundle may hold one only
+# where its verdicts give it (an extractable rate needs the sampling log-probabilities it comes from).
+RECOMPUTED = frozenset({f"{kind}_{role}" for role in ROLES for kind in (
+    "memorized", "mem_rate", "nonmember_rate", "val_loss", "val_ppl", "extractable", "extractable_rate", "np_rate",
+    "nonmember_extractable", "nonmember_extractable_rate", "nonmember_np_rate", "ties")}
+    | {"reduction", "teacher_exclusive", "inherited", "inheritance_rate", "easy", "easy_share", "student_only",
+       "containment"})
 
 # Tables `harness export` leaves empty: nothing in them would be imported, so nothing is accepted.
 EMPTY_TABLES = ("scores", "features", "seed_groups", "group_metrics", "group_sets")
@@ -28,9 +39,6 @@ SPLITS = ("member", "nonmember")
 # never by one example's verdict in a million.
 TOLERANCE = 1e-7
 NOTE_KINDS = ("exported", "withheld", "published", "imported")
-# Figures that lie in [0, 1] whatever they are: any stored value outside is false.
-UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share",
-                "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep")
 
 
 @dataclass
@@ -45,6 +53,7 @@ class _Board:
     dataset_args: dict
     examples: dict[str, tuple[str, int, str]]  # sample_id -> (split, repeats, kind)
     methods: dict  # registered name -> KDMethod
+    recipe: Any = None  # the board's Preset: what a run's own recipe (runs.own_recipe) is recomputed from
 
     @property
     def members(self) -> list[str]:
@@ -66,7 +75,7 @@ def _board(spec: BoardSpec, registry: Path | None) -> _Board:
     ds_args = resolve_params(dataset.params, {**preset_args, **spec.dataset_args}, f"dataset {dataset.name}")
     split = dataset.load(ds_args)
     return _Board(spec, preset_dict(preset), preset.prefix_len, preset.suffix_len, content_hash(dataset, split),
-                  portable_args(ds_args), _board_examples(spec, registry, dataset, split), dict(found.methods))
+                  portable_args(ds_args), _board_examples(spec, registry, dataset, split), dict(found.methods), preset)
 
 
 def _board_examples(spec: BoardSpec, registry: Path | None, dataset, split) -> dict[str, tuple[str, int, str]]:
@@ -159,6 +168,11 @@ def _validate(con, bundle: Path, board: _Board) -> list[str]:
         seen[slot] = run["run_id"]
         _check_verdicts(con, run, board, where)
         _check_figures(con, run, where)
+    try:  # and whatever a results file may not hold, by value, a bundle may not either (a NaN, a rate outside [0, 1])
+        check_values(con, bundle)
+    except Refused as err:
+        said = str(err).replace(f"results database {bundle} ", "it ").replace("; pass another --db", "")
+        raise UsageError(f"bundle {bundle}: {said}") from None
     _check_examples(con, bundle, board, {r["tokenizer_key"] for r in runs})
     _check_extras(con, bundle, board, ids, {r["tokenizer_key"] for r in runs})
     return ids
@@ -188,7 +202,7 @@ def _check_labels_and_roles(con, bundle: Path, ids: list[str]) -> None:
 def _check_run(run: dict, board: _Board, where: str) -> None:
     """The run's row against the board: its configuration recomputed, never taken from the bundle."""
     from harness.contract.specs import resolve_params
-    from harness.protocol.provenance import label as method_label
+    from harness.protocol.provenance import label as method_label, own_recipe
 
     spec = board.spec
     if run["status"] != "finished":
@@ -222,6 +236,10 @@ def _check_run(run: dict, board: _Board, where: str) -> None:
     if run["method_label"] != label or run["teacher_access"] != method.teacher_access:
         raise UsageError(f"{where}: label {run['method_label']!r} / teacher access {run['teacher_access']!r} are not "
                          f"what {method.name} gives ({label!r} / {method.teacher_access!r})")
+    own = own_recipe(method, args, board.recipe, _Members([r for s, r, _ in board.examples.values() if s == "member"]))
+    if (run.get("own_recipe") or None) != own:  # the section a board puts the row in: not the bundle's to say
+        raise UsageError(f"{where}: own recipe {run.get('own_recipe')!r} is not what {method.name} gives here "
+                         f"({own!r})")
     _check_times(run, where)
     recomputed = config_hash(run)
     if recomputed != run["config_hash"]:
@@ -294,6 +312,9 @@ def _check_figures(con, run: dict, where: str) -> None:
     for name, value in recomputed.items():
         if not _same(stored.get(name, math.nan), value):
             raise UsageError(f"{where}: {name} is {stored.get(name)}, its verdicts give {value:.6g}")
+    stray = sorted(n for n in stored if n in RECOMPUTED and n not in recomputed and stored[n] is not None)
+    if stray:  # e.g. an extractable rate where no sampling log-probability was stored to give one
+        raise UsageError(f"{where}: {stray[0]} is {stored[stray[0]]}, but its verdicts give none")
     for name, value in stored.items():
         if value is not None and name.startswith(UNIT_FIGURES) and not 0 <= value <= 1:
             raise UsageError(f"{where}: {name} is {value}, outside [0, 1]")
@@ -304,6 +325,15 @@ def _check_figures(con, run: dict, where: str) -> None:
         if not _same(m["val_ppl"], recomputed[f"val_ppl_{role}"]) or not _same(m["val_loss"],
                                                                                recomputed[f"val_loss_{role}"]):
             raise UsageError(f"{where}: the {role}'s validation loss {m['val_loss']} does not match its verdicts")
+
+
+class _Members:
+    """What `provenance.own_recipe` reads of a run's members: their repeat counts."""
+
+    def __init__(self, repeats: list[int]) -> None:
+        import numpy as np
+
+        self.repeats = np.asarray(repeats, dtype=np.int64)
 
 
 def _same(stored: float | None, value: float) -> bool:

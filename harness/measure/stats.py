@@ -107,6 +107,15 @@ def crossed_design_effect(per_seed: Sequence[float], per_member: Sequence[float]
     return min(max(var * n / (p * (1 - p)), 1.0), float(m))
 
 
+def _counts(k: float, n: float) -> bool:
+    """Whether k of n is a share at all: finite, 0 <= k <= n. A results file is read by value, and a count
+    it holds (NaN, -inf, more memorized than tested) must give no figure, never a math domain error."""
+    try:
+        return math.isfinite(k) and math.isfinite(n) and 0 <= k <= n
+    except TypeError:
+        return False
+
+
 def wilson(k: float, n: float, design: float = 1.0) -> tuple[float, float, float]:
     """A share k / n and its 95% Wilson score interval (Wilson, 1927): never outside [0, 1], and
     honest at k = 0 or k = n, where the normal interval has zero width. With a design effect
@@ -115,8 +124,8 @@ def wilson(k: float, n: float, design: float = 1.0) -> tuple[float, float, float
     lower bound is no higher than the exact (Clopper and Pearson, 1934) one on those counts: Wilson's
     own covers as little as 84% there, at an expected count near 0.2 (Brown, Cai and DasGupta, 2001,
     modify it alike)."""
-    if not n:
-        return math.nan, math.nan, math.nan
+    if not _counts(k, n) or not n or not (math.isfinite(design) and design > 0):
+        return math.nan, math.nan, math.nan  # no share: no count, or counts no harness writes (a file read by value)
     p, whole = k / n, k == n
     x, n = k / design, n / design
     denom = 1 + Z95**2 / n
@@ -135,7 +144,9 @@ def rate_ratio(k1: float, n1: float, k2: float, n2: float,
     """(k1 / n1) / (k2 / n2) with its 95% interval on the log scale (Katz et al., 1978), from pooled
     counts, each rate's variance scaled by its design effect; NaN when either count is below MIN_COUNT.
     Both rates are on the same members, whose positive covariance the interval leaves out: wider, not narrower."""
-    if not (enough(k1) and enough(k2)) or not n1 or not n2:
+    if not (enough(k1) and enough(k2)) or not n1 or not n2 or not (_counts(k1, n1) and _counts(k2, n2)):
+        return math.nan, math.nan, math.nan
+    if not all(math.isfinite(d) and d > 0 for d in (design1, design2)):
         return math.nan, math.nan, math.nan
     r = (k1 / n1) / (k2 / n2)
     se = math.sqrt(max(0.0, design1 * (1 / k1 - 1 / n1) + design2 * (1 / k2 - 1 / n2)))

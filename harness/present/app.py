@@ -90,7 +90,7 @@ def display(board: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     out = pd.DataFrame({"rank": ranks.fillna("").replace("", "–").where(~board["reference"], "–").tolist()})
     if "rank_lo" in board:  # the 95% rank interval of the paired comparison
         out["95% rank"] = [board_report.rank_interval(r).replace("-", "–") for r in board.to_dict("records")]
-    out["method"] = [("◦ " if r else "") + m for m, r in zip(board["method"], board["reference"])]
+    out["method"] = [("◦ " if r else "") + short_label(m) for m, r in zip(board["method"], board["reference"])]
     for col in columns:
         if col not in board:
             continue
@@ -119,13 +119,16 @@ MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$^=])")
 AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|www)(?=\\?[:.])")
 
 
-def plain(text) -> str:
-    """Text from a results file or bundle (labels, notes), made inert in markdown: no links, images, HTML."""
-    return AUTOLINK.sub("\\1\u200b", MARKDOWN.sub(r"\\\1", one_line(str(text))))
+def plain(text, limit: int | None = formats.LINE_CHARS) -> str:
+    """Text from a results file or bundle (labels, notes), made inert in markdown: no links, images, HTML;
+    its control characters escaped and its length bounded (`formats.one_line`, as the CLI prints it)."""
+    return AUTOLINK.sub("\\1\u200b", MARKDOWN.sub(r"\\\1", formats.one_line(text, limit)))
 
 
-def one_line(text: str) -> str:
-    return "".join(c if c.isprintable() else " " for c in text)
+def short_label(text) -> str:
+    """A label from a results file (a method, a run) as a table cell or a picker shows it: escaped and bounded,
+    `formats.one_line`."""
+    return formats.one_line(text)
 
 
 def private_text_allowed() -> bool:
@@ -179,12 +182,20 @@ def cached_pieces(folder: str) -> list[str] | None:
 
 
 def run_label(r) -> str:
-    return f"{r.method_label} · seed {r.seed} · {r.family}/{r.dataset} · run {r.run_id}"
+    return (f"{short_label(r.method_label)} · seed {r.seed} · {short_label(r.family)}/{short_label(r.dataset)} · "
+            f"run {short_label(r.run_id)}")
+
+
+def inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table of a results file's rows as a page or its CSV shows it: each text cell escaped and bounded
+    (`formats.one_line`, loosely: a cell may list a row's runs)."""
+    return frame.apply(lambda col: col.map(lambda v: formats.one_line(v, formats.LINE_CHARS) if isinstance(v, str)
+                                           else v) if col.dtype == object else col)
 
 
 def ranked_first(options: list[str], top: str | None) -> int:
     """The index of the board's top-ranked method among selector options (0 when it has none)."""
-    return next((i for i, o in enumerate(options) if top is not None and o.startswith(f"{top} · ")), 0)
+    return next((i for i, o in enumerate(options) if top is not None and o.startswith(f"{short_label(top)} · ")), 0)
 
 
 def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
@@ -211,7 +222,7 @@ def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
         st.warning(plain(withheld))
     else:
         show_tokens(con, d)
-    repeats = int(d.scores["repeats"].iloc[0]) if not d.scores.empty else None
+    repeats = int(d.scores["repeats"].iloc[0]) if not d.scores.empty and pd.notna(d.scores["repeats"].iloc[0]) else None
     st.caption(f"Repeated {repeats}× in the training set. Scores per role (approximate-memorization figures "
                "exist for the sampled members only):")
     st.dataframe(score_table(d.scores, B.attack_scores(con, run_id, sample_id)), hide_index=True, key="drill_scores")
@@ -229,8 +240,8 @@ def show_tokens(con, d) -> None:
         verdict = ""
         if not row.empty:
             r = row.iloc[0]
-            verdict = (f"{'memorized' if r['memorized'] else 'not memorized'}, {int(r['match_len'])}/{suffix_len} "
-                       f"leading tokens")
+            matched = int(r["match_len"]) if pd.notna(r["match_len"]) else "?"
+            verdict = f"{'memorized' if r['memorized'] else 'not memorized'}, {matched}/{suffix_len} leading tokens"
         if cont is None:
             st.markdown(f"**{role}** greedy continuation: not stored ({verdict}); a run stores those of the sampled "
                         "members and of every member some role memorized")
@@ -373,10 +384,10 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
     headline_card(B.headline(group, rules), key)
     board_table(group, columns, key, rules)
-    st.download_button("download this board as CSV", group.drop(columns=["reference"]).to_csv(index=False),
+    st.download_button("download this board as CSV", inert(group.drop(columns=["reference"])).to_csv(index=False),
                        file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
     with st.expander("provenance of each row"):
-        st.dataframe(group[["method", *PROVENANCE, "run_id"]].rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
+        st.dataframe(inert(group[["method", *PROVENANCE, "run_id"]]).rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
                      hide_index=True, width="stretch")
     charts(con, keys, f, group, runs, suffix)
 
@@ -395,17 +406,20 @@ def headline_card(h: B.Headline, key: str) -> None:
             return
         b = h.best
         # a single method is named only when the paired comparison separates it from every other ranked one
-        m1.metric("leaks least", h.winner or "not separated",
-                  delta=None if h.winner else plain(f"=1: {', '.join([b['method'], *h.tied])}"), delta_color="off")
+        m1.metric("leaks least", short_label(h.winner) if h.winner else "not separated",
+                  delta=None if h.winner else "=1: " + ", ".join(short_label(m) for m in [b["method"], *h.tied]),
+                  delta_color="off")
         key_ = next((k for k in ("extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
                     "mem_rate_student")
-        label, kind = COLUMNS[key_]
-        m2.metric(label if h.winner else plain(f"{label}, lowest: {b['method']}"), formats.figure_on_page(b[key_], kind),
+        name, kind = COLUMNS[key_]
+        m2.metric(name if h.winner else f"{name}, lowest: {plain(b['method'], formats.LABEL_CHARS)}",
+                  formats.figure_on_page(b[key_], kind),
                   delta=f"baseline {formats.figure_on_page(base.get(key_), kind)}", delta_color="off")
         attack = b.get("best_attack")
         if attack:
             tpr = b.get("best_attack_tpr")
-            m3.metric(f"best attack ({attack}) AUC", formats.figure_on_page(b["best_attack_auc"], "num"),
+            m3.metric(f"best attack ({plain(attack, formats.LABEL_CHARS)}) AUC",
+                      formats.figure_on_page(b["best_attack_auc"], "num"),
                       delta=None if tpr is None or pd.isna(tpr) else f"TPR {100 * tpr:.1f}% at 1% FPR",
                       delta_color="off")
         else:
@@ -442,16 +456,20 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str, rules: Rankin
     own = unranked[unranked["section"] == "recipe"] if "section" in unranked else unranked.iloc[:0]
     if not own.empty:
         st.markdown(f"**{plain(RECIPE_SEPARATOR_TEXT.capitalize())}**: "
-                    + "; ".join(f"{plain(r['method'])}: {plain(r['why'])}" for _, r in own.iterrows()),
+                    + "; ".join(f"{plain(r['method'], formats.LABEL_CHARS)}: {plain(r['why'], formats.CELL_CHARS)}"
+                                for _, r in own.iterrows()),
                     help="Compared with like: these students did not train on the recipe and data exposure the "
                          "ranked KD methods share (harness/leaderboard/ranking.py).")
     unranked = unranked.drop(own.index)
     if not unranked.empty:
         st.markdown(f"**{plain(SEPARATOR_TEXT.capitalize())}** " + plain(f"({rules.band}): ")
-                    + "; ".join(f"{plain(r['method'])}: {plain(r['why'])}" for _, r in unranked.iterrows()),
+                    + "; ".join(f"{plain(r['method'], formats.LABEL_CHARS)}: {plain(r['why'], formats.CELL_CHARS)}"
+                                for _, r in unranked.iterrows()),
                     help="A student that leaks little because it learned little must not lead the board "
                          "(harness/leaderboard/ranking.py).")
-    links = [f"[{plain(m)}](?method={quote(m, safe='')})" for m in group.loc[~group["reference"], "method"]]
+    # a label too long to show whole is shown cut, unlinked: its link would carry it whole
+    links = [f"[{plain(m)}](?method={quote(m, safe='')})" if len(m) <= formats.LABEL_CHARS
+             else plain(m, formats.LABEL_CHARS) for m in group.loc[~group["reference"], "method"]]
     st.markdown("Each method's runs, seeds, arguments and figures: " + " · ".join(links))
 
 
@@ -509,10 +527,10 @@ def reproduce_view(found) -> None:
 def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> None:
     """One method: every run and seed with its arguments and figures."""
     st.markdown("[← back to the board](?)")
-    st.header(plain(f"Method {method}"))
+    st.header(plain(f"Method {short_label(method)}"))
     mine = runs[runs["method_label"] == method]
     if mine.empty:
-        st.warning(plain(f"No finished run of method {method} passes these filters."))
+        st.warning(plain(f"No finished run of method {short_label(method)} passes these filters."))
         return
     rows = board[board["method"] == method]
     st.dataframe(display(rows, [c for c in COLUMNS if c in rows.columns]), hide_index=True, width="stretch",
@@ -520,7 +538,7 @@ def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> No
     metrics = B.run_metrics(con, mine["run_id"].tolist())
     cols = ["run_id", "seed", "family", "dataset", "method_args", "teacher_access", "preset", "example_limit",
             "config_hash", "finished_at"]
-    st.dataframe(mine[[c for c in cols if c in mine]].merge(metrics, on="run_id", how="left"), hide_index=True,
+    st.dataframe(inert(mine[[c for c in cols if c in mine]].merge(metrics, on="run_id", how="left")), hide_index=True,
                  width="stretch", key="method_runs")
 
 
@@ -543,7 +561,7 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
     with st.container(key=f"k_{key}"):
         st.altair_chart(chart_k(B.k_extractability(con, runs["run_id"].tolist()), order), width="content")
     privacy_section(con, group, key)
-    by_run = {f"{r.method_label} · seed {r.seed}": r.run_id for r in runs.itertuples()}
+    by_run = {f"{short_label(r.method_label)} · seed {r.seed}": r.run_id for r in runs.itertuples()}
     picks = list(by_run)
     first = ranked_first(picks, order[0] if order else None)
     c1, c2 = st.columns(2)
@@ -614,7 +632,7 @@ def show_failed(failed: pd.DataFrame) -> None:
     if failed.empty:
         return
     with st.expander(f"{len(failed)} run(s) failed or did not finish: not on the board"):
-        st.dataframe(failed, hide_index=True, width="stretch")
+        st.dataframe(inert(failed), hide_index=True, width="stretch")
 
 
 main()

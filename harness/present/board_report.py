@@ -36,8 +36,9 @@ class Board:
 
     @property
     def title(self) -> str:
-        return (f"{family_label(self.family, self.family_args)} on {self.dataset} (preset {self.preset}, "
-                f"{self.n_members} members, dataset {self.dataset_hash})")
+        label = formats.one_line
+        return (f"{label(family_label(self.family, self.family_args))} on {label(self.dataset)} (preset "
+                f"{label(self.preset)}, {self.n_members} members, dataset {label(self.dataset_hash)})")
 
     def render(self) -> str:
         """The table, a separator before each section of unranked rows, and what its marks mean."""
@@ -79,7 +80,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         primary = ranking.measure_of(group, rules)
         rows = []
         for r in group.to_dict("records"):
-            name = r["method"]  # the baseline's is ranking.BASELINE_LABEL
+            name = formats.one_line(r["method"])  # the baseline's is ranking.BASELINE_LABEL; a file's, escaped
             rank = "-" if r["reference"] else (r["rank"] or "-")
             seeds = "-" if r["reference"] else r["seeds"]
             figures = [measure(r, primary)]
@@ -89,8 +90,8 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
                 figures.append(memorization(r) if key == "mem_rate_student" else
                                {"reduction": "1.00x", "inheritance_rate": "-"}.get(key, _cell(key, r.get(key)))
                                if r["reference"] else _cell(key, r.get(key)))
-            rows.append([rank, rank_interval(r), name, r["teacher_access"], seeds, *figures, epsilon(r),
-                         r["why"] or ""])
+            rows.append([rank, rank_interval(r), name, formats.one_line(r["teacher_access"]), seeds, *figures,
+                         epsilon(r), r["why"] or ""])
         separated = next((v for v in group.get("separated", []) if isinstance(v, str)), "")
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
@@ -145,7 +146,7 @@ def privacy_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
     if rows.empty:
         return ""
     low = privacy.at_fpr(found)
-    sweep = [[r["method"], privacy.epsilon_label(r["epsilon"]), f"{r['seeds']}",
+    sweep = [[formats.one_line(r["method"]), privacy.epsilon_label(r["epsilon"]), f"{r['seeds']}",
               formats.with_interval(r["mem_rate_student"], r["mem_rate_student_lo"], r["mem_rate_student_hi"]),
               formats.num(r.get("best_attack_auc"), 3),
               formats.pct(low.loc[r["method"], "tpr"]) if r["method"] in low.index else "n/a",
@@ -158,8 +159,8 @@ def privacy_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
         lines += ["", BOUND_TITLE, formats.render(BOUND_HEADERS, bound_rows(found)), BOUND_NOTE]
         broken = found[found["verdict"] == "violated"]
         if not broken.empty:
-            lines.append("VIOLATED: " + "; ".join(f"{c['method']} at {c['fpr']:.0%} FPR" for c in
-                                                  broken.to_dict("records")))
+            lines.append("VIOLATED: " + "; ".join(f"{formats.one_line(c['method'])} at {c['fpr']:.0%} FPR"
+                                                  for c in broken.to_dict("records")))
     return "\n".join(lines)
 
 
@@ -173,7 +174,7 @@ BOUND_NOTE = ("epsilon shown: the smallest epsilon the TPR interval's lower end 
 def bound_rows(found: pd.DataFrame) -> list[list[str]]:
     """The bound check at the lowest FPR the non-members resolve, a row per DP method: the CLI and the app."""
     lowest = privacy.at_fpr(found, found["fpr"].min()).reset_index()
-    return [[c["method"], privacy.epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
+    return [[formats.one_line(c["method"]), privacy.epsilon_label(c["epsilon"]), f"{c['fpr']:.0%}",
              formats.with_interval(c["tpr"], c["tpr_lo"], c["tpr_hi"]),
              formats.pct(c["bound"]), c["verdict"], formats.num(c["shown"], 2),
              formats.num(max_shown(found, c["method"]), 2)]

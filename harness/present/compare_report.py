@@ -15,7 +15,8 @@ def members(n: float | None) -> str:
 
 
 def render(c: Comparison) -> str:
-    rows = [[m, formats.pct(f.get("mem_rate_student")), members(f.get("inherited")),
+    label = formats.one_line
+    rows = [[label(m), formats.pct(f.get("mem_rate_student")), members(f.get("inherited")),
              members(f.get("teacher_exclusive")), formats.pct(f.get("inheritance_rate")),
              formats.pct(f.get("easy_share")), formats.num(f.get("val_ppl_student"))]
             for m, f in c.figures.items()]
@@ -24,13 +25,15 @@ def render(c: Comparison) -> str:
                              "easy share", "val ppl"], rows), ""]
     first = c.methods[0]
     for (a, b), n in c.overlap.items():
-        lines.append(f"students' memorized sets, {a} and {b}: {members(n)} members in common "
+        lines.append(f"students' memorized sets, {label(a)} and {label(b)}: {members(n)} members in common "
                      f"(Jaccard {formats.num(c.jaccard[(a, b)])})")
     for b in c.methods[1:]:
-        lines.append(f"{b} inherits {formats.num(c.ratio(first, b), 2, 'x')} as many teacher-exclusive members as {first}")
+        lines.append(f"{label(b)} inherits {formats.num(c.ratio(first, b), 2, 'x')} as many teacher-exclusive members "
+                     f"as {label(first)}")
     return "\n".join(lines)
 
 
 def report(family: str, dataset: str, c: Comparison) -> str:
     """What `harness compare` prints: the family, dataset and methods, then `render`."""
-    return f"{family} / {dataset}: {' vs '.join(c.methods)}\n{render(c)}"
+    label = formats.one_line
+    return f"{label(family)} / {label(dataset)}: {' vs '.join(label(m) for m in c.methods)}\n{render(c)}"

@@ -6,9 +6,39 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+# How many characters of one text from a results file, a bundle or the user a line shows: a label, a
+# reason, a provenance field. A table cell is bounded alike (CELL_CHARS), an error line more loosely.
+LABEL_CHARS = 120
+CELL_CHARS = 300
+LINE_CHARS = 2000
 
-def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
+
+def one_line(text: Any, limit: int | None = LABEL_CHARS) -> str:
+    """Text made inert for a terminal, a table or a page: every character that is not printable (a
+    newline, a terminal escape, a bidi override, a zero-width space) written as its escape (`\\n`,
+    `\\x1b`, `\\u202e`), and at most `limit` characters, the rest said as "… (N more characters)".
+
+    The one function every label, reason and stored field shown by the CLI's tables and reports, the
+    app and the CLI's error lines goes through: a value read from a results file or a bundle comes
+    from anyone (a colleague, a bundle's source, a download), and must not print a forged row, clear
+    the screen or write megabytes. Reads at most `limit` characters of the text, however long it is.
+    """
+    text = str(text)
+    out: list[str] = []
+    size = 0
+    for i, c in enumerate(text):
+        piece = c if c.isprintable() else repr(c)[1:-1]
+        if limit is not None and size + len(piece) > limit:
+            return "".join(out) + f"… ({len(text) - i:,} more characters)"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None,
+           limit: int | None = CELL_CHARS) -> str:
+    """A plain-text table; every cell through `one_line` (escaped, at most `limit` characters)."""
+    cells = [[one_line(_cell(v), limit) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     if right is None:
         right = [bool(cells) and all(_numeric(r[i]) for r in cells) for i in range(len(headers))]

@@ -23,17 +23,18 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
     for m in models:
         role = m["role"]
         rate = metrics.get(f"mem_rate_{role}")
-        memorized = "n/a" if rate is None else f"{round(rate * n_members)}/{n_members}"
-        rows.append([role, m["model_name"], formats.count(m["n_params"]), memorized, formats.pct(rate),
+        memorized = f"{round(rate * n_members)}/{n_members}" if _finite(rate) and _finite(n_members) else "n/a"
+        rows.append([formats.one_line(role), formats.one_line(m["model_name"]),
+                     "n/a" if _nan(m["n_params"]) else formats.count(m["n_params"]), memorized, formats.pct(rate),
                      formats.pct(metrics.get(f"nonmember_rate_{role}")), formats.num(metrics.get(f"val_ppl_{role}")),
-                     "cache" if m["cached"] else f"trained {m['train_seconds']:.0f}s"])
+                     "cache" if m["cached"] else f"trained {formats.num(m['train_seconds'], 0, 's')}"])
     table = formats.render(["role", "model", "params", "memorized", "mem rate", "non-member rate", "val ppl",
                             "source"], rows)
     g = metrics.get
     inheritance = (
-        f"teacher-exclusive {int(g('teacher_exclusive') or 0)}, inherited by the student {int(g('inherited') or 0)} "
+        f"teacher-exclusive {_whole(g('teacher_exclusive') or 0)}, inherited by the student {_whole(g('inherited') or 0)} "
         f"(inheritance rate {formats.pct(g('inheritance_rate'))}); easy share {formats.pct(g('easy_share'))}; "
-        f"student-only {int(g('student_only') or 0)}; reduction vs baseline {formats.num(g('reduction'), 2, 'x')}"
+        f"student-only {_whole(g('student_only') or 0)}; reduction vs baseline {formats.num(g('reduction'), 2, 'x')}"
         + (f" (n/a: a ratio needs {MIN_COUNT} or more memorized members)"
            if any(_nan(g(k)) for k in ("reduction", "inheritance_rate", "easy_share")) else "")
     )
@@ -49,9 +50,10 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
     if not _nan(g("dp_noise_multiplier")):
         eps = "infinite (no noise)" if g("dp_noise_multiplier") == 0 else (
             "none claimed (shuffled batches)" if _nan(g("dp_epsilon")) else f"{g('dp_epsilon'):.2f}")
-        lines.append(f"the student trained with DP-SGD: epsilon {eps} at delta {g('dp_delta'):.2g}; noise multiplier "
-                     f"{g('dp_noise_multiplier'):.3g}, sampling rate {g('dp_sample_rate'):.3g}, "
-                     f"{int(g('dp_steps'))} steps over {int(g('dp_records'))} records")
+        lines.append(f"the student trained with DP-SGD: epsilon {eps} at delta {_general(g('dp_delta'), '.2g')}; "
+                     f"noise multiplier {_general(g('dp_noise_multiplier'), '.3g')}, sampling rate "
+                     f"{_general(g('dp_sample_rate'), '.3g')}, {_whole(g('dp_steps'))} steps over "
+                     f"{_whole(g('dp_records'))} records")
     sampled = [f"{role} {formats.fine_pct(g(f'extractable_rate_{role}'))} "
                f"({formats.fine_pct(g(f'nonmember_extractable_rate_{role}'))} of non-members)"
                for role in ROLES if not _nan(g(f"extractable_rate_{role}"))]
@@ -78,6 +80,20 @@ def exact_match_note(metrics: dict[str, float], n_members: int) -> str | None:
 
 def _nan(v) -> bool:
     return v is None or v != v
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _whole(v) -> str:
+    """A stored count as a whole number; n/a where there is none."""
+    return str(int(v)) if _finite(v) else "n/a"
+
+
+def _general(v, spec: str) -> str:
+    """A stored figure in a format spec (`.3g`); n/a where there is none."""
+    return format(v, spec) if _finite(v) else "n/a"
 
 
 def attack_table(metrics: dict[str, float]) -> str:
@@ -115,11 +131,14 @@ def show(store: Store, run_id: str) -> str:
         run, metrics, models = read.run_row(con, run_id), read.metrics(con, run_id), read.models(con, run_id)
         repeats = read.repeat_counts(con, run_id)
     student = next((m["artifact_path"] for m in models if m["role"] == "student"), None)
-    lines = [f"run {run_id}: {run['status']}" + (f" ({run['error']})" if run["error"] else "")]
-    for label, value in (
-        ("family / dataset", f"{family_label(run['family'], run.get('family_args'))} / {run['dataset']} "
-                             f"(preset {run['preset']})"),
-        ("method", f"{run['method']} {run['method_args']} (teacher access: {run['teacher_access']})"),
+    label = formats.one_line  # every stored text is escaped and bounded: a results file comes from anyone
+    lines = [f"run {label(run_id)}: {label(run['status'])}"
+             + (f" ({label(run['error'], formats.CELL_CHARS)})" if run["error"] else "")]
+    for name, value in (
+        ("family / dataset", f"{label(family_label(run['family'], run.get('family_args')))} / {label(run['dataset'])} "
+                             f"(preset {label(run['preset'])})"),
+        ("method", f"{label(run['method'])} {label(run['method_args'])} (teacher access: "
+                   f"{label(run['teacher_access'])})"),
         ("student recipe", student_recipe(run, student)),
         *([("own recipe", run["own_recipe"])] if run.get("own_recipe") else []),  # apart from the board's shared one
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
@@ -133,18 +152,19 @@ def show(store: Store, run_id: str) -> str:
         ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
         ("seconds per stage", _stage_seconds(run["stage_seconds"])),
     ):
-        lines.append(f"  {label:<22}{value}")
+        lines.append(f"  {name:<22}{label(value, formats.CELL_CHARS)}")
     if run["status"] != "finished":
         lines.append("\nThis run did not finish: it has no results.")
         return "\n".join(lines)
     lines += ["", summary(metrics, models, run["n_members"])]
     trained = {m["role"]: recipe_line(m.get("training")) for m in models}
     if any(trained.values()):  # a run stored before models.training has the student recipe line above alone
-        lines += ["", "Recipes, as each role was trained:", *(f"  {r}: {t}" for r, t in trained.items() if t)]
+        lines += ["", "Recipes, as each role was trained:",
+                  *(f"  {label(r)}: {label(t, formats.CELL_CHARS)}" for r, t in trained.items() if t)]
     extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
     lines += [x for t in extra for x in ("", t)]
     lines += ["", "Checkpoints (Hugging Face folders):"]
-    lines += [f"  {m['role']:<9}{m['artifact_path']}" for m in models]
+    lines += [f"  {label(m['role']):<9}{label(m['artifact_path'], formats.CELL_CHARS)}" for m in models]
     lines += ["", "Memorization rate by repetition count in the training set:", by_repeats(repeats)]
     return "\n".join(lines)
 
@@ -159,7 +179,7 @@ def recipe_line(raw: str | None) -> str | None:
         steps = "steps unknown" if t["steps"] is None else f"{int(t['steps'])} steps"
         return (f"{int(t['epochs'])} epochs, lr {float(t['lr']):g} {t['schedule']}, batch {int(t['batch_size'])}"
                 f"{extra}, {steps}")
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError):  # not one: e.g. epochs 1e400
         return None
 
 
@@ -175,9 +195,12 @@ def by_repeats(rows: list[tuple]) -> str:
 
 
 def _stage_seconds(raw: str | None) -> str:
-    if not raw:
+    """`data 1.2, teacher 40.1, ...`: the stored seconds per stage; n/a where they are not that (read by value)."""
+    try:
+        stages = json.loads(raw)
+        return ", ".join(f"{k} {float(v):.1f}" for k, v in stages.items()) if stages else "n/a"
+    except (AttributeError, TypeError, ValueError, OverflowError, RecursionError):
         return "n/a"
-    return ", ".join(f"{k} {v:.1f}" for k, v in json.loads(raw).items())
 
 
 def filter_line(metrics: dict[str, float]) -> str:

@@ -11,15 +11,23 @@ jobs share, so put `--cache-dir` on a shared filesystem) and its finished cells 
 rerun (`harness.protocol.sweep.run`).
 
 `--executor local` runs the same jobs as processes on this machine through submitit's local
-executor, one at a time: what CI tests, and a way to try a grid before a cluster.
+executor, one at a time: what CI tests, and a way to try a grid before a cluster. Its jobs go with
+the sweep: each watches the sweep's process (`watch_parent`) and stops, its run marked failed, when
+that is gone, however it went (SIGKILL included). SLURM's jobs outlive the sweep by design; it says
+how to cancel them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
+import shutil
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +37,8 @@ from harness.store.database import Store
 from harness.store.merge import merge
 
 EXECUTORS = ("slurm", "local")
+# Set in a local job's environment: the process id of the sweep that started it (`watch_parent`).
+PARENT_ENV = "HARNESS_SWEEP_PARENT"
 
 
 @dataclass(frozen=True)
@@ -91,24 +101,53 @@ def jobs(global_args: list[str], sweep_args: list[str], groups: int, jobs_dir: P
     return out
 
 
-def executor_for(kind: str, folder: Path, resources: Resources):
-    """A submitit executor: SLURM, or local processes."""
-    try:
-        import submitit
-    except ImportError:  # a dependency of the harness; only a broken install lacks it
-        raise UsageError("--executor needs submitit: pip install submitit") from None
+def check_executor(kind: str) -> None:
+    """The scheduler is here, before anything is written: one line where it is not."""
     if kind not in EXECUTORS:
         raise UsageError(f"unknown executor {kind!r}; choose from: {', '.join(EXECUTORS)}")
-    executor = submitit.AutoExecutor(folder=folder, cluster=kind)
-    executor.update_parameters(**resources.parameters(kind))
+    try:
+        import submitit  # noqa: F401
+    except ImportError:  # a dependency of the harness; only a broken install lacks it
+        raise UsageError("--executor needs submitit: pip install submitit") from None
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None] if kind == "slurm" else []
+    if missing:
+        raise UsageError(f"--executor slurm: no SLURM on this machine ({' and '.join(missing)} not on PATH); run the "
+                         "sweep on a SLURM login node, or try the grid here with --executor local")
+
+
+def jobs_folder(folder: Path) -> Path:
+    """The jobs' folder, made (with its parents) where it is not; one line where it cannot be."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--jobs-dir {folder} is a file, not a folder: name a folder (made if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None else err.strerror or str(err)
+        raise UsageError(f"cannot make --jobs-dir {folder}: {reason}") from None
+    return folder
+
+
+def executor_for(kind: str, folder: Path, resources: Resources):
+    """A submitit executor: SLURM, or local processes."""
+    check_executor(kind)
+    import submitit
+
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=kind)
+        executor.update_parameters(**resources.parameters(kind))
+    except (RuntimeError, ValueError) as err:  # submitit's "Could not detect srun", a parameter it refuses
+        lines = str(err).strip().splitlines()
+        raise UsageError(f"--executor {kind}: {lines[0] if lines else type(err).__name__}") from None
     return executor
 
 
 def submit(all_jobs: list[Job], executor, retries: int, parallel: bool = True,
-           report: Callable[[str], None] = print) -> list[Job]:
+           report: Callable[[str], None] = print, env: dict[str, str] | None = None) -> list[Job]:
     """Submit the jobs not done, wait, resubmit the failed up to `retries` times; returns the jobs
     still failed. A job that ends well is marked done, so a later sweep does not submit it again.
-    Not `parallel` (the local executor), each job waits for the one before: a machine's cores are shared."""
+    Not `parallel` (the local executor), each job waits for the one before: a machine's cores are shared.
+    `env`: the jobs' environment (a local job's names this process: `watch_parent`)."""
     pending = [j for j in all_jobs if not j.is_done()]
     for job in all_jobs:
         if job.is_done():
@@ -117,7 +156,7 @@ def submit(all_jobs: list[Job], executor, retries: int, parallel: bool = True,
         if not pending:
             return []
         failed = []
-        handles = (_submitted(executor, job, len(all_jobs), attempt, report) for job in pending)
+        handles = (_submitted(executor, job, len(all_jobs), attempt, report, env) for job in pending)
         for job, handle in (handles if not parallel else list(handles)):
             try:
                 handle.result()
@@ -133,10 +172,10 @@ def submit(all_jobs: list[Job], executor, retries: int, parallel: bool = True,
     return pending
 
 
-def _submitted(executor, job: Job, of: int, attempt: int, report):
+def _submitted(executor, job: Job, of: int, attempt: int, report, env: dict[str, str] | None = None):
     import submitit
 
-    handle = executor.submit(submitit.helpers.CommandFunction(list(job.command), verbose=False))
+    handle = executor.submit(submitit.helpers.CommandFunction(list(job.command), verbose=False, env=env))
     report(f"sweep: job {job.index} of {of} submitted as {handle.job_id}"
            + (f" (attempt {attempt + 1})" if attempt else "") + f": {shlex.join(job.command)}")
     return job, handle
@@ -152,3 +191,45 @@ def merge_results(all_jobs: list[Job], dest: Store, report: Callable[[str], None
         added += len(ids)
         report(f"sweep: merged {len(ids)} run(s) of job {job.index} into {dest.path}")
     return added
+
+
+def local_env() -> dict[str, str]:
+    """A local job's environment: this one, naming this process as the sweep it goes with."""
+    return {**os.environ, PARENT_ENV: str(os.getpid())}
+
+
+def watch_parent(interval: float = 1.0) -> threading.Thread | None:
+    """In a local job (its environment names the sweep that started it, PARENT_ENV): a thread that sends
+    this process SIGTERM when that sweep has gone, however it went, so the job's run is marked failed and
+    the job ends instead of running on, orphaned. None outside a local job."""
+    raw = os.environ.get(PARENT_ENV, "")
+    if not raw.isdigit():
+        return None
+    parent = int(raw)
+
+    def watch() -> None:
+        while _alive(parent):
+            time.sleep(interval)
+        from harness.runtime import log
+
+        log.info(f"the sweep that started this job (process {parent}) has gone: stopping the job")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="harness-sweep-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists and is not a zombie (dead, not yet reaped by its own parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): existing is alive
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -14,6 +14,7 @@ from harness.config.registry import Preset
 from harness.contract.specs import KDMethod, ModelFamily, resolve_params
 from harness.errors import UsageError, unknown
 from harness.measure import analysis
+from harness.protocol import fields
 from harness.runtime import sharding
 from harness.runtime.cache import default_dir
 from harness.store.database import default_path
@@ -40,7 +41,33 @@ class EvalRequest:
     filter: str | None = None  # "predicted": leave out of distillation the members predicted to be memorized
     ignore_plan: bool = False  # start even when the plan says the run cannot fit
 
-FILTERS = ("predicted",)
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Every field checked by value (`harness.protocol.fields`), paths given as text made Paths, the
+        arguments' mappings copied: a UsageError with the line the CLI prints for the same value, raised
+        when the request is made (and again when it is resolved), before anything loads or trains."""
+        self.method = fields.name("method", self.method, optional=False, empty=True)  # a sweep's base has none yet
+        for f in ("family", "dataset", "preset", "reference"):
+            setattr(self, f, fields.name(f, getattr(self, f)))
+        self.seed = fields.whole("seed", self.seed, *fields.SEED)
+        self.db = fields.path("db", self.db)
+        self.cache_dir = fields.path("cache_dir", self.cache_dir)
+        self.registry = fields.path("registry", self.registry, optional=True)
+        for f in ("method_args", "dataset_args", "family_args"):
+            setattr(self, f, fields.arguments(f, getattr(self, f)))
+        self.attack_args = fields.attack_arguments(self.attack_args)
+        if self.limit is not None:
+            self.limit = fields.whole("limit", self.limit, *fields.LIMIT)
+        if not isinstance(self.command, str):
+            raise fields.refuse("command", f"must be text, got {self.command!r}")
+        self.trust_remote_code = fields.flag("trust_remote_code", self.trust_remote_code)
+        self.ignore_plan = fields.flag("ignore_plan", self.ignore_plan)
+        self.filter = fields.filter_(self.filter)
+
+
+FILTERS = fields.FILTERS
 
 
 class Resolved:
@@ -48,6 +75,7 @@ class Resolved:
 
     def __init__(self, req: EvalRequest, bind: bool = True) -> None:
         """`bind=False` leaves a family's arguments unbound: enough to plan, nothing loaded from the hub."""
+        req.check()  # a request changed after it was made is checked again
         self.req = req
         self.registry = registry_mod.load(req.registry)
         self.found = plugins.load(self.registry)
@@ -77,8 +105,6 @@ class Resolved:
         if sharding.enabled() and self.method.modules is not None:
             raise UsageError(f"method {self.method.name} trains modules of its own beside the student, which a "
                              "sharded (FSDP) run does not support yet; run it data-parallel")
-        if req.filter is not None and req.filter not in FILTERS:
-            raise unknown("filter", req.filter, FILTERS)
 
     def family_deps(self) -> dict:
         """A family with arguments (pretrained or scratch weights, ...) keys its artifacts by them too."""

@@ -21,7 +21,7 @@ import torch
 
 from harness.config.registry import Training
 from harness.contract.specs import TeacherData, describe_training
-from harness.errors import RunFailed, UsageError
+from harness.errors import RunFailed, Terminated, UsageError
 from harness.measure import analysis
 from harness.measure.extract import Extraction, extract, extract_pair, greedy
 from harness.measure.metrics import figures
@@ -101,9 +101,10 @@ class Protocol:
             f"{processes.layout()}")
         try:
             return self._stages(run_id, data, filtered)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as err:
             if processes.is_main():
-                self.store.fail_run(run_id, "interrupted", self.seconds)
+                self.store.fail_run(run_id, "stopped by SIGTERM" if isinstance(err, Terminated) else "interrupted",
+                                    self.seconds)
             raise
         except Exception as err:  # noqa: BLE001 - any failure after the start marks the run failed
             message = str(err) if isinstance(err, (RunFailed, UsageError)) else f"{type(err).__name__}: {err}"

@@ -33,8 +33,24 @@ COLUMNS = {
 FIGURES = {key: COLUMNS[key][0] for key in
            ("mem_rate_student", "once_attack_tpr", "reduction", "inheritance_rate", "val_ppl_student")}
 
+# Figures that lie in [0, 1] whatever they are (by name prefix): a stored value outside is false, in a bundle
+# (`leaderboard.validate`) as in a results file (`store.read.check_values`).
+UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share",
+                "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep")
+# Counts of examples (by name prefix): from 0 to the run's members and non-members.
+COUNT_FIGURES = ("memorized_", "teacher_exclusive", "inherited", "easy", "student_only", "extractable_",
+                 "nonmember_extractable_", "ties_", "filter_removed")
+# Figures above 0 whatever they are: a perplexity is exp(a loss).
+POSITIVE_FIGURES = ("val_ppl_",)
+
 
 def family_label(family: str, family_args: str | None) -> str:
-    """`tiny (weights=scratch)` for a family run with arguments; the name alone for one without."""
-    args = json.loads(family_args) if family_args else {}
-    return f"{family} ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else family
+    """`tiny (weights=scratch)` for a family run with arguments; the name alone for one without; the stored
+    text itself where it is not a JSON object (a results file is read by value)."""
+    try:
+        args = json.loads(family_args) if family_args else {}
+    except (TypeError, ValueError, RecursionError):
+        args = None
+    if not isinstance(args, dict):
+        return f"{family} ({family_args})"
+    return f"{family} ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else str(family)

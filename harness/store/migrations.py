@@ -219,14 +219,20 @@ def ddl(con) -> str:
     return "\n".join(statements) + "\n"
 
 
-def _new_file_schema() -> tuple[str, frozenset[str]]:
+def _new_file_schema() -> tuple[str, frozenset[str], dict[str, dict[str, str]]]:
     con = duckdb.connect()
     try:
         upgrade(con, 0, Path(":memory:"))
-        return ddl(con), frozenset(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+        tables = frozenset(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+        types: dict[str, dict[str, str]] = {}
+        for table, column, dtype in con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                                                "WHERE list_contains(?, table_name)", [sorted(tables)]).fetchall():
+            types.setdefault(table, {})[column] = dtype
+        return ddl(con), tables, types
     finally:
         con.close()
 
 
-# What a new file holds after every step: its DDL, and its tables' names.
-SCHEMA, TABLES = _new_file_schema()
+# What a new file holds after every step: its DDL, its tables' names, and each table's column types (a file
+# read is checked against them: `read.check_values`).
+SCHEMA, TABLES, COLUMN_TYPES = _new_file_schema()

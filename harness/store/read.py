@@ -111,6 +111,7 @@ def connect(path: str | Path, lock_wait: float = LOCK_WAIT_SECONDS, empty: bool 
             con.close()
             copy = migrated_copy(path, lock_wait)
             con = open_file(copy, True, lock_wait)
+        check_values(con, path)
         try:
             yield con
         except duckdb.Error as err:
@@ -205,6 +206,84 @@ def _check_whole(con, path: Path) -> None:
     if size < HEADER_BYTES + used * block_size or (size - HEADER_BYTES) % block_size:
         raise Refused(f"results database {path} is truncated ({size} bytes, not the whole blocks its header "
                       "counts); restore it or pass another --db", "truncated", path)
+
+
+# ------------------------------------------------------------ the value check
+
+# What the harness writes, by value; a file holding anything else is refused: a NaN or an infinity
+# (every figure, loss and perplexity is stored finite, or NULL where there is none), a rate outside
+# [0, 1], a count outside 0 .. the run's examples, a run's sizes out of range, a weights hash that is
+# not one. NULL is "none", never refused: older and hand-made files leave fields out. Each rule is one
+# SQL condition that a bad row meets: (table, what it says, condition, the columns it needs).
+SUFFIX_MAX = 4096  # registry.PROTOCOL_PARAMS: prefix_len and suffix_len are 1 .. 4096 tokens
+FINITE_COLUMNS = {"metrics": ("value",), "models": ("val_loss", "val_ppl", "train_seconds"),
+                  "samples": ("loss", "suffix_loss", "approx_match", "edit_distance", "sample_logprob"),
+                  "group_metrics": ("mean", "lo", "hi"), "reproductions": ("mean", "lo", "hi", "figure"),
+                  "curves": ("x", "y")}
+
+
+def _prefixes(names: Sequence[str]) -> str:
+    return "(" + " OR ".join(f"starts_with(name, '{n}')" for n in names) + ")"
+
+
+def _value_rules() -> list[tuple[str, str, str, tuple[str, ...]]]:
+    from harness.store.labels import COUNT_FIGURES, POSITIVE_FIGURES, UNIT_FIGURES
+
+    rules = [(table, "a figure that is NaN or infinite" if table == "metrics" else "a value that is NaN or infinite",
+              f"isfinite({c}) IS FALSE", (c,)) for table, columns in FINITE_COLUMNS.items() for c in columns]
+    return rules + [
+        ("runs", "a run's members, non-members, prefix, suffix, seed or limit out of range",
+         f"n_members < 1 OR n_nonmembers < 0 OR prefix_len NOT BETWEEN 1 AND {SUFFIX_MAX} OR suffix_len NOT "
+         f"BETWEEN 1 AND {SUFFIX_MAX} OR seed < 0 OR example_limit < 1",
+         ("n_members", "n_nonmembers", "prefix_len", "suffix_len", "seed", "example_limit")),
+        ("metrics", "a rate outside [0, 1]", f"{_prefixes(UNIT_FIGURES)} AND value NOT BETWEEN 0 AND 1",
+         ("name", "value")),
+        ("metrics", "a perplexity that is not above 0", f"{_prefixes(POSITIVE_FIGURES)} AND value <= 0",
+         ("name", "value")),
+        ("metrics", "a count below 0 or above the run's examples",
+         f"{_prefixes(COUNT_FIGURES)} AND (value < 0 OR value > (SELECT max(r.n_members) + max(r.n_nonmembers) "
+         "FROM runs r WHERE r.run_id = metrics.run_id))", ("name", "value")),
+        ("models", "a parameter count below 0", "n_params < 0", ("n_params",)),
+        ("models", "a weights hash that is not hex digits (runtime.cache.weights_hash)",
+         "NOT regexp_full_match(weights_sha256, '[0-9a-f]{1,64}')", ("weights_sha256",)),
+        ("models", "a perplexity that is not above 0", "val_ppl <= 0", ("val_ppl",)),
+        ("models", "a negative training time", "train_seconds < 0", ("train_seconds",)),
+        ("samples", "a match length outside the suffix", f"match_len NOT BETWEEN 0 AND {SUFFIX_MAX}", ("match_len",)),
+        ("samples", "a token match outside [0, 1]", "approx_match NOT BETWEEN 0 AND 1", ("approx_match",)),
+        ("samples", "a negative edit distance", "edit_distance < 0", ("edit_distance",)),
+        # a suffix's log-probability under top-k sampling: at most 0 (float rounding aside), at least
+        # extract.IMPOSSIBLE, the value stored for a suffix sampling cannot produce
+        ("samples", "a sampling log-probability outside [-1e6, 0]", "sample_logprob NOT BETWEEN -1e6 AND 1e-4",
+         ("sample_logprob",))]
+
+
+def check_values(con, path: Path) -> None:
+    """Refused in one line: a file of ours whose columns have another type than ours, or that holds a value
+    no harness writes (`_value_rules`). A results file comes from anyone; its shape is checked by `check`
+    and its values here, as a bundle's are (`leaderboard.validate`), before any command reads a figure."""
+    found = tables(con)
+    types = {(t, c): d for t, c, d in con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main'").fetchall()}
+    for table, columns in migrations.COLUMN_TYPES.items():
+        for column, want in columns.items():
+            got = types.get((table, column))
+            if got is not None and got != want:
+                raise Refused(f"results database {path} is not a harness results file: {table}.{column} is {got}, "
+                              f"not {want}; pass another --db", "values", path, reason=f"{table}.{column}")
+    for table, what, condition, columns in _value_rules():
+        if not set(columns) <= found.get(table, set()) or "runs" not in found:
+            continue
+        keys = ", ".join(k for k in ("run_id", "name") if k in found[table]) or "NULL"
+        try:
+            bad = con.execute(f"SELECT {keys} FROM {table} WHERE {condition} LIMIT 1").fetchall()
+        except duckdb.Error as err:
+            raise Refused(f"cannot read results database {path}: {first_line(err)}", "unreadable", path) from None
+        if bad:
+            where = ", ".join(f"{k} {v!r}" for k, v in zip(("run", "figure"), bad[0]) if v is not None)
+            raise Refused(f"results database {path} holds {what} ({table}{': ' + where if where else ''}), which "
+                          "no harness writes: it was altered or damaged; pass another --db", "values", path,
+                          reason=f"{table}: {what}")
 
 
 OUR_TABLES = migrations.TABLES | set(SNAPSHOT_TABLES)

@@ -24,9 +24,23 @@ SAMPLE_BY = ("line", "paragraph", "document")
 
 
 def _files(raw: str) -> list[Path]:
+    """The corpus files `raw` names: a file, a folder's supported files, or a glob's matches.
+
+    A symlink is followed, to a file or a folder, as a path to it would be: the user names it on their
+    own machine and reads it with their own rights, so refusing it would protect nothing and would break
+    the linked data folders clusters use; what a run records is the content's hash and the file name
+    (`store.database.portable`), never where a link points. Only regular files are read: a path (or a
+    link) to a FIFO, a device or a socket, which could be read forever, is one line, as is a broken link.
+    A glob never enters a symlinked folder (`expand_glob`), so a link loop cannot hang it.
+    """
     if not raw:
         raise UsageError(f"dataset {NAME} needs a path: --dataset-arg path=FILE_OR_DIR")
     path = Path(raw).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"dataset {NAME}: {path} is a symlink to {path.readlink()}, which does not exist")
+    if path.exists() and not (path.is_dir() or path.is_file()):
+        raise UsageError(f"dataset {NAME}: {path} is not a regular file or a folder (a FIFO, a device or a socket); "
+                         "name the corpus's files")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in BUILDERS)
         if not files:
