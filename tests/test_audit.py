@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.measure.audit import check, epsilon_shown, max_tpr, true_positives
+from harness.measure.audit import check, epsilon_shown, fpr_upper, max_tpr, true_positives
 
 
 def test_the_bound_by_hand():
@@ -51,7 +51,8 @@ def test_randomized_response_sits_on_the_bound_and_is_never_violated():
     fpr = 1 - keep
     [c] = check(runs, eps, 0.0, (round(fpr, 4),))
     assert c.tpr == pytest.approx(keep, abs=0.01)
-    assert c.bound == pytest.approx(max_tpr(eps, 0.0, round(fpr, 4)))
+    assert round(fpr, 4) < c.fpr_hi < round(fpr, 4) + 0.01  # 60,000 non-members: the FPR is nearly exact
+    assert c.bound == pytest.approx(max_tpr(eps, 0.0, c.fpr_hi))
     assert c.verdict != "violated"
     assert c.shown == pytest.approx(eps, abs=0.1)  # the attack shows the whole epsilon: the bound is tight
 
@@ -62,3 +63,19 @@ def test_a_perfect_attack_violates_a_small_epsilon_and_not_infinity():
     assert c.tpr == 1.0 and c.verdict == "violated" and c.shown > 3
     [c] = check(runs, math.inf, 0.0, (0.1,))
     assert c.bound == 1.0 and c.verdict == "holds"
+
+
+def test_the_bound_is_taken_at_the_fprs_upper_end():
+    # 5 false positives of 512 non-members: the population FPR may be up to 2.26% (Clopper-Pearson), not 1%
+    assert fpr_upper(0.01, [512]) == pytest.approx(0.02264, abs=1e-5)
+    assert fpr_upper(0.01, [2048, 512]) == fpr_upper(0.01, [512])  # the widest seed's
+    # an attack whose TPR interval clears the bound at exactly 1% but not at 2.26%: not a violation
+    rng = np.random.default_rng(1)
+    nonmembers = rng.normal(size=1024)  # 10 false positives at 1%: the fewest the check takes
+    members = np.concatenate([np.full(42, 10.0), rng.normal(size=982) - 5])  # 42 of 1,024 above every non-member
+    [c] = check([(members, nonmembers)], 1.0, 0.0, (0.01,))
+    assert c.fpr == 0.01 and c.fpr_hi == pytest.approx(fpr_upper(0.01, [1024])) and 0.017 < c.fpr_hi < 0.019
+    assert c.tpr_lo > max_tpr(1.0, 0.0, 0.01) and c.tpr_lo < c.bound == max_tpr(1.0, 0.0, c.fpr_hi)
+    assert c.verdict != "violated"
+    assert c.shown == pytest.approx(epsilon_shown(c.tpr_lo, c.fpr_hi, 0.0))
+    assert c.shown < epsilon_shown(c.tpr_lo, 0.01, 0.0)  # the exact-FPR reading overstates what it shows

@@ -12,11 +12,15 @@ Training Run"), so the loss attack's ROC on a private student must stay under it
 
 This is a check, not an audit: the member/non-member split is one draw, the threshold is the
 non-members' quantile, and the TPR is pooled over seeds with a Wilson interval that carries the
-design effect of the seeds sharing their members (`harness.measure.stats.design_effect`), so a violation is
-called only where the interval's lower end is above the bound. Each FPR must allow at least
-MIN_FALSE_POSITIVES pooled false positives. The epsilon the attack shows (the smallest epsilon
-consistent with the interval's lower end) says how loose the bound is: far below the spent epsilon,
-the accountant promises much more than this attack can tell apart.
+design effect of the seeds sharing their members (`harness.measure.stats.design_effect`). The FPR is
+not exact either: each seed's threshold lets `floor(a x non-members)` of its non-members through, and
+the FPR it gives on the population is known only to within an interval (Clopper and Pearson, 1934, on
+that count; the widest over the seeds). So the bound is taken at the FPR interval's upper end, and a
+violation is called only where the TPR interval's lower end is above that: on 5 false positives of
+512 the FPR may be up to 2.26%, not 1%. Each FPR must allow at least MIN_FALSE_POSITIVES pooled false
+positives. The epsilon the attack shows (the smallest epsilon consistent with both intervals' far
+ends: the TPR's lower, the FPR's upper) says how loose the bound is: far below the spent epsilon, the
+accountant promises much more than this attack can tell apart.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.measure.stats import MIN_FALSE_POSITIVES, design_effect, wilson
+from harness.measure.stats import MIN_FALSE_POSITIVES, clopper_pearson, design_effect, wilson
 
 AUDIT_FPRS = (0.01, 0.05, 0.1, 0.25, 0.5)  # where the check looks; 1% is the board's low-FPR point
 
@@ -49,12 +53,23 @@ def epsilon_shown(tpr: float, fpr: float, delta: float) -> float:
     return max(shown)
 
 
+def allowance(fpr: float, nonmembers: int) -> int:
+    """How many of a run's non-members its threshold at `fpr` lets through: floor(fpr x non-members)."""
+    return int(math.floor(fpr * nonmembers + 1e-9))
+
+
+def fpr_upper(fpr: float, nonmembers: Sequence[int]) -> float:
+    """The 95% upper end of the population FPR the thresholds at `fpr` give: each run's threshold rests
+    on `allowance` of its own non-members (Clopper-Pearson), and the widest run's end is taken."""
+    return max(clopper_pearson(allowance(fpr, n), n)[2] for n in nonmembers)
+
+
 def true_hits(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> np.ndarray:
     """Which members score above the threshold that lets at most floor(fpr x non-members) non-members through.
 
     Scores are "higher means member", as in `harness.measure.membership`; a tie at the threshold is
     not above it, so the false positives never exceed the allowance."""
-    allowed = int(math.floor(fpr * len(nonmembers) + 1e-9))
+    allowed = allowance(fpr, len(nonmembers))
     if allowed >= len(nonmembers):
         return np.ones(len(members), dtype=bool)
     threshold = np.sort(np.asarray(nonmembers))[::-1][allowed]
@@ -79,13 +94,14 @@ def seed_design(hits: Sequence[np.ndarray]) -> float:
 class Check:
     """The loss attack at one FPR, pooled over a private method's seeds, against its bound."""
 
-    fpr: float
+    fpr: float  # the FPR the thresholds were set at
+    fpr_hi: float  # its 95% upper end on the population (`fpr_upper`): where the bound is taken
     tpr: float
     tpr_lo: float
     tpr_hi: float
-    bound: float
+    bound: float  # the largest TPR (epsilon, delta) allows at fpr_hi
     epsilon: float  # the epsilon the runs spent
-    shown: float  # the epsilon the attack shows, at the TPR interval's lower end
+    shown: float  # the epsilon the attack shows, at the TPR interval's lower end and fpr_hi
 
     @property
     def verdict(self) -> str:
@@ -108,5 +124,6 @@ def check(runs: Sequence[tuple[np.ndarray, np.ndarray]], epsilon: float, delta: 
         hits = [true_hits(m, n, a) for m, n in runs]
         k = sum(int(h.sum()) for h in hits)
         tpr, lo, hi = wilson(k, n_pos, seed_design(hits))
-        out.append(Check(a, tpr, lo, hi, max_tpr(epsilon, delta, a), epsilon, epsilon_shown(lo, a, delta)))
+        top = fpr_upper(a, [len(n) for _, n in runs])
+        out.append(Check(a, top, tpr, lo, hi, max_tpr(epsilon, delta, top), epsilon, epsilon_shown(lo, top, delta)))
     return out

@@ -133,10 +133,21 @@ def wilson(k: float, n: float, design: float = 1.0) -> tuple[float, float, float
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
     lo = 0.0 if k == 0 else max(0.0, centre - half)
     if 0 < x < MIN_COUNT:
-        from scipy.special import betaincinv
-
-        lo = min(lo, float(betaincinv(x, n - x + 1, 0.025)))
+        lo = min(lo, clopper_pearson(x, n)[1])
     return p, lo, 1.0 if whole else min(1.0, centre + half)
+
+
+def clopper_pearson(k: float, n: float, level: float = 0.95) -> tuple[float, float, float]:
+    """A share k / n and its exact two-sided interval (Clopper and Pearson, 1934): the beta quantiles
+    that bound every binomial share consistent with k; never narrower than its level. NaN with no count."""
+    if not _counts(k, n) or not n:
+        return math.nan, math.nan, math.nan
+    from scipy.special import betaincinv
+
+    tail = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, tail))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - tail))
+    return k / n, lo, hi
 
 
 def rate_ratio(k1: float, n1: float, k2: float, n2: float,
