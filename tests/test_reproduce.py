@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import duckdb
+import numpy as np
 import pytest
 
 from conftest import SMALL_DATA
@@ -12,7 +13,17 @@ from harness.cli import main
 from harness.measure.stats import MIN_COUNT, rate_ratio, wilson
 from harness.present.reproduce_report import strata_table, table
 from harness.protocol import reproduce as R
-from harness.protocol.reproduce import FINDINGS, RUNS, Reproduction, aggregate, count_line, count_ratio, magnitude, verdict
+from harness.protocol.reproduce import (
+    FINDINGS,
+    RUNS,
+    Reproduction,
+    aggregate,
+    count_line,
+    count_ratio,
+    magnitude,
+    one_sided_ratio,
+    verdict,
+)
 from harness.store.database import Store
 
 BY_NAME = {f.name: f for f in FINDINGS}
@@ -33,6 +44,18 @@ def test_every_finding_cites_its_study_and_has_a_published_side():
     assert BY_NAME["reverse vs forward KL"].figure is None and "%" not in BY_NAME["reverse vs forward KL"].published
     assert BY_NAME["soft vs hard rate"].side == (0.5, 2) and "[0.5x, 2x]" in BY_NAME["soft vs hard rate"].claim
     assert BY_NAME["easy share"].side[0] >= 0.9 and BY_NAME["soft-KD inheritance"].side[1] <= 0.02
+
+
+def test_each_band_is_the_claims_own_words_quoted():
+    # "more than 50% less" is > 2x, for the soft-KD reduction as for the hard-KD one
+    for name in ("reduction", "hard-KD reduction"):
+        assert BY_NAME[name].side == (2, math.inf) and '"more than 50% less"' in BY_NAME[name].claim
+    assert BY_NAME["easy share"].side == (0.95, math.inf) and '"over 95%"' in BY_NAME["easy share"].claim
+    assert BY_NAME["filtering"].side == (-math.inf, 0.1) and '"1,698 -> 4"' in BY_NAME["filtering"].claim
+    # a claim stated as a figure is judged on its direction; the figure sets the magnitude
+    assert BY_NAME["hard/soft inheritance"].side == (1, math.inf) and '"2.7x"' in BY_NAME["hard/soft inheritance"].claim
+    assert '"80%"' in BY_NAME["containment"].claim
+    assert all('"' in f.claim for f in FINDINGS if f.figure is not None)  # every figure's words, quoted
 
 
 def test_each_verdict_is_reachable_from_hand_built_intervals():
@@ -61,6 +84,9 @@ def test_magnitude_compares_the_published_figure_with_the_interval():
     assert magnitude(0.9, 0.95, 0.957, (0.9, math.inf)) == "weaker"
     assert magnitude(0.01, 0.05, 0.092, DOWN) == "stronger"
     assert magnitude(0.2, 0.5, 0.092, DOWN) == "weaker"
+    # an interval that holds the figure but crosses the band's edge says nothing about it
+    assert magnitude(0.003, 0.083, 0.009, (-math.inf, 0.02)) == "uninformative"  # 1.5% [0.3%, 8.3%] against 0.9%
+    assert magnitude(0.8, 5.2, 2.4, UP) == "uninformative"
     assert magnitude(1.5, 4.5, None, UP) == ""
     assert magnitude(math.nan, math.nan, 2.4, UP) == ""
 
@@ -73,11 +99,17 @@ def test_ratios_pool_counts_over_seeds_and_say_na_below_min_count():
     per_seed_mean = sum(b / s for b, _, s, _ in seeds) / 3
     assert row.mean == pytest.approx(19.0) and per_seed_mean == pytest.approx(23.5)  # not a mean of ratios
     assert row.counted == 3 and row.verdict == "holds" and row.magnitude == "stronger"
+    # one count below MIN_COUNT: no interval, a one-sided bound (at least this many times fewer)
     short = aggregate(f, [(79, 512, 2, 512), (75, 512, 2, 512), (74, 512, 4, 512)])
-    assert math.isnan(short.mean) and short.verdict == "n/a"
-    assert short.reason == f"n/a: the soft-KD student memorized 8 members over 3 seeds, fewer than {MIN_COUNT}"
+    assert short.one_sided and short.hi == math.inf and (short.mean, short.lo) == pytest.approx(
+        one_sided_ratio(228, 1536, 8, 1536, 3.0, 3.0)[:2])
+    assert 2 < short.lo < short.mean and short.verdict == "holds" and short.magnitude == "stronger"
+    assert short.caveat == ("one-sided 95% bound: the soft-KD student memorized 8 members over 3 seeds, "
+                            f"fewer than {MIN_COUNT}")
     one = aggregate(f, [(79, 512, 2, 512)])
-    assert one.reason == f"n/a: the soft-KD student memorized 2 members, fewer than {MIN_COUNT}"
+    assert one.one_sided and one.verdict == "not established"  # one seed
+    both = aggregate(f, [(3, 512, 2, 512)] * 3)  # both counts small: nothing to say
+    assert math.isnan(both.mean) and both.verdict == "n/a" and both.reason.startswith("n/a: the baseline memorized 9")
     # a share rests on its denominator: the easy share of 8 memorized members is n/a, of 12 a Wilson interval
     assert aggregate(BY_NAME["easy share"], [(2, 2), (2, 2), (3, 4)]).verdict == "n/a"
     easy = aggregate(BY_NAME["easy share"], [(4, 4), (4, 4), (3, 4)])
@@ -125,8 +157,10 @@ def test_the_published_boards_figures_give_the_honest_verdicts():
     rows = {r.finding.name: r for r in R.measure({s: board_like_runs(s) for s in range(3)}, [0, 1, 2])}
     assert rows["hard-KD reduction"].verdict == "fails"  # 14.8% against 14.8%: 1.00x, not over 2x
     assert rows["hard-KD reduction"].mean == pytest.approx(1.0, abs=0.05)
-    assert rows["reduction"].verdict == "n/a" and "8 members" in rows["reduction"].reason
-    assert rows["soft vs hard rate"].verdict == "n/a"  # the soft-KD student's 8 members cannot carry a ratio
+    assert rows["reduction"].one_sided and "8 members" in rows["reduction"].reason
+    assert rows["reduction"].verdict == "holds"  # 228 against 8: at least ~11x fewer, over the claim's 2x
+    assert rows["soft vs hard rate"].one_sided and rows["soft vs hard rate"].lo > 2  # hard at least 2x soft
+    assert rows["soft vs hard rate"].verdict == "fails"
     assert rows["containment"].verdict == "holds" and rows["containment"].magnitude == "stronger"
     assert rows["soft-KD inheritance"].verdict == "not established"  # 1 of 61: the interval reaches 8.7%
     assert rows["predictor AUC"].verdict == "holds"
@@ -149,8 +183,9 @@ def test_the_table_gives_verdict_seeds_magnitude_and_caveats():
             aggregate(BY_NAME["reduction"], [(79, 512, 2, 512), None, (74, 512, 4, 512)])]
     text = table(Reproduction("r", [0, 1, 2], {}, rows))
     assert "fails" in text and "weaker (2.00x published)" in text and "3 of 3" in text and "2 of 3" in text
-    assert "reduction: n/a: the soft-KD student memorized 6 members over 2 seeds, fewer than 10; " \
+    assert "reduction: one-sided 95% bound: the soft-KD student memorized 6 members over 2 seeds, fewer than 10; " \
            "no value at 1 of 3 seeds" in text
+    assert ">= " in text and "(one-sided)" in text
     assert "DOES NOT HOLD" not in text and "holds on the mean" not in text
 
 
@@ -256,3 +291,29 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM runs WHERE status = 'finished'").fetchall() == [(finished,)]
         assert con.sql("SELECT count(DISTINCT reproduction_id) FROM reproductions").fetchall() == [(2,)]
+
+
+def test_a_one_sided_bound_covers_the_true_ratio():
+    """The bound's promise, by simulation: at least 95% of draws put the true ratio inside it."""
+    rng = np.random.default_rng(0)
+    n, p_big, p_small = 1536, 0.15, 0.004  # true ratio 37.5x; the small count averages 6
+    covered = total = 0
+    for _ in range(2000):
+        k_big, k_small = rng.binomial(n, p_big), rng.binomial(n, p_small)
+        bound = one_sided_ratio(k_big, n, k_small, n)
+        if bound is not None:
+            total += 1
+            covered += bound[1] <= p_big / p_small
+    assert total > 1500 and covered / total >= 0.95
+    upper = one_sided_ratio(6, 1536, 228, 1536)  # the small count on top: an upper bound
+    assert upper[1] == -math.inf and upper[0] < upper[2] < 0.1
+
+
+def test_measured_text_shows_a_bound_as_a_bound():
+    from harness.present.reproduce_report import measured_text
+
+    assert measured_text(32.6, 10.87, math.inf, "x") == ">= 10.87x (one-sided)"
+    assert measured_text(None, 10.87, None, "x") == ">= 10.87x (one-sided)"  # as the store keeps it: NULL ends
+    assert measured_text(0.03, -math.inf, 0.058, "x") == "<= 0.06x (one-sided)"
+    assert measured_text(1.03, 0.78, 1.36, "x") == "1.03x [0.78x, 1.36x]"
+    assert measured_text(math.nan, math.nan, math.nan, "x") == "n/a"

@@ -60,8 +60,8 @@ def checks(con, rows: pd.DataFrame) -> pd.DataFrame:
             continue
         for c in check(runs, r["epsilon"], float(delta), AUDIT_FPRS):
             out.append({"method": r["method"], "base_method": r["base_method"], "epsilon": r["epsilon"],
-                        "delta": float(delta), "fpr": c.fpr, "fpr_hi": c.fpr_hi, "tpr": c.tpr, "tpr_lo": c.tpr_lo, "tpr_hi": c.tpr_hi,
-                        "bound": c.bound, "verdict": c.verdict, "shown": c.shown})
+                        "delta": float(delta), "fpr": c.fpr, "fpr_hi": c.fpr_hi, "tpr": c.tpr, "tpr_lo": c.tpr_lo,
+                        "tpr_hi": c.tpr_hi, "bound": c.bound, "verdict": c.verdict, "shown": c.shown})
     return pd.DataFrame(out)
 
 

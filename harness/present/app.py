@@ -29,7 +29,7 @@ from harness.leaderboard.ranking import (
     Ranking,
 )
 from harness.measure.stats import MIN_COUNT
-from harness.present import board_report, formats
+from harness.present import board_report, formats, reproduce_report
 from harness.present.charts import (
     chart_k,
     chart_overlap,
@@ -500,10 +500,8 @@ def reproduce_view(found) -> None:
     st.markdown(f"{counts['not established']} not established, {counts['fails']} fail, {counts['n/a']} n/a")
 
     def measured(r) -> str:
-        value = formats.finding_value(r["mean"], r["unit"])
-        if not pd.isna(r["mean"]) and r["lo"] != r["hi"]:
-            value += f" [{formats.finding_value(r['lo'], r['unit'])}, {formats.finding_value(r['hi'], r['unit'])}]"
-        return value
+        return reproduce_report.measured_text(*(None if pd.isna(r[c]) else r[c] for c in ("mean", "lo", "hi")),
+                                              r["unit"])
 
     def seeds(r) -> str:
         return f"{r['n']}" if pd.isna(r["requested"]) else f"{r['n']} of {r['requested']}"

@@ -9,11 +9,17 @@ from harness.present import formats
 from harness.protocol.reproduce import Reproduction, count_line
 
 
-def measured_text(mean: float, lo: float, hi: float, unit: str) -> str:
+def measured_text(mean: float | None, lo: float | None, hi: float | None, unit: str) -> str:
+    """`1.03x [0.78x, 1.36x]`; a one-sided bound (one end infinite, or NULL as the store keeps it) as
+    `>= 10.87x (one-sided)`; `n/a` where nothing was measured. The CLI's table and the app's page."""
     fmt = formats.finding_value
-    if math.isnan(mean):
+    lo, hi = (math.nan if v is None else float(v) for v in (lo, hi))
+    low, high = math.isfinite(lo), math.isfinite(hi)
+    if low != high:  # a bound: the open end is infinite (NULL once stored)
+        return f">= {fmt(lo, unit)} (one-sided)" if low else f"<= {fmt(hi, unit)} (one-sided)"
+    if mean is None or math.isnan(mean):
         return "n/a"
-    return fmt(mean, unit) + (f" [{fmt(lo, unit)}, {fmt(hi, unit)}]" if lo != hi else "")
+    return fmt(mean, unit) + (f" [{fmt(lo, unit)}, {fmt(hi, unit)}]" if lo != hi and low else "")
 
 
 def magnitude_text(figure: float | None, unit: str, word: str) -> str:

@@ -2,11 +2,13 @@
 
 Each finding is measured on a few runs per seed (soft KD, hard KD, reverse KL, and hard KD with the
 predicted members filtered out) and given one verdict (`verdict`): "holds" only when the whole 95%
-interval lies on the published side at every requested seed. Shares and ratios come from memorized
-counts pooled over seeds (Wilson and log-scale intervals, with the design effect of seeds that share
-their members); differences and AUCs from a t-interval
-over seeds. Each row also says whether the measured magnitude matches the published one
-(`magnitude`). A run already in the results at the same configuration is read, not rerun.
+interval lies inside the claim's band at every requested seed. The band is the claim's own words
+("more than 50% less" is > 2x), quoted in the row; a claim stated as a figure ("2.7x") is judged
+on its direction, and the figure sets its `magnitude`. Shares and ratios come from memorized counts
+pooled over seeds (Wilson and log-scale intervals, with the design effect of seeds that share their
+members); a ratio whose one count is too small for an interval gives a one-sided bound
+(`one_sided_ratio`). Differences and AUCs come from a t-interval over seeds. A run already in the
+results at the same configuration is read, not rerun.
 docs/protocol.md, "Reproducing the studies", gives the rules and the claims not measured.
 """
 
@@ -21,7 +23,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from harness.measure.clusters import design, member_totals
-from harness.measure.stats import MIN_COUNT, count_from_rate, interval, rate_ratio, stored_count, wilson
+from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
 
 if TYPE_CHECKING:
     from harness.protocol.request import EvalRequest
@@ -80,6 +82,29 @@ def count_ratio(k1: float, n1: float, k2: float, n2: float, design: float = 1.0)
     return odds[0], odds[1], odds[2]
 
 
+def one_sided_ratio(k1: float, n1: float, k2: float, n2: float, design1: float = 1.0,
+                    design2: float = 1.0) -> tuple[float, float, float] | None:
+    """(k1 / n1) / (k2 / n2) where one count is below MIN_COUNT and the other is not: no interval, but a
+    one-sided 95% bound. Given k1 + k2, the small count is binomial (the conditional binomial, as in
+    `count_ratio`); its exact one-sided upper bound (Clopper and Pearson, 1934) on the effective counts
+    (each divided by the larger design effect) maps to a bound on the ratio: a lower bound where the
+    small count is the denominator ("at least 13x fewer": 7 of 1,536 against 228), an upper bound where
+    it is the numerator. Returns (ratio, lower, upper) with the open end infinite; None where both
+    counts are small (nothing to say) or both enough (`rate_ratio` gives the interval)."""
+    if enough(k1) == enough(k2) or not n1 or not n2:
+        return None
+    from scipy.special import betaincinv
+
+    d = max(design1, design2, 1.0)
+    scale = n2 / n1  # ratio = k1 / k2 x n2 / n1
+    small, large = (k1, k2) if k1 < k2 else (k2, k1)
+    share = float(betaincinv(small / d + 1, large / d, 0.95))  # the small count's share of both, at most
+    point = k1 / k2 * scale if k2 else INF
+    if k1 < k2:
+        return point, -INF, share / (1 - share) * scale
+    return point, (1 - share) / share * scale, INF
+
+
 # The shares a pooling function's interval rests on, as (numerator, denominator) positions in its
 # counts (a denominator of two positions is their sum): each share's design effect is passed after
 # the counts (`harness.measure.clusters.design`).
@@ -106,43 +131,48 @@ class Finding:
 
 
 FINDINGS: tuple[Finding, ...] = (
-    Finding("reduction", "the soft-KD student memorizes fewer members than the baseline (baseline / student > 1x)",
-            ">= 2.4x fewer", 2.4, f"{BORKAR}, finding (1); FineWeb and WikiText-103", (1, INF),
+    Finding("reduction", "the soft-KD student memorizes \"more than 50% less\" than the baseline "
+            "(baseline / student > 2x)", ">= 2.4x fewer", 2.4, f"{BORKAR}, finding (1); FineWeb and WikiText-103",
+            (2, INF),
             _ratio_of_rates("soft", "memorized_baseline", "soft", "memorized_student"), rate_ratio,
             ((0, "the baseline memorized"), (2, "the soft-KD student memorized")), "x"),
-    Finding("hard-KD reduction", "distillation memorizes over 50% less than fine-tuning: the hard-KD student "
-            "against the baseline (baseline / student > 2x)", "> 50% less (> 2x)", 2.0,
+    Finding("hard-KD reduction", "distillation memorizes \"more than 50% less\" than fine-tuning: the hard-KD "
+            "student against the baseline (baseline / student > 2x)", "> 50% less (> 2x)", 2.0,
             f"{BORKAR}, finding (1)", (2, INF),
             _ratio_of_rates("hard", "memorized_baseline", "hard", "memorized_student"), rate_ratio,
             ((0, "the baseline memorized"), (2, "the hard-KD student memorized")), "x"),
-    Finding("soft vs hard rate", "soft and hard KD students memorize at similar overall rates "
-            "(hard / soft within [0.5x, 2x])", "similar rates", None, f"{BORKAR}, finding (4)", (0.5, 2),
+    Finding("soft vs hard rate", "soft and hard KD students memorize at \"similar\" overall rates "
+            "(hard / soft within [0.5x, 2x]: neither twice the other)", "similar rates", None,
+            f"{BORKAR}, finding (4)", (0.5, 2),
             _ratio_of_rates("hard", "memorized_student", "soft", "memorized_student"), rate_ratio,
             ((0, "the hard-KD student memorized"), (2, "the soft-KD student memorized")), "x"),
     Finding("validation loss", "the soft-KD student's validation loss is below the baseline's (student - baseline < 0)",
             "student <= baseline", None, f"{BORKAR}, utility of the distilled students", (-INF, 0),
             lambda r: _get(r, "soft", "val_loss_student") - _get(r, "soft", "val_loss_baseline")),
-    Finding("easy share", "nearly all the soft-KD student memorizes, the teacher and baseline memorize too "
-            "(share > 90%)", "over 95% (95.7%)", 0.957, f"{BORKAR}, finding (2); overlap of memorized sets",
-            (0.9, INF), _counts(("soft", "easy"), ("soft", "memorized_student")), wilson,
+    Finding("easy share", "\"over 95%\" of what the soft-KD student memorizes, the teacher and baseline memorize "
+            "too (share > 95%)", "over 95% (95.7%)", 0.957, f"{BORKAR}, finding (2); overlap of memorized sets",
+            (0.95, INF), _counts(("soft", "easy"), ("soft", "memorized_student")), wilson,
             ((1, "the soft-KD student memorized"),), "%"),
-    Finding("soft-KD inheritance", "soft KD rarely passes on what only the teacher memorized (share of the "
-            "teacher-exclusive members < 2%)", "0.9% (18 of 1,955)", 0.009,
+    Finding("soft-KD inheritance", "soft KD \"rarely\" passes on what only the teacher memorized: 0.9% (share "
+            "of the teacher-exclusive members < 2%)", "0.9% (18 of 1,955)", 0.009,
             f"{BORKAR}, finding (4); teacher-exclusive members", (-INF, 0.02),
             _counts(("soft", "inherited"), ("soft", "teacher_exclusive")), wilson,
             ((1, "the teacher alone (not the baseline) memorized"),), "%"),
-    Finding("hard/soft inheritance", "hard KD inherits more of the teacher's exclusive members than soft KD "
-            "(hard / soft > 1x)", "2.7x", 2.7, f"{BORKAR}, finding (4); teacher-exclusive members", (1, INF),
+    Finding("hard/soft inheritance", "hard KD inherits \"2.7x\" more of the teacher's exclusive members than "
+            "soft KD (direction: hard / soft > 1x; the figure sets the magnitude)", "2.7x", 2.7,
+            f"{BORKAR}, finding (4); teacher-exclusive members", (1, INF),
             _counts(("hard", "inherited"), ("hard", "teacher_exclusive"), ("soft", "inherited"),
                     ("soft", "teacher_exclusive")), rate_ratio,
             ((0, "the hard-KD student inherited"), (2, "the soft-KD student inherited")), "x"),
-    Finding("containment", "the larger model memorizes most of what the smaller one does (share of the baseline's "
-            "memorized members the teacher memorized too > 50%)", "80% (12B teacher over 1.4B student)", 0.80,
+    Finding("containment", "the larger model memorizes \"80%\" of what the smaller one does (direction: share "
+            "of the baseline's memorized members the teacher memorized too > 50%, most; the figure sets the "
+            "magnitude)", "80% (12B teacher over 1.4B student)", 0.80,
             f"{BORKAR}, memorization across model sizes", (0.5, INF),
             _counts(("soft", "both"), ("soft", "memorized_baseline")), wilson,
             ((1, "the baseline memorized"),), "%"),
     Finding("predictor AUC", "teacher and baseline perplexity, their KL and zlib entropy predict what the "
-            "student memorizes (here the hard-KD student's; held-out AUC > 0.9)", "AUC ~ 0.99", 0.99,
+            "student memorizes, \"AUC ~ 0.99\" (here the hard-KD student's; held-out AUC > 0.9)", "AUC ~ 0.99",
+            0.99,
             f"{BORKAR}, finding (3); predicting memorization", (0.9, INF),
             lambda r: _get(r, "filtered", "filter_predict_auc"), unit="auc",
             needs=PREDICTOR),
@@ -151,14 +181,15 @@ FINDINGS: tuple[Finding, ...] = (
             None, f"{BORKAR}, finding (3); their data has no duplicates", (0, INF),
             lambda r: _get(r, "filtered", "filter_predict_auc") - _get(r, "filtered", "repeats_auc"),
             needs=f"{PREDICTOR}, and members of more than one repeat count"),
-    Finding("filtering", "leaving out the predicted members before distilling removes most memorization (hard KD; "
-            "memorized after / before < 0.5x)", "1,698 -> 4 memorized (0.0024x)", 4 / 1698,
-            f"{BORKAR}, filtering experiment", (-INF, 0.5),
+    Finding("filtering", "leaving out the predicted members before distilling leaves almost none memorized: "
+            "\"1,698 -> 4\" (hard KD; memorized after / before < 0.1x, over 90% gone)", "1,698 -> 4 memorized (0.0024x)",
+            4 / 1698, f"{BORKAR}, filtering experiment", (-INF, 0.1),
             _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
                     ("filtered", "unfiltered_memorized_student"), ("filtered", "n_members")), count_ratio,
             ((2, "the unfiltered hard-KD student memorized"),), "x", needs=PREDICTOR),
-    Finding("reverse KL vs fine-tuning", "a reverse-KL student memorizes less than the fine-tuned baseline "
-            "(student / baseline < 1x)", "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
+    Finding("reverse KL vs fine-tuning", "a reverse-KL student memorizes less than the fine-tuned baseline, "
+            "\"6.0% vs 65.4%\" (direction: student / baseline < 1x; the figure sets the magnitude)",
+            "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
             f"{SINGH}, memorization by KD method", (-INF, 1),
             _ratio_of_rates("reverse", "memorized_student", "reverse", "memorized_baseline"), rate_ratio,
             ((0, "the reverse-KL student memorized"), (2, "the baseline memorized")), "x"),
@@ -193,22 +224,30 @@ def verdict(mean: float, lo: float, hi: float, side: tuple[float, float], counte
     value and the whole interval lies on one side; anything between is "not established"."""
     if math.isnan(mean):
         return "n/a"
-    low, high = side
     if counted == requested > 1:
-        if low < lo and hi < high:
+        if inside(lo, hi, side):
             return "holds"
+        low, high = side
         if hi <= low or lo >= high:
             return "fails"
     return "not established"
 
 
+def inside(lo: float, hi: float, side: tuple[float, float]) -> bool:
+    """The interval lies inside the band; an open end (a one-sided bound's infinity) inside an open band."""
+    low, high = side
+    return (low < lo or lo == low == -INF) and (hi < high or hi == high == INF)
+
+
 def magnitude(lo: float, hi: float, figure: float | None, side: tuple[float, float]) -> str:
-    """"within" when the published figure lies in the measured interval; "stronger" when the
-    interval lies beyond it on the claim's side; "weaker" otherwise; "" with nothing to compare."""
+    """"within" when the published figure lies in the measured interval and the interval inside the
+    band; "uninformative" when it holds the figure but crosses the band's edge too (1.5% [0.3%, 8.3%]
+    against 0.9% says nothing); "stronger" when the interval lies beyond the figure on the claim's
+    side; "weaker" otherwise; "" with nothing to compare."""
     if figure is None or math.isnan(lo) or math.isnan(hi):
         return ""
     if lo <= figure <= hi:
-        return "within"
+        return "within" if inside(lo, hi, side) else "uninformative"
     upward, downward = side[1] == INF > side[0], side[0] == -INF < side[1]
     return "stronger" if (upward and lo > figure) or (downward and hi < figure) else "weaker"
 
@@ -221,7 +260,12 @@ class Row:
     mean: float
     lo: float
     hi: float
-    reason: str = ""  # why n/a
+    reason: str = ""  # why n/a, or why a bound and not an interval
+
+    @property
+    def one_sided(self) -> bool:
+        """A bound, not an interval (`one_sided_ratio`): one end infinite."""
+        return not math.isnan(self.lo) and (math.isinf(self.lo) or math.isinf(self.hi))
 
     @property
     def verdict(self) -> str:
@@ -271,9 +315,12 @@ def aggregate(finding: Finding, per_seed: Sequence, members: Sequence[Sequence[i
     short = [f"{what} {totals[i]:.0f} member{'s' * (totals[i] != 1)}"
              f"{f' over {counted} seeds' if counted > 1 else ''}, fewer than {MIN_COUNT}"
              for i, what in finding.floors if totals[i] < MIN_COUNT]
-    if short:
-        return Row(finding, values, counted, math.nan, math.nan, math.nan, "n/a: " + "; ".join(short))
     designs = [_design(members, nums, dens, totals, counted) for nums, dens in SHARES[finding.pool]]
+    if short:
+        bound = one_sided_ratio(*totals, *designs) if finding.pool is rate_ratio and len(short) == 1 else None
+        if bound is None:
+            return Row(finding, values, counted, math.nan, math.nan, math.nan, "n/a: " + "; ".join(short))
+        return Row(finding, values, counted, *bound, f"one-sided 95% bound: {short[0]}")
     mean, lo, hi = finding.pool(*totals, *designs)
     return Row(finding, values, counted, mean, lo, hi)
 
