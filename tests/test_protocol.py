@@ -46,6 +46,10 @@ def test_eval_writes_every_table_and_prints_the_figures(quick_registry, capsys):
     for role in ROLES:
         assert {f"mem_rate_{role}", f"val_ppl_{role}", f"nonmember_rate_{role}"} <= names
     assert {"reduction", "teacher_exclusive", "inherited", "inheritance_rate", "easy_share", "student_only"} <= names
+    # the blind baseline: the same members and non-members, no model; stored with its interval, and printed
+    [(auc, lo, hi)] = db_rows("SELECT max(value) FILTER (name = 'blind_auc'), max(value) FILTER (name = 'blind_auc_lo'), "
+                              "max(value) FILTER (name = 'blind_auc_hi') FROM metrics")
+    assert 0 <= lo <= auc <= hi <= 1 and "blind baseline (the texts alone, no model" in out
     # the stored rates are the samples' verdicts
     for role in ROLES:
         [(rate,)] = db_rows("SELECT value FROM metrics WHERE name = ?", [f"mem_rate_{role}"])
@@ -125,12 +129,14 @@ def test_show_and_leaderboard(quick_registry, capsys):
     assert main(["show", "latest"]) == 0
     out = capsys.readouterr().out
     assert "soft-kd" in out and "model.safetensors" not in out and "repeats" in out
+    assert "blind baseline (the texts alone, no model" in out
     [(path,)] = db_rows("SELECT artifact_path FROM models m JOIN runs USING (run_id) "
                         "WHERE method = 'soft-kd' AND role = 'student'")
     assert path in out
     assert main(["leaderboard"]) == 0
     out = capsys.readouterr().out
     assert "hard-kd" in out and "soft-kd" in out and "(baseline: fine-tuned)" in out
+    assert "blind baseline (the texts alone, no model" in out and "runs" in out  # the board's split, checked
     assert out.index("rank") < out.index("1  ")
 
 

@@ -15,7 +15,7 @@ import torch
 
 from harness.contract.specs import Attack, Evidence, resolve_params
 from harness.errors import unknown
-from harness.measure import membership
+from harness.measure import blind, membership
 from harness.measure.extract import Extraction, greedy
 from harness.measure.metrics import ROLES
 
@@ -141,6 +141,8 @@ def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[s
     log(f"membership attacks: {', '.join(attacks)} on every role")
     metrics, scores, roc = attack(attacks, ev_m, ev_n, members.sample_ids, nonmembers.sample_ids, seed=seed,
                                   params=attack_args, repeats=members.repeats.tolist())
+    # the blind baseline: the same test on the texts alone, no model; where it beats chance, the split shifted
+    metrics.update(blind.figures(texts[members.split], texts[nonmembers.split], seed=seed))
     if refs is not None and start_is_reference:  # the student's own start, before fine-tuning
         metrics["val_ppl_start_student"] = refs["student"][1].loss.mean().exp().item()
     curves = k_extractability(on_members, p.suffix_len)

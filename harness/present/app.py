@@ -40,6 +40,7 @@ from harness.present.charts import (
     chart_zlib,
 )
 from harness.present.serve import loopback
+from harness.store import read
 from harness.store.database import default_path
 
 COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
@@ -381,6 +382,11 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     note = B.regime(con, runs["run_id"].tolist()) if not runs.empty else None
     if note:
         st.caption(plain(f"⚠ {note}"))
+    split = formats.blind(read.blind_figures(con, runs["run_id"].tolist())) if not runs.empty else None
+    if split and split.startswith("SHIFT"):
+        st.warning(plain(split), icon=":material/warning:")
+    elif split:
+        st.caption(plain(split))
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
     headline_card(B.headline(group, rules), key)
     board_table(group, columns, key, rules)

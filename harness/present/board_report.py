@@ -13,6 +13,7 @@ from harness.leaderboard.measures import MEASURES
 from harness.measure.audit import AUDIT_FPRS
 from harness.measure.stats import MIN_COUNT
 from harness.present import formats
+from harness.store import read
 from harness.store.database import Store
 from harness.store.labels import COLUMNS, FIGURES, family_label
 
@@ -29,6 +30,7 @@ class Board:
     ranked: int = 0  # how many rows are ranked (the baseline follows them)
     band: str = ranking.DEFAULT.band
     regime: str | None = None  # where the board's memorization comes from, when it is the repeats alone
+    split: str | None = None  # the blind baseline over its runs (`formats.blind`): whether the split shifted
     privacy: str = ""  # the DP-SGD rows' epsilon sweep and bound check (`privacy_text`)
     recipe: int = 0  # how many rows sit in their own section: another recipe or data exposure
     primary: str = ranking.DEFAULT.primary  # the measure ranked by
@@ -59,6 +61,8 @@ class Board:
                  "Exact figures are one machine's: compare a rerun with the interval, not the digits."]
         if self.regime:
             notes.append(f"Note: {self.regime}.")
+        if self.split:
+            notes.append(f"{'' if self.split.startswith('SHIFT') else 'Split: '}{self.split}.")
         return "\n".join([self.title, *lines, *notes, *([self.privacy] if self.privacy else [])])
 
 
@@ -71,8 +75,9 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
     filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
     with store.connect(read_only=True) as con:
         table = board_mod.board(con, filters, rules=lambda keys: rules)
-        notes = [board_mod.regime(con, [i for ids in group["run_id"] for i in board_mod.run_ids(ids)])
-                 for _, group in board_mod.boards(table)]
+        ids = [[i for ids in group["run_id"] for i in board_mod.run_ids(ids)] for _, group in board_mod.boards(table)]
+        notes = [board_mod.regime(con, run_ids) for run_ids in ids]
+        splits = [formats.blind(read.blind_figures(con, run_ids)) for run_ids in ids]
         private = [privacy.private(group) for _, group in board_mod.boards(table)]
         dp = [privacy_text(rows, privacy.checks(con, rows)) for rows in private]
     out = []
@@ -95,7 +100,7 @@ def leaderboard(store: Store, family: str | None = None, dataset: str | None = N
         separated = next((v for v in group.get("separated", []) if isinstance(v, str)), "")
         out.append(Board(keys["family"], keys["dataset"], keys["preset"], keys["dataset_hash"],
                          int(group["n_members"].iloc[0]), rows, keys["family_args"],
-                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)],
+                         ranked=int(group["ranked"].sum()), band=rules.band, regime=notes[len(out)], split=splits[len(out)],
                          privacy=dp[len(out)], recipe=int((group["section"] == "recipe").sum()), primary=primary,
                          separated=separated))
     return out

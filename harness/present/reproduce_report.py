@@ -62,6 +62,9 @@ def report(result: Reproduction) -> str:
     strata = strata_table(result)
     if strata:
         out.append(f"\nmemorized members by repeat count, pooled over seeds:\n{strata}")
+    split = formats.blind(result.blind or [])
+    if split:
+        out.append(f"\n{split}")
     verdicts = [r.verdict for r in result.rows]
     out.append(f"\n{count_line(verdicts)}"
                + (" (docs/protocol.md, 'Reproducing the studies', gives the rules and discusses why)"

@@ -117,6 +117,11 @@ def attack_table(metrics: dict[str, float]) -> str:
     return out
 
 
+def blind_line(metrics: dict[str, float]) -> str:
+    """The run's blind baseline, or "" for a run stored before it."""
+    return formats.blind([tuple(metrics.get(f"blind_{k}") for k in ("auc", "auc_lo", "auc_hi"))]) or ""
+
+
 def approx_line(metrics: dict[str, float]) -> str:
     parts = [f"{role} {formats.pct(metrics[f'approx_match_{role}'])} of tokens, edit distance "
              f"{formats.num(metrics.get(f'edit_distance_{role}'), 3)}"
@@ -161,7 +166,7 @@ def show(store: Store, run_id: str) -> str:
     if any(trained.values()):  # a run stored before models.training has the student recipe line above alone
         lines += ["", "Recipes, as each role was trained:",
                   *(f"  {label(r)}: {label(t, formats.CELL_CHARS)}" for r, t in trained.items() if t)]
-    extra = [t for t in (approx_line(metrics), attack_table(metrics)) if t]
+    extra = [t for t in (approx_line(metrics), attack_table(metrics), blind_line(metrics)) if t]
     lines += [x for t in extra for x in ("", t)]
     lines += ["", "Checkpoints (Hugging Face folders):"]
     lines += [f"  {label(m['role']):<9}{label(m['artifact_path'], formats.CELL_CHARS)}" for m in models]
@@ -225,7 +230,7 @@ def eval_report(setup, req, result) -> str:
            f"{setup.preset.suffix_len} tokens\n",
            summary(result.metrics, models, result.n_members)]
     out += [f"\n{text}" for text in (approx_line(result.metrics), attack_table(result.metrics),
-                                     filter_line(result.metrics)) if text]
+                                     blind_line(result.metrics), filter_line(result.metrics)) if text]
     total = sum(result.stage_seconds.values())
     out.append(f"\nrun {result.run_id} finished in {total:.0f}s; stored in {req.db} (`harness show {result.run_id}`)")
     return "\n".join(out)

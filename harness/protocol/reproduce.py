@@ -381,6 +381,7 @@ class Reproduction:
     runs: dict[int, dict[str, str]]  # seed -> run name -> run id
     rows: list[Row]
     strata: list[dict] | None = None  # memorization by repeat count, where members repeat
+    blind: list[tuple[float, float, float]] | None = None  # each run's blind-baseline AUC, lo, hi (a shifted split?)
 
 
 def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction:
@@ -422,7 +423,8 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
 def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -> Reproduction:
     figures = {seed: seed_figures(store, ids) for seed, ids in runs.items()}
     verdicts = {seed: seed_verdicts(store, ids) for seed, ids in runs.items()}
-    return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts), strata(store, runs))
+    blind = _read(store, "blind_figures", [i for ids in runs.values() for i in ids.values()])
+    return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts), strata(store, runs), blind)
 
 
 # ------------------------------------------------------------ reading the runs back

@@ -36,7 +36,7 @@ FIGURES = {key: COLUMNS[key][0] for key in
 # Figures that lie in [0, 1] whatever they are (by name prefix): a stored value outside is false, in a bundle
 # (`leaderboard.validate`) as in a results file (`store.read.check_values`).
 UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share",
-                "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep")
+                "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep", "blind_auc")
 # Counts of examples (by name prefix): from 0 to the run's members and non-members.
 COUNT_FIGURES = ("memorized_", "teacher_exclusive", "inherited", "easy", "student_only", "extractable_",
                  "nonmember_extractable_", "ties_", "filter_removed")

@@ -455,6 +455,14 @@ def metric_means(con, run_ids: Sequence[str], names: Sequence[str]) -> dict[str,
                             "AND list_contains(?, name) GROUP BY name", [list(run_ids), list(names)]).fetchall())
 
 
+def blind_figures(con, run_ids: Sequence[str]) -> list[tuple[float, float, float]]:
+    """Each run's blind-baseline AUC and its interval (`harness.measure.blind`), for the runs that stored one."""
+    return con.execute("SELECT a.value, l.value, h.value FROM metrics a JOIN metrics l ON l.run_id = a.run_id "
+                       "AND l.name = 'blind_auc_lo' JOIN metrics h ON h.run_id = a.run_id AND h.name = 'blind_auc_hi' "
+                       "WHERE a.name = 'blind_auc' AND list_contains(?, a.run_id) ORDER BY a.run_id",
+                       [list(run_ids)]).fetchall()
+
+
 def statuses(con, run_ids: Sequence[str]) -> dict[str, str]:
     """Each stored run's status (running, finished, failed), by run id."""
     return dict(con.execute("SELECT run_id, status FROM runs WHERE list_contains(?, run_id)",

@@ -21,6 +21,7 @@ NAME = "text-files"
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 SUPPORTED = ", ".join(BUILDERS)
 SAMPLE_BY = ("line", "paragraph", "document")
+SPLITS = ("random", "order")
 
 
 def _files(raw: str) -> list[Path]:
@@ -101,7 +102,8 @@ def load(args: dict[str, Any]) -> Split:
             "it needs at least 2, one member and one non-member"
             + (" (try --dataset-arg sample_by=paragraph or line)" if args["sample_by"] == "document" else "")
         )
-    random.Random(args["seed"]).shuffle(documents)
+    if args["split"] == "random":  # "order" keeps the files' order: the first documents become the members
+        random.Random(args["seed"]).shuffle(documents)
     n_members = min(max(math.floor(args["member_share"] * len(documents) + 0.5), 1), len(documents) - 1)
     return Split(
         members=[Example(t) for t in documents[:n_members]],
@@ -124,6 +126,10 @@ def register_datasets(register):
                 Param("sample_by", str, "paragraph", "what one .txt document is", choices=SAMPLE_BY),
                 Param("member_share", float, 0.5, "share of documents that become members", min=0.001, max=0.999),
                 Param("seed", int, 0, "seed of the member/non-member split", min=0, max=2**32 - 1),
+                Param("split", str, "random", "random: the documents shuffled, then cut; order: the first "
+                      "documents (files by name, each in its order) are the members, as when a corpus is split "
+                      "by date or source; the blind baseline (`harness show`) says whether that shifts them",
+                      choices=SPLITS),
             ),
         )
     )

@@ -1,0 +1,67 @@
+"""The blind baseline (harness.measure.blind): silent on a split drawn from one distribution, firing on a
+shifted one, and never scoring a text with a classifier that trained on it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from harness.contract.specs import resolve_params
+from harness.measure import blind
+from harness.present import formats
+from harness.present.run_report import blind_line
+
+
+def _dataset(name):
+    from harness.config import plugins, registry
+
+    return plugins.load(registry.load(None)).dataset(name)
+
+
+def test_silent_on_the_embedded_defaults_split():
+    dataset = _dataset("synthetic-pii")
+    split = dataset.load(resolve_params(dataset.params, {}, "dataset synthetic-pii"))
+    found = blind.figures([e.text for e in split.members], [e.text for e in split.nonmembers])
+    assert found["blind_auc_lo"] < 0.5 < found["blind_auc_hi"], found
+    assert blind.shifted(found) is False
+    assert formats.blind([tuple(found[f"blind_{k}"] for k in ("auc", "auc_lo", "auc_hi"))]).startswith("blind baseline")
+
+
+def test_fires_on_a_corpus_split_by_period(tmp_path):
+    """Members from one period, non-members from a later one (Duan et al. 2024): text-files `split=order`."""
+    rng = random.Random(0)
+    words = ["market", "report", "council", "river", "season", "league", "museum", "station", "harbour", "festival"]
+
+    def article(year: int, topic: str) -> str:
+        body = " ".join(rng.choice(words) for _ in range(30))
+        return f"In {year} the {topic} said: {body}."
+
+    (tmp_path / "a_2019.txt").write_text("\n\n".join(article(2019, "ministry") for _ in range(300)))
+    (tmp_path / "b_2024.txt").write_text("\n\n".join(article(2024, "agency") for _ in range(300)))
+    dataset = _dataset("text-files")
+    args = resolve_params(dataset.params, {"path": str(tmp_path), "split": "order"}, "dataset text-files")
+    split = dataset.load(args)
+    assert all("2019" in e.text for e in split.members) and all("2024" in e.text for e in split.nonmembers)
+    found = blind.figures([e.text for e in split.members], [e.text for e in split.nonmembers])
+    assert found["blind_auc_lo"] > 0.9 and blind.shifted(found) is True
+    line = blind_line(found)
+    assert line.startswith("SHIFT: ") and "may measure the split rather than the model" in line
+    # the same corpus cut at random: the periods fall on both sides, and the flag is silent
+    shuffled = dataset.load(resolve_params(dataset.params, {"path": str(tmp_path)}, "dataset text-files"))
+    again = blind.figures([e.text for e in shuffled.members], [e.text for e in shuffled.nonmembers])
+    assert blind.shifted(again) is False, again
+
+
+def test_scores_are_out_of_fold():
+    """Unique random texts, labels at random: a classifier scoring its own training texts would reach AUC 1."""
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(5000)]
+    texts = [" ".join(rng.choice(vocab, 20)) for _ in range(600)]
+    found = blind.figures(texts[:150], texts[150:])
+    assert found["blind_auc_lo"] < 0.5 < found["blind_auc_hi"], found
+
+
+def test_too_few_texts_give_no_figure():
+    assert blind.figures(["a b", "c d"], ["e f"] * 10) == {}
+    assert blind.shifted({}) is None and formats.blind([]) is None and blind_line({}) == ""
