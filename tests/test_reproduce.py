@@ -282,6 +282,12 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
                        ).fetchall() == [(None, "n/a", 1)]
         verdicts = {v for (v,) in con.sql("SELECT verdict FROM reproductions").fetchall()}
         finished = con.sql("SELECT count(*) FROM runs WHERE status = 'finished'").fetchall()[0][0]
+        # one seed, yet the difference rows have an interval: the bootstrap resamples its examples
+        for finding in ("validation loss", "teacher vs student MIA", "high-entropy confidence"):
+            [(lo, mean, hi)] = con.execute("SELECT lo, mean, hi FROM reproductions WHERE finding = ?",
+                                           [finding]).fetchall()
+            assert lo < mean < hi, finding
+    assert "blind baseline (the texts alone, no model" in out
     assert verdicts <= {"not established", "n/a"}  # one seed establishes nothing
     assert finished == len(RUNS) - 1
     # Again: every finished run is read from the results, none is rerun.

@@ -56,7 +56,8 @@ def report(result: Reproduction) -> str:
     """What `harness reproduce` prints: the setting and its seeds, the findings' table, memorization by repeat
     count, and how many findings hold."""
     seeds = (f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"{len(result.seeds)} seeds: shares and ratios "
-             "from counts pooled over seeds, each member one cluster, differences and AUCs a t-interval over seeds")
+             "from counts pooled over seeds, each member one cluster, differences and AUCs a bootstrap over examples "
+             "and seeds")
     out = [f"\nthe studies' findings on this harness's setting ({seeds}; reproduction {result.reproduction_id})\n",
            table(result)]
     strata = strata_table(result)

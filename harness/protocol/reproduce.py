@@ -7,8 +7,9 @@ interval lies inside the claim's band at every requested seed. The band is the c
 on its direction, and the figure sets its `magnitude`. Shares and ratios come from memorized counts
 pooled over seeds (Wilson and log-scale intervals, with the design effect of seeds that share their
 members); a ratio whose one count is too small for an interval gives a one-sided bound
-(`one_sided_ratio`). Differences and AUCs come from a t-interval over seeds. A run already in the
-results at the same configuration is read, not rerun.
+(`one_sided_ratio`). Differences and AUCs come from a bootstrap over examples and seeds
+(`harness.measure.twoway`), each seed's per-example values read back from the store. A run already
+in the results at the same configuration is read, not rerun.
 docs/protocol.md, "Reproducing the studies", gives the rules and the claims not measured.
 """
 
@@ -22,6 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from harness.measure import twoway
 from harness.measure.clusters import design, member_totals
 from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
 
@@ -71,6 +75,34 @@ def _members(run: str, *names: str) -> Callable[[Runs], Counts | None]:
 
 def _ratio_of_rates(run1: str, name1: str, run2: str, name2: str) -> Callable[[Runs], Counts | None]:
     return _counts((run1, name1), (run1, "n_members"), (run2, name2), (run2, "n_members"))
+
+
+# ------------------------------------------------------------ statistics of per-example values (twoway)
+
+
+def _val_loss(s: twoway.Seed, wm, wn) -> float:
+    return twoway.weighted_mean(s.nonmembers["loss_student"] - s.nonmembers["loss_baseline"], wn)
+
+
+def _auc_less(first: str, second: str) -> twoway.Stat:
+    """The loss attack's AUC on one role less another's, members against non-members."""
+    def stat(s: twoway.Seed, wm, wn) -> float:
+        w = np.r_[wm, wn]
+        return s.membership_auc(f"score_{first}")(w) - s.membership_auc(f"score_{second}")(w)
+    return stat
+
+
+def _high_entropy(s: twoway.Seed, wm, wn) -> float:
+    top = s.members["top_entropy"]
+    return twoway.weighted_mean((s.members["loss_student"] - s.members["loss_baseline"])[top], wm[top])
+
+
+def _predictor(s: twoway.Seed, wm, wn) -> float:
+    return s.member_auc("risk", "memorized")(wm)
+
+
+def _beyond_repeats(s: twoway.Seed, wm, wn) -> float:
+    return s.member_auc("risk", "memorized")(wm) - s.member_auc("repeats", "memorized")(wm)
 
 
 def count_ratio(k1: float, n1: float, k2: float, n2: float, design: float = 1.0) -> tuple[float, float, float]:
@@ -128,6 +160,9 @@ class Finding:
     floors: tuple[tuple[int, str], ...] = ()  # counts that must reach MIN_COUNT: (position, what it counts)
     unit: str = ""  # "%" a share, "x" a ratio, "auc" an AUC, "" a signed difference or correlation
     needs: str = "the runs it needs"  # what a seed must have to give a value
+    # (run, statistic): the interval from the two-way bootstrap over that run's examples and the seeds
+    # (`harness.measure.twoway`), not a t-interval over the seeds' values
+    resample: tuple[str, twoway.Stat] | None = None
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -148,7 +183,8 @@ FINDINGS: tuple[Finding, ...] = (
             ((0, "the hard-KD student memorized"), (2, "the soft-KD student memorized")), "x"),
     Finding("validation loss", "the soft-KD student's validation loss is below the baseline's (student - baseline < 0)",
             "student <= baseline", None, f"{BORKAR}, utility of the distilled students", (-INF, 0),
-            lambda r: _get(r, "soft", "val_loss_student") - _get(r, "soft", "val_loss_baseline")),
+            lambda r: _get(r, "soft", "val_loss_student") - _get(r, "soft", "val_loss_baseline"),
+            resample=("soft", _val_loss)),
     Finding("easy share", "\"over 95%\" of what the soft-KD student memorizes, the teacher and baseline memorize "
             "too (share > 95%)", "over 95% (95.7%)", 0.957, f"{BORKAR}, finding (2); overlap of memorized sets",
             (0.95, INF), _counts(("soft", "easy"), ("soft", "memorized_student")), wilson,
@@ -175,12 +211,13 @@ FINDINGS: tuple[Finding, ...] = (
             0.99,
             f"{BORKAR}, finding (3); predicting memorization", (0.9, INF),
             lambda r: _get(r, "filtered", "filter_predict_auc"), unit="auc",
-            needs=PREDICTOR),
+            needs=PREDICTOR, resample=("filter_source", _predictor)),
     Finding("predictor beyond repeats", "the predictor ranks the hard-KD student's memorized members better than "
             "their repeat count alone does (predictor AUC - repeats-only AUC > 0)", "features, not duplication",
             None, f"{BORKAR}, finding (3); their data has no duplicates", (0, INF),
             lambda r: _get(r, "filtered", "filter_predict_auc") - _get(r, "filtered", "repeats_auc"),
-            needs=f"{PREDICTOR}, and members of more than one repeat count"),
+            needs=f"{PREDICTOR}, and members of more than one repeat count",
+            resample=("filter_source", _beyond_repeats)),
     Finding("filtering", "leaving out the predicted members before distilling leaves almost none memorized: "
             "\"1,698 -> 4\" (hard KD; memorized after / before < 0.1x, over 90% gone)", "1,698 -> 4 memorized (0.0024x)",
             4 / 1698, f"{BORKAR}, filtering experiment", (-INF, 0.1),
@@ -201,16 +238,21 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("teacher vs student MIA", "membership inference (loss attack) is easier on the teacher than on "
             "its student (teacher AUC - student AUC > 0)", "teacher AUC > student AUC", None,
             f"{ZHANG}, membership inference on teacher and students", (0, INF),
-            lambda r: _get(r, "soft", "auc_loss_teacher") - _get(r, "soft", "auc_loss_student")),
+            lambda r: _get(r, "soft", "auc_loss_teacher") - _get(r, "soft", "auc_loss_student"),
+            resample=("soft", _auc_less("teacher", "student"))),
     Finding("teacher-to-student leakage", "a student distilled only on public data still leaks the teacher's "
-            "private members to membership inference (soft-KD student's loss-attack AUC on them - 0.5 > 0)",
+            "private members to membership inference (soft-KD student's loss-attack AUC on them - the baseline's, "
+            "trained on the same public half without the teacher, > 0)",
             "students inherit membership risk", None, f"{ZHANG}, distillation on a public split", (0, INF),
-            lambda r: _get(r, "soft", "auc_loss_student") - 0.5 if _get(r, "soft", "public_members") > 0 else math.nan,
-            needs="a preset with distill_on = public (harness reproduce --preset tiny-public)"),
+            lambda r: (_get(r, "soft", "auc_loss_student") - _get(r, "soft", "auc_loss_baseline")
+                       if _get(r, "soft", "public_members") > 0 else math.nan),
+            needs="a preset with distill_on = public (harness reproduce --preset tiny-public)",
+            resample=("soft", _auc_less("student", "baseline"))),
     Finding("high-entropy confidence", "the baseline is confident on high-entropy members, the soft-KD student is "
             "not (top zlib-entropy quartile: mean loss, student - baseline > 0)", "student less confident", None,
             f"{BORKAR}, why distillation memorizes less (entropy analysis)", (0, INF),
-            lambda r: _get(r, "soft", "high_entropy_gap"), needs="the soft-KD run's per-member zlib entropy (features)"),
+            lambda r: _get(r, "soft", "high_entropy_gap"), needs="the soft-KD run's per-member zlib entropy (features)",
+            resample=("soft", _high_entropy)),
     Finding("memorization vs MIA ranking", "KD methods rank differently by memorization and by membership risk "
             "(Spearman correlation of student memorization rate and strongest-attack AUC < 0.5)",
             "rankings disagree", None, f"{ZHANG}, memorization and MIA across KD methods", (-INF, 0.5),
@@ -336,9 +378,12 @@ def _design(members: Sequence[Sequence[int] | None], nums: tuple[int, ...], dens
 
 
 def measure(figures: Mapping[int, Runs], seeds: Sequence[int],
-            verdicts: Mapping[int, Mapping[str, list]] | None = None) -> list[Row]:
+            verdicts: Mapping[int, Mapping[str, list]] | None = None,
+            examples: Mapping[int, Mapping[str, twoway.Seed]] | None = None) -> list[Row]:
     """Every finding from each seed's runs; `verdicts`, each seed's runs' per-member verdicts
-    (`seed_verdicts`), give the pooled shares their design effects."""
+    (`seed_verdicts`), give the pooled shares their design effects; `examples`, each seed's runs'
+    per-example values (`seed_examples`), give the AUC and difference rows an interval over examples
+    and seeds. Without them (runs stored before), those rows fall back to a t-interval over seeds."""
     totals: dict[tuple, dict[str, list[int]] | None] = {}  # (run, seeds) -> its members' totals, summed once
     rows = []
     for f in FINDINGS:
@@ -346,8 +391,28 @@ def measure(figures: Mapping[int, Runs], seeds: Sequence[int],
         counted = tuple(seed for seed, v in zip(seeds, values) if not _missing(v))
         wanted = getattr(f.measure, "wanted", ())
         members = [_members_of(verdicts, counted, run, name, totals) for run, name in wanted] if verdicts else []
-        rows.append(aggregate(f, values, members))
+        rows.append(_resampled(aggregate(f, values, members), counted, examples))
     return rows
+
+
+def _resampled(row: Row, counted: Sequence[int], examples: Mapping[int, Mapping[str, twoway.Seed]] | None) -> Row:
+    """The row with its interval over examples and seeds, where the finding resamples and every seed that
+    gave a value has its examples; else as it was."""
+    if row.finding.resample is None or not examples or not counted:
+        return row
+    run, stat = row.finding.resample
+    data = [examples.get(seed, {}).get(run) for seed in counted]
+    if any(d is None for d in data):
+        return row
+    try:
+        mean, lo, hi = twoway.interval(data, stat)
+    except KeyError:  # a value the statistic needs was not stored for these runs (zlib entropy, risk)
+        return row
+    if math.isnan(mean):
+        return row
+    if row.finding.unit == "auc":
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return replace(row, mean=mean, lo=lo, hi=hi)
 
 
 def _members_of(verdicts: Mapping[int, Mapping[str, list]], seeds: tuple[int, ...], run: str, name: str,
@@ -423,8 +488,10 @@ def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction
 def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -> Reproduction:
     figures = {seed: seed_figures(store, ids) for seed, ids in runs.items()}
     verdicts = {seed: seed_verdicts(store, ids) for seed, ids in runs.items()}
+    examples = {seed: seed_examples(store, ids) for seed, ids in runs.items()}
     blind = _read(store, "blind_figures", [i for ids in runs.values() for i in ids.values()])
-    return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts), strata(store, runs), blind)
+    return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts, examples), strata(store, runs),
+                        blind)
 
 
 # ------------------------------------------------------------ reading the runs back
@@ -461,6 +528,54 @@ def seed_verdicts(store: Store, ids: Mapping[str, str]) -> dict[str, list]:
     if "filtered" in ids:
         named["filter_source"] = _read(store, "source_run", ids["filtered"]) or ids.get("hard", "")
     return {name: _read(store, "member_verdicts", [run_id]) for name, run_id in named.items() if run_id}
+
+
+def seed_examples(store: Store, ids: Mapping[str, str]) -> dict[str, twoway.Seed]:
+    """One seed's per-example values for the resampled findings: the soft-KD run's losses on every role
+    (and which members are in the top quartile of zlib entropy), and the predictor's members (the
+    filtered run's source run: risk, repeats, the student's verdict)."""
+    out = {}
+    if ids.get("soft"):
+        out["soft"] = _role_losses(store, ids["soft"])
+    if ids.get("filtered"):
+        source = _read(store, "source_run", ids["filtered"]) or ids.get("hard")
+        out["filter_source"] = _predictor_members(store, source) if source else None
+    return {name: seed for name, seed in out.items() if seed is not None}
+
+
+def _role_losses(store: Store, run_id: str) -> twoway.Seed | None:
+    from harness.contract.specs import ROLES
+    from harness.store import read
+
+    with store.connect(read_only=True) as con:
+        frames = {role: read.member_losses(con, [run_id], role) for role in ROLES}
+        entropy = dict((sid, z) for sid, z, _ in read.features(con, run_id, ["zlib_entropy"])) \
+            if "zlib_entropy" in read.tables(con).get("features", set()) else {}
+    sides = {role: {split: f[f["split"] == split] for split in ("member", "nonmember")} for role, f in frames.items()}
+    first = sides[ROLES[0]]
+    ids = {split: first[split]["sample_id"].tolist() for split in first}
+    if not ids["member"] or any(s[split]["sample_id"].tolist() != ids[split] for s in sides.values() for split in ids):
+        return None  # a role without every example: nothing to pair
+    seed = twoway.Seed(ids["member"], ids["nonmember"])
+    for role, s in sides.items():
+        for split, values in (("member", seed.members), ("nonmember", seed.nonmembers)):
+            loss = s[split]["loss"].to_numpy(float)
+            values[f"loss_{role}"], values[f"score_{role}"] = loss, -loss  # the loss attack: lower, a member
+    if entropy and all(sid in entropy for sid in ids["member"]):
+        z = np.array([entropy[sid] for sid in ids["member"]], float)
+        seed.members["top_entropy"] = z >= np.quantile(z, 0.75)  # as `read.high_entropy_loss_gap` cuts it
+    return seed
+
+
+def _predictor_members(store: Store, run_id: str) -> twoway.Seed | None:
+    rows = _read(store, "predictor_rows", run_id)
+    if not rows:
+        return None
+    sid, risk, repeats, memorized = zip(*rows)
+    seed = twoway.Seed(list(sid), [])
+    seed.members.update(risk=np.array(risk, float), repeats=np.array([r or 1 for r in repeats], float),
+                        memorized=np.array(memorized, bool))
+    return seed
 
 
 def run_figures(store: Store, run_id: str) -> dict[str, float]:

@@ -670,6 +670,14 @@ def repeats_and_verdicts(con, run_id: str) -> list[tuple[int, bool]]:
                        "WHERE f.run_id = ?", [run_id]).fetchall()
 
 
+def predictor_rows(con, run_id: str) -> list[tuple[str, float, int, bool]]:
+    """(sample_id, out-of-fold risk, repeats, memorized by the student) of each member the run's predictor
+    scored (`harness predict`), in sample-id order."""
+    return con.execute("SELECT f.sample_id, f.risk, s.repeats, f.memorized_student FROM features f JOIN samples s "
+                       "ON s.run_id = f.run_id AND s.sample_id = f.sample_id AND s.role = 'student' "
+                       "WHERE f.run_id = ? AND f.risk IS NOT NULL ORDER BY f.sample_id", [run_id]).fetchall()
+
+
 def high_entropy_loss_gap(con, run_id: str) -> float | None:
     """Among members in the top quartile of zlib entropy, the student's mean loss minus the baseline's."""
     row = con.execute(
