@@ -234,11 +234,21 @@ def test_repeats_auc_high_entropy_gap_and_the_method_ranking(tmp_path):
                         "finished_at) VALUES (?, 'tiny', 'pii', 'p', 'h', ?, 0, 'finished', now())", [method, method])
             con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[method, "mem_rate_student", mem],
                             [method, "auc_loss_student", auc], [method, "auc_zlib_student", auc - 0.1],
-                            [method, "auc_loss_student_hi", 1.0]])
+                            [method, "auc_loss_student_hi", 1.0], [method, "val_ppl_student", 10.5],
+                            [method, "val_ppl_baseline", 10.0]])
+        # rows that do not count: a DP student, one on its own recipe, one that did not converge
+        for method, extra in (("dp", ("dp_noise_multiplier", 1.0)), ("own", None), ("lost", ("val_ppl_student", 30.0))):
+            con.execute("INSERT INTO runs (run_id, family, dataset, preset, dataset_hash, method_label, seed, status, "
+                        "finished_at, own_recipe) VALUES (?, 'tiny', 'pii', 'p', 'h', ?, 0, 'finished', now(), ?)",
+                        [method, method, "dedup" if method == "own" else None])
+            figures = {"mem_rate_student": 0.9, "auc_loss_student": 0.1, "val_ppl_student": 10.0,
+                       "val_ppl_baseline": 10.0, **dict([extra] if extra else [])}
+            con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[method, k, v] for k, v in figures.items()])
     store = Store(db)
     assert R.repeats_auc(store, "r") == pytest.approx(1.0)  # repetition alone separates them here
     assert R.high_entropy_gap(store, "r") == pytest.approx(0.5)
     assert R.rank_rho(store, "a") == pytest.approx(-0.4)  # ranks 1234 against 4132 (the _hi bound ignored)
+    assert len(R._read(store, "peers_at_seed", "a")) == 7  # the three others are read, and left out
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET seed = 1 WHERE run_id = 'd'")
     assert math.isnan(R.rank_rho(store, "a"))  # three methods at the seed: fewer than MIN_METHODS
@@ -323,3 +333,12 @@ def test_measured_text_shows_a_bound_as_a_bound():
     assert measured_text(0.03, -math.inf, 0.058, "x") == "<= 0.06x (one-sided)"
     assert measured_text(1.03, 0.78, 1.36, "x") == "1.03x [0.78x, 1.36x]"
     assert measured_text(math.nan, math.nan, math.nan, "x") == "n/a"
+
+
+def test_a_correlation_wholly_above_zero_is_said_to_agree():
+    """'Disagree' holds when the interval excludes a strong agreement (0.5); above 0 the caveat says they agree."""
+    row = aggregate(BY_NAME["memorization vs MIA ranking"], [0.30, 0.31, 0.32])
+    assert row.verdict == "holds" and "the two agree, if weakly" in row.caveat
+    near = aggregate(BY_NAME["memorization vs MIA ranking"], [-0.3, 0.1, 0.2])
+    assert "agree" not in near.caveat
+    assert "converged KD methods on the shared recipe" in BY_NAME["memorization vs MIA ranking"].claim

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from harness.leaderboard.measures import MEASURES
+from harness.measure.metrics import UTILITY_SLACK
 
 # The lines between the ranked methods (and the baseline) and the rest, in the CLI and the app.
 SEPARATOR = "not ranked: outside the utility band"
@@ -52,7 +53,7 @@ ORDER_KEYS = (*MEASURES, "best_attack_tpr", "once_attack_tpr", "best_attack_auc"
 class Ranking:
     """A board's rules: its utility band and its order (a published board's spec declares both)."""
 
-    slack: float = 0.10  # ranked: validation perplexity <= (1 + slack) x the baseline's
+    slack: float = UTILITY_SLACK  # ranked: validation perplexity <= (1 + slack) x the baseline's
     order: tuple[str, ...] = ("extractable_rate_student", "mem_rate_student", "best_attack_tpr", "best_attack_auc")
 
     def __post_init__(self) -> None:

@@ -10,7 +10,11 @@ from harness.measure.clusters import overlap_sets
 from harness.measure.extract import Extraction
 from harness.measure.stats import MIN_COUNT, enough
 
-__all__ = ["MIN_COUNT", "enough", "figures", "memorized_set"]
+__all__ = ["MIN_COUNT", "UTILITY_SLACK", "enough", "figures", "memorized_set"]
+
+# A student whose validation perplexity is within this share of the baseline's learned the task as well:
+# the board ranks only those (`leaderboard.ranking`), and `harness reproduce` correlates only those.
+UTILITY_SLACK = 0.10
 
 
 def memorized_set(result: Extraction) -> set[int]:

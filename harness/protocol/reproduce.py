@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.measure import twoway
 from harness.measure.clusters import design, member_totals
+from harness.measure.metrics import UTILITY_SLACK
 from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ class Finding:
     # (run, statistic): the interval from the two-way bootstrap over that run's examples and the seeds
     # (`harness.measure.twoway`), not a t-interval over the seeds' values
     resample: tuple[str, twoway.Stat] | None = None
+    # where the band's edge is not the value of no effect (a correlation's 0.5 against 0): an interval
+    # wholly above this value says the two agree, whatever the verdict, and the caveat says so
+    agreement: float | None = None
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -253,11 +257,13 @@ FINDINGS: tuple[Finding, ...] = (
             f"{BORKAR}, why distillation memorizes less (entropy analysis)", (0, INF),
             lambda r: _get(r, "soft", "high_entropy_gap"), needs="the soft-KD run's per-member zlib entropy (features)",
             resample=("soft", _high_entropy)),
-    Finding("memorization vs MIA ranking", "KD methods rank differently by memorization and by membership risk "
-            "(Spearman correlation of student memorization rate and strongest-attack AUC < 0.5)",
+    Finding("memorization vs MIA ranking", "KD methods rank \"differently\" by memorization and by membership risk "
+            "(Spearman correlation of student memorization rate and strongest-attack AUC over the converged KD "
+            "methods on the shared recipe < 0.5: the interval excludes a strong agreement)",
             "rankings disagree", None, f"{ZHANG}, memorization and MIA across KD methods", (-INF, 0.5),
             lambda r: _get(r, "board", "rank_rho"),
-            needs=f"finished runs of at least {MIN_METHODS} KD methods on this board at the seed"),
+            needs=f"finished runs of at least {MIN_METHODS} converged KD methods on the shared recipe, on this "
+                  "board at the seed", agreement=0.0),
 )
 
 
@@ -330,6 +336,8 @@ class Row:
             parts.append(f"no value at {len(missing)} of {len(self.values)} seeds")
         if len(self.values) == 1 and not self.reason:
             parts.append("one seed")
+        if self.finding.agreement is not None and self.lo > self.finding.agreement:
+            parts.append(f"the interval lies above {self.finding.agreement:g}: the two agree, if weakly")
         return "; ".join(parts)
 
 
@@ -623,17 +631,25 @@ def high_entropy_gap(store: Store, run_id: str) -> float:
 
 
 def rank_rho(store: Store, run_id: str) -> float:
-    """Spearman correlation, over the KD methods with a finished unfiltered run on this run's board at
-    its seed (the runs that count, `read.peers_at_seed`), of student memorization rate and the student's
-    strongest-attack AUC."""
+    """Spearman correlation of student memorization rate and the student's strongest-attack AUC over the
+    peers: the KD methods with a finished unfiltered run on this run's board at its seed (the runs that
+    count, `read.peers_at_seed`) that share the board's recipe and data exposure (no own recipe), train
+    without DP-SGD, and converged (validation perplexity within UTILITY_SLACK of the baseline's): the
+    rows a board ranks. Noise-swamped DP rows and students that did not learn would correlate the two
+    through failure alone."""
     from scipy.stats import spearmanr
 
     rows = _read(store, "peers_at_seed", run_id)
-    pairs = [(mem, auc) for _, mem, auc in rows if mem is not None and auc is not None]
+    pairs = [(mem, auc) for _, mem, auc, ppl, base, dp, own in rows
+             if mem is not None and auc is not None and not dp and not own and _converged(ppl, base)]
     if len(pairs) < MIN_METHODS:
         return math.nan
     rho = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
     return float(rho)  # NaN when one ranking is all ties
+
+
+def _converged(ppl: float | None, baseline: float | None) -> bool:
+    return ppl is not None and baseline is not None and ppl <= baseline * (1 + UTILITY_SLACK)
 
 
 def strata(store: Store, runs: Mapping[int, Mapping[str, str]]) -> list[dict] | None:

@@ -688,15 +688,18 @@ def high_entropy_loss_gap(con, run_id: str) -> float | None:
     return row[0] if row else None
 
 
-def peers_at_seed(con, run_id: str) -> list[tuple[str, float | None, float | None]]:
-    """(method label, student memorization rate, the student's strongest attack AUC) of each unfiltered
-    run that counts (COUNTED_RUNS) on this run's board at its seed."""
+def peers_at_seed(con, run_id: str) -> list[tuple]:
+    """(method label, student memorization rate, the student's strongest attack AUC, student and baseline
+    validation perplexity, trained with DP-SGD, its own recipe) of each unfiltered run that counts
+    (COUNTED_RUNS) on this run's board at its seed."""
     keys = " AND ".join(f"c.{k} IS NOT DISTINCT FROM me.{k}" for k in BOARD_KEYS)
     return con.execute(
         f"WITH me AS (SELECT * REPLACE ({FAMILY_ARGS_SQL} AS family_args) FROM runs r WHERE r.run_id = ?), "
         f"c AS ({COUNTED_RUNS}) "
         "SELECT c.method_label, max(m.value) FILTER (m.name = 'mem_rate_student'), "
-        "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\') "
+        "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\'), "
+        "max(m.value) FILTER (m.name = 'val_ppl_student'), max(m.value) FILTER (m.name = 'val_ppl_baseline'), "
+        "count(m.value) FILTER (m.name = 'dp_noise_multiplier') > 0, any_value(c.own_recipe) "
         f"FROM c JOIN me ON {keys} AND c.seed = me.seed JOIN metrics m ON m.run_id = c.run_id "
         "WHERE c.filter IS NULL GROUP BY c.method_label ORDER BY c.method_label",
         [run_id, *NO_FILTERS.params()]).fetchall()
