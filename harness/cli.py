@@ -191,9 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a model folder or hub id (same tokenizer) as every role's reference for the "
                     "reference attack (default: the student-size model before fine-tuning, which never saw a "
                     "member)")
-    ev.add_argument("--filter", metavar="predicted",
+    ev.add_argument("--filter", metavar="predicted|random|matched",
                     help="`predicted`: fit the memorization predictor on the unfiltered run (running it if "
-                    "needed), leave the members it flags out of distillation, and compare")
+                    "needed), leave the members it flags out of distillation, and compare; `random` and "
+                    "`matched`, its controls: leave out as many members, at random or at random within each "
+                    "repeat stratum")
     ev.add_argument("--ignore-plan", action="store_true",
                     help="start even when the plan printed first says the run cannot fit this machine")
     ev.add_argument("--trust-remote-code", action="store_true",

@@ -31,9 +31,10 @@ UP, DOWN, BAND = (1, math.inf), (-math.inf, 1), (0.5, 2)
 
 
 def test_every_finding_cites_its_study_and_has_a_published_side():
-    assert len(FINDINGS) == 17 and len(BY_NAME) == 17
+    assert len(FINDINGS) == 19 and len(BY_NAME) == 19
     for name in ("hard-KD reduction", "soft vs hard rate", "predictor beyond repeats", "high-entropy confidence",
-                 "memorization vs MIA ranking", "reverse KL vs fine-tuning", "teacher-to-student leakage"):
+                 "memorization vs MIA ranking", "reverse KL vs fine-tuning", "teacher-to-student leakage",
+                 "filtering vs random removal", "filtering vs matched removal"):
         assert name in BY_NAME
     for f in FINDINGS:
         assert f.source.split(",")[0] in (R.BORKAR, R.SINGH, R.ZHANG) and "," in f.source, f.source
@@ -169,7 +170,7 @@ def test_the_published_boards_figures_give_the_honest_verdicts():
     assert rows["high-entropy confidence"].verdict == "holds"
     assert rows["teacher-to-student leakage"].verdict == "n/a"  # only on a preset that distils on a public half
     line = count_line([r.verdict for r in rows.values()])
-    assert line.startswith("of 17 findings: ") and " fail" in line and "published directions" not in line
+    assert line.startswith(f"of {len(FINDINGS)} findings: ") and " fail" in line and "published directions" not in line
 
 
 def test_the_count_line_names_every_verdict():
@@ -285,6 +286,7 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
     assert err.count("running it") == len(RUNS)
     # The quick preset memorizes nothing: the predictor cannot be fitted, and its findings say n/a, with why.
     assert "filtered: could not run (" in err and "predictor AUC: n/a: no seed gives a value" in out
+    assert "random: could not run (" in err and "matched: could not run (" in err  # the controls need it too
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.sql("SELECT count(*), count(DISTINCT reproduction_id) FROM reproductions").fetchall() == \
             [(len(FINDINGS), 1)]
@@ -299,11 +301,11 @@ def test_reproduce_runs_what_it_needs_once_and_stores_one_row_per_finding(quick_
             assert lo < mean < hi, finding
     assert "blind baseline (the texts alone, no model" in out
     assert verdicts <= {"not established", "n/a"}  # one seed establishes nothing
-    assert finished == len(RUNS) - 1
+    assert finished == len(RUNS) - 3
     # Again: every finished run is read from the results, none is rerun.
     assert main(argv) == 0
     _, err = capsys.readouterr()
-    assert err.count("from the results") == len(RUNS) - 1 and err.count("running it") == 1  # the filtered one
+    assert err.count("from the results") == len(RUNS) - 3 and err.count("running it") == 3  # the filtered ones
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM runs WHERE status = 'finished'").fetchall() == [(finished,)]
         assert con.sql("SELECT count(DISTINCT reproduction_id) FROM reproductions").fetchall() == [(2,)]
@@ -342,3 +344,24 @@ def test_a_correlation_wholly_above_zero_is_said_to_agree():
     near = aggregate(BY_NAME["memorization vs MIA ranking"], [-0.3, 0.1, 0.2])
     assert "agree" not in near.caveat
     assert "converged KD methods on the shared recipe" in BY_NAME["memorization vs MIA ranking"].claim
+
+
+def test_the_filters_controls_leave_out_as_many_members(monkeypatch):
+    """--filter random and matched: the predictor's count, at random or per repeat stratum; the same at a seed."""
+    import torch
+
+    from harness.protocol import filtering
+    from harness.protocol.data import Examples
+
+    repeats = torch.tensor([1] * 60 + [4] * 20 + [16] * 20)
+    members = Examples("member", torch.zeros(100, 4, dtype=torch.long), repeats, ["plain"] * 100, 0)
+    flagged = [85, 86, 87, 90, 95, 99, 70, 75]  # six 16x members and two 4x ones
+    monkeypatch.setattr(filtering, "predicted", lambda store, source, m: {
+        "source_run": "s", "rows": flagged, "figures": {"removed": 8.0, "predict_auc": 0.9}})
+    random_rows = filtering.control(None, "s", members, "random", seed=0)["rows"]
+    matched = filtering.control(None, "s", members, "matched", seed=0)
+    assert len(random_rows) == 8 == len(set(random_rows)) and matched["figures"]["removed"] == 8.0
+    assert sorted(repeats[matched["rows"]].tolist()) == [4, 4] + [16] * 6  # each stratum's flagged count
+    assert filtering.control(None, "s", members, "random", seed=0)["rows"] == random_rows  # reproducible
+    assert filtering.control(None, "s", members, "random", seed=1)["rows"] != random_rows
+    assert repeats[random_rows].tolist().count(1) > 2  # at random: mostly the 60 members seen once

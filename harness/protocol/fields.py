@@ -17,7 +17,7 @@ from harness.errors import UsageError, unknown
 
 SEED = (0, 2**32 - 1)  # what numpy's and torch's generators take
 LIMIT = (1, None)  # --limit N: at least one member and one non-member
-FILTERS = ("predicted",)
+FILTERS = ("predicted", "random", "matched")  # the last two: controls of the first (`protocol.filtering`)
 # A parameter's value as a command line (text) or a TOML file (a number, a boolean) gives it;
 # the plugin's Param checks it further (`harness.contract.specs.Param.parse`).
 SCALARS = (str, int, float, bool)

@@ -4,11 +4,18 @@ Borkar et al. filter the members their predictor flags before distilling. The la
 unfiltered run at the same configuration (the protocol finds it in the results, or runs it first:
 its teacher and baseline come from the cache); given that run's id, its predictor decides which
 member rows are left out here.
+
+Removing members removes memorization whoever picks them, so the filter has two controls, which
+leave out as many members as the predictor flags: `--filter random`, drawn at random from all the
+members, and `--filter matched`, drawn at random within each repeat stratum as many as the predictor
+flags there. The predictor shows what it learned only where it beats both (`harness reproduce`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from harness.protocol.data import Examples
 from harness.runtime import processes
@@ -26,6 +33,25 @@ def predict_run(store: Store, run_id: str):
     report, ids, risk, figures = predict_members(run_id, rows)
     store.record_prediction(run_id, dict(zip(ids, risk.tolist())), figures)
     return report, ids, risk
+
+
+def control(store: Store, source: str, members: Examples, how: str, seed: int) -> dict[str, Any]:
+    """`--filter random` or `matched`: as many member rows as `predicted` flags, drawn at random from all the
+    members or from each repeat stratum (its flagged count there); the same rows at the same seed."""
+    flagged = predicted(store, source, members)
+    rng = np.random.default_rng([seed, len(members), 20260]) if how == "random" else \
+        np.random.default_rng([seed, len(members), 20261])
+    if how == "random":
+        rows = rng.choice(len(members), size=len(flagged["rows"]), replace=False)
+    else:
+        repeats = members.repeats.numpy()
+        taken = np.bincount(repeats[flagged["rows"]], minlength=repeats.max() + 1) if flagged["rows"] else []
+        rows = np.concatenate([rng.choice(np.flatnonzero(repeats == r), size=k, replace=False)
+                               for r, k in enumerate(taken) if k] or [np.zeros(0, np.int64)])
+    rows = sorted(int(r) for r in rows)
+    log(f"filter: {how} control leaves out {len(rows)} of {len(members)} members, as many as the predictor flags"
+        + (", in each repeat stratum" if how == "matched" else ""))
+    return {**flagged, "rows": rows, "figures": {**flagged["figures"], "removed": float(len(rows))}}
 
 
 def predicted(store: Store, source: str, members: Examples) -> dict[str, Any]:

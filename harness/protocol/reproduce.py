@@ -43,6 +43,9 @@ RUNS: dict[str, tuple[str, str | None]] = {
     "hard": ("hard-kd", None),
     "reverse": ("reverse-kl", None),
     "filtered": ("hard-kd", "predicted"),
+    # the filter's controls: as many members left out at random, and at random within each repeat stratum
+    "random": ("hard-kd", "random"),
+    "matched": ("hard-kd", "matched"),
 }
 BORKAR, SINGH, ZHANG = "Borkar et al. (2026)", "Singh (2025)", "Zhang et al. (2025)"
 MIN_METHODS = 4  # a rank correlation over fewer methods is almost any value by chance
@@ -106,6 +109,20 @@ def _beyond_repeats(s: twoway.Seed, wm, wn) -> float:
     return s.member_auc("risk", "memorized")(wm) - s.member_auc("repeats", "memorized")(wm)
 
 
+def _filter_detail(seeds: Sequence[Runs], run: str) -> str:
+    """What a filtered run left out and what it cost, over the seeds: `removed 212 of 1,536 members (13.8%);
+    validation perplexity 15.30 -> 15.91`, the unfiltered student's before the arrow."""
+    got = [(_get(r, run, "filter_removed"), _get(r, run, "n_members"), _get(r, run, "filter_unfiltered_val_ppl_student"),
+            _get(r, run, "val_ppl_student")) for r in seeds]
+    got = [g for g in got if not any(math.isnan(v) for v in g)]
+    if not got:
+        return ""
+    removed, members = sum(g[0] for g in got), sum(g[1] for g in got)
+    before, after = (sum(g[i] for g in got) / len(got) for i in (2, 3))
+    return (f"{run}: removed {removed:,.0f} of {members:,.0f} members ({removed / members:.1%}); validation "
+            f"perplexity {before:.2f} -> {after:.2f}")
+
+
 def count_ratio(k1: float, n1: float, k2: float, n2: float, design: float = 1.0) -> tuple[float, float, float]:
     """(k1 / n1) / (k2 / n2) when k1 may be 0: the Wilson interval on k1's share of k1 + k2 (the
     conditional binomial), mapped to a ratio. The log-scale interval has no width at k1 = 0."""
@@ -164,6 +181,8 @@ class Finding:
     # (run, statistic): the interval from the two-way bootstrap over that run's examples and the seeds
     # (`harness.measure.twoway`), not a t-interval over the seeds' values
     resample: tuple[str, twoway.Stat] | None = None
+    # a line the row prints under the table from each seed's figures (what the filter removed and cost)
+    detail: Callable[[Sequence[Runs]], str] | None = None
     # where the band's edge is not the value of no effect (a correlation's 0.5 against 0): an interval
     # wholly above this value says the two agree, whatever the verdict, and the caveat says so
     agreement: float | None = None
@@ -227,7 +246,25 @@ FINDINGS: tuple[Finding, ...] = (
             4 / 1698, f"{BORKAR}, filtering experiment", (-INF, 0.1),
             _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
                     ("filtered", "unfiltered_memorized_student"), ("filtered", "n_members")), count_ratio,
-            ((2, "the unfiltered hard-KD student memorized"),), "x", needs=PREDICTOR),
+            ((2, "the unfiltered hard-KD student memorized"),), "x", needs=PREDICTOR,
+            detail=lambda seeds: _filter_detail(seeds, "filtered")),
+    Finding("filtering vs random removal", "the predictor's filter leaves fewer memorized than leaving out as "
+            "many members at random (hard KD; memorized after predicted / after random < 1x)",
+            "no control published", None, f"{BORKAR}, filtering experiment; the control is the harness's",
+            (-INF, 1),
+            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
+                    ("random", "memorized_student"), ("random", "n_members")), count_ratio,
+            ((2, "the randomly filtered hard-KD student memorized"),), "x",
+            needs=f"{PREDICTOR}, and its random control", detail=lambda seeds: _filter_detail(seeds, "random")),
+    Finding("filtering vs matched removal", "the predictor's filter leaves fewer memorized than leaving out as "
+            "many members of each repeat count at random (hard KD; after predicted / after matched < 1x): what "
+            "it learned beyond how often a member repeats", "no control published", None,
+            f"{BORKAR}, filtering experiment; their data has no duplicates; the control is the harness's",
+            (-INF, 1),
+            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
+                    ("matched", "memorized_student"), ("matched", "n_members")), count_ratio,
+            ((2, "the stratum-matched filtered hard-KD student memorized"),), "x",
+            needs=f"{PREDICTOR}, and its stratum-matched control", detail=lambda seeds: _filter_detail(seeds, "matched")),
     Finding("reverse KL vs fine-tuning", "a reverse-KL student memorizes less than the fine-tuned baseline, "
             "\"6.0% vs 65.4%\" (direction: student / baseline < 1x; the figure sets the magnitude)",
             "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
@@ -309,6 +346,7 @@ class Row:
     lo: float
     hi: float
     reason: str = ""  # why n/a, or why a bound and not an interval
+    detail: str = ""  # the finding's own line (`Finding.detail`): what a filter removed and cost
 
     @property
     def one_sided(self) -> bool:
@@ -330,7 +368,7 @@ class Row:
     @property
     def caveat(self) -> str:
         """Why the verdict is n/a or not established, where the figures say."""
-        parts = [self.reason] if self.reason else []
+        parts = [p for p in (self.reason, self.detail) if p]
         missing = [i for i, v in enumerate(self.values) if _missing(v)]
         if missing and self.counted:
             parts.append(f"no value at {len(missing)} of {len(self.values)} seeds")
@@ -399,7 +437,10 @@ def measure(figures: Mapping[int, Runs], seeds: Sequence[int],
         counted = tuple(seed for seed, v in zip(seeds, values) if not _missing(v))
         wanted = getattr(f.measure, "wanted", ())
         members = [_members_of(verdicts, counted, run, name, totals) for run, name in wanted] if verdicts else []
-        rows.append(_resampled(aggregate(f, values, members), counted, examples))
+        row = _resampled(aggregate(f, values, members), counted, examples)
+        if f.detail is not None:
+            row.detail = f.detail([figures.get(seed, {}) for seed in seeds])
+        rows.append(row)
     return rows
 
 

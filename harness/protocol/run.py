@@ -92,7 +92,7 @@ class Protocol:
         if self.req.reference:  # before anything is logged or trained: a bad name is one line
             self.reference = references.load(self.req.reference, data.tokenizer, self.setup.family.name)
         self._check_plan(data)
-        filtered = self._filter(data) if self.req.filter == "predicted" else None
+        filtered = self._filter(data) if self.req.filter is not None else None
         run_id = processes.broadcast(provenance.new_run_id())
         if processes.is_main():
             self.store.start_run(self._run_row(run_id, data, filtered))
@@ -132,7 +132,7 @@ class Protocol:
             raise UsageError(f"{self.setup.method.name} trains with DP-SGD in one process (per-record clipping is not "
                              f"spread over processes here); run it without accelerate launch")
         if self.req.filter and self.setup.preset.distill_on == "public":
-            raise UsageError("--filter predicted leaves members out of the student's training set; with "
+            raise UsageError(f"--filter {self.req.filter} leaves members out of the student's training set; with "
                              f"distill_on = public (preset {self.setup.preset.name}) the student trains on the "
                              "public half")
 
@@ -483,13 +483,16 @@ class Protocol:
     # ------------------------------------------------------------ runs already stored
 
     def _filter(self, data: Data) -> dict[str, Any]:
-        """`--filter predicted`: the unfiltered run at this configuration, found or run first, and the rows it flags."""
+        """`--filter predicted`: the unfiltered run at this configuration, found or run first, and the rows it
+        flags; `random` and `matched`: as many rows, drawn at random (`filtering.control`)."""
         source = processes.broadcast(self._unfiltered_run(data) if processes.is_main() else None)
         if source is None:
             log(f"filter: no unfiltered {self.setup.method.name} run at this configuration yet; running it first")
             unfiltered = replace(self.req, filter=None, command=self.req.command + "  [the unfiltered run]")
             source = Protocol(unfiltered).run().run_id
-        return filtering.predicted(self.store, source, data.members)
+        if self.req.filter == "predicted":
+            return filtering.predicted(self.store, source, data.members)
+        return filtering.control(self.store, source, data.members, self.req.filter, self.req.seed)
 
     def _unfiltered_run(self, data: Data) -> str | None:
         """The latest finished run without a filter at this configuration (main process only)."""
