@@ -21,12 +21,14 @@ import streamlit as st
 
 from harness.errors import UsageError
 from harness.leaderboard import board as B
+from harness.leaderboard.measures import MEASURES
 from harness.leaderboard.published import BoardSpec, find_boards, spec_of
 from harness.leaderboard.ranking import (
     DEFAULT as DEFAULT_RANKING,
     RECIPE_SEPARATOR as RECIPE_SEPARATOR_TEXT,
     SEPARATOR as SEPARATOR_TEXT,
     Ranking,
+    measure_of,
 )
 from harness.measure.stats import MIN_COUNT
 from harness.present import board_report, formats, reproduce_report
@@ -373,8 +375,9 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     family, dataset = keys["family"], keys["dataset"]
     st.header(plain(title or f"{B.family_label(family, keys['family_args'])} on {dataset}"))
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
-                     f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by student memorization, then "
-                     "the strongest attack; =N a rank the 95% intervals cannot separate · rates pool the seeds' "
+                     f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by "
+                     f"{MEASURES[measure_of(group, rules)]}, the rows compared paired; =N a rank no row is "
+                     "separated from at 95% · rates pool the seeds' "
                      f"counts, each member the seeds share one cluster in the intervals (– : fewer than {MIN_COUNT} "
                      "memorized members) · ◦ marks the baseline"))
     for note in B.caveats(group):
