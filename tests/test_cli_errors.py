@@ -516,6 +516,8 @@ def test_a_reader_that_stops_early_gets_no_traceback(command, tmp_path):
     ({"family": ""}, "argument --family: must be a name, got ''"),
     ({"trust_remote_code": "yes"}, "argument --trust-remote-code: must be True or False, got 'yes'"),
     ({"filter": "predictd"}, "unknown --filter 'predictd' (did you mean 'predicted'?)"),
+    ({"filter": "randm"}, "unknown --filter 'randm' (did you mean 'random'?); choose from: matched, predicted, random"),
+    ({"filter": 1}, "argument --filter: must be text, got 1"),
 ])
 def test_the_api_checks_each_field_with_the_line_the_cli_prints(given, line):
     from harness import EvalRequest

@@ -161,6 +161,10 @@ def test_a_non_finite_figure_is_one_line_from_every_reader(results_file, tmp_pat
     ("UPDATE runs SET suffix_len = 2147483647 WHERE run_id = 'run-soft-kd'", "prefix, suffix, seed or limit out of"),
     ("UPDATE models SET weights_sha256 = E'\\x1b[2J'", "weights hash that is not hex digits"),
     ("UPDATE samples SET suffix_loss = 'inf'::DOUBLE WHERE sample_id = 'm000002'", "NaN or infinite (samples"),
+    # the blind baseline's figures (a run's blind_auc, _lo, _hi): in [0, 1] and finite, as every AUC
+    ("INSERT INTO metrics VALUES ('run-soft-kd', 'blind_auc', 2.5)", "rate outside [0, 1]"),
+    ("INSERT INTO metrics VALUES ('run-soft-kd', 'blind_auc_lo', 'nan'::DOUBLE)", "NaN or infinite"),
+    ("INSERT INTO metrics VALUES ('run-soft-kd', 'blind_auc_hi', '-inf'::DOUBLE)", "NaN or infinite"),
 ])
 def test_a_value_no_harness_writes_is_one_line_and_the_file_is_left_alone(results_file, tmp_path, capsys, sql, said):
     db = _altered(results_file, tmp_path, sql)
