@@ -416,7 +416,8 @@ def headline_card(h: B.Headline, key: str) -> None:
         b = h.best
         # a single method is named only when the paired comparison separates it from every other ranked one
         m1.metric("leaks least", short_label(h.winner) if h.winner else "not separated",
-                  delta=None if h.winner else "=1: " + ", ".join(short_label(m) for m in [b["method"], *h.tied]),
+                  # a metric's delta is rendered as markdown: a label in it must be plain (no link, no image)
+                  delta=None if h.winner else plain("=1: " + ", ".join(short_label(m) for m in [b["method"], *h.tied])),
                   delta_color="off")
         key_ = next((k for k in ("extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
                     "mem_rate_student")
@@ -464,14 +465,14 @@ def board_table(group: pd.DataFrame, columns: list[str], key: str, rules: Rankin
     unranked = group[group["why"].fillna("").astype(bool)] if "why" in group else group.iloc[:0]
     own = unranked[unranked["section"] == "recipe"] if "section" in unranked else unranked.iloc[:0]
     if not own.empty:
-        st.markdown(f"**{plain(RECIPE_SEPARATOR_TEXT.capitalize())}**: "
+        st.markdown(f"**{plain(RECIPE_SEPARATOR_TEXT[:1].upper() + RECIPE_SEPARATOR_TEXT[1:])}**: "
                     + "; ".join(f"{plain(r['method'], formats.LABEL_CHARS)}: {plain(r['why'], formats.CELL_CHARS)}"
                                 for _, r in own.iterrows()),
                     help="Compared with like: these students did not train on the recipe and data exposure the "
                          "ranked KD methods share (harness/leaderboard/ranking.py).")
     unranked = unranked.drop(own.index)
     if not unranked.empty:
-        st.markdown(f"**{plain(SEPARATOR_TEXT.capitalize())}** " + plain(f"({rules.band}): ")
+        st.markdown(f"**{plain(SEPARATOR_TEXT[:1].upper() + SEPARATOR_TEXT[1:])}** " + plain(f"({rules.band}): ")
                     + "; ".join(f"{plain(r['method'], formats.LABEL_CHARS)}: {plain(r['why'], formats.CELL_CHARS)}"
                                 for _, r in unranked.iterrows()),
                     help="A student that leaks little because it learned little must not lead the board "
@@ -495,7 +496,7 @@ def reproduce_view(found) -> None:
     st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
                "figure here (95% interval: shares and ratios from counts pooled over seeds, each member one cluster, "
                "differences and AUCs "
-               "over seeds), the verdict (holds only when the whole interval is on the published side at every "
+               "a bootstrap over examples and seeds), the verdict (holds only when the whole interval is on the published side at every "
                "seed), and the magnitude against the published figure. `harness reproduce` adds one.")
     if found is None:
         st.info("No `harness reproduce` in this database yet: run `harness reproduce`.")
