@@ -104,8 +104,8 @@ def test_app_in_chromium(tmp_path, monkeypatch):
         with duckdb.connect(str(published), read_only=True) as con:
             labels = con.execute("SELECT count(DISTINCT method_label) FROM runs").fetchone()[0]
         # `streamlit run app.py` at the root, as a Space runs it: the checkout's leaderboards/, no --db;
-        # every method, the baseline, the separator; and the DP chart
+        # every method, the baseline, the two separators (another recipe; outside the band); and the DP chart
         with app_server(None, script=ROOT / "app.py") as url:
-            check_page(tab, url, shots, "published", n_rows=labels + 2, charts=(*CHARTS, "privacy"))
+            check_page(tab, url, shots, "published", n_rows=labels + 3, charts=(*CHARTS, "privacy"))
         with app_server(db) as url:
             check_page(tab, url, shots, "small", n_rows=5)
