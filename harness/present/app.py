@@ -495,9 +495,9 @@ def reproduce_view(found) -> None:
     st.header("Reproducing the studies")
     st.caption("Each published finding measured on this harness's setting: the study's figure and source, the "
                "figure here (95% interval: shares and ratios from counts pooled over seeds, each member one cluster, "
-               "differences and AUCs "
-               "a bootstrap over examples and seeds), the verdict (holds only when the whole interval is on the published side at every "
-               "seed), and the magnitude against the published figure. `harness reproduce` adds one.")
+               "differences and AUCs a bootstrap over examples and seeds), the verdict (holds only when the whole "
+               "interval is inside the claim's band at every seed), and the magnitude against the published figure. "
+               "`harness reproduce` adds one.")
     if found is None:
         st.info("No `harness reproduce` in this database yet: run `harness reproduce`.")
         return
