@@ -176,7 +176,7 @@ def test_text_files_registration():
     ds = registered(text_files)
     assert (ds.name, ds.licence, ds.chunk) == ("text-files", "as the user's files", True)
     assert {p.name: p.default for p in ds.params} == {
-        "path": "", "text_field": "text", "sample_by": "paragraph", "member_share": 0.5, "seed": 0,
+        "path": "", "text_field": "text", "sample_by": "paragraph", "member_share": 0.5, "seed": 0, "split": "random",
     }
 
 
