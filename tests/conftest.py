@@ -62,8 +62,12 @@ def quick_registry(tmp_path) -> Path:
 
 
 def quick_args(registry: Path, method: str = "hard-kd", *extra: str) -> list[str]:
-    """`harness` arguments for a quick run of the protocol on the embedded default."""
-    return ["--registry", str(registry), "eval", "--method", method, "--preset", "quick", *SMALL_DATA, *extra]
+    """`harness` arguments for a quick run of the protocol on the embedded default; a `--dataset-arg` in
+    `extra` replaces SMALL_DATA's of its key (the CLI refuses a key given twice)."""
+    given = {extra[i + 1].split("=", 1)[0] for i, a in enumerate(extra[:-1]) if a == "--dataset-arg"}
+    small = [x for flag, pair in zip(SMALL_DATA[::2], SMALL_DATA[1::2]) if pair.split("=", 1)[0] not in given
+             for x in (flag, pair)]
+    return ["--registry", str(registry), "eval", "--method", method, "--preset", "quick", *small, *extra]
 
 
 def exit_code(argv: list[str]) -> int:

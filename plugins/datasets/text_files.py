@@ -102,7 +102,7 @@ def load(args: dict[str, Any]) -> Split:
             "it needs at least 2, one member and one non-member"
             + (" (try --dataset-arg sample_by=paragraph or line)" if args["sample_by"] == "document" else "")
         )
-    if args["split"] == "random":  # "order" keeps the files' order: the first documents become the members
+    if args.get("split", "random") == "random":  # "order" keeps the files' order: the first documents are members
         random.Random(args["seed"]).shuffle(documents)
     n_members = min(max(math.floor(args["member_share"] * len(documents) + 0.5), 1), len(documents) - 1)
     return Split(
