@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.runtime.cache import pid_alive
 from harness.store.database import Store
 from harness.store.merge import merge
 
@@ -208,7 +209,7 @@ def watch_parent(interval: float = 1.0) -> threading.Thread | None:
     parent = int(raw)
 
     def watch() -> None:
-        while _alive(parent):
+        while pid_alive(parent):
             time.sleep(interval)
         from harness.runtime import log
 
@@ -219,17 +220,3 @@ def watch_parent(interval: float = 1.0) -> threading.Thread | None:
     thread.start()
     return thread
 
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs: it exists and is not a zombie (dead, not yet reaped by its own parent)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): existing is alive
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -131,13 +131,18 @@ def _remove_orphans(parent: Path, k: str) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists and is not a zombie (dead, not yet reaped by its own parent)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): existing is alive
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def weights_hash(folder: Path) -> str | None:
