@@ -244,16 +244,14 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("filtering", "leaving out the predicted members before distilling leaves almost none memorized: "
             "\"1,698 -> 4\" (hard KD; memorized after / before < 0.1x, over 90% gone)", "1,698 -> 4 memorized (0.0024x)",
             4 / 1698, f"{BORKAR}, filtering experiment", (-INF, 0.1),
-            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
-                    ("filtered", "unfiltered_memorized_student"), ("filtered", "n_members")), count_ratio,
+            _ratio_of_rates("filtered", "memorized_student", "filtered", "unfiltered_memorized_student"), count_ratio,
             ((2, "the unfiltered hard-KD student memorized"),), "x", needs=PREDICTOR,
             detail=lambda seeds: _filter_detail(seeds, "filtered")),
     Finding("filtering vs random removal", "the predictor's filter leaves fewer memorized than leaving out as "
             "many members at random (hard KD; memorized after predicted / after random < 1x)",
             "no control published", None, f"{BORKAR}, filtering experiment; the control is the harness's",
             (-INF, 1),
-            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
-                    ("random", "memorized_student"), ("random", "n_members")), count_ratio,
+            _ratio_of_rates("filtered", "memorized_student", "random", "memorized_student"), count_ratio,
             ((2, "the randomly filtered hard-KD student memorized"),), "x",
             needs=f"{PREDICTOR}, and its random control", detail=lambda seeds: _filter_detail(seeds, "random")),
     Finding("filtering vs matched removal", "the predictor's filter leaves fewer memorized than leaving out as "
@@ -261,8 +259,7 @@ FINDINGS: tuple[Finding, ...] = (
             "it learned beyond how often a member repeats", "no control published", None,
             f"{BORKAR}, filtering experiment; their data has no duplicates; the control is the harness's",
             (-INF, 1),
-            _counts(("filtered", "memorized_student"), ("filtered", "n_members"),
-                    ("matched", "memorized_student"), ("matched", "n_members")), count_ratio,
+            _ratio_of_rates("filtered", "memorized_student", "matched", "memorized_student"), count_ratio,
             ((2, "the stratum-matched filtered hard-KD student memorized"),), "x",
             needs=f"{PREDICTOR}, and its stratum-matched control", detail=lambda seeds: _filter_detail(seeds, "matched")),
     Finding("reverse KL vs fine-tuning", "a reverse-KL student memorizes less than the fine-tuned baseline, "
