@@ -39,8 +39,7 @@ def control(store: Store, source: str, members: Examples, how: str, seed: int) -
     """`--filter random` or `matched`: as many member rows as `predicted` flags, drawn at random from all the
     members or from each repeat stratum (its flagged count there); the same rows at the same seed."""
     flagged = predicted(store, source, members)
-    rng = np.random.default_rng([seed, len(members), 20260]) if how == "random" else \
-        np.random.default_rng([seed, len(members), 20261])
+    rng = np.random.default_rng([seed, len(members), {"random": 20260, "matched": 20261}[how]])
     if how == "random":
         rows = rng.choice(len(members), size=len(flagged["rows"]), replace=False)
     else:
