@@ -68,9 +68,8 @@ def figures(members: Sequence[str], nonmembers: Sequence[str], seed: int = 0) ->
     return {f"blind_{k}": found[k] for k in ("auc", "auc_lo", "auc_hi")}
 
 
-def shifted(found: dict[str, float]) -> bool | None:
-    """Whether the blind AUC's interval excludes 0.5 (either way); None where there is no figure."""
-    lo, hi = found.get("blind_auc_lo"), found.get("blind_auc_hi")
+def shifted(lo: float | None, hi: float | None) -> bool | None:
+    """Whether the blind AUC's interval [lo, hi] excludes 0.5 (either way); None where there is no figure."""
     if lo is None or hi is None or lo != lo or hi != hi:
         return None
     return lo > 0.5 or hi < 0.5
