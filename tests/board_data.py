@@ -103,7 +103,7 @@ def add_run(store: Store, run_id: str, method: str, seed: int = 0, dataset: str 
     samples = sample_columns(parts)
     models = model_rows(run_id, metrics, None)
     store.finish_run(run_id, models=models, examples=examples, samples=samples, metrics=metrics, stage_seconds={})
-    with store.connect() as con:  # what `harness leaderboard publish` adds for the drill-down
+    with store.writing() as con:  # what `harness leaderboard publish` adds for the drill-down
         con.execute("CREATE TABLE IF NOT EXISTS continuations (run_id VARCHAR, role VARCHAR, sample_id VARCHAR, "
                     "token_ids INTEGER[])")
         con.execute("CREATE TABLE IF NOT EXISTS vocab (tokenizer_key VARCHAR, token_id INTEGER, piece VARCHAR)")

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from harness.store import connection
 from tests.board_data import build, token_ids
 from tests.conftest import ROOT
 
@@ -222,7 +223,7 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
 
 
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
-    from harness.leaderboard import board as B
+    from harness.leaderboard import standings
     from harness.leaderboard.published import spec_of
     from harness.present import board_report
     from harness.store.database import Store
@@ -244,8 +245,8 @@ def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     assert unranked and all(f"{row[2]}: {row[-1]}" in said for row in unranked), said
     assert "minillm: its own recipe: epochs=12" in said and "dedup-ft: each member seen once per epoch" in said
     assert at.header[0].value.replace("\\", "") == spec.title  # the markdown escapes of plain()
-    with B.connect(snapshot) as con:
-        assert B.board(con, rules=lambda keys: spec.ranking)["method"].iloc[0] == cli.rows[0][2]
+    with connection.reading(snapshot) as con:
+        assert standings.board(con, rules=lambda keys: spec.ranking)["method"].iloc[0] == cli.rows[0][2]
     # the DP rows' bound check: the app's table holds the cells the CLI prints under the board
     [check] = [d.value for d in at.dataframe if list(d.value.columns) == board_report.BOUND_HEADERS]
     printed = [line.split() for line in cli.privacy.splitlines()]

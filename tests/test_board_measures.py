@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.errors import UsageError
-from harness.leaderboard import board as B, measures
+from harness.leaderboard import measures, standings
 from harness.leaderboard.publish import refuse_unshared
 from harness.leaderboard.ranking import BASELINE_LABEL, Ranking, rank
 from harness.measure.extract import IMPOSSIBLE
@@ -94,10 +94,10 @@ def test_ranks_follow_the_paired_rank_intervals():
     out = rank(group, Ranking(), compare=compare)
     assert seen == {"labels": ["a", "b", "c"], "measure": "extractable_rate_student"}
     assert out["rank"].tolist() == ["=1", "=1", "3", ""] and out["separated"].iloc[0] == "2 of 3"
-    h = B.headline(out)
+    h = standings.headline(out)
     assert h.winner is None and h.tied == ("b",) and "cannot separate it from b" in h.why
     alone = rank(group, Ranking(), compare=lambda labels, m: (np.array([1, 2, 3]), np.array([1, 2, 3]), (3, 3)))
-    assert alone["rank"].tolist()[:3] == ["1", "2", "3"] and B.headline(alone).winner == "a"
+    assert alone["rank"].tolist()[:3] == ["1", "2", "3"] and standings.headline(alone).winner == "a"
 
 
 def test_publish_refuses_rows_trained_against_another_teacher():

@@ -9,9 +9,9 @@ import pytest
 from board_data import add_run
 
 from harness.cli import main
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.present import board_report, formats
-from harness.store import read
+from harness.store import connection, labels, read
 from harness.store.database import Store
 
 SCRATCH = json.dumps({"weights": "scratch"})
@@ -30,9 +30,9 @@ def store(tmp_path) -> Store:
 
 
 def app_boards(store: Store) -> list[tuple[dict, list[str]]]:
-    with B.connect(store.path) as con:
-        table = B.board(con)
-    return [(keys, group.loc[~group["reference"], "method"].tolist()) for keys, group in B.boards(table)]
+    with connection.reading(store.path) as con:
+        table = standings.board(con)
+    return [(keys, group.loc[~group["reference"], "method"].tolist()) for keys, group in standings.boards(table)]
 
 
 def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store):
@@ -55,8 +55,8 @@ def test_the_cli_and_the_app_give_the_same_ranking_with_family_args_apart(store)
 
 def test_the_cli_prints_the_apps_figures(store):
     [_, board] = board_report.leaderboard(store)
-    with B.connect(store.path) as con:
-        [_, (_, group)] = B.boards(B.board(con))
+    with connection.reading(store.path) as con:
+        [_, (_, group)] = standings.boards(standings.board(con))
     for row, r in zip(board.rows, group.to_dict("records")):
         assert row[2] == r["method"] and row[5] == board_report.memorization(r)  # no sampling figures: exact match
         if not r["reference"]:
@@ -70,7 +70,7 @@ def test_the_labels_are_the_apps(store, capsys):
     assert main(["leaderboard", "--db", str(store.path)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("rank"))
-    for label in B.FIGURES.values():
+    for label in labels.FIGURES.values():
         assert label in header
     assert out.count("-- not ranked: outside the utility band") == 2
     assert out.count(" on synthetic-pii (preset quick") == 2
@@ -84,29 +84,29 @@ def test_a_latest_rerun_replaces_its_seed_only_on_its_own_board(store):
 
 
 def test_runs_from_an_installed_harness_without_a_commit_rank_too(store):
-    with store.connect() as con:  # outside a git checkout (a wheel install) a run has no commit
+    with store.writing() as con:  # outside a git checkout (a wheel install) a run has no commit
         con.execute("UPDATE runs SET git_commit = NULL")
-    with B.connect(store.path) as con:
-        table = B.board(con)
+    with connection.reading(store.path) as con:
+        table = standings.board(con)
     assert set(table.loc[table["reference"], "git_commit"]) == {"None"}
     assert [r[2] for r in board_report.leaderboard(store)[1].rows] == ["soft-kd", "topk-kd", "(baseline: fine-tuned)",
                                                                    "hard-kd"]
 
 
 def test_the_apps_charts_keep_to_their_board(store):
-    with B.connect(store.path) as con:
-        rates, runs = B.role_rates(con), read.runs(con)
-        [(scratch, _), (default, _)] = B.boards(B.board(con))
-    mine = B.of_board(rates, scratch)
+    with connection.reading(store.path) as con:
+        rates, runs = standings.role_rates(con), read.runs(con)
+        [(scratch, _), (default, _)] = standings.boards(standings.board(con))
+    mine = standings.of_board(rates, scratch)
     assert set(mine["method"]) == {"soft-kd", "hard-kd"} and set(mine["family_args"]) == {SCRATCH}
-    assert set(B.of_board(runs, default)["run_id"]) == {"r-soft", "r-hard", "r-topk"}
-    soft = B.of_board(rates, default).query("method == 'soft-kd' and role == 'student'")
+    assert set(standings.of_board(runs, default)["run_id"]) == {"r-soft", "r-hard", "r-topk"}
+    soft = standings.of_board(rates, default).query("method == 'soft-kd' and role == 'student'")
     assert len(soft) == 1 and soft["seeds"].iloc[0] == 1  # the scratch run is not averaged in
 
 
 def test_compare_takes_the_runs_the_board_counts(store):
     add_run(store, "r-soft-again", "soft-kd")  # a later rerun of soft-kd at seed 0 on the default board
-    with read.connect(store.path) as con:
+    with connection.reading(store.path) as con:
         counted = set(read.runs(con)["run_id"])
         assert "r-soft-again" in counted and "r-soft" not in counted
         # the scratch board's soft-kd counts there; at one seed compare takes the latest of the two
@@ -116,20 +116,20 @@ def test_compare_takes_the_runs_the_board_counts(store):
 
 
 def test_every_filter_is_a_parameter(store):
-    with read.connect(store.path) as con:
+    with connection.reading(store.path) as con:
         assert read.runs(con, read.Filters(search="soft' OR 1=1 --")).empty
         assert set(read.runs(con, read.Filters(search="SOFT"))["run_id"]) == {"r-soft", "s-soft"}
         assert read.runs(con, read.Filters(family=["tiny'; DROP TABLE runs; --"])).empty
         assert len(read.runs(con)) == 5
 
 
-def test_latest_finished_reads_a_store_or_a_connection(store, tmp_path):
+def test_latest_finished_is_the_latest_run_at_a_config_with_features_if_asked(store):
     _, [(config,)] = store.query("SELECT config_hash FROM runs WHERE run_id = 'r-soft'")
-    assert read.latest_finished(store, config) == "r-soft"
-    assert read.latest_finished(store, config, require_features=True) is None  # no predictor features stored
-    with store.connect() as con:
+    with store.reading() as con:
+        assert read.latest_finished(con, config) == "r-soft"
+        assert read.latest_finished(con, config, require_features=True) is None  # no predictor features stored
+    with store.writing() as con:
         con.execute("INSERT INTO features (run_id, sample_id) VALUES ('r-soft', 'm000000')")
-    with read.connect(store.path) as con:
+    with connection.reading(store.path) as con:
         assert read.latest_finished(con, config, require_features=True) == "r-soft"
         assert read.latest_finished(con, "no-such-hash") is None
-    assert read.latest_finished(Store(tmp_path / "none.duckdb"), config) is None

@@ -11,10 +11,11 @@ import duckdb
 import pytest
 
 from harness.cli import main
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.leaderboard.published import load_spec
 from harness.leaderboard.snapshot import write_subset
 from harness.measure.stats import MIN_COUNT
+from harness.store import connection
 from harness.store.database import Store, config_hash
 from tests.bundle_data import BOARD, add_genuine_run, genuine_bundle, write_registry
 
@@ -72,8 +73,8 @@ def refused(world, board: Path, bundle: Path, capsys) -> str:
 
 
 def student_rates(snapshot: Path) -> dict[str, float]:
-    with B.connect(snapshot) as con:
-        b = B.board(con)
+    with connection.reading(snapshot) as con:
+        b = standings.board(con)
     return {r["method"]: r["mem_rate_student"] for _, r in b.iterrows()}
 
 

@@ -11,6 +11,7 @@ from harness.measure.audit import check
 from harness.measure.clusters import design, member_totals, overlap_sets
 from harness.measure.stats import Z95, crossed_design_effect, design_effect, rate_ratio, wilson
 from harness.protocol.reproduce import FINDINGS, aggregate
+from harness.store import connection
 from tests.conftest import ROOT
 
 BY_NAME = {f.name: f for f in FINDINGS}
@@ -135,15 +136,15 @@ def test_reproduce_pools_with_the_members_design_effect_or_the_number_of_seeds()
 
 
 def test_the_shipped_boards_intervals_carry_the_seeds_design_effect():
-    from harness.leaderboard import board as B
+    from harness.leaderboard import standings
     from harness.store.read import member_verdicts
 
     snapshot = ROOT / "leaderboards" / "default.duckdb"
-    with B.connect(snapshot) as con:
-        rows = B.board(con)
+    with connection.reading(snapshot) as con:
+        rows = standings.board(con)
         soft = rows[rows["method"] == "soft-kd"].iloc[0]
         base = rows[rows["reference"]].iloc[0]
-        ids = B.run_ids(soft["run_id"])
+        ids = standings.run_ids(soft["run_id"])
         verdicts = member_verdicts(con, ids)
     t = member_totals(verdicts)
     deff = design_effect(t["memorized_baseline"], t["n_members"])

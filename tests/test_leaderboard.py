@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.leaderboard.published import load_spec
 from harness.leaderboard.ranking import BASELINE_LABEL
 from harness.leaderboard.snapshot import write_subset
+from harness.store import connection, read
 from harness.store.database import config_hash
 from tests.board_data import build
 from tests.conftest import exit_code, quick_args
@@ -42,42 +43,42 @@ def rows(db: Path, sql: str, params=()):
 
 
 def test_interval_is_a_t_interval_over_seeds():
-    assert B.interval([0.2]) == (0.2, 0.2, 0.2)
-    mean, lo, hi = B.interval([0.1, 0.2, 0.3])
+    assert standings.interval([0.2]) == (0.2, 0.2, 0.2)
+    mean, lo, hi = standings.interval([0.1, 0.2, 0.3])
     assert mean == pytest.approx(0.2)
     assert hi - mean == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
-    assert all(math.isnan(v) for v in B.interval([None, float("nan")]))
+    assert all(math.isnan(v) for v in standings.interval([None, float("nan")]))
 
 
 def test_frontier_marks_the_undominated_points():
     pts = pd.DataFrame({"val_ppl_student": [30.0, 29.0, 33.0, 30.0], "mem_rate_student": [0.1, 0.25, 0.4, 0.3]})
-    assert B.frontier(pts).tolist() == [True, True, False, False]
+    assert standings.frontier(pts).tolist() == [True, True, False, False]
 
 
 def test_filters_are_parameters_not_sql(tmp_path):
     db = build(tmp_path / "h.duckdb", methods=("soft-kd", "hard-kd"))
-    with B.connect(db) as con:
-        assert B.board(con, B.Filters(search="' OR 1=1 --")).empty
-        assert B.board(con, B.Filters(method=["x'); DROP TABLE runs; --"])).empty
-        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
-        assert set(B.board(con, B.Filters(size=["0.6m"]))["method"]) >= {"soft-kd"}
-        assert B.board(con, B.Filters(size=["70b"])).empty
+    with connection.reading(db) as con:
+        assert standings.board(con, read.Filters(search="' OR 1=1 --")).empty
+        assert standings.board(con, read.Filters(method=["x'); DROP TABLE runs; --"])).empty
+        assert set(standings.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
+        assert set(standings.board(con, read.Filters(size=["0.6m"]))["method"]) >= {"soft-kd"}
+        assert standings.board(con, read.Filters(size=["70b"])).empty
 
 
 def test_board_figures_and_charts_data(tmp_path):
     db = build(tmp_path / "h.duckdb", methods=("soft-kd", "hard-kd"))
-    with B.connect(db) as con:
-        b = B.board(con).set_index("method")
+    with connection.reading(db) as con:
+        b = standings.board(con).set_index("method")
         assert b.loc["soft-kd", "mem_rate_student"] == pytest.approx(0.1)
         assert b.loc["(baseline: fine-tuned)", "mem_rate_student"] == pytest.approx(0.3)
         # members 6, 7, 8 of teacher-only 6..11: 3 of 6, too few teacher-exclusive members for a rate
         assert math.isnan(b.loc["hard-kd", "inheritance_rate"]) and b.loc["hard-kd", "teacher_exclusive"] == 6
         assert "best_attack_auc" not in b.columns  # no attack figures stored yet
-        ov = dict(B.overlap(con, "run-hard-kd").values.tolist())
+        ov = dict(read.overlap(con, "run-hard-kd").values.tolist())
         assert ov == {"teacher + baseline + student": 5, "teacher + student": 3, "teacher": 3, "teacher + baseline": 1}
-        k = B.k_extractability(con, ["run-soft-kd"]).set_index(["role", "k"])["share"]
+        k = read.k_extractability(con, ["run-soft-kd"]).set_index(["role", "k"])["share"]
         assert k[("student", 2)] == 1.0 and k[("student", 3)] == pytest.approx(0.1)
-        roc = B.loss_attack_roc(con, "run-soft-kd")
+        roc = standings.loss_attack_roc(con, "run-soft-kd")
         assert set(roc["role"]) == {"teacher", "baseline", "student"} and roc["auc"].between(0, 1).all()
 
 
@@ -89,8 +90,8 @@ def test_attack_aucs_show_when_stored(tmp_path):
                 "('run-soft-kd', 'auc_min-k_student', 0.66), ('run-soft-kd', 'auc_min-k_student_hi', 0.7), "
                 "('run-soft-kd', 'auc_loss_teacher', 0.9)")
     con.close()
-    with B.connect(db) as con:
-        b = B.board(con).set_index("method")
+    with connection.reading(db) as con:
+        b = standings.board(con).set_index("method")
     assert b.loc["soft-kd", "best_attack_auc"] == pytest.approx(0.66)
 
 
@@ -114,13 +115,13 @@ def test_the_shipped_default_board_and_snapshot():
     spec = load_spec("default", Path(__file__).resolve().parents[1] / "leaderboards")
     assert (spec.family, spec.dataset, spec.preset) == ("tiny", "synthetic-pii", "tiny")
     assert spec.snapshot.is_file()
-    with B.connect(spec.snapshot) as con:
+    with connection.reading(spec.snapshot) as con:
         n_runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
     assert n_runs == len(spec.methods) * len(spec.seeds)  # every method at every seed, once
     assert spec.snapshot.stat().st_size < 500_000 * n_runs  # per-example rows of each run, nothing more
-    with B.connect(spec.snapshot) as con:
-        assert B.schema_problem(con) is None
-        board = B.board(con)
+    with connection.reading(spec.snapshot) as con:
+        assert standings.schema_problem(con) is None
+        board = standings.board(con)
         methods = set(board["method"])
         # every entry of the definition, once: a method, or a method with arguments ("dp-kd epsilon=1" is
         # labelled with its parsed value, "dp-kd epsilon=1.0")
@@ -204,8 +205,8 @@ def test_publish_export_import_round_trip(quick_registry, tmp_path, monkeypatch,
 
     # the genuine one lands on the board, once
     assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 0
-    with B.connect(snap) as con:
-        assert set(B.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
+    with connection.reading(snap) as con:
+        assert set(standings.board(con)["method"]) == {"soft-kd", "hard-kd", "(baseline: fine-tuned)"}
     assert main([*reg, "leaderboard", "import", str(bundle), "--board", "quick"]) == 2
     assert "already on board quick" in capsys.readouterr().err
     # re-publishing keeps the imported run
@@ -227,9 +228,9 @@ def test_private_dataset_text_is_withheld(quick_registry, tmp_path, monkeypatch)
     assert rows(out, "SELECT count(*) FROM vocab")[0][0] == 0
     [(note,)] = rows(out, "SELECT note FROM snapshot_notes WHERE kind = 'withheld'")
     assert "not marked public" in note
-    with B.connect(out) as con:
+    with connection.reading(out) as con:
         run_id = con.execute("SELECT run_id FROM runs").fetchone()[0]
-        d = B.drill(con, run_id, "m000000")
+        d = standings.drill(con, run_id, "m000000")
     assert d.text is None and "not marked public" in d.withheld
 
 

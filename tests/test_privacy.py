@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT, SMALL_DATA, exit_code, quick_args
 from harness.cli import main
 from harness.measure.metrics import ROLES
+from harness.store import connection, read
 
 # Long enough training on 48 members and short examples that students memorize some members and not others:
 # what the predictor needs to learn from.
@@ -108,11 +109,10 @@ def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, c
     # what the app's ROC tab reads
     import os
 
-    from harness.leaderboard import board as B
 
-    with B.connect(os.environ["HARNESS_DB"]) as con:
-        assert B.stored_attacks(con, run_id) == sorted(ATTACKS)
-        roc = B.attack_roc(con, run_id, "zlib")
+    with connection.reading(os.environ["HARNESS_DB"]) as con:
+        assert read.stored_attacks(con, run_id) == sorted(ATTACKS)
+        roc = read.attack_roc(con, run_id, "zlib")
     assert set(roc["role"]) == set(ROLES) and roc["fpr"].between(0, 1).all()
     stored = q("SELECT value FROM metrics WHERE name = 'auc_zlib_teacher'")[0][0]
     assert (roc[roc["role"] == "teacher"]["auc"] == stored).all()

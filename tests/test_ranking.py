@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.leaderboard.published import load_spec
 from harness.leaderboard.ranking import Ranking, rank
 from harness.present import board_report
+from harness.store import connection
 from harness.store.database import Store
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboards"
@@ -76,17 +77,17 @@ def test_a_ratio_on_the_board_rests_on_pooled_counts():
                           "memorized_baseline": [20, 10, 0], "memorized_student": [5, 5, 0],
                           "teacher_exclusive": [10, 10, 10], "inherited": [1, 2, 0], "easy": [4, 4, 0],
                           "mem_rate_teacher": [.4] * 3, "mem_rate_baseline": [.2, .1, 0], "mem_rate_student": [.05, .05, 0]})
-    p = B.pooled(seeds)
+    p = standings.pooled(seeds)
     assert p["memorized"] == 10 and p["mem_rate_student"] == pytest.approx(10 / 300)  # the empty seed counts
     assert p["reduction"] == pytest.approx(30 / 10) and p["reduction_lo"] < 3 < p["reduction_hi"]
     assert p["inheritance_rate"] == pytest.approx(3 / 30) and p["easy_share"] == pytest.approx(8 / 10)
-    assert math.isnan(B.pooled(seeds.iloc[:1])["reduction"])  # 5 memorized: too few for a ratio
+    assert math.isnan(standings.pooled(seeds.iloc[:1])["reduction"])  # 5 memorized: too few for a ratio
 
 
 def test_the_shipped_boards_rank_1_is_inside_its_band_in_the_cli():
     spec = load_spec("default", PUBLISHED)
-    with B.connect(spec.snapshot) as con:
-        table = B.board(con, rules=lambda keys: spec.ranking)
+    with connection.reading(spec.snapshot) as con:
+        table = standings.board(con, rules=lambda keys: spec.ranking)
     ranked = table[table["ranked"]]
     baseline = table[table["reference"]].iloc[0]
     assert not ranked.empty

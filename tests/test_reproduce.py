@@ -24,6 +24,7 @@ from harness.protocol.reproduce import (
     one_sided_ratio,
     verdict,
 )
+from harness.store import connection, read
 from harness.store.database import Store
 
 BY_NAME = {f.name: f for f in FINDINGS}
@@ -249,29 +250,28 @@ def test_repeats_auc_high_entropy_gap_and_the_method_ranking(tmp_path):
     assert R.repeats_auc(store, "r") == pytest.approx(1.0)  # repetition alone separates them here
     assert R.high_entropy_gap(store, "r") == pytest.approx(0.5)
     assert R.rank_rho(store, "a") == pytest.approx(-0.4)  # ranks 1234 against 4132 (the _hi bound ignored)
-    assert len(R._read(store, "peers_at_seed", "a")) == 7  # the three others are read, and left out
+    assert len(R._read(store, read.peers_at_seed, "a")) == 7  # the three others are read, and left out
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET seed = 1 WHERE run_id = 'd'")
     assert math.isnan(R.rank_rho(store, "a"))  # three methods at the seed: fewer than MIN_METHODS
 
 
 def test_verdicts_are_stored_and_a_version_5_row_reads_without_one(tmp_path):
-    from harness.leaderboard import board as B
 
     db = tmp_path / "h.duckdb"
     rows = [aggregate(BY_NAME["hard-KD reduction"], [(79, 512, 76, 512), (75, 512, 78, 512), (74, 512, 73, 512)])]
     result = Reproduction("r1", [0, 1, 2], {0: {"soft": "x"}}, rows)
     Store(db).record_reproduction("r1", {"family": "tiny", "dataset": "pii", "preset": "p"}, R.rows_for_store(result))
-    with B.connect(db) as con:
-        _, df = B.reproduction(con)
+    with connection.reading(db) as con:
+        _, df = read.reproduction(con)
     got = df.iloc[0]
     assert (got["verdict"], got["n"], got["requested"], got["magnitude"], got["figure"]) == ("fails", 3, 3, "weaker", 2.0)
     assert not got["holds"]
     with duckdb.connect(str(db)) as con:  # as schema version 5 left it: no verdict columns
         for column in ("verdict", "requested", "figure", "magnitude", "caveat"):
             con.execute(f"ALTER TABLE reproductions DROP COLUMN {column}")
-    with B.connect(db) as con:
-        _, df = B.reproduction(con)
+    with connection.reading(db) as con:
+        _, df = read.reproduction(con)
     assert df["verdict"].isna().all() and df["finding"].tolist() == ["hard-KD reduction"]
 
 

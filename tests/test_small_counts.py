@@ -7,8 +7,9 @@ import duckdb
 import pytest
 
 from harness.cli import main
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.measure.stats import MIN_COUNT
+from harness.store import connection
 from tests.conftest import quick_args
 
 pytestmark = pytest.mark.slow
@@ -28,8 +29,8 @@ def test_a_corpus_without_repeats_gives_no_ratio_from_a_handful(quick_registry, 
     assert "reduction vs baseline n/a (n/a: a ratio needs 10 or more memorized members)" in out
     assert "exact match says little here: teacher" in out and "membership attacks" in out
     assert "the student's start (the small model before fine-tuning" in out
-    with B.connect(db) as con:
-        row = B.board(con).query("not reference").iloc[0]
+    with connection.reading(db) as con:
+        row = standings.board(con).query("not reference").iloc[0]
     assert all(row[k] != row[k] for k in ("reduction", "inheritance_rate", "easy_share"))  # NaN on the board
     assert main(["leaderboard", "--db", str(db)]) == 0
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.store import migrations
+from harness.store import connection, migrations
 from harness.store.database import Store
 from harness.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -237,6 +238,7 @@ def test_a_commit_that_fails_reports_its_own_error(tmp_path, monkeypatch):
 
 HOLD = """
 import sys, time, duckdb
+from harness.store import connection
 con = duckdb.connect(sys.argv[1])
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -275,7 +277,7 @@ def test_a_writer_gives_up_after_the_bound_with_a_clear_message(tmp_path, monkey
 
 
 def test_a_reader_waits_for_the_lock_and_the_app_says_when_it_gave_up(tmp_path, monkeypatch):
-    from harness.leaderboard import board as B
+    from harness.leaderboard import standings
 
     db = tmp_path / "r.duckdb"
     Store(db).check_writable()
@@ -285,12 +287,12 @@ def test_a_reader_waits_for_the_lock_and_the_app_says_when_it_gave_up(tmp_path, 
     finally:
         holder.wait()
     assert got == [(0,)]
-    monkeypatch.setattr(B, "LOCK_WAIT_SECONDS", 1)
     holder = _hold_lock(db, 30.0)
     try:
-        with pytest.raises(B.BoardError, match=r"Cannot open .*r\.duckdb: IO Error: .*lock"):
-            with B.connect(db):
+        with pytest.raises(connection.Refused) as refused:
+            with connection.reading(db, lock_wait=1, empty=False):
                 pass
+        assert re.match(r"Cannot open .*r\.duckdb: IO Error: .*lock", standings.said(refused.value))
     finally:
         holder.kill()
         holder.wait()
@@ -301,13 +303,12 @@ SHIPPED = sorted((Path(__file__).resolve().parents[1] / "leaderboards").glob("*.
 
 @pytest.mark.parametrize("snapshot", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_the_shipped_snapshots_open_and_read_unchanged(snapshot):
-    from harness.leaderboard import board as B
-    from harness.store import read
+    from harness.leaderboard import standings
 
     original = snapshot.read_bytes()
-    with read.connect(snapshot) as con:
-        assert read.check(con, snapshot) == SCHEMA_VERSION
+    with connection.reading(snapshot) as con:
+        assert connection.check(con, snapshot) == SCHEMA_VERSION
         assert con.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()[0] > 0
-    with B.connect(snapshot) as con:
-        assert B.schema_problem(con) is None and not B.board(con).empty
+    with connection.reading(snapshot) as con:
+        assert standings.schema_problem(con) is None and not standings.board(con).empty
     assert snapshot.read_bytes() == original

@@ -112,7 +112,7 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
              "from streamlit.testing.v1 import AppTest\n"
              f"at = AppTest.from_file({str(app_path)!r}, default_timeout=300).run()\n"
              "assert not at.exception, at.exception\n"
-             "print(sys.modules['harness.leaderboard.board'].__file__)\n")
+             "print(sys.modules['harness.leaderboard.standings'].__file__)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=user["cwd"], env=user["env"], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -14,9 +14,9 @@ import duckdb
 from harness.errors import UsageError
 from harness.leaderboard.snapshot import NOTES, SNAPSHOT_SCHEMA, VOCAB, now, write_subset
 from harness.store import read
+from harness.store.connection import catalog
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA
-from harness.store.read import catalog
 
 # ------------------------------------------------------------ export
 
@@ -27,7 +27,7 @@ def export(store: Store, run_ids: list[str], dest: Path, registry: Path | None =
     from harness.leaderboard.results import resolve_run_id
 
     ids = [resolve_run_id(store, r) for r in run_ids]
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         stored = read.statuses(con, ids)
     unfinished = [r for r, status in stored.items() if status != "finished"]
     if unfinished:

@@ -36,7 +36,7 @@ def compare(store: Store, methods: list[str], family: str, dataset: str, seeds: 
     """The latest unfiltered run that counts (`read.latest_by_seed`) of each method at each seed all methods have."""
     latest: dict[str, dict[int, str]] = {}
     figures, memorized = {}, {}
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         for method in methods:
             latest[method] = {seed: run for seed, run in read.latest_by_seed(con, family, dataset, method)
                               if seeds is None or seed in seeds}

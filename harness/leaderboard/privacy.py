@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.board import run_ids
+from harness.leaderboard.standings import run_ids
 from harness.measure.audit import AUDIT_FPRS, check
 from harness.store import read
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from harness.errors import UsageError
-from harness.leaderboard import board as board_mod
+from harness.leaderboard import standings
 from harness.leaderboard.published import BoardSpec, in_installed_package
 from harness.leaderboard.snapshot import (
     NOTES,
@@ -22,7 +22,7 @@ from harness.leaderboard.snapshot import (
     write_subset,
 )
 from harness.leaderboard.validate import board_for, read_bundle, validated
-from harness.store import read, transaction
+from harness.store import connection, read, transaction
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA_VERSION
 
@@ -59,7 +59,7 @@ def publish(spec: BoardSpec, db: Path, cache_dir: Path, registry: Path | None = 
                 log(f"{entry}, seed {seed}: running the protocol")
                 done = evaluate(req, rerun=True)
             run_ids.append(done.run_id)
-    with Store(db).connect(read_only=True) as con:
+    with Store(db).reading() as con:
         refuse_unshared(spec.name, read.shared_models(con, run_ids))
     keep = _imported_runs(spec, dataset_hash)
     notes = [("published", spec.name, now())]
@@ -113,8 +113,8 @@ def _dataset_hash(setup) -> str:
 def _imported_runs(spec: BoardSpec, dataset_hash: str | None) -> list[str]:
     if not spec.snapshot.is_file():
         return []
-    with board_mod.connect(spec.snapshot) as con:
-        if "snapshot_notes" not in board_mod.tables(con):
+    with connection.reading(spec.snapshot) as con:
+        if "snapshot_notes" not in standings.tables(con):
             return []
         rows = con.execute("SELECT n.subject FROM snapshot_notes n JOIN runs r ON r.run_id = n.subject "
                            "WHERE n.kind = 'imported' AND r.dataset_hash = ?", [dataset_hash]).fetchall()
@@ -168,7 +168,7 @@ def import_bundle(bundle: Path, spec: BoardSpec, registry: Path | None = None) -
         try:
             if snapshot.is_file():
                 shutil.copyfile(snapshot, tmp)
-                with Store(tmp).connect():  # an older snapshot is migrated (in the copy) before runs are added
+                with Store(tmp).writing():  # an older snapshot is migrated (in the copy) before runs are added
                     pass
             _add_runs(staged, tmp, spec, ids, bundle)
             os.replace(tmp, snapshot)

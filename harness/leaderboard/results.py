@@ -18,7 +18,7 @@ TRAINING_JSON_BYTES = 1 << 20
 
 def resolve_run_id(store: Store, run_id: str) -> str:
     """`latest`, or a unique prefix of a stored run's id; anything else is one line naming the choices."""
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         if run_id == "latest":
             latest = read.recent_run_ids(con, 1)
             if not latest:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from harness.leaderboard import board as board_mod
+from harness.leaderboard import standings
 from harness.store.database import portable_args
 from harness.store.migrations import SCHEMA, SCHEMA_VERSION
 
@@ -109,7 +109,7 @@ def _write_vocab(con, public: set[str]) -> None:
     for tok_key, path in rows:
         if tok_key in done or not Path(path).is_dir():
             continue
-        pieces = board_mod.load_pieces(path)
+        pieces = standings.load_pieces(path)
         if pieces:
             con.executemany("INSERT INTO vocab VALUES (?, ?, ?)", [[tok_key, i, p] for i, p in enumerate(pieces)])
             done.add(tok_key)

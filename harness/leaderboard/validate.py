@@ -19,10 +19,10 @@ from harness.contract.specs import ROLES
 from harness.errors import UsageError
 from harness.leaderboard.bundles import check_bounds, check_shape, first_line, open_bundle, stage
 from harness.leaderboard.published import BoardSpec
+from harness.store.connection import Refused, check_values
 from harness.store.database import config_hash, portable_args
 from harness.store.labels import UNIT_FIGURES
 from harness.store.migrations import SCHEMA_VERSION
-from harness.store.read import Refused, check_values
 
 # Every figure `harness.measure.metrics.figures` can give from a run's verdicts: a bundle may hold one only
 # where its verdicts give it (an extractable rate needs the sampling log-probabilities it comes from).

@@ -2,8 +2,8 @@
 
 `harness app --db FILE` (or `streamlit run harness/present/app.py -- --db FILE`). Without --db it reads
 the results file ($HARNESS_DB or results/harness.duckdb), and falls back to the published
-snapshots in leaderboards/ when there are no local results. All reading is in harness.leaderboard.board.
-Shipped in the package, so an installed harness serves it.
+snapshots in leaderboards/ when there are no local results. It reads through harness.store.read (the
+queries) and harness.leaderboard.standings (the boards). Shipped in the package, so an installed harness serves it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
+from harness.contract.specs import ROLES
 from harness.errors import UsageError
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 from harness.leaderboard.measures import MEASURES
 from harness.leaderboard.published import BoardSpec, find_boards, spec_of
 from harness.leaderboard.ranking import (
@@ -42,10 +43,12 @@ from harness.present.charts import (
     chart_zlib,
 )
 from harness.present.serve import loopback
-from harness.store import read
+from harness.store import connection, labels, read
 from harness.store.database import default_path
 
-COLUMNS = B.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
+COLUMNS = labels.COLUMNS  # key -> (label, kind), shared with `harness leaderboard`
+# The app waits less for a writer's lock than a run does: a page that hangs is worse than a message.
+LOCK_WAIT_SECONDS = 10.0
 # Utility right after memorization: a method that leaks least by not learning shows it at a glance.
 # Every row is a mean over its seeds (the caption says so; a reader can add the seeds column).
 DEFAULT_COLUMNS = ["extractable_rate_student", "mem_rate_student", "val_ppl_student", "once_attack_tpr",
@@ -181,7 +184,7 @@ def tokens_html(ids: list[int], pieces: list[str] | None, hits: list[bool] | Non
 
 @st.cache_resource(show_spinner=False)
 def cached_pieces(folder: str) -> list[str] | None:
-    return B.load_pieces(folder)
+    return standings.load_pieces(folder)
 
 
 def run_label(r) -> str:
@@ -209,17 +212,17 @@ def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
     picked = c1.selectbox("run", options, index=ranked_first(options, top), key="drill_run")
     run_id = labels[picked]
     who = c2.selectbox("memorized by", ["student", "teacher", "baseline", "anyone (all members)"], key="drill_who")
-    ex = B.examples_of(con, run_id, None if who.startswith("anyone") else who)
+    ex = read.examples_of(con, run_id, None if who.startswith("anyone") else who)
     if ex.empty and not who.startswith("anyone"):
         st.info(f"No member of this run was memorized by the {who}: showing every member.")
-        ex = B.examples_of(con, run_id, None)
+        ex = read.examples_of(con, run_id, None)
     if ex.empty:
         st.info("This run stored no member verdicts.")
         return
     options = {f"{r.sample_id} · repeated {r.repeats}× · student matched {r.student_match}": r.sample_id
                for r in ex.itertuples()}
     sample_id = options[c3.selectbox("example", list(options), key="drill_example")]
-    d = B.drill(con, run_id, sample_id)
+    d = standings.drill(con, run_id, sample_id)
     withheld = d.withheld if d.token_ids is None else text_withheld(d.run["dataset"])
     if withheld:
         st.warning(plain(withheld))
@@ -228,16 +231,16 @@ def drill_down(con, runs: pd.DataFrame, top: str | None) -> None:
     repeats = int(d.scores["repeats"].iloc[0]) if not d.scores.empty and pd.notna(d.scores["repeats"].iloc[0]) else None
     st.caption(f"Repeated {repeats}× in the training set. Scores per role (approximate-memorization figures "
                "exist for the sampled members only):")
-    st.dataframe(score_table(d.scores, B.attack_scores(con, run_id, sample_id)), hide_index=True, key="drill_scores")
+    st.dataframe(score_table(d.scores, read.attack_scores(con, run_id, sample_id)), hide_index=True, key="drill_scores")
 
 
 def show_tokens(con, d) -> None:
     prefix_len, suffix_len = int(d.run["prefix_len"]), int(d.run["suffix_len"])
-    pieces = B.pieces(con, d.run, loader=cached_pieces)
+    pieces = standings.pieces(con, d.run, loader=cached_pieces)
     prefix, suffix = d.token_ids[:prefix_len], d.token_ids[prefix_len:prefix_len + suffix_len]
     st.markdown(f"**Prefix** ({prefix_len} tokens)<br>{tokens_html(prefix, pieces)}", unsafe_allow_html=True)
     st.markdown(f"**True suffix** ({suffix_len} tokens)<br>{tokens_html(suffix, pieces)}", unsafe_allow_html=True)
-    for role in B.ROLES:
+    for role in ROLES:
         cont = d.continuations.get(role)  # stored by the run: the app never loads a model
         row = d.scores[d.scores["role"] == role]
         verdict = ""
@@ -249,7 +252,7 @@ def show_tokens(con, d) -> None:
             st.markdown(f"**{role}** greedy continuation: not stored ({verdict}); a run stores those of the sampled "
                         "members and of every member some role memorized")
             continue
-        hits = B.matching(suffix, cont)
+        hits = standings.matching(suffix, cont)
         st.markdown(f"**{role}** greedy continuation: {verdict}<br>{tokens_html(cont, pieces, hits)}",
                     unsafe_allow_html=True)
 
@@ -294,16 +297,18 @@ def main() -> None:
     source = st.sidebar.selectbox("results", list(srcs), key="source")
     path = srcs[source]
     try:
-        with B.connect(path) as con:
+        with connection.reading(path, LOCK_WAIT_SECONDS, empty=False) as con:
             page(con, path)
-    except B.BoardError as err:
+    except connection.Refused as err:
+        st.info(plain(standings.said(err)))
+    except standings.BoardError as err:
         st.info(plain(err))
 
 
-def sidebar_filters(opts: dict) -> B.Filters:
+def sidebar_filters(opts: dict) -> read.Filters:
     sb = st.sidebar
     sb.header("Filter")
-    return B.Filters(family=sb.multiselect("family", opts["family"], key="f_family"),
+    return read.Filters(family=sb.multiselect("family", opts["family"], key="f_family"),
                      dataset=sb.multiselect("dataset", opts["dataset"], key="f_dataset"),
                      method=sb.multiselect("method", opts["method"], key="f_method"),
                      size=sb.multiselect("student size", opts["size"], key="f_size"),
@@ -312,18 +317,18 @@ def sidebar_filters(opts: dict) -> B.Filters:
 
 
 def page(con, path: Path) -> None:
-    problem = B.schema_problem(con)
+    problem = standings.schema_problem(con)
     if problem:
         st.info(plain(problem))
         return
-    found = B.reproduction(con)
+    found = read.reproduction(con)
     if st.query_params.get("page") == "reproduce":
         reproduce_view(found)
         return
     if found is not None:
         st.markdown("[Reproducing the studies: the published findings measured here →](?page=reproduce)")
-    failed = B.failed_runs(con)
-    opts = B.choices(con)
+    failed = read.failed_runs(con)
+    opts = read.choices(con)
     if not opts["method"]:
         st.info("No finished run in this database yet" + (f" ({len(failed)} failed or still running, below)."
                                                             if len(failed) else ". Run `harness eval --method soft-kd`."))
@@ -332,7 +337,7 @@ def page(con, path: Path) -> None:
     f = sidebar_filters(opts)
     spec = published_spec(path)  # a published board's own band, order, columns and title
     rules = spec.ranking if spec else DEFAULT_RANKING
-    board = B.board(con, f, rules=lambda keys: rules)
+    board = standings.board(con, f, rules=lambda keys: rules)
     if board.empty:
         st.warning("No run matches these filters.")
         return
@@ -342,20 +347,20 @@ def page(con, path: Path) -> None:
     columns = sb.multiselect("columns", available, default=defaults, format_func=lambda c: COLUMNS[c][0],
                              key="columns")
     sb.caption(f"Reading {path} (read-only).")
-    rs = B.runs(con, f)
+    rs = read.runs(con, f)
     focus = st.query_params.get("method")
     if focus:
         method_view(con, focus, board, rs)
         return
     top = None
     seen: dict[tuple, int] = {}
-    for keys, group in B.boards(board):  # the ranking `harness leaderboard` prints, board by board
+    for keys, group in standings.boards(board):  # the ranking `harness leaderboard` prints, board by board
         family, dataset = keys["family"], keys["dataset"]
         seen[(family, dataset)] = n = seen.get((family, dataset), 0) + 1
         methods = group[~group["reference"]]
-        best = B.headline(group, rules).best  # the drill-down opens on rank 1: a method that still learned
+        best = standings.headline(group, rules).best  # the drill-down opens on rank 1: a method that still learned
         top = top or (best["method"] if best is not None else methods["method"].iloc[0] if not methods.empty else None)
-        section(con, keys, f, group, columns, B.of_board(rs, keys), "" if n == 1 else f"_{n}", rules,
+        section(con, keys, f, group, columns, standings.of_board(rs, keys), "" if n == 1 else f"_{n}", rules,
                 spec.title if spec else None)
     drill_down(con, rs, top)
     show_failed(failed)
@@ -369,20 +374,20 @@ def published_spec(path: Path) -> BoardSpec | None:
         return None
 
 
-def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
+def section(con, keys: dict, f: read.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
             suffix: str = "", rules: Ranking = DEFAULT_RANKING, title: str | None = None) -> None:
     """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
     family, dataset = keys["family"], keys["dataset"]
-    st.header(plain(title or f"{B.family_label(family, keys['family_args'])} on {dataset}"))
+    st.header(plain(title or f"{labels.family_label(family, keys['family_args'])} on {dataset}"))
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
                      f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by "
                      f"{MEASURES[measure_of(group, rules)]}, the rows compared paired; =N a rank no row is "
                      "separated from at 95% · rates pool the seeds' "
                      f"counts, each member the seeds share one cluster in the intervals (– : fewer than {MIN_COUNT} "
                      "memorized members) · ◦ marks the baseline"))
-    for note in B.caveats(group):
+    for note in standings.caveats(group):
         st.badge(note, icon=":material/warning:", color="orange")
-    note = B.regime(con, runs["run_id"].tolist()) if not runs.empty else None
+    note = standings.regime(con, runs["run_id"].tolist()) if not runs.empty else None
     if note:
         st.caption(plain(f"⚠ {note}"))
     split = formats.blind(read.blind_figures(con, runs["run_id"].tolist())) if not runs.empty else None
@@ -391,7 +396,7 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     elif split:
         st.caption(plain(split))
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
-    headline_card(B.headline(group, rules), key)
+    headline_card(standings.headline(group, rules), key)
     board_table(group, columns, key, rules)
     st.download_button("download this board as CSV", inert(group.drop(columns=["reference"])).to_csv(index=False),
                        file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
@@ -401,7 +406,7 @@ def section(con, keys: dict, f: B.Filters, group: pd.DataFrame, columns: list[st
     charts(con, keys, f, group, runs, suffix)
 
 
-def headline_card(h: B.Headline, key: str) -> None:
+def headline_card(h: standings.Headline, key: str) -> None:
     """Who leaks least and at what cost: memorization, the strongest attack, perplexity against the baseline."""
     base = h.baseline
     with st.container(border=True, key=f"headline_{key}"):
@@ -543,22 +548,22 @@ def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> No
     rows = board[board["method"] == method]
     st.dataframe(display(rows, [c for c in COLUMNS if c in rows.columns]), hide_index=True, width="stretch",
                  key="method_board")
-    metrics = B.run_metrics(con, mine["run_id"].tolist())
+    metrics = read.run_metrics(con, mine["run_id"].tolist())
     cols = ["run_id", "seed", "family", "dataset", "method_args", "teacher_access", "preset", "example_limit",
             "config_hash", "finished_at"]
     st.dataframe(inert(mine[[c for c in cols if c in mine]].merge(metrics, on="run_id", how="left")), hide_index=True,
                  width="stretch", key="method_runs")
 
 
-def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+def charts(con, keys: dict, f: read.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
     family, dataset = keys["family"], keys["dataset"]
-    sub = B.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
+    sub = read.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     order = group.loc[~group["reference"], "method"].tolist()
     key = f"{family}_{dataset}{suffix}"
     st.markdown("**Memorization rate by role**: each method's student, the shared teacher and baseline as lines "
                 "(95% intervals over seeds)")
     with st.container(key=f"roles_{key}"):
-        st.altair_chart(chart_roles(B.of_board(B.role_rates(con, sub), keys), order), width="stretch")
+        st.altair_chart(chart_roles(standings.of_board(standings.role_rates(con, sub), keys), order), width="stretch")
     st.markdown("**Privacy and utility**, a row per method: student memorization (95% interval), the best "
                 "attack's AUC and validation perplexity; diamonds mark the frontier (no method is better on all "
                 "three), grey methods are outside the utility band, the dotted line is the baseline")
@@ -567,7 +572,7 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
     st.markdown("**k-extractability**: share of members whose first k suffix tokens the greedy continuation "
                 "reproduces, one panel per method")
     with st.container(key=f"k_{key}"):
-        st.altair_chart(chart_k(B.k_extractability(con, runs["run_id"].tolist()), order), width="content")
+        st.altair_chart(chart_k(read.k_extractability(con, runs["run_id"].tolist()), order), width="content")
     privacy_section(con, group, key)
     by_run = {f"{short_label(r.method_label)} · seed {r.seed}": r.run_id for r in runs.itertuples()}
     picks = list(by_run)
@@ -576,7 +581,7 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
     with c1:
         st.markdown("**Overlap of the memorized sets**")
         pick = st.selectbox("run", picks, index=first, key=f"ov_{key}")
-        ov = B.overlap(con, by_run[pick])
+        ov = read.overlap(con, by_run[pick])
         if ov.empty:
             st.info("No role memorized any member in this run.")
         else:
@@ -585,10 +590,10 @@ def charts(con, keys: dict, f: B.Filters, group: pd.DataFrame, runs: pd.DataFram
     with c2:
         st.markdown("**Log-probability against zlib entropy**")
         pick = st.selectbox("run", picks, index=first, key=f"zl_{key}")
-        zl = B.logprob_vs_zlib(con, by_run[pick])
+        zl = standings.logprob_vs_zlib(con, by_run[pick])
         withheld = text_withheld(dataset)
         if zl.empty or withheld:
-            st.info(plain(withheld or B.snapshot_note(con, "withheld", dataset)
+            st.info(plain(withheld or read.snapshot_note(con, "withheld", dataset)
                           or "The texts of this dataset are not in this database."))
         else:
             with st.container(key=f"zlib_{key}"):
@@ -621,14 +626,14 @@ def roc_section(con, by_run: dict, picks: list[str], first: int, key: str) -> No
     st.markdown("**Membership attack (ROC)**")
     c1, c2 = st.columns(2)
     pick = c1.selectbox("run", picks, index=first, key=f"roc_{key}")
-    attacks = B.stored_attacks(con, by_run[pick])
+    attacks = read.stored_attacks(con, by_run[pick])
     if attacks:
         attack = c2.selectbox("attack", attacks, key=f"atk_{key}")
-        roc = B.attack_roc(con, by_run[pick], attack)
+        roc = read.attack_roc(con, by_run[pick], attack)
         st.caption(f"The {attack} attack on each role. Log axes show the low false-positive region "
                    "that matters for privacy.")
     else:  # a run from before the attacks: the loss attack from its stored losses
-        roc = B.loss_attack_roc(con, by_run[pick])
+        roc = standings.loss_attack_roc(con, by_run[pick])
         st.caption("The loss attack: members are guessed by their lower per-example loss. "
                    "Log axes show the low false-positive region that matters for privacy.")
     if not roc.empty:

@@ -1,4 +1,4 @@
-"""`harness leaderboard` as text: each board ranked by the one query (`harness.leaderboard.board`), the DP-SGD
+"""`harness leaderboard` as text: each board ranked by the one query (`harness.leaderboard.standings`), the DP-SGD
 rows' epsilon sweep and bound check under it, as `publish` and `import` print a board too."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import board as board_mod, privacy, ranking
+from harness.leaderboard import privacy, ranking, standings
 from harness.leaderboard.measures import MEASURES
 from harness.measure.audit import AUDIT_FPRS
 from harness.measure.stats import MIN_COUNT
@@ -68,20 +68,20 @@ class Board:
 
 def leaderboard(store: Store, family: str | None = None, dataset: str | None = None,
                 rules: ranking.Ranking = ranking.DEFAULT) -> list[Board]:
-    """Methods ranked per board: `harness.leaderboard.board.board`, the app's own ranking, printed as tables.
+    """Methods ranked per board: `harness.leaderboard.standings.board`, the app's own ranking, printed as tables.
 
     Where one seed was run twice, its latest run counts; `rules` are a published board's own.
     """
-    filters = board_mod.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
-    with store.connect(read_only=True) as con:
-        table = board_mod.board(con, filters, rules=lambda keys: rules)
-        ids = [[i for ids in group["run_id"] for i in board_mod.run_ids(ids)] for _, group in board_mod.boards(table)]
-        notes = [board_mod.regime(con, run_ids) for run_ids in ids]
+    filters = read.Filters(family=[family] if family else None, dataset=[dataset] if dataset else None)
+    with store.reading() as con:
+        table = standings.board(con, filters, rules=lambda keys: rules)
+        ids = [[i for ids in group["run_id"] for i in standings.run_ids(ids)] for _, group in standings.boards(table)]
+        notes = [standings.regime(con, run_ids) for run_ids in ids]
         splits = [formats.blind(read.blind_figures(con, run_ids)) for run_ids in ids]
-        private = [privacy.private(group) for _, group in board_mod.boards(table)]
+        private = [privacy.private(group) for _, group in standings.boards(table)]
         dp = [privacy_text(rows, privacy.checks(con, rows)) for rows in private]
     out = []
-    for keys, group in board_mod.boards(table):
+    for keys, group in standings.boards(table):
         primary = ranking.measure_of(group, rules)
         rows = []
         for r in group.to_dict("records"):

@@ -12,7 +12,7 @@ import math
 import altair as alt
 import pandas as pd
 
-from harness.leaderboard import board as B
+from harness.leaderboard import standings
 
 ROLE_COLOR = {"teacher": "#d62728", "baseline": "#7f7f7f", "student": "#1f77b4"}
 BASELINE = "baseline"
@@ -131,7 +131,7 @@ def plane_points(group: pd.DataFrame) -> pd.DataFrame:
     """The board's rows as points: leakage (the sampling measure where every row has it, else exact match),
     the strongest attack and perplexity, with the frontier over them."""
     leak = SAMPLED if has_sampling(group) else "mem_rate_student"
-    frontier = B.frontier(group.reset_index(drop=True), y=leak, also=("best_attack_auc",)).to_numpy()
+    frontier = standings.frontier(group.reset_index(drop=True), y=leak, also=("best_attack_auc",)).to_numpy()
     pts = group.assign(on_frontier=frontier,
                        label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
     pts["status"] = pts["on_frontier"].map({True: "on the frontier", False: "dominated"})

@@ -132,7 +132,7 @@ def approx_line(metrics: dict[str, float]) -> str:
 def show(store: Store, run_id: str) -> str:
     """`harness show`: one run's provenance, figures, checkpoints and memorization by repeat count."""
     run_id = resolve_run_id(store, run_id)
-    with store.connect(read_only=True) as con:  # one read: the row, figures, models and repeats together
+    with store.reading() as con:  # one read: the row, figures, models and repeats together
         run, metrics, models = read.run_row(con, run_id), read.metrics(con, run_id), read.models(con, run_id)
         repeats = read.repeat_counts(con, run_id)
     student = next((m["artifact_path"] for m in models if m["role"] == "student"), None)

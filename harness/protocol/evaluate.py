@@ -59,7 +59,7 @@ def _stored(protocol: Protocol) -> Evaluation | None:
     if found is None:
         return None
     if processes.is_main():
-        with protocol.store.connect(read_only=True) as con:
+        with protocol.store.reading() as con:
             stored = read.metrics(con, found)
     stored = processes.broadcast(stored if processes.is_main() else None)
     return Evaluation(found, {name: math.nan if value is None else value for name, value in stored.items()})

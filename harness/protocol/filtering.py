@@ -28,7 +28,7 @@ def predict_run(store: Store, run_id: str):
     """Fit the predictor on a stored run's members; store each member's risk and the report's figures."""
     from harness.measure.predict import FEATURES, predict_members
 
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         rows = read.features(con, run_id, FEATURES)
     report, ids, risk, figures = predict_members(run_id, rows)
     store.record_prediction(run_id, dict(zip(ids, risk.tolist())), figures)
@@ -62,7 +62,7 @@ def predicted(store: Store, source: str, members: Examples) -> dict[str, Any]:
     position = {sid: i for i, sid in enumerate(members.sample_ids)}
     rows = sorted(position[sid] for sid, r in zip(ids, risk) if r >= THRESHOLD)
     if processes.is_main():
-        with store.connect(read_only=True) as con:
+        with store.reading() as con:
             unfiltered = read.metrics(con, source)
     mem, ppl = processes.broadcast((unfiltered.get("mem_rate_student"), unfiltered.get("val_ppl_student"))
                                    if processes.is_main() else None)

@@ -29,6 +29,7 @@ from harness.measure import twoway
 from harness.measure.clusters import design, member_totals
 from harness.measure.metrics import UTILITY_SLACK
 from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
+from harness.store import connection, read
 
 if TYPE_CHECKING:
     from harness.protocol.request import EvalRequest
@@ -535,7 +536,7 @@ def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -
     figures = {seed: seed_figures(store, ids) for seed, ids in runs.items()}
     verdicts = {seed: seed_verdicts(store, ids) for seed, ids in runs.items()}
     examples = {seed: seed_examples(store, ids) for seed, ids in runs.items()}
-    blind = _read(store, "blind_figures", [i for ids in runs.values() for i in ids.values()])
+    blind = _read(store, read.blind_figures, [i for ids in runs.values() for i in ids.values()])
     return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts, examples), strata(store, runs),
                         blind)
 
@@ -543,12 +544,9 @@ def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -
 # ------------------------------------------------------------ reading the runs back
 
 
-def _read(store: Store, query, *args):
-    """One `harness.store.read` query (`query` its name there) on its own read-only connection."""
-    from harness.store import read
-
-    query = getattr(read, query)
-    with store.connect(read_only=True) as con:
+def _read(store: Store, query: Callable, *args):
+    """One `harness.store.read` query on its own read-only connection."""
+    with store.reading() as con:
         return query(con, *args)
 
 
@@ -558,7 +556,7 @@ def seed_figures(store: Store, ids: Mapping[str, str]) -> dict[str, dict[str, fl
     if "filtered" in out:
         f = out["filtered"]
         f["unfiltered_memorized_student"] = count_from_rate(f.get("filter_unfiltered_mem_rate_student"), f.get("n_members"))
-        source = _read(store, "source_run", ids["filtered"])
+        source = _read(store, read.source_run, ids["filtered"])
         f["repeats_auc"] = repeats_auc(store, source or ids.get("hard", ""))
     if "soft" in out:
         out["soft"]["high_entropy_gap"] = high_entropy_gap(store, ids["soft"])
@@ -572,8 +570,8 @@ def seed_verdicts(store: Store, ids: Mapping[str, str]) -> dict[str, list]:
     """One seed's runs' per-member verdicts (and the filtered run's source run's, as "filter_source")."""
     named = dict(ids)
     if "filtered" in ids:
-        named["filter_source"] = _read(store, "source_run", ids["filtered"]) or ids.get("hard", "")
-    return {name: _read(store, "member_verdicts", [run_id]) for name, run_id in named.items() if run_id}
+        named["filter_source"] = _read(store, read.source_run, ids["filtered"]) or ids.get("hard", "")
+    return {name: _read(store, read.member_verdicts, [run_id]) for name, run_id in named.items() if run_id}
 
 
 def seed_examples(store: Store, ids: Mapping[str, str]) -> dict[str, twoway.Seed]:
@@ -584,19 +582,17 @@ def seed_examples(store: Store, ids: Mapping[str, str]) -> dict[str, twoway.Seed
     if ids.get("soft"):
         out["soft"] = _role_losses(store, ids["soft"])
     if ids.get("filtered"):
-        source = _read(store, "source_run", ids["filtered"]) or ids.get("hard")
+        source = _read(store, read.source_run, ids["filtered"]) or ids.get("hard")
         out["filter_source"] = _predictor_members(store, source) if source else None
     return {name: seed for name, seed in out.items() if seed is not None}
 
 
 def _role_losses(store: Store, run_id: str) -> twoway.Seed | None:
     from harness.contract.specs import ROLES
-    from harness.store import read
-
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         frames = {role: read.member_losses(con, [run_id], role) for role in ROLES}
         entropy = dict((sid, z) for sid, z, _ in read.features(con, run_id, ["zlib_entropy"])) \
-            if "zlib_entropy" in read.tables(con).get("features", set()) else {}
+            if "zlib_entropy" in connection.tables(con).get("features", set()) else {}
     sides = {role: {split: f[f["split"] == split] for split in ("member", "nonmember")} for role, f in frames.items()}
     first = sides[ROLES[0]]
     ids = {split: first[split]["sample_id"].tolist() for split in first}
@@ -614,7 +610,7 @@ def _role_losses(store: Store, run_id: str) -> twoway.Seed | None:
 
 
 def _predictor_members(store: Store, run_id: str) -> twoway.Seed | None:
-    rows = _read(store, "predictor_rows", run_id)
+    rows = _read(store, read.predictor_rows, run_id)
     if not rows:
         return None
     sid, risk, repeats, memorized = zip(*rows)
@@ -627,9 +623,7 @@ def _predictor_members(store: Store, run_id: str) -> twoway.Seed | None:
 def run_figures(store: Store, run_id: str) -> dict[str, float]:
     """A run's metrics, n_members and memorized counts: stored counts first, then rate x n_members
     (runs stored before the counts were), then its per-member rows."""
-    from harness.store import read
-
-    with store.connect(read_only=True) as con:
+    with store.reading() as con:
         stored, n = read.metrics(con, run_id), read.run_row(con, run_id)["n_members"]
     fig = {name: (math.nan if value is None else value) for name, value in stored.items()}
     fig["n_members"] = float(n)
@@ -644,7 +638,7 @@ def run_figures(store: Store, run_id: str) -> dict[str, float]:
 
 def member_counts(store: Store, run_id: str) -> dict[str, float]:
     """The overlap counts from the run's per-member verdicts (samples)."""
-    n, *counts = _read(store, "member_overlap", run_id)
+    n, *counts = _read(store, read.member_overlap, run_id)
     if not n:
         return {}
     return dict(zip(("easy", "both", "teacher_exclusive", "inherited"), map(float, counts)))
@@ -655,7 +649,7 @@ def repeats_auc(store: Store, run_id: str) -> float:
     members the predictor saw: what the predictor must beat to show it learned more than repetition."""
     from sklearn.metrics import roc_auc_score
 
-    rows = _read(store, "repeats_and_verdicts", run_id)
+    rows = _read(store, read.repeats_and_verdicts, run_id)
     labels = {bool(m) for _, m in rows}
     if len(labels) < 2 or len({r for r, _ in rows}) < 2:
         return math.nan
@@ -664,7 +658,7 @@ def repeats_auc(store: Store, run_id: str) -> float:
 
 def high_entropy_gap(store: Store, run_id: str) -> float:
     """Among members in the top quartile of zlib entropy, the student's mean loss minus the baseline's."""
-    value = _read(store, "high_entropy_loss_gap", run_id)
+    value = _read(store, read.high_entropy_loss_gap, run_id)
     return math.nan if value is None else float(value)
 
 
@@ -677,7 +671,7 @@ def rank_rho(store: Store, run_id: str) -> float:
     through failure alone."""
     from scipy.stats import spearmanr
 
-    rows = _read(store, "peers_at_seed", run_id)
+    rows = _read(store, read.peers_at_seed, run_id)
     pairs = [(mem, auc) for _, mem, auc, ppl, base, dp, own in rows
              if mem is not None and auc is not None and not dp and not own and _converged(ppl, base)]
     if len(pairs) < MIN_METHODS:
@@ -698,7 +692,7 @@ def strata(store: Store, runs: Mapping[int, Mapping[str, str]]) -> list[dict] | 
         for name, roles in (("soft", ("teacher", "baseline", "student")), ("hard", ("student",))):
             if name not in ids:
                 continue
-            rows = _read(store, "repeat_counts", ids[name])
+            rows = _read(store, read.repeat_counts, ids[name])
             for repeats, role, n, k in rows:
                 if role not in roles:
                     continue

@@ -497,7 +497,10 @@ class Protocol:
     def _unfiltered_run(self, data: Data) -> str | None:
         """The latest finished run without a filter at this configuration (main process only)."""
         row = self._run_row("", data, None)
-        return read.latest_finished(self.store, row["config_hash"], require_features=True)
+        if not self.store.path.is_file():
+            return None
+        with self.store.reading() as con:
+            return read.latest_finished(con, row["config_hash"], require_features=True)
 
     def finished_run(self) -> str | None:
         """The latest finished run in the results at exactly this configuration, if any (none is run)."""
@@ -506,6 +509,6 @@ class Protocol:
         unfiltered = self._unfiltered_run(self.data())
         if self.req.filter is None or unfiltered is None:
             return processes.broadcast(unfiltered)
-        with self.store.connect(read_only=True) as con:
+        with self.store.reading() as con:
             filtered = read.latest_filtered(con, self.req.filter, unfiltered)
         return processes.broadcast(filtered)

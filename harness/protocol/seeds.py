@@ -42,7 +42,7 @@ def run_seeds(req: EvalRequest, count: int, rerun: bool = True) -> SeedGroup:
     group_id = processes.broadcast(datetime.now(timezone.utc).strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     if processes.is_main():  # the results database is the main process's
         store = Store(req.db)
-        with store.connect(read_only=True) as con:
+        with store.reading() as con:
             always = {role: read.memorized_at_every(con, [r.run_id for r in runs.values()], role) for role in ROLES}
         store.record_group(group_id, {r.run_id: seed for seed, r in runs.items()}, summary, always)
     always = processes.broadcast(always)

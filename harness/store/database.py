@@ -23,8 +23,8 @@ import duckdb
 from harness.errors import UsageError
 from harness.runtime.cache import key, pid_alive
 from harness.runtime.faults import fault
-from harness.store import migrations, read, transaction
-from harness.store.read import LOCK_WAIT_SECONDS
+from harness.store import connection, migrations, transaction
+from harness.store.connection import LOCK_WAIT_SECONDS
 
 DEFAULT_DB = Path("results") / "harness.duckdb"  # relative to where `harness` runs
 
@@ -42,25 +42,24 @@ class Store:
     # ------------------------------------------------------------ connections
 
     @contextmanager
-    def connect(self, read_only: bool = False):
-        """A connection to a file that is ours (`read.check`); reading is `read.connect`, which never
-        creates, migrates or changes the file. Writing first brings an older file up to date. A DuckDB
-        error while the connection is in use is one line naming the file, with DuckDB's own reason.
+    def writing(self):
+        """The writer's connection to a file that is ours (`connection.check`), an older file first brought
+        up to date. A DuckDB error while it is in use is one line naming the file, with DuckDB's own reason.
         """
-        if read_only:
-            with read.connect(self.path, self.lock_wait) as con:
-                yield con
-            return
         con = self._open(False)
         try:
-            migrations.upgrade(con, read.check(con, self.path), self.path)
-            read.check_values(con, self.path)  # a file holding values no harness writes is never written
+            migrations.upgrade(con, connection.check(con, self.path), self.path)
+            connection.check_values(con, self.path)  # a file holding values no harness writes is never written
             try:
                 yield con
             except duckdb.Error as err:
-                raise UsageError(f"cannot write results database {self.path}: {read.first_line(err)}") from None
+                raise UsageError(f"cannot write results database {self.path}: {connection.first_line(err)}") from None
         finally:
             con.close()
+
+    def reading(self):
+        """`connection.reading` on this store's file, with its lock wait: the file is never changed."""
+        return connection.reading(self.path, self.lock_wait)
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if not read_only:
@@ -72,18 +71,18 @@ class Store:
                 if blocker is not None and not blocker.is_dir():
                     reason = f"{blocker} is a file, not a directory"
                 raise UsageError(f"cannot write results to {self.path}: {reason}") from None
-        return read.open_file(self.path, read_only, self.lock_wait)
+        return connection.open_file(self.path, read_only, self.lock_wait)
 
     def check_writable(self) -> None:
         """Fail before any training if the results cannot be written."""
-        with self.connect():
+        with self.writing():
             pass
 
     # ------------------------------------------------------------ run lifecycle
 
     def start_run(self, row: dict[str, Any]) -> None:
         row = {**row, "status": "running", "started_at": _now(), "hostname": socket.gethostname(), "pid": os.getpid()}
-        with self.connect() as con:
+        with self.writing() as con:
             self._mark_stale(con)
             _insert(con, "runs", [row])
 
@@ -95,7 +94,7 @@ class Store:
         `tables` holds the per-run tables beyond samples and metrics (scores, curves,
         continuations, features), column-wise, without the run_id.
         """
-        with self.connect() as con:
+        with self.writing() as con:
             with transaction(con):
                 _insert(con, "models", models)
                 if examples:
@@ -116,7 +115,7 @@ class Store:
 
     def record_prediction(self, run_id: str, risk: dict[str, float], figures: dict[str, float]) -> None:
         """A memorization predictor's per-member risk and its figures, added to a finished run."""
-        with self.connect() as con:
+        with self.writing() as con:
             with transaction(con):
                 con.execute("CREATE TEMP TABLE new_risk (sample_id VARCHAR, risk DOUBLE)")
                 _insert_columns(con, "new_risk", {"sample_id": list(risk), "risk": list(risk.values())})
@@ -130,7 +129,7 @@ class Store:
                      always: dict[str, list[str]]) -> None:
         """Runs of one configuration over several seeds: members, figures as (n, mean, lo, hi), and
         per role the members memorized at every seed."""
-        with self.connect() as con:
+        with self.writing() as con:
             with transaction(con):
                 _insert_columns(con, "seed_groups",
                                 {"group_id": group_id, "run_id": list(seeds), "seed": list(seeds.values())})
@@ -145,7 +144,7 @@ class Store:
 
     def record_reproduction(self, reproduction_id: str, where: dict[str, str], rows: list[dict[str, Any]]) -> None:
         """One `harness reproduce`: a row per finding, in one transaction."""
-        with self.connect() as con:
+        with self.writing() as con:
             with transaction(con):
                 now = _now()
                 _insert(con, "reproductions", [{"reproduction_id": reproduction_id, "created_at": now, **where,
@@ -153,7 +152,7 @@ class Store:
                                                    for k, v in row.items()}} for row in rows])
 
     def fail_run(self, run_id: str, error: str, stage_seconds: dict[str, float] | None = None) -> None:
-        with self.connect() as con:
+        with self.writing() as con:
             con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ?, stage_seconds = ? "
                         "WHERE run_id = ?", [error, _now(), json.dumps(stage_seconds or {}), run_id])
 
@@ -169,7 +168,7 @@ class Store:
     # ------------------------------------------------------------ reading
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> tuple[list[str], list[tuple]]:
-        with self.connect(read_only=True) as con:
+        with self.reading() as con:
             cur = con.execute(sql, list(params))
             return [d[0] for d in cur.description], cur.fetchall()
 
@@ -227,7 +226,7 @@ def _insert_columns(con, table: str, data: dict[str, Any]) -> None:
     import pyarrow as pa
 
     length = max(len(v) for v in data.values() if isinstance(v, list))
-    # a NaN or an infinity is stored as NULL, as every figure is: a file holding one is refused (read.check_values)
+    # a NaN or an infinity is stored as NULL, as every figure is: a file holding one is refused (connection.check_values)
     cols = {k: ([_db_value(x) for x in v] if any(isinstance(x, float) for x in v) else v)
             if isinstance(v, list) else [_db_value(v)] * length for k, v in data.items()}
     arrow = pa.table(cols)

@@ -34,7 +34,7 @@ FIGURES = {key: COLUMNS[key][0] for key in
            ("mem_rate_student", "once_attack_tpr", "reduction", "inheritance_rate", "val_ppl_student")}
 
 # Figures that lie in [0, 1] whatever they are (by name prefix): a stored value outside is false, in a bundle
-# (`leaderboard.validate`) as in a results file (`store.read.check_values`).
+# (`leaderboard.validate`) as in a results file (`store.connection.check_values`).
 UNIT_FIGURES = ("auc_", "tpr_", "mem_rate_", "nonmember_rate_", "approx_match_", "inheritance_rate", "easy_share",
                 "extractable_rate_", "np_rate_", "nonmember_extractable_rate_", "nonmember_np_rate_", "rep", "blind_auc")
 # Counts of examples (by name prefix): from 0 to the run's members and non-members.

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.store import read, transaction
+from harness.store import connection, transaction
 from harness.store.database import Store
 
 # The tables a run writes, each keyed by run_id (docs/results.md). `examples` is shared between the
@@ -35,10 +35,10 @@ def merge(source: Path, dest: Store) -> list[str]:
     if size > MAX_SOURCE_BYTES:
         raise UsageError(f"results file {source} is {size / 2**30:.1f} GiB, over the {MAX_SOURCE_BYTES >> 30} GiB "
                          "a merge reads")
-    with read.connect(source) as src:
+    with connection.reading(source) as src:
         ids = [r[0] for r in src.execute("SELECT run_id FROM runs WHERE status = 'finished' "
                                          "ORDER BY finished_at, run_id").fetchall()]
-        with dest.connect() as con:
+        with dest.writing() as con:
             have = {r[0] for r in con.execute("SELECT run_id FROM runs WHERE list_contains(?, run_id)",
                                               [ids]).fetchall()}
             new = [i for i in ids if i not in have]

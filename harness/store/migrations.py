@@ -234,5 +234,5 @@ def _new_file_schema() -> tuple[str, frozenset[str], dict[str, dict[str, str]]]:
 
 
 # What a new file holds after every step: its DDL, its tables' names, and each table's column types (a file
-# read is checked against them: `read.check_values`).
+# read is checked against them: `connection.check_values`).
 SCHEMA, TABLES, COLUMN_TYPES = _new_file_schema()

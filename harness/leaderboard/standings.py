@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,36 +21,9 @@ from harness.leaderboard import measures
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
 from harness.measure.clusters import Totals, design, member_totals
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
-from harness.store import read
-from harness.store.labels import COLUMNS, FIGURES, family_label  # noqa: F401  (the app reads them here)
+from harness.store import connection, read
 from harness.store.migrations import SCHEMA_VERSION
-
-# The queries live in read.py. Beyond those used here, the app, its charts, privacy.py and publish.py
-# still reach some as board.X: attack_roc, attack_scores, choices, examples_of, failed_runs, frame,
-# k_extractability, overlap, reproduction, stored_attacks, tables.
-from harness.store.read import (  # noqa: F401
-    BOARD_KEYS,
-    NO_FILTERS,
-    Filters,
-    attack_auc_names,
-    attack_roc,
-    attack_scores,
-    choices,
-    examples_of,
-    failed_runs,
-    frame,
-    k_extractability,
-    overlap,
-    reproduction,
-    run_metrics,
-    runs,
-    snapshot_note,
-    stored_attacks,
-    tables,
-)
-
-# The app waits less for a writer's lock than a run does: a page that hangs is worse than a message.
-LOCK_WAIT_SECONDS = 10.0
+from harness.store.read import NO_FILTERS, Filters
 
 RATES = {"mem_rate_student", "inheritance_rate", "easy_share", "mem_rate_teacher", "mem_rate_baseline"}
 
@@ -63,20 +35,7 @@ class BoardError(Exception):
 # ------------------------------------------------------------ opening
 
 
-@contextmanager
-def connect(path: str | Path):
-    """`read.connect`, read-only so the app can run beside a harness that is writing; a file it
-    cannot show is a BoardError in the app's words."""
-    path = Path(path)
-    with ExitStack() as stack:
-        try:
-            con = stack.enter_context(read.connect(path, LOCK_WAIT_SECONDS, empty=False))
-        except read.Refused as err:
-            raise BoardError(said(err)) from None
-        yield con
-
-
-def said(err: read.Refused) -> str:
+def said(err: connection.Refused) -> str:
     """What the app says about a file `read` refused."""
     path = err.path
     if err.kind == "missing":
@@ -97,10 +56,10 @@ def said(err: read.Refused) -> str:
 
 def schema_problem(con) -> str | None:
     """Why this database cannot be shown, in a sentence; None when it can. `connect` has refused
-    what it cannot show already: this is the same check (`read.check`) on a connection in hand."""
+    what it cannot show already: this is the same check (`connection.check`) on a connection in hand."""
     try:
-        read.check(con)
-    except read.Refused as err:
+        connection.check(con)
+    except connection.Refused as err:
         return said(err)
     return None
 
@@ -181,7 +140,7 @@ def member_clusters(con, run_ids: Sequence[str]) -> Callable[[pd.DataFrame], Tot
 
 
 def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] | None = None) -> pd.DataFrame:
-    """Methods as rows per board (BOARD_KEYS), a baseline row each, ranked by `ranking.rank`.
+    """Methods as rows per board (read.BOARD_KEYS), a baseline row each, ranked by `ranking.rank`.
 
     The one ranking: `harness leaderboard`, the app, publish and export all read it. Boards in
     order of their keys; within one, the ranked methods, the baseline, then the methods outside
@@ -190,14 +149,14 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
     board's ranking rules (a published board's spec); by default the band is 10% of the
     baseline's perplexity.
     """
-    rs = runs(con, filters)
+    rs = read.runs(con, filters)
     if rs.empty:
         return pd.DataFrame()
-    metrics = run_metrics(con, rs["run_id"].tolist())
+    metrics = read.run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(metrics, on="run_id", how="left")
-    aucs = [c for c in attack_auc_names(con) if c in rs.columns]
+    aucs = [c for c in read.attack_auc_names(con) if c in rs.columns]
     clusters = member_clusters(con, rs["run_id"].tolist())
-    groups = list(rs.groupby(BOARD_KEYS, dropna=False, sort=True))
+    groups = list(rs.groupby(read.BOARD_KEYS, dropna=False, sort=True))
     examples = read.example_values(con, rs["run_id"].tolist(),
                                    [i for _, g in groups for i in at_seed(g)["run_id"]])
     out = []
@@ -205,7 +164,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
         rows = []
         compared = _Paired(examples, group)
         for label, g in group.groupby("method_label", sort=False):
-            row = dict(zip(BOARD_KEYS, keys))
+            row = dict(zip(read.BOARD_KEYS, keys))
             row.update(method=label, reference=False, teacher_access=g["teacher_access"].iloc[0],
                        student_size=g["student_size"].iloc[0], student_params=g["student_params"].iloc[0],
                        seeds=len(g), seed_list=", ".join(str(s) for s in sorted(g["seed"])),
@@ -222,7 +181,7 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
             for col in ("run_id", "config_hash", "harness_version", "git_commit"):
                 row[col] = ", ".join(sorted({str(v) for v in g[col]}))
             rows.append(row)
-        base = dict(zip(BOARD_KEYS, keys))
+        base = dict(zip(read.BOARD_KEYS, keys))
         seeds = at_seed(group)
         base.update(method=BASELINE_LABEL, reference=True, teacher_access="none",
                     student_size=group["student_size"].iloc[0], student_params=group["student_params"].iloc[0],
@@ -237,11 +196,11 @@ def board(con, filters: Filters = NO_FILTERS, rules: Callable[[dict], Ranking] |
             base[f"mem_rate_student{end}"] = base[f"mem_rate_baseline{end}"]
         base["reduction"] = 1.0
         base.update(compared.figures(BASELINE_LABEL))
-        base_aucs = [c for c in attack_auc_names(con, "baseline") if c in seeds]
+        base_aucs = [c for c in read.attack_auc_names(con, "baseline") if c in seeds]
         if base_aucs:
             base.update(best_attack(seeds, base_aucs, "baseline"))
         rows.append(base)
-        out.append(rank(pd.DataFrame(rows), rules(dict(zip(BOARD_KEYS, keys))) if rules else DEFAULT,
+        out.append(rank(pd.DataFrame(rows), rules(dict(zip(read.BOARD_KEYS, keys))) if rules else DEFAULT,
                         compare=compared.ranks))
     return pd.concat(out, ignore_index=True)
 
@@ -299,8 +258,8 @@ def boards(table: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     """`board()`'s rows split into its boards, in order: (the board's keys, its rows, ranked)."""
     if table.empty:
         return []
-    return [(dict(zip(BOARD_KEYS, keys)), group)
-            for keys, group in table.groupby(BOARD_KEYS, dropna=False, sort=False)]
+    return [(dict(zip(read.BOARD_KEYS, keys)), group)
+            for keys, group in table.groupby(read.BOARD_KEYS, dropna=False, sort=False)]
 
 
 def of_board(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
@@ -308,7 +267,7 @@ def of_board(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
     if table.empty:
         return table
     mask = pd.Series(True, index=table.index)
-    for k in BOARD_KEYS:
+    for k in read.BOARD_KEYS:
         mask &= table[k].isna() if pd.isna(keys[k]) else table[k] == keys[k]
     return table[mask]
 
@@ -393,17 +352,17 @@ def regime(con, run_ids: Sequence[str]) -> str | None:
 
 def role_rates(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
     """Memorization rate of teacher, baseline and student per method, from counts pooled over seeds."""
-    rs = runs(con, filters)
+    rs = read.runs(con, filters)
     if rs.empty:
         return pd.DataFrame()
-    m = run_metrics(con, rs["run_id"].tolist())
+    m = read.run_metrics(con, rs["run_id"].tolist())
     rs = rs.merge(m, on="run_id", how="left")
     clusters = member_clusters(con, rs["run_id"].tolist())
     rows = []
-    for (*keys, label), g in rs.groupby([*BOARD_KEYS, "method_label"], dropna=False):
+    for (*keys, label), g in rs.groupby([*read.BOARD_KEYS, "method_label"], dropna=False):
         p = pooled(g, totals=clusters(g))  # the board's own figures: pooled counts, Wilson intervals in [0, 1]
         for role in ROLES:
-            rows.append(dict(zip(BOARD_KEYS, keys), method=label, role=role, rate=p[f"mem_rate_{role}"],
+            rows.append(dict(zip(read.BOARD_KEYS, keys), method=label, role=role, rate=p[f"mem_rate_{role}"],
                              lo=p[f"mem_rate_{role}_lo"], hi=p[f"mem_rate_{role}_hi"], seeds=len(g)))
     return pd.DataFrame(rows)
 
@@ -467,7 +426,7 @@ def drill(con, run_id: str, sample_id: str) -> Drill:
                 conts[role] = suffix
     withheld = "This run stored no prefix or suffix length: its example cannot be cut." if uncut else None
     if text is None and not uncut:
-        withheld = snapshot_note(con, "withheld", run["dataset"]) or (
+        withheld = read.snapshot_note(con, "withheld", run["dataset"]) or (
             f"The text of this example is not in this database (dataset {run['dataset']}).")
     return Drill(run, sample_id, text, ids, scores, conts, withheld)
 
@@ -479,7 +438,7 @@ def matching(true: Sequence[int], generated: Sequence[int]) -> list[bool]:
 
 def provenance(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
     """Per run: what it is and where it came from."""
-    rs = runs(con, filters)
+    rs = read.runs(con, filters)
     cols = ["run_id", "family", "dataset", "method_label", "seed", "teacher_access", "preset", "config_hash",
             "dataset_hash", "harness_version", "git_commit", "finished_at"]
     return rs[cols] if not rs.empty else pd.DataFrame(columns=cols)
