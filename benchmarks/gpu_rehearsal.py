@@ -10,7 +10,7 @@ token extraction test, as Borkar et al.) of a local corpus it writes first: the 
 generic documents, joined into long ones. Each step trains on `--tokens-per-step` tokens (a token
 budget, so a longer row means fewer rows). It prints per training stage the model-FLOPs utilization
 (6 x parameters x tokens over the stage's seconds, against the GPU's bf16 peak from
-`harness.protocol.plan`), the extraction's tokens per second, the peak GPU memory and the run's
+`harness.protocol.costs`), the extraction's tokens per second, the peak GPU memory and the run's
 figures, against the targets: teacher and baseline at 40% MFU or more, the student (KD loss
 included) at 30%, extraction at 5x the 200k tokens/s measured before (docs/performance.md). It then
 reruns the same command with everything from the cache and checks that the figures are identical:
@@ -143,7 +143,7 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     import torch
 
     import harness
-    from harness.protocol import plan as plan_mod
+    from harness.protocol import costs
     from harness.runtime.precision import precisions
 
     print(f"\n== pythia {teacher} -> {student} (real shapes, random weights), one GPU", flush=True)
@@ -156,7 +156,7 @@ def rehearse(registry: Path, teacher: str, student: str, args) -> dict[str, floa
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     length = args.example_len  # the preset this script wrote; text-files repeats no member: one row each
     tokens = result.n_members * length
-    hardware = plan_mod.local_hardware()
+    hardware = costs.local_hardware()
     print(f"{'stage':<10}{'params':>8}{'tokens':>12}{'seconds':>9}{'TFLOP/s':>9}{'MFU':>7}{'target':>8}")
     for role, info in result.models.items():
         flops = 6 * info.n_params * tokens * args.epochs

@@ -425,39 +425,39 @@ def cmd_plan(args, argv) -> int:
     import json
 
     from harness.errors import UsageError, unknown
-    from harness.protocol import plan as plan_mod
+    from harness.protocol import costs
     from harness.protocol.request import EvalRequest
     from harness.protocol.run import Protocol
     from harness.runtime.cache import default_dir
     from harness.training.distill import free_disk
 
-    if args.gpu is not None and args.gpu not in plan_mod.GPUS:
-        raise unknown("--gpu", args.gpu, plan_mod.GPUS)
-    mfu = plan_mod.MFU if args.mfu is None else args.mfu
+    if args.gpu is not None and args.gpu not in costs.GPUS:
+        raise unknown("--gpu", args.gpu, costs.GPUS)
+    mfu = costs.MFU if args.mfu is None else args.mfu
     log.quiet_libraries()
     req = EvalRequest(method=args.method, family=args.family, dataset=args.dataset, preset=args.preset,
                       cache_dir=args.cache_dir or default_dir(), method_args=pairs(args, "--method-arg"),
                       dataset_args=pairs(args, "--dataset-arg"), family_args=pairs(args, "--family-arg"),
                       registry=args.registry)
     protocol = Protocol(req, bind=False)  # a hub family is not bound: binding checks its tokenizers on the hub
-    rows, members, nonmembers, tokenizer = plan_mod.sizes(protocol.setup, protocol.data)
+    rows, members, nonmembers, tokenizer = costs.sizes(protocol.setup, protocol.data)
     if args.disk is not None and not args.gpu:
         raise UsageError("--disk goes with --gpu: it is the target machine's disk")
-    hardware = plan_mod.GPUS[args.gpu] if args.gpu else plan_mod.local_hardware()
+    hardware = costs.GPUS[args.gpu] if args.gpu else costs.local_hardware()
     devices = args.gpus or _local_gpus()
     disk = None if args.disk is None else int(args.disk * 1e12)
-    plan = plan_mod.of_run(protocol.setup, rows, members, nonmembers, hardware, devices, args.fsdp, mfu,
+    plan = costs.of_run(protocol.setup, rows, members, nonmembers, hardware, devices, args.fsdp, mfu,
                            tokenizer=tokenizer, cache_root=protocol.cache.root,
                            training_precision="bf16" if args.gpu else None, disk=disk)
     # another machine's disk is its own: only its teacher-output budget (--disk) is known here
     free = free_disk(req.cache_dir) if not args.gpu else (disk if disk is not None else plan.disk)
-    problems = plan_mod.fits(plan, hardware.memory, max(free, plan.tier.bytes if args.gpu else 0))
+    problems = costs.fits(plan, hardware.memory, max(free, plan.tier.bytes if args.gpu else 0))
     if args.json:
         print(json.dumps({**plan.as_dict(), "fits": not problems, "problems": problems}, indent=2, default=str))
         return 0
-    print("\n".join(plan_mod.lines(plan)))
+    print("\n".join(costs.lines(plan)))
     print("\n".join(f"does not fit: {p}" for p in problems) if problems else
-          f"fits: {plan_mod.human_bytes(plan.memory())} of {plan_mod.human_bytes(hardware.memory)} per device")
+          f"fits: {costs.human_bytes(plan.memory())} of {costs.human_bytes(hardware.memory)} per device")
     return 0
 
 
@@ -534,9 +534,9 @@ def _scheduler_options(args) -> None:
 def cmd_sweep(args, argv) -> int:
     import time
 
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
 
-    cluster.watch_parent()  # a local job of another sweep: it goes when that sweep goes
+    scheduler.watch_parent()  # a local job of another sweep: it goes when that sweep goes
     _scheduler_options(args)
     methods, families, datasets = (_names("--methods", args.methods), _names("--families", args.families),
                                    _names("--datasets", args.datasets))
@@ -564,31 +564,31 @@ def cmd_sweep(args, argv) -> int:
 
 
 def _sweep_on_scheduler(args, base, cells) -> int:
-    """`harness sweep --executor`: the grid's groups as jobs (harness.protocol.cluster), then one results file."""
+    """`harness sweep --executor`: the grid's groups as jobs (harness.protocol.scheduler), then one results file."""
     import shutil
 
     from harness.errors import UsageError
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
     from harness.store.database import Store
 
     if args.shard is not None:
         raise UsageError("--shard is for machines without a scheduler; with --executor each job is one group")
-    cluster.check_executor(args.executor)  # before anything is written: no SLURM here is one line, no folder left
+    scheduler.check_executor(args.executor)  # before anything is written: no SLURM here is one line, no folder left
     groups = len(dict.fromkeys((c.family, c.dataset, c.seed) for c in cells))
     jobs_dir = (args.jobs_dir or base.db.parent / "sweep-jobs").resolve()
     made = not jobs_dir.exists()
-    cluster.jobs_folder(jobs_dir)
+    scheduler.jobs_folder(jobs_dir)
     global_args = ["--registry", str(Path(args.registry).resolve())] if args.registry else []
     sweep_args = ["--methods", args.methods, "--seeds", str(args.seeds), "--cache-dir", str(Path(base.cache_dir).resolve())]
     for flag, value in (("--families", args.families), ("--datasets", args.datasets), ("--preset", args.preset),
                         ("--limit", args.limit)):
         if value is not None:
             sweep_args += [flag, str(value)]
-    jobs = cluster.jobs(global_args, sweep_args, groups, jobs_dir, args.gpus)
-    resources = cluster.Resources(gpus=args.gpus, time_min=args.time, partition=args.partition,
+    jobs = scheduler.jobs(global_args, sweep_args, groups, jobs_dir, args.gpus)
+    resources = scheduler.Resources(gpus=args.gpus, time_min=args.time, partition=args.partition,
                                   account=args.account, cpus=args.cpus)
     try:
-        executor = cluster.executor_for(args.executor, jobs_dir / "submitit", resources)
+        executor = scheduler.executor_for(args.executor, jobs_dir / "submitit", resources)
     except UsageError:
         if made:  # nothing was submitted: leave nothing behind
             shutil.rmtree(jobs_dir, ignore_errors=True)
@@ -597,8 +597,8 @@ def _sweep_on_scheduler(args, base, cells) -> int:
     print("sweep: the jobs stop when this sweep stops" if args.executor == "local" else
           "sweep: the jobs run on if this sweep stops: cancel them with `scancel` and the job ids below")
     local = args.executor == "local"
-    failed = cluster.submit(jobs, executor, args.retries, parallel=not local, env=cluster.local_env() if local else None)
-    added = cluster.merge_results(jobs, Store(base.db))
+    failed = scheduler.submit(jobs, executor, args.retries, parallel=not local, env=scheduler.local_env() if local else None)
+    added = scheduler.merge_results(jobs, Store(base.db))
     print(f"\nsweep: {len(jobs) - len(failed)} of {len(jobs)} jobs finished; {added} run(s) merged into {base.db}"
           + (f"; rerun the same command to resubmit job(s) {', '.join(str(j.index) for j in failed)}" if failed else "")
           + " (`harness leaderboard`)")
@@ -606,7 +606,7 @@ def _sweep_on_scheduler(args, base, cells) -> int:
 
 
 def cmd_predict(args, argv) -> int:
-    from harness.leaderboard.results import resolve_run_id
+    from harness.leaderboard.run_lookup import resolve_run_id
     from harness.present.run_report import predict_report
     from harness.protocol.filtering import predict_run
     from harness.store.database import Store
@@ -666,20 +666,20 @@ def cmd_leaderboard(args, argv) -> int:
 
 def _boards(args) -> tuple[Path, str]:
     """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
-    from harness.leaderboard import published
+    from harness.leaderboard import board_specs
 
-    folder, how = published.find_boards(args.leaderboards)
+    folder, how = board_specs.find_boards(args.leaderboards)
     return folder, f"{folder} (from {how})"
 
 
 def _spec(name: str, args):
     """The board `name` in the leaderboards folder found for `args`, and that folder said aloud."""
     from harness.errors import UsageError
-    from harness.leaderboard import published
+    from harness.leaderboard import board_specs
 
     folder, where = _boards(args)
     try:
-        return published.load_spec(name, folder), where
+        return board_specs.load_spec(name, folder), where
     except UsageError as err:
         raise UsageError(f"{err} (leaderboards: {where})") from None
 

@@ -224,7 +224,7 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
 
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     from harness.leaderboard import standings
-    from harness.leaderboard.published import spec_of
+    from harness.leaderboard.board_specs import spec_of
     from harness.present import board_report
     from harness.store.database import Store
 

@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.leaderboard import standings
-from harness.leaderboard.published import load_spec
+from harness.leaderboard.board_specs import load_spec
 from harness.leaderboard.snapshot import write_subset
 from harness.measure.stats import MIN_COUNT
 from harness.store import connection

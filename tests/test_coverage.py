@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.measure.clusters import design
 from harness.measure.paired import compare
+from harness.measure.seed_clusters import design
 from harness.measure.stats import wilson
 
 N, S = 512, 3  # members, seeds: the default board's

@@ -299,8 +299,8 @@ SUBMITTED = "20260102-000000-bbbbbb"
 @pytest.fixture(scope="module")
 def bundle_world(tmp_path_factory):
     """A board of one genuine run (a registry, its definition and snapshot) and a genuine bundle of another."""
+    from harness.leaderboard.board_specs import load_spec
     from harness.leaderboard.publish import import_bundle
-    from harness.leaderboard.published import load_spec
     from tests.bundle_data import BOARD, genuine_bundle, write_registry
 
     root = tmp_path_factory.mktemp("bundles")

@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.leaderboard import standings
-from harness.leaderboard.published import load_spec
+from harness.leaderboard.board_specs import load_spec
 from harness.leaderboard.ranking import BASELINE_LABEL
 from harness.leaderboard.snapshot import write_subset
 from harness.store import connection, read

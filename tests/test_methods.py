@@ -564,7 +564,7 @@ def test_the_plan_prices_the_student_on_the_methods_recipe(recipe_registry, caps
 def test_show_prints_the_recipe_the_student_was_trained_with(tmp_path):
     import json
 
-    from harness.leaderboard.results import student_recipe
+    from harness.leaderboard.run_lookup import student_recipe
 
     tiny = registry.load(ROOT / "registry.toml").preset("tiny")
     run = {"run_id": "r", "method": "soft-kd", "preset_values": json.dumps({"student": tiny.student.__dict__})}

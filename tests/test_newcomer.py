@@ -14,7 +14,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.leaderboard import published
+from harness.leaderboard import board_specs
 from harness.measure import analysis
 from harness.present import serve
 from tests import board_data
@@ -35,17 +35,17 @@ def project(tmp_path, monkeypatch):
 
 
 def test_leaderboards_found_like_the_registry(project, tmp_path, monkeypatch):
-    assert published.find_boards() == (project.resolve(), "the current directory")
+    assert board_specs.find_boards() == (project.resolve(), "the current directory")
     other = tmp_path / "other"
     other.mkdir()
     monkeypatch.setenv("HARNESS_LEADERBOARDS", str(other))
-    assert published.find_boards() == (other.resolve(), "$HARNESS_LEADERBOARDS")
-    assert published.find_boards(project) == (project.resolve(), "--leaderboards")
+    assert board_specs.find_boards() == (other.resolve(), "$HARNESS_LEADERBOARDS")
+    assert board_specs.find_boards(project) == (project.resolve(), "--leaderboards")
     with pytest.raises(UsageError, match="no leaderboards folder"):
-        published.find_boards(tmp_path / "missing")
+        board_specs.find_boards(tmp_path / "missing")
     monkeypatch.delenv("HARNESS_LEADERBOARDS")
     monkeypatch.chdir(tmp_path)
-    folder, how = published.find_boards()
+    folder, how = board_specs.find_boards()
     assert how == "the installed harness" and folder == ROOT / "leaderboards"  # an editable install: the checkout's
 
 

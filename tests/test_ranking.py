@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.leaderboard import standings
-from harness.leaderboard.published import load_spec
+from harness.leaderboard.board_specs import load_spec
 from harness.leaderboard.ranking import Ranking, rank
 from harness.present import board_report
 from harness.store import connection

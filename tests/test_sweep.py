@@ -106,9 +106,9 @@ def test_a_schedulers_option_where_it_would_be_ignored_is_refused(quick_registry
 
 
 def test_slurm_without_slurm_is_one_line_and_leaves_nothing_behind(quick_registry, capsys, monkeypatch):
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
 
-    monkeypatch.setattr(cluster.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(scheduler.shutil, "which", lambda tool: None)
     argv = ["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--executor", "slurm"]
     assert "--executor slurm: no SLURM on this machine (sbatch and srun not on PATH)" in _refused(argv, capsys)
     assert not os.path.exists(os.path.dirname(os.environ["HARNESS_DB"]))  # no jobs folder, no results folder
@@ -117,12 +117,13 @@ def test_slurm_without_slurm_is_one_line_and_leaves_nothing_behind(quick_registr
 def test_an_executor_that_fails_to_start_leaves_no_jobs_folder(quick_registry, capsys, monkeypatch, tmp_path):
     import submitit
 
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
+
 
     def no_srun(**kwargs):
         raise RuntimeError('Could not detect "srun", are you indeed on a slurm cluster?')
 
-    monkeypatch.setattr(cluster, "check_executor", lambda kind: None)
+    monkeypatch.setattr(scheduler, "check_executor", lambda kind: None)
     monkeypatch.setattr(submitit, "AutoExecutor", no_srun)
     jobs = tmp_path / "jobs"
     argv = ["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--executor", "slurm", "--jobs-dir",
@@ -160,20 +161,20 @@ class _Executor:
 
 
 def test_a_local_sweep_hands_its_jobs_its_own_process_id(quick_registry, capsys, monkeypatch):
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
 
     fake = _Executor()
-    monkeypatch.setattr(cluster, "executor_for", lambda kind, folder, resources: fake)
+    monkeypatch.setattr(scheduler, "executor_for", lambda kind, folder, resources: fake)
     argv = ["--registry", str(quick_registry), "sweep", "--methods", "soft-kd", "--executor", "local", "--limit", "8"]
     assert exit_code(argv) == 0
     assert "the jobs stop when this sweep stops" in capsys.readouterr().out
     [function] = fake.functions
-    assert function.env[cluster.PARENT_ENV] == str(os.getpid())
+    assert function.env[scheduler.PARENT_ENV] == str(os.getpid())
 
 
 WATCHED = """
 import time
-from harness.protocol.cluster import watch_parent
+from harness.protocol.scheduler import watch_parent
 assert watch_parent(interval=0.1) is not None
 print("watching", flush=True)
 time.sleep(120)
@@ -184,11 +185,11 @@ time.sleep(120)
 @pytest.mark.parametrize("reaped", [True, False])
 def test_a_local_job_stops_when_the_sweep_that_started_it_is_gone(reaped):
     """SIGKILL included: nothing the sweep does on its way out is needed. Not yet reaped, it is a zombie: gone too."""
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
 
     sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     job = subprocess.Popen([sys.executable, "-c", WATCHED], stdout=subprocess.PIPE, text=True,
-                           env={**os.environ, cluster.PARENT_ENV: str(sweep.pid)})
+                           env={**os.environ, scheduler.PARENT_ENV: str(sweep.pid)})
     try:
         assert job.stdout.readline().strip() == "watching"
         time.sleep(1)
@@ -205,7 +206,7 @@ def test_a_local_job_stops_when_the_sweep_that_started_it_is_gone(reaped):
 
 
 def test_outside_a_local_job_nothing_is_watched(monkeypatch):
-    from harness.protocol import cluster
+    from harness.protocol import scheduler
 
-    monkeypatch.delenv(cluster.PARENT_ENV, raising=False)
-    assert cluster.watch_parent() is None
+    monkeypatch.delenv(scheduler.PARENT_ENV, raising=False)
+    assert scheduler.watch_parent() is None

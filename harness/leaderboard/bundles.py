@@ -24,7 +24,7 @@ from harness.store.migrations import SCHEMA
 def export(store: Store, run_ids: list[str], dest: Path, registry: Path | None = None) -> Path:
     """One bundle file with the runs' rows, verdicts and provenance; no checkpoints."""
     from harness.config import plugins, registry as registry_mod
-    from harness.leaderboard.results import resolve_run_id
+    from harness.leaderboard.run_lookup import resolve_run_id
 
     ids = [resolve_run_id(store, r) for r in run_ids]
     with store.reading() as con:

@@ -1,7 +1,7 @@
 """A board's DP-SGD rows (`dp-kd`, `dp-ft`): the epsilon sweep and the check of each against its bound.
 
 The sweep puts each private row's epsilon beside what was measured (student memorization, the
-strongest attack, validation perplexity); the check (`harness.measure.audit`) asks whether the
+strongest attack, validation perplexity); the check (`harness.measure.dp_bound`) asks whether the
 loss attack's TPR stays under what the row's (epsilon, delta) allows. `harness leaderboard` prints
 both under the board (`harness.present.board_report`), and the app charts the sweep against soft-kd and the baseline.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.leaderboard.standings import run_ids
-from harness.measure.audit import AUDIT_FPRS, check
+from harness.measure.dp_bound import AUDIT_FPRS, check
 from harness.store import read
 
 

@@ -12,7 +12,7 @@ import duckdb
 
 from harness.errors import UsageError
 from harness.leaderboard import standings
-from harness.leaderboard.published import BoardSpec, in_installed_package
+from harness.leaderboard.board_specs import BoardSpec, in_installed_package
 from harness.leaderboard.snapshot import (
     NOTES,
     PRIVATE_RUN_COLUMNS,

@@ -19,7 +19,7 @@ import pandas as pd
 from harness.contract.specs import ROLES
 from harness.leaderboard import measures
 from harness.leaderboard.ranking import BASELINE_LABEL, DEFAULT, Ranking, rank
-from harness.measure.clusters import Totals, design, member_totals
+from harness.measure.seed_clusters import Totals, design, member_totals
 from harness.measure.stats import MIN_FALSE_POSITIVES, enough, interval, rate_ratio, stored_count, wilson
 from harness.store import connection, read
 from harness.store.migrations import SCHEMA_VERSION
@@ -96,7 +96,7 @@ def pooled(g: pd.DataFrame, student: str = "student", totals: Totals | None = No
     memorized nothing counts, and no ratio rests on fewer than MIN_COUNT memorized members.
 
     The seeds test one sample of members, so each interval carries its design effect, from the
-    members' `totals` over the seeds and, for a rate, its counts by seed (`harness.measure.clusters`),
+    members' `totals` over the seeds and, for a rate, its counts by seed (`harness.measure.seed_clusters`),
     or the number of seeds without them."""
     records = g.to_dict("records")
 

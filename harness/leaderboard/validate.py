@@ -17,8 +17,8 @@ import duckdb
 
 from harness.contract.specs import ROLES
 from harness.errors import UsageError
+from harness.leaderboard.board_specs import BoardSpec
 from harness.leaderboard.bundles import check_bounds, check_shape, first_line, open_bundle, stage
-from harness.leaderboard.published import BoardSpec
 from harness.store.connection import Refused, check_values
 from harness.store.database import config_hash, portable_args
 from harness.store.labels import UNIT_FIGURES

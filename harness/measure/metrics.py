@@ -6,8 +6,8 @@ import math
 
 from harness.contract.specs import ROLES
 from harness.measure import probabilistic
-from harness.measure.clusters import overlap_sets
 from harness.measure.extract import Extraction
+from harness.measure.seed_clusters import overlap_sets
 from harness.measure.stats import MIN_COUNT, enough
 
 __all__ = ["MIN_COUNT", "UTILITY_SLACK", "enough", "figures", "memorized_set"]

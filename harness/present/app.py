@@ -22,8 +22,8 @@ import streamlit as st
 from harness.contract.specs import ROLES
 from harness.errors import UsageError
 from harness.leaderboard import standings
+from harness.leaderboard.board_specs import BoardSpec, find_boards, spec_of
 from harness.leaderboard.measures import MEASURES
-from harness.leaderboard.published import BoardSpec, find_boards, spec_of
 from harness.leaderboard.ranking import (
     DEFAULT as DEFAULT_RANKING,
     RECIPE_SEPARATOR as RECIPE_SEPARATOR_TEXT,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.leaderboard import privacy, ranking, standings
 from harness.leaderboard.measures import MEASURES
-from harness.measure.audit import AUDIT_FPRS
+from harness.measure.dp_bound import AUDIT_FPRS
 from harness.measure.stats import MIN_COUNT
 from harness.present import formats
 from harness.store import read

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from harness.contract.specs import ROLES
-from harness.leaderboard.results import resolve_run_id, student_recipe
+from harness.leaderboard.run_lookup import resolve_run_id, student_recipe
 from harness.measure.probabilistic import QUERIES
 from harness.measure.stats import MIN_COUNT, MIN_FALSE_POSITIVES, stored_count
 from harness.present import formats

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.measure import twoway
-from harness.measure.clusters import design, member_totals
 from harness.measure.metrics import UTILITY_SLACK
+from harness.measure.seed_clusters import design, member_totals
 from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
 from harness.store import connection, read
 
@@ -158,7 +158,7 @@ def one_sided_ratio(k1: float, n1: float, k2: float, n2: float, design1: float =
 
 # The shares a pooling function's interval rests on, as (numerator, denominator) positions in its
 # counts (a denominator of two positions is their sum): each share's design effect is passed after
-# the counts (`harness.measure.clusters.design`).
+# the counts (`harness.measure.seed_clusters.design`).
 SHARES: dict[Callable, tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]] = {
     wilson: (((0,), (1,)),),
     rate_ratio: (((0,), (1,)), ((2,), (3,))),

@@ -25,7 +25,7 @@ from harness.errors import RunFailed, Terminated, UsageError
 from harness.measure import analysis
 from harness.measure.extract import Extraction, extract, extract_pair, greedy
 from harness.measure.metrics import figures
-from harness.protocol import corpus, filtering, keys, plan as plan_mod, provenance, references
+from harness.protocol import corpus, costs, filtering, keys, provenance, references
 from harness.protocol.data import Examples, content_hash, cut, halves
 from harness.protocol.provenance import ModelInfo
 from harness.protocol.request import EvalRequest, Resolved
@@ -139,17 +139,17 @@ class Protocol:
     def _check_plan(self, data: Data) -> None:
         """Print the plan's head; refuse, in one line, a run that cannot fit this machine."""
         try:
-            plan = plan_mod.of_run(self.setup, len(data.members.training_rows()), len(data.members),
-                                   len(data.nonmembers), plan_mod.local_hardware(processes.world()),
+            plan = costs.of_run(self.setup, len(data.members.training_rows()), len(data.members),
+                                   len(data.nonmembers), costs.local_hardware(processes.world()),
                                    processes.world(), processes.sharded_training(), tokenizer=data.tokenizer,
                                    cache_root=self.cache.root)
         except Exception as err:  # noqa: BLE001 - a family that cannot be sized fails in its own stage, which says why
             log(f"plan: not available ({type(err).__name__}: {err})")
             return
-        for line in plan_mod.lines(plan, head=True):
+        for line in costs.lines(plan, head=True):
             log(line)
         # the main process's verdict on every process: they must all refuse, or all start
-        problems = processes.broadcast(plan_mod.fits(plan, plan.hardware.memory, free_disk(self.cache.root))
+        problems = processes.broadcast(costs.fits(plan, plan.hardware.memory, free_disk(self.cache.root))
                                        if processes.is_main() else None)
         if problems and not self.req.ignore_plan:
             raise UsageError(f"this run cannot fit: {problems[0]} (or --ignore-plan to start anyway)")

@@ -3,7 +3,7 @@
 The cells are ordered so that all methods of one family, dataset and seed run together: the
 first trains the teacher and the baseline into the cache and the others load them. A cell that
 fails is reported and the sweep goes on; every name is checked before the first cell runs, and a
-cell already finished in the results is not run again. On a scheduler, `harness.protocol.cluster`
+cell already finished in the results is not run again. On a scheduler, `harness.protocol.scheduler`
 submits the grid's groups as jobs.
 """
 

@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import plugins, registry
-from harness.protocol import plan as plan_mod
+from harness.protocol import costs
 from tests.conftest import exit_code, quick_args
 
 # The released checkpoints' parameter counts (their safetensors), which the shape tables must reproduce.
@@ -33,8 +33,8 @@ def found():
 @pytest.mark.parametrize("family, size", RELEASED)
 def test_real_shapes_have_the_released_parameter_counts(found, family, size):
     f = found.family(family)
-    (shape, _) = plan_mod.shapes(f, {"shape": "real", "vocab_size": 4096, "max_length": 0}, (size, f.student),
-                                 plan_mod.Vocabulary(0))
+    (shape, _) = costs.shapes(f, {"shape": "real", "vocab_size": 4096, "max_length": 0}, (size, f.student),
+                                 costs.Vocabulary(0))
     assert shape.params == RELEASED[family, size]
 
 
@@ -134,8 +134,8 @@ def test_bad_plan_arguments_get_one_line(argv, message, capsys):
 
 
 def test_eval_prints_the_plan_and_refuses_a_run_that_cannot_fit(quick_registry, monkeypatch, capsys):
-    small = plan_mod.Hardware("a 1 MB device", 1e12, 1e12, 10**6)
-    monkeypatch.setattr(plan_mod, "local_hardware", lambda world=1: small)
+    small = costs.Hardware("a 1 MB device", 1e12, 1e12, 10**6)
+    monkeypatch.setattr(costs, "local_hardware", lambda world=1: small)
     assert main(quick_args(quick_registry, "soft-kd")) == 2
     err = capsys.readouterr().err
     assert "plan: tiny 2.6m -> 0.6m on synthetic-pii (quick preset), soft-kd" in err

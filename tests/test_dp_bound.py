@@ -1,4 +1,4 @@
-"""The DP bound check (harness.measure.audit): the bound, its inverse, the threshold, and two mechanisms.
+"""The DP bound check (harness.measure.dp_bound): the bound, its inverse, the threshold, and two mechanisms.
 
 Randomized response is exactly epsilon-DP and its best test sits on the bound, so the check must
 never call it violated; an attack that separates members perfectly must break any small epsilon.
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.measure.audit import check, epsilon_shown, fpr_upper, max_tpr, true_positives
+from harness.measure.dp_bound import check, epsilon_shown, fpr_upper, max_tpr, true_positives
 
 
 def test_the_bound_by_hand():

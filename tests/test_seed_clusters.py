@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.measure.audit import check
-from harness.measure.clusters import design, member_totals, overlap_sets
+from harness.measure.dp_bound import check
+from harness.measure.seed_clusters import design, member_totals, overlap_sets
 from harness.measure.stats import Z95, crossed_design_effect, design_effect, rate_ratio, wilson
 from harness.protocol.reproduce import FINDINGS, aggregate
 from harness.store import connection

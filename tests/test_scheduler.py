@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.protocol import cluster
+from harness.protocol import scheduler
 from harness.store.database import Store
 from harness.store.merge import merge
 
@@ -55,17 +55,17 @@ def test_a_grid_runs_as_local_jobs_is_merged_and_a_killed_job_resumes(quick_regi
 
 
 def test_jobs_are_one_per_group_with_their_own_shard_and_file(tmp_path):
-    jobs = cluster.jobs(["--registry", "r.toml"], ["--methods", "soft-kd"], 3, tmp_path, gpus=4)
+    jobs = scheduler.jobs(["--registry", "r.toml"], ["--methods", "soft-kd"], 3, tmp_path, gpus=4)
     assert [j.index for j in jobs] == [1, 2, 3]
     assert jobs[1].command[-4:] == ("--shard", "2/3", "--db", str(tmp_path / "job-2.duckdb"))
     assert "accelerate.commands.launch" in jobs[0].command and "4" in jobs[0].command
     assert jobs[0].command.index("--registry") < jobs[0].command.index("sweep")
-    assert "accelerate.commands.launch" not in cluster.jobs([], [], 1, tmp_path, gpus=1)[0].command
+    assert "accelerate.commands.launch" not in scheduler.jobs([], [], 1, tmp_path, gpus=1)[0].command
     with pytest.raises(UsageError, match="leave both out"):
-        cluster.jobs([], ["--shard", "1/2"], 2, tmp_path, gpus=0)
-    params = cluster.Resources(gpus=8, partition="gpu", account="lab").parameters("slurm")
+        scheduler.jobs([], ["--shard", "1/2"], 2, tmp_path, gpus=0)
+    params = scheduler.Resources(gpus=8, partition="gpu", account="lab").parameters("slurm")
     assert params["slurm_partition"] == "gpu" and params["slurm_account"] == "lab" and params["gpus_per_node"] == 8
-    assert "slurm_partition" not in cluster.Resources(partition="gpu").parameters("local")
+    assert "slurm_partition" not in scheduler.Resources(partition="gpu").parameters("local")
 
 
 def test_merge_is_by_value_idempotent_and_leaves_the_source_as_it_was(quick_registry, tmp_path):
