@@ -424,6 +424,7 @@ def cmd_eval(args, argv) -> int:
 def cmd_plan(args, argv) -> int:
     import json
 
+    from harness import units
     from harness.errors import UsageError, unknown
     from harness.protocol import costs
     from harness.protocol.request import EvalRequest
@@ -457,7 +458,7 @@ def cmd_plan(args, argv) -> int:
         return 0
     print("\n".join(costs.lines(plan)))
     print("\n".join(f"does not fit: {p}" for p in problems) if problems else
-          f"fits: {costs.human_bytes(plan.memory())} of {costs.human_bytes(hardware.memory)} per device")
+          f"fits: {units.size(plan.memory())} of {units.size(hardware.memory)} per device")
     return 0
 
 

@@ -10,7 +10,7 @@ PACKAGE = ROOT / "harness"
 
 # Lowest first. A module may import its own layer and those below it, never one above.
 LAYERS = {
-    "harness": 0, "harness.errors": 0, "harness.lazy": 0,  # the version, user errors, lazy torch
+    "harness": 0, "harness.errors": 0, "harness.lazy": 0, "harness.units": 0,  # the version, user errors, lazy torch, units
     "harness.runtime": 1,
     "harness.contract": 2,
     "harness.config": 3,

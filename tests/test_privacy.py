@@ -5,42 +5,15 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from conftest import ROOT, SMALL_DATA, exit_code, quick_args
+from conftest import ROOT, SMALL_DATA, exit_code, preset, quick_args
 from harness.cli import main
 from harness.measure.metrics import ROLES
 from harness.store import connection, read
 
 # Long enough training on 48 members and short examples that students memorize some members and not others:
 # what the predictor needs to learn from.
-MEMO_PRESET = """
-[presets.memo]
-prefix_len = 4
-suffix_len = 4
-eval_batch_size = 32
-generate_batch_size = 32
-approx_sample = 20
-pretrain_docs = 300
-
-[presets.memo.pretrain]
-epochs = 1
-lr = 3e-3
-batch_size = 32
-
-[presets.memo.teacher]
-epochs = 12
-lr = 5e-3
-batch_size = 8
-
-[presets.memo.baseline]
-epochs = 12
-lr = 5e-3
-batch_size = 8
-
-[presets.memo.student]
-epochs = 12
-lr = 5e-3
-batch_size = 8
-"""
+MEMO_PRESET = preset("memo", {"pretrain": (1, 3e-3, 32), "teacher": (12, 5e-3, 8), "baseline": (12, 5e-3, 8),
+                              "student": (12, 5e-3, 8)}, length=4, approx_sample=20)
 
 
 @pytest.fixture

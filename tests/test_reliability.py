@@ -22,37 +22,11 @@ from harness.contract.specs import KDMethod
 from harness.errors import RunFailed
 from harness.training.distill import Distiller
 from harness.training.train import train
-from tests.conftest import quick_args
+from tests.conftest import preset, quick_args
 
 # The quick preset cut further: these tests start many processes, and each trains something.
-FAST_PRESET = """
-[presets.fast]
-prefix_len = 8
-suffix_len = 8
-eval_batch_size = 32
-generate_batch_size = 32
-pretrain_docs = 300
-
-[presets.fast.pretrain]
-epochs = 1
-lr = 3e-3
-batch_size = 32
-
-[presets.fast.teacher]
-epochs = 2
-lr = 3e-3
-batch_size = 8
-
-[presets.fast.baseline]
-epochs = 1
-lr = 3e-3
-batch_size = 8
-
-[presets.fast.student]
-epochs = 1
-lr = 3e-3
-batch_size = 8
-"""
+FAST_PRESET = preset("fast", {"pretrain": (1, 3e-3, 32), "teacher": (2, 3e-3, 8), "baseline": (1, 3e-3, 8),
+                              "student": (1, 3e-3, 8)})
 LIMIT = 24
 N_EXAMPLES = 2 * LIMIT  # members + non-members
 

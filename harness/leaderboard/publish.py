@@ -22,7 +22,7 @@ from harness.leaderboard.snapshot import (
     write_subset,
 )
 from harness.leaderboard.validate import board_for, read_bundle, validated
-from harness.store import connection, read, transaction
+from harness.store import connection, copy_rows, read, transaction
 from harness.store.database import Store
 from harness.store.migrations import SCHEMA_VERSION
 
@@ -189,19 +189,19 @@ def _add_runs(staged, dest: Path, spec: BoardSpec, ids: list[str], bundle: Path)
         _refuse_replacing(con, staged, spec, ids)
         with transaction(con):
             private = ", ".join(f"NULL AS {c}" for c in PRIVATE_RUN_COLUMNS)
-            _copy(staged, con, "runs", f"SELECT * EXCLUDE ({', '.join(PRIVATE_RUN_COLUMNS)}), {private} FROM runs")
-            _copy(staged, con, "models", "SELECT * EXCLUDE (artifact_path), NULL AS artifact_path FROM models")
-            _copy(staged, con, "samples", "SELECT * FROM samples")
-            _copy(staged, con, "metrics", "SELECT * FROM metrics")
+            copy_rows(staged, con, "runs", f"SELECT * EXCLUDE ({', '.join(PRIVATE_RUN_COLUMNS)}), {private} FROM runs")
+            copy_rows(staged, con, "models", "SELECT * EXCLUDE (artifact_path), NULL AS artifact_path FROM models")
+            copy_rows(staged, con, "samples", "SELECT * FROM samples")
+            copy_rows(staged, con, "metrics", "SELECT * FROM metrics")
             have = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key "
                                               "FROM examples").fetchall()]
-            _copy(staged, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' || "
+            copy_rows(staged, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' || "
                   "tokenizer_key)", [[*have, ""]])
-            _copy(staged, con, "continuations", "SELECT * FROM continuations")
+            copy_rows(staged, con, "continuations", "SELECT * FROM continuations")
             vocab = [r[0] for r in con.execute("SELECT DISTINCT tokenizer_key FROM vocab").fetchall()]
-            _copy(staged, con, "vocab", "SELECT * FROM vocab WHERE NOT list_contains(?, tokenizer_key)", [[*vocab, ""]])
+            copy_rows(staged, con, "vocab", "SELECT * FROM vocab WHERE NOT list_contains(?, tokenizer_key)", [[*vocab, ""]])
             withheld = [r[0] for r in con.execute("SELECT subject FROM snapshot_notes WHERE kind = 'withheld'").fetchall()]
-            _copy(staged, con, "snapshot_notes", "SELECT DISTINCT kind, subject, note FROM snapshot_notes "
+            copy_rows(staged, con, "snapshot_notes", "SELECT DISTINCT kind, subject, note FROM snapshot_notes "
                   "WHERE kind = 'withheld' AND NOT list_contains(?, subject)", [[*withheld, ""]])
             con.executemany("INSERT INTO snapshot_notes VALUES ('imported', ?, ?)",
                             [[r, f"from {bundle.name[:200]}, {now()}"] for r in ids])
@@ -224,15 +224,3 @@ def _refuse_replacing(con, staged, spec: BoardSpec, ids: list[str]) -> None:
             raise UsageError(f"board {spec.name} already shows {label} at seed {seed} (run {taken[0][0]}); a "
                              "submission never replaces a published run: submit another seed")
 
-
-def _copy(staged, con, table: str, select: str, params=None) -> None:
-    """Rows from the staged bundle into the snapshot by value, through the snapshot's own column list."""
-    names = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
-                                       "current_database() AND table_name = ? ORDER BY column_index", [table]).fetchall()]
-    cols = ", ".join(f'"{n}"' for n in names)
-    rows = staged.sql(f"SELECT {cols} FROM ({select})", params=params).to_arrow_table()
-    con.register("incoming", rows)
-    try:
-        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming')
-    finally:
-        con.unregister("incoming")

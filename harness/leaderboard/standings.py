@@ -9,7 +9,6 @@ attacks) are looked for and left out when absent.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,15 +366,12 @@ def role_rates(con, filters: Filters = NO_FILTERS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def zlib_entropy(text: str | None) -> float:
-    """Bits of the zlib-compressed text: how compressible (repetitive, boilerplate) an example is."""
-    return math.nan if text is None else 8.0 * len(zlib.compress(text.encode("utf-8")))
-
-
 def logprob_vs_zlib(con, run_id: str) -> pd.DataFrame:
     """Per member and role: total log-probability against zlib entropy (text withheld: empty)."""
+    from harness.measure.membership import zlib_entropy
+
     df = read.member_log_probs(con, run_id)
-    df["zlib_bits"] = df["text"].map(zlib_entropy)
+    df["zlib_bits"] = df["text"].map(lambda text: math.nan if text is None else zlib_entropy(text))
     return df.drop(columns="text")
 
 

@@ -62,13 +62,6 @@ def num(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}{suffix}"
 
 
-def count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
 def with_interval(value: float | None, lo: float | None, hi: float | None, fmt=pct) -> str:
     """`10.0% [2.8%, 30.1%]`: a figure and its 95% interval, each formatted alike."""
     return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"

@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from harness import units
 from harness.contract.specs import ROLES
 from harness.leaderboard.run_lookup import resolve_run_id, student_recipe
 from harness.measure.probabilistic import QUERIES
@@ -25,7 +26,7 @@ def summary(metrics: dict[str, float], models: list[dict[str, Any]], n_members: 
         rate = metrics.get(f"mem_rate_{role}")
         memorized = f"{round(rate * n_members)}/{n_members}" if _finite(rate) and _finite(n_members) else "n/a"
         rows.append([formats.one_line(role), formats.one_line(m["model_name"]),
-                     "n/a" if _nan(m["n_params"]) else formats.count(m["n_params"]), memorized, formats.pct(rate),
+                     "n/a" if _nan(m["n_params"]) else units.count(m["n_params"]), memorized, formats.pct(rate),
                      formats.pct(metrics.get(f"nonmember_rate_{role}")), formats.num(metrics.get(f"val_ppl_{role}")),
                      "cache" if m["cached"] else f"trained {formats.num(m['train_seconds'], 0, 's')}"])
     table = formats.render(["role", "model", "params", "memorized", "mem rate", "non-member rate", "val ppl",

@@ -30,8 +30,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness import units
 from harness.config.registry import Preset
-from harness.training.distill import Tier, choose_tier, size_text
+from harness.training.distill import Tier, choose_tier
 
 STATE_BYTES = 4 * (1 + 1 + 2)  # float32 weights, gradients, AdamW's exp_avg and exp_avg_sq
 WEIGHT_BYTES = 4  # a model that only runs forward, in float32
@@ -210,7 +211,7 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
         outputs = Stage("teacher outputs", f"teacher forward per batch: {tier.why}", teacher.params, steps_tokens,
                         2 * teacher.params * steps_tokens, _prec(training_precision), 0, 0, 0, 0)
     else:
-        outputs = Stage("teacher outputs", f"once per distinct row, kept in {tier.name}: {human_bytes(tier.bytes)}",
+        outputs = Stage("teacher outputs", f"once per distinct row, kept in {tier.name}: {units.size(tier.bytes)}",
                         teacher.params, distinct_tokens, 2 * teacher.params * distinct_tokens,
                         _prec(training_precision), 0, 0, 0, tier.bytes if tier.name == "disk" else 0)
     plan.stages.append(outputs)
@@ -259,14 +260,14 @@ def fits(plan: Plan, device_memory: int, free_disk: int) -> list[str]:
         if devices is None:
             change = "a smaller pair: sharding over 4096 devices would not hold it"
         elif not plan.sharded and devices <= plan.devices:
-            change = f"shard it (accelerate launch with an FSDP config: {human_bytes(plan.memory(True))} per device)"
+            change = f"shard it (accelerate launch with an FSDP config: {units.size(plan.memory(True))} per device)"
         else:
             change = f"shard it over {devices} devices or more, or a smaller pair"
-        problems.append(f"the {plan.peak_stage().name} stage needs {human_bytes(need)} per device but "
-                        f"{plan.hardware.name} has {human_bytes(device_memory)}: {change}")
+        problems.append(f"the {plan.peak_stage().name} stage needs {units.size(need)} per device but "
+                        f"{plan.hardware.name} has {units.size(device_memory)}: {change}")
     if plan.disk > free_disk:
-        problems.append(f"checkpoints and teacher outputs need {human_bytes(plan.disk)} on disk but "
-                        f"{human_bytes(free_disk)} is "
+        problems.append(f"checkpoints and teacher outputs need {units.size(plan.disk)} on disk but "
+                        f"{units.size(free_disk)} is "
                         "free under the cache: free space, another --cache-dir, or a top-K method")
     return problems
 
@@ -277,19 +278,19 @@ def lines(plan: Plan, head: bool = False) -> list[str]:
     out = [f"plan: {plan.family} {plan.teacher} -> {plan.student} on {plan.dataset} ({plan.preset} preset), "
            f"{plan.method}; {plan.train_rows:,} training rows x {plan.example_len} tokens; {mode}",
            f"plan: teacher outputs: {plan.tier.describe()}",
-           f"plan: {_flops(plan.flops)} in all; peak memory per device {human_bytes(plan.memory())} "
-           f"(data-parallel {human_bytes(plan.memory(False))}, sharded {human_bytes(plan.memory(True))}); "
-           f"disk {human_bytes(plan.disk)}; about {_seconds(plan.seconds)} "
+           f"plan: {_flops(plan.flops)} in all; peak memory per device {units.size(plan.memory())} "
+           f"(data-parallel {units.size(plan.memory(False))}, sharded {units.size(plan.memory(True))}); "
+           f"disk {units.size(plan.disk)}; about {units.duration(plan.seconds)} "
            f"({plan.seconds * plan.devices / 3600:,.1f} device-hours at {plan.mfu:.0%} MFU)"]
     if head:
         return out
     out.append(f"{'stage':<16}{'params':>9}{'tokens':>10}{'FLOPs':>11}{'prec':>9}{'mem/dev DDP':>13}"
                f"{'sharded':>11}{'disk':>10}{'time':>9}  what")
     for s in plan.stages:
-        out.append(f"{s.name:<16}{_count(s.params):>9}{_count(s.tokens):>10}{_flops(s.flops):>11}{s.precision:>9}"
-                   f"{human_bytes(s.memory(plan.devices, False)):>13}{human_bytes(s.memory(plan.devices, True)):>11}"
-                   f"{human_bytes(s.disk):>10}"
-                   f"{_seconds(s.seconds):>9}  {s.what}")
+        out.append(f"{s.name:<16}{units.count(s.params):>9}{units.count(s.tokens):>10}{_flops(s.flops):>11}{s.precision:>9}"
+                   f"{units.size(s.memory(plan.devices, False)):>13}{units.size(s.memory(plan.devices, True)):>11}"
+                   f"{units.size(s.disk):>10}"
+                   f"{units.duration(s.seconds):>9}  {s.what}")
     return out
 
 
@@ -303,30 +304,8 @@ def _f32():
     return torch.float32
 
 
-def _count(n: float) -> str:
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:.0f}"
-
-
 def _flops(n: float) -> str:
     return f"{n:.2e}"
-
-
-def human_bytes(n: float) -> str:
-    """`distill.size_text`, with nothing shown as 0 in the plan's table."""
-    return size_text(n) if n else "0"
-
-
-def _seconds(s: float) -> str:
-    if s >= 2 * 86400:
-        return f"{s / 86400:.1f} d"
-    if s >= 2 * 3600:
-        return f"{s / 3600:.1f} h"
-    if s >= 120:
-        return f"{s / 60:.0f} min"
-    return f"{s:.0f} s"
 
 
 # ------------------------------------------------------------ sizing without downloading

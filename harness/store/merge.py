@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.store import connection, transaction
+from harness.store import connection, copy_rows, transaction
 from harness.store.database import Store
 
 # The tables a run writes, each keyed by run_id (docs/results.md). `examples` is shared between the
@@ -46,24 +46,11 @@ def merge(source: Path, dest: Store) -> list[str]:
                 return []
             with transaction(con):
                 for table in RUN_TABLES:
-                    _copy(src, con, table, f'SELECT * FROM "{table}" WHERE list_contains(?, run_id)', [new])
+                    copy_rows(src, con, table, f'SELECT * FROM "{table}" WHERE list_contains(?, run_id)', [new])
                 keys = [r[0] for r in con.execute("SELECT DISTINCT dataset_hash || '/' || tokenizer_key "
                                                   "FROM examples").fetchall()]
-                _copy(src, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' "
+                copy_rows(src, con, "examples", "SELECT * FROM examples WHERE NOT list_contains(?, dataset_hash || '/' "
                       "|| tokenizer_key) AND (dataset_hash, tokenizer_key) IN (SELECT dataset_hash, tokenizer_key "
                       "FROM runs WHERE list_contains(?, run_id))", [[*keys, ""], new])
     return new
 
-
-def _copy(src, con, table: str, select: str, params: list) -> None:
-    """Rows of `select` on the source into `table` here, by value, through this file's column list."""
-    names = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
-                                       "current_database() AND table_name = ? ORDER BY column_index",
-                                       [table]).fetchall()]
-    cols = ", ".join(f'"{n}"' for n in names)
-    rows = src.sql(f"SELECT {cols} FROM ({select})", params=params).to_arrow_table()
-    con.register("incoming", rows)
-    try:
-        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming')
-    finally:
-        con.unregister("incoming")

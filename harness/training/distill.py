@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 import harness
+from harness import units
 from harness.contract.specs import KDMethod, LogitBatch, Outputs, Sampled, TopKBatch
 from harness.errors import RunFailed
 from harness.runtime import memory, processes, progress, sharding
@@ -83,7 +84,7 @@ class Tier:
             return f"none kept ({self.why})"
         if self.name == "batch":
             return f"the teacher's forward pass per batch ({self.why})"
-        return f"{self.name}, {str(self.values).removeprefix('torch.')} values, {size_text(self.bytes)} ({self.why})"
+        return f"{self.name}, {str(self.values).removeprefix('torch.')} values, {units.size(self.bytes)} ({self.why})"
 
 
 def choose_tier(rows: int, positions: int, width: int, top_k: int | None, *, memory: int,
@@ -107,21 +108,13 @@ def choose_tier(rows: int, positions: int, width: int, top_k: int | None, *, mem
     if top_k and size(torch.float16) <= memory:
         return Tier("memory", torch.float16, size(torch.float16), f"{what} fit the memory budget in float16")
     stored = torch.float16 if top_k else torch.float32
-    need = f"{what} would take {size_text(size(stored))}"
+    need = f"{what} would take {units.size(size(stored))}"
     if disk is None:
         return Tier("batch", torch.float32, 0, f"{need}, over the memory budget, with no cache to stream from")
     if size(stored) <= disk:
-        return Tier("disk", stored, size(stored), f"{need}, over the memory budget of {size_text(memory)}")
-    return Tier("batch", torch.float32, 0, f"{need}, over the memory budget of {size_text(memory)} "
-                                           f"and the disk budget of {size_text(disk)}")
-
-
-def size_text(n: float) -> str:
-    """Bytes in decimal units, as disk and GPU makers give their sizes."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e3:.0f} KB"
+        return Tier("disk", stored, size(stored), f"{need}, over the memory budget of {units.size(memory)}")
+    return Tier("batch", torch.float32, 0, f"{need}, over the memory budget of {units.size(memory)} "
+                                           f"and the disk budget of {units.size(disk)}")
 
 
 class TeacherOutputs:
@@ -220,8 +213,8 @@ class TeacherOutputs:
     def _build(self, k: str, deps: dict[str, Any]) -> Path:
         free = free_disk(self.cache.root)
         if free < self.tier.bytes:  # the disk filled since the tier was chosen: never start the write
-            raise RunFailed(f"{self.stage}: the teacher's outputs need {size_text(self.tier.bytes)} on disk but "
-                            f"{size_text(free)} is free under {self.cache.root}; free space, or set "
+            raise RunFailed(f"{self.stage}: the teacher's outputs need {units.size(self.tier.bytes)} on disk but "
+                            f"{units.size(free)} is free under {self.cache.root}; free space, or set "
                             "HARNESS_TEACHER_DISK_BYTES=0 to recompute them per batch")
         return self.cache.build(KIND, k, deps, self._write)
 
