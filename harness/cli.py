@@ -1,4 +1,7 @@
-"""The `harness` command: parse, call, print. Every user error is one line and exit status 2."""
+"""The `harness` command: parse, call, print. Every user error is one line and exit status 2.
+
+Each command is one block below, its parser `_NAME_parser` beside its handler `cmd_NAME`, and one
+line in COMMANDS, the table `build_parser` and `main` read."""
 
 from __future__ import annotations
 
@@ -6,33 +9,13 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from harness.present.formats import LINE_CHARS, one_line
 from harness.protocol import fields
 from harness.runtime import log
-
-EPILOG_EVAL = """\
-examples:
-  harness eval --method hard-kd                      the embedded default (tiny GPT-NeoX, synthetic-pii)
-  harness eval --method soft-kd --method-arg temperature=4
-  harness eval --method soft-kd --dataset text-files --dataset-arg path=corpus.txt --limit 200
-
-The teacher and the baseline are cached: a second method on the same family, dataset and seed
-trains only its student. Results go to --db; see them with `harness show latest` and
-`harness leaderboard`.
-"""
-
-
-EPILOG_PLAN = """\
-examples:
-  harness plan                                                     the embedded default on this machine
-  harness plan --family pythia --dataset fineweb --gpus 8 --gpu h100 --fsdp
-  harness plan --family qwen3 --dataset fineweb --dataset-arg members=100000 --json
-
-Times are FLOPs over the devices' peak (bf16 for training, float32 for scoring) at --mfu. `harness eval`
-prints the same plan's head first, and refuses a run whose memory or disk cannot fit.
-"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,8 +40,14 @@ def _whole(low: int, high: int | None = None):
 
 
 MAX_SEEDS = 1000  # --seeds N, for every command that takes it
+
+
 SEED_COUNT = _whole(1, MAX_SEEDS)  # `--seeds N`: eval, sweep and reproduce
+
+
 SEED = _whole(*fields.SEED)  # EvalRequest.seed's range: what numpy's and torch's generators take
+
+
 COUNT = _whole(*fields.LIMIT)  # --limit N: EvalRequest.limit's
 
 
@@ -134,6 +123,8 @@ def pairs(args, flag: str) -> dict[str, str]:
 
 
 DB_HELP = "DuckDB results file (default results/harness.duckdb or $HARNESS_DB)"
+
+
 CACHE_HELP = "artifact cache (default ~/.cache/harness or $HARNESS_CACHE)"
 
 
@@ -156,20 +147,42 @@ def _add_pairs(p: argparse.ArgumentParser, *flags: tuple[str, str]) -> None:
         p.add_argument(flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=what)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from harness import __version__
+def _db(args) -> Path:
+    from harness.store.database import default_path
 
-    parser = _Parser(prog="harness", description="Measure how much knowledge-distilled language models memorize "
-                     "their training data: teacher, baseline and student, one standard protocol.")
-    parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    parser.add_argument("--registry", type=Path, help="registry.toml read over the harness's "
-                        "defaults (default: $HARNESS_REGISTRY, else ./registry.toml if there is one)")
-    parser.add_argument("--leaderboards", type=Path, metavar="DIR", help="the published boards' folder that "
-                        "`leaderboard publish|import` and `app` act on (default: $HARNESS_LEADERBOARDS, "
-                        "./leaderboards, or the installed harness's)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    return args.db or default_path()
 
-    ev = sub.add_parser("eval", help="run the standard protocol for one KD method", epilog=EPILOG_EVAL,
+
+def _boards(args) -> tuple[Path, str]:
+    """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
+    from harness.leaderboard import board_specs
+
+    folder, how = board_specs.find_boards(args.leaderboards)
+    return folder, f"{folder} (from {how})"
+
+
+class Command(NamedTuple):
+    """One `harness` command: `parser(sub, name)` adds its subparser and arguments to `sub`, `handler(args, argv)`
+    runs it and returns the exit status. Each is defined below as a pair, `_NAME_parser` beside `cmd_NAME`."""
+    parser: Callable[[Any, str], None]
+    handler: Callable[[argparse.Namespace, list[str]], int]
+
+
+# -- harness eval --
+EPILOG_EVAL = """\
+examples:
+  harness eval --method hard-kd                      the embedded default (tiny GPT-NeoX, synthetic-pii)
+  harness eval --method soft-kd --method-arg temperature=4
+  harness eval --method soft-kd --dataset text-files --dataset-arg path=corpus.txt --limit 200
+
+The teacher and the baseline are cached: a second method on the same family, dataset and seed
+trains only its student. Results go to --db; see them with `harness show latest` and
+`harness leaderboard`.
+"""
+
+
+def _eval_parser(sub, name: str) -> None:
+    ev = sub.add_parser(name, help="run the standard protocol for one KD method", epilog=EPILOG_EVAL,
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Train (or load from the cache) the teacher and the baseline, distil a student "
                         "with --method, test all three for memorization of the members, and store the figures.")
@@ -202,199 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="let a hub family run the model code its checkpoints ship (off by default; "
                     "recorded in the run's provenance)")
 
-    rp = sub.add_parser("reproduce", help="the studies' findings measured here, beside the published figures",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Run (or read from the results) soft KD, hard KD, reverse KL and hard KD with "
-                        "predicted members filtered out, at each seed; print one row per published finding: the "
-                        "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
-                        "and whether its direction holds. Stored in the results (table reproductions).",
-                        epilog="examples:\n  harness reproduce                        # the embedded default, seeds 0-2\n"
-                        "  harness reproduce --seeds 1              # one seed: no interval\n"
-                        "  harness reproduce --preset tiny-once     # members seen once, as in the studies\n"
-                        "  harness reproduce --preset tiny-public   # Zhang et al.: students on a public half\n"
-                        "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
-    _add_target(rp)
-    rp.add_argument("--seeds", type=SEED_COUNT, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
-    _add_where(rp)
-    _add_pairs(rp, ("--dataset-arg", "a dataset parameter"), ("--family-arg", "a family parameter, e.g. weights=scratch"))
-
-    sub.add_parser("list", help="the registered model families, datasets, KD methods and attacks with their parameters")
-
-    pl = sub.add_parser("plan", help="what a run will cost per stage (FLOPs, memory, disk, time), before anything "
-                        "downloads or trains", epilog=EPILOG_PLAN, formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="The cost of one `harness eval` per stage: parameters, tokens and FLOPs, memory "
-                        "per device data-parallel and sharded, disk for checkpoints and teacher outputs, and time at "
-                        "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
-                        "is downloaded.")
-    pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
-    _add_target(pl)
-    _add_pairs(pl, ("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
-               ("--family-arg", "a family parameter"))
-    pl.add_argument("--gpus", type=_whole(1, 100_000), default=None, metavar="N",
-                    help="devices (default: this machine's GPUs, or 1)")
-    pl.add_argument("--gpu", help="plan for a named GPU instead of this machine's: h100, h200 or a100")
-    pl.add_argument("--fsdp", action="store_true", help="sharded training and scoring (FSDP) over the devices; "
-                    "the table shows both either way")
-    pl.add_argument("--mfu", type=_fraction, default=None, metavar="U",
-                    help="model-FLOPs utilization the times assume (default 0.4)")
-    pl.add_argument("--cache-dir", type=Path, help="artifact cache whose disk the plan checks (default ~/.cache/harness)")
-    pl.add_argument("--disk", type=_terabytes, metavar="TB", help="with --gpu: the disk the target machine has free for "
-                    "teacher outputs, in TB (default: this machine's budget, HARNESS_TEACHER_DISK_BYTES or half "
-                    "the cache disk's free space)")
-    pl.add_argument("--json", action="store_true", help="the plan as one JSON object")
-
-    sw = sub.add_parser("sweep", help="run a grid: methods x families x datasets x seeds, each teacher and "
-                        "baseline trained once")
-    sw.add_argument("--methods", required=True, metavar="all|A,B", help="`all`, or comma-separated methods")
-    sw.add_argument("--families", metavar="F,G", help="comma-separated families (default from registry.toml)")
-    sw.add_argument("--datasets", metavar="D,E", help="comma-separated datasets (default from registry.toml)")
-    sw.add_argument("--seeds", type=SEED_COUNT, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
-    sw.add_argument("--preset", help="protocol preset (default: each family's)")
-    sw.add_argument("--limit", type=COUNT, metavar="N", help="use only the first N members and N non-members")
-    sw.add_argument("--shard", type=_shard, metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
-                    "family/dataset/seed groups, so each teacher is trained on one machine")
-    _add_where(sw)
-    ex = sw.add_argument_group("on a scheduler (through submitit): one job per family/dataset/seed group, each "
-                               "writing its own results file, merged into --db when the jobs end")
-    ex.add_argument("--executor", choices=("slurm", "local"), help="`slurm`, or `local`: the same jobs as "
-                    "processes here, one at a time")
-    ex.add_argument("--jobs-dir", type=Path, metavar="DIR", help="the jobs' results files, logs and done markers "
-                    "(default: sweep-jobs/ beside --db); rerun with the same one to resubmit what did not finish")
-    ex.add_argument("--gpus", type=_whole(0, 1024), metavar="N",
-                    help="GPUs per job; above 1, each job runs under "
-                    "`accelerate launch --num_processes N` (default 0)")
-    ex.add_argument("--time", type=_whole(1, 60 * 24 * 60), metavar="MIN",
-                    help="each job's time limit in minutes "
-                    "(default 240)")
-    ex.add_argument("--partition", help="SLURM partition")
-    ex.add_argument("--account", help="SLURM account")
-    ex.add_argument("--cpus", type=_whole(1, 4096), metavar="N", help="CPUs per job (SLURM)")
-    ex.add_argument("--retries", type=_whole(0, 100), metavar="N", help="times a failed or pre-empted job is "
-                    "submitted again in this sweep (default 1)")
-
-    pr = sub.add_parser("predict", help="predict which members a student memorizes from what is known before "
-                        "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
-    pr.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
-    pr.add_argument("--db", type=Path, help=DB_HELP)
-
-    cp = sub.add_parser("compare", help="methods side by side: memorization, inheritance, overlap of the "
-                        "students' memorized sets")
-    cp.add_argument("--methods", type=_methods, required=True, metavar="A,B",
-                    help="comma-separated methods, e.g. soft-kd,hard-kd")
-    cp.add_argument("--family", help="model family (default from registry.toml)")
-    cp.add_argument("--dataset", help="dataset (default from registry.toml)")
-    cp.add_argument("--seeds", type=_seed_list, metavar="S,S", help="only these seeds (default every seed all methods have)")
-    cp.add_argument("--db", type=Path, help=DB_HELP)
-
-    sh = sub.add_parser("show", help="one run's figures, provenance and checkpoints")
-    sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
-    sh.add_argument("--db", type=Path, help=DB_HELP)
-
-    lb = sub.add_parser("leaderboard", help="methods ranked by leakage, compared paired, per family and dataset")
-    lb.add_argument("--db", type=Path, help=DB_HELP)
-    lb.add_argument("--family", help="only this family")
-    lb.add_argument("--dataset", help="only this dataset")
-    lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "
-                    "(default: the share extractable by sampling), mem_rate_student (exact match) or "
-                    "membership_gap_student (the loss gap on members seen once)")
-    lbsub = lb.add_subparsers(dest="board_command", parser_class=_Parser, metavar="ACTION")
-    pub = lbsub.add_parser("publish", help="run what a board in leaderboards/ is missing and write its snapshot")
-    pub.add_argument("name", metavar="NAME", help="a board: leaderboards/NAME.toml")
-    pub.add_argument("--db", dest="publish_db", type=Path, help="DuckDB results file the runs go to and come from")
-    pub.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
-    imp = lbsub.add_parser("import", help="check a bundle from `harness export` and add it to a board's snapshot")
-    imp.add_argument("bundle", metavar="BUNDLE", type=Path, help="a .duckdb bundle made by `harness export`")
-    imp.add_argument("--board", required=True, metavar="NAME", help="the board: leaderboards/NAME.toml")
-
-    ex = sub.add_parser("export", help="write runs to one bundle file to submit to a published board")
-    ex.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids, unique prefixes of them, or `latest`")
-    ex.add_argument("--db", type=Path, help=DB_HELP)
-    ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
-
-    ap = sub.add_parser("app", help="start the Streamlit leaderboard (streamlit run harness/present/app.py)")
-    ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
-                    "snapshot in leaderboards/)")
-    ap.add_argument("--port", type=_whole(1, 65535), help="port to serve on (default Streamlit's, 8501)")
-    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
-                    "only; 0.0.0.0 for every interface)")
-    ap.add_argument("--serve-private-text", action="store_true",
-                    help="show the text of datasets not marked public to other machines too (with --host)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        try:
-            return _main(argv)
-        finally:
-            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
-    except BrokenPipeError:  # `harness ... | head` stopped reading: stop quietly, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit-time flush cannot fail again
-        return 1
-
-
-def _main(argv: list[str] | None) -> int:
-    from harness.errors import RunFailed, Terminated, UsageError
-    from harness.runtime import processes
-
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    log.setup()
-    if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
-    previous = _on_sigterm()
-    try:
-        code = _COMMANDS[args.command](args, argv)
-        processes.finish(wait=True)  # every process finished the command: leave the group together
-        return code
-    except UsageError as err:
-        print(one_line(f"harness {args.command}: error: {err}", LINE_CHARS), file=sys.stderr)
-        return 2
-    except RunFailed as err:
-        print(one_line(f"harness {args.command}: {err}", LINE_CHARS), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"harness {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print(f"harness {args.command}: stopped by SIGTERM", file=sys.stderr)
-        return 128 + 15
-    finally:
-        processes.finish()
-        _restore_sigterm(previous)
-
-
-def _on_sigterm():
-    """SIGTERM raises Terminated where the command stands, so that a run on its way out is marked failed (as
-    Ctrl-C's KeyboardInterrupt is) instead of staying `running` until the next run on its file. A second
-    SIGTERM ends the process at once. Returns the handler it replaced (None off the main thread)."""
-    import signal
-    import threading
-
-    from harness.errors import Terminated
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated
-
-    return signal.signal(signal.SIGTERM, stop)
-
-
-def _restore_sigterm(previous) -> None:
-    import signal
-
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _db(args) -> Path:
-    from harness.store.database import default_path
-
-    return args.db or default_path()
-
 
 def cmd_eval(args, argv) -> int:
     from harness.errors import UsageError
@@ -420,6 +240,102 @@ def cmd_eval(args, argv) -> int:
     result = protocol.run()
     print(eval_report(protocol.setup, req, result))
     return 0
+
+
+def _eval_seeds(req, count: int) -> int:
+    from harness.present.run_report import seeds_report
+    from harness.protocol.seeds import run_seeds
+
+    print(seeds_report(req, run_seeds(req, count)))
+    return 0
+
+
+# -- harness reproduce --
+def _reproduce_parser(sub, name: str) -> None:
+    rp = sub.add_parser(name, help="the studies' findings measured here, beside the published figures",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Run (or read from the results) soft KD, hard KD, reverse KL and hard KD with "
+                        "predicted members filtered out, at each seed; print one row per published finding: the "
+                        "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
+                        "and whether its direction holds. Stored in the results (table reproductions).",
+                        epilog="examples:\n  harness reproduce                        # the embedded default, seeds 0-2\n"
+                        "  harness reproduce --seeds 1              # one seed: no interval\n"
+                        "  harness reproduce --preset tiny-once     # members seen once, as in the studies\n"
+                        "  harness reproduce --preset tiny-public   # Zhang et al.: students on a public half\n"
+                        "  harness reproduce --family pythia --dataset fineweb --dataset-arg members=10000")
+    _add_target(rp)
+    rp.add_argument("--seeds", type=SEED_COUNT, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    _add_where(rp)
+    _add_pairs(rp, ("--dataset-arg", "a dataset parameter"), ("--family-arg", "a family parameter, e.g. weights=scratch"))
+
+
+def cmd_reproduce(args, argv) -> int:
+
+    log.quiet_libraries()
+    from harness.present.reproduce_report import report
+    from harness.protocol.reproduce import reproduce
+    from harness.protocol.request import EvalRequest
+    from harness.runtime.cache import default_dir
+
+    base = EvalRequest(method="soft-kd", family=args.family, dataset=args.dataset, preset=args.preset,
+                       db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=pairs(args, "--dataset-arg"),
+                       family_args=pairs(args, "--family-arg"), registry=args.registry,
+                       command=shlex.join(["harness", *argv]))
+    result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
+    print(report(result))
+    return 0
+
+
+# -- harness list --
+def _list_parser(sub, name: str) -> None:
+    sub.add_parser(name, help="the registered model families, datasets, KD methods and attacks with their parameters")
+
+
+def cmd_list(args, argv) -> int:
+    from harness.config import plugins, registry
+    from harness.present.listing import listing
+
+    reg = registry.load(args.registry)
+    print(listing(reg, plugins.load(reg)))
+    return 0
+
+
+# -- harness plan --
+EPILOG_PLAN = """\
+examples:
+  harness plan                                                     the embedded default on this machine
+  harness plan --family pythia --dataset fineweb --gpus 8 --gpu h100 --fsdp
+  harness plan --family qwen3 --dataset fineweb --dataset-arg members=100000 --json
+
+Times are FLOPs over the devices' peak (bf16 for training, float32 for scoring) at --mfu. `harness eval`
+prints the same plan's head first, and refuses a run whose memory or disk cannot fit.
+"""
+
+
+def _plan_parser(sub, name: str) -> None:
+    pl = sub.add_parser(name, help="what a run will cost per stage (FLOPs, memory, disk, time), before anything "
+                        "downloads or trains", epilog=EPILOG_PLAN, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="The cost of one `harness eval` per stage: parameters, tokens and FLOPs, memory "
+                        "per device data-parallel and sharded, disk for checkpoints and teacher outputs, and time at "
+                        "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
+                        "is downloaded.")
+    pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
+    _add_target(pl)
+    _add_pairs(pl, ("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
+               ("--family-arg", "a family parameter"))
+    pl.add_argument("--gpus", type=_whole(1, 100_000), default=None, metavar="N",
+                    help="devices (default: this machine's GPUs, or 1)")
+    pl.add_argument("--gpu", help="plan for a named GPU instead of this machine's: h100, h200 or a100")
+    pl.add_argument("--fsdp", action="store_true", help="sharded training and scoring (FSDP) over the devices; "
+                    "the table shows both either way")
+    pl.add_argument("--mfu", type=_fraction, default=None, metavar="U",
+                    help="model-FLOPs utilization the times assume (default 0.4)")
+    pl.add_argument("--cache-dir", type=Path, help="artifact cache whose disk the plan checks (default ~/.cache/harness)")
+    pl.add_argument("--disk", type=_terabytes, metavar="TB", help="with --gpu: the disk the target machine has free for "
+                    "teacher outputs, in TB (default: this machine's budget, HARNESS_TEACHER_DISK_BYTES or half "
+                    "the cache disk's free space)")
+    pl.add_argument("--json", action="store_true", help="the plan as one JSON object")
+
 
 def cmd_plan(args, argv) -> int:
     import json
@@ -468,32 +384,75 @@ def _local_gpus() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _eval_seeds(req, count: int) -> int:
-    from harness.present.run_report import seeds_report
-    from harness.protocol.seeds import run_seeds
+# -- harness sweep --
+def _sweep_parser(sub, name: str) -> None:
+    sw = sub.add_parser(name, help="run a grid: methods x families x datasets x seeds, each teacher and "
+                        "baseline trained once")
+    sw.add_argument("--methods", required=True, metavar="all|A,B", help="`all`, or comma-separated methods")
+    sw.add_argument("--families", metavar="F,G", help="comma-separated families (default from registry.toml)")
+    sw.add_argument("--datasets", metavar="D,E", help="comma-separated datasets (default from registry.toml)")
+    sw.add_argument("--seeds", type=SEED_COUNT, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    sw.add_argument("--preset", help="protocol preset (default: each family's)")
+    sw.add_argument("--limit", type=COUNT, metavar="N", help="use only the first N members and N non-members")
+    sw.add_argument("--shard", type=_shard, metavar="I/N", help="run only machine I's share of the grid (I = 1..N): whole "
+                    "family/dataset/seed groups, so each teacher is trained on one machine")
+    _add_where(sw)
+    ex = sw.add_argument_group("on a scheduler (through submitit): one job per family/dataset/seed group, each "
+                               "writing its own results file, merged into --db when the jobs end")
+    ex.add_argument("--executor", choices=("slurm", "local"), help="`slurm`, or `local`: the same jobs as "
+                    "processes here, one at a time")
+    ex.add_argument("--jobs-dir", type=Path, metavar="DIR", help="the jobs' results files, logs and done markers "
+                    "(default: sweep-jobs/ beside --db); rerun with the same one to resubmit what did not finish")
+    ex.add_argument("--gpus", type=_whole(0, 1024), metavar="N",
+                    help="GPUs per job; above 1, each job runs under "
+                    "`accelerate launch --num_processes N` (default 0)")
+    ex.add_argument("--time", type=_whole(1, 60 * 24 * 60), metavar="MIN",
+                    help="each job's time limit in minutes "
+                    "(default 240)")
+    ex.add_argument("--partition", help="SLURM partition")
+    ex.add_argument("--account", help="SLURM account")
+    ex.add_argument("--cpus", type=_whole(1, 4096), metavar="N", help="CPUs per job (SLURM)")
+    ex.add_argument("--retries", type=_whole(0, 100), metavar="N", help="times a failed or pre-empted job is "
+                    "submitted again in this sweep (default 1)")
 
-    print(seeds_report(req, run_seeds(req, count)))
-    return 0
 
-def cmd_reproduce(args, argv) -> int:
+def cmd_sweep(args, argv) -> int:
+    import time
 
+    from harness.protocol import scheduler
+
+    scheduler.watch_parent()  # a local job of another sweep: it goes when that sweep goes
+    _scheduler_options(args)
+    methods, families, datasets = (_names("--methods", args.methods), _names("--families", args.families),
+                                   _names("--datasets", args.datasets))
     log.quiet_libraries()
-    from harness.present.reproduce_report import report
-    from harness.protocol.reproduce import reproduce
+    from harness.protocol import sweep
     from harness.protocol.request import EvalRequest
     from harness.runtime.cache import default_dir
 
-    base = EvalRequest(method="soft-kd", family=args.family, dataset=args.dataset, preset=args.preset,
-                       db=_db(args), cache_dir=args.cache_dir or default_dir(), dataset_args=pairs(args, "--dataset-arg"),
-                       family_args=pairs(args, "--family-arg"), registry=args.registry,
-                       command=shlex.join(["harness", *argv]))
-    result = reproduce(base, list(range(args.seeds)), report=lambda line: print(line, file=sys.stderr))
-    print(report(result))
-    return 0
+    base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
+                       limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
+    cells = sweep.grid(base, methods, families, datasets, list(range(args.seeds)))
+    if args.executor is not None:
+        return _sweep_on_scheduler(args, base, cells)
+    if args.shard is not None:
+        index, count = args.shard
+        total, cells = len(cells), sweep.shard(cells, index - 1, count)
+        print(f"sweep: shard {index} of {count}: {len(cells)} of the grid's {total} cells")
+    print(f"sweep: {len(cells)} cells")
+    t0 = time.perf_counter()
+    outcomes = sweep.run(base, cells)
+    failed = [o for o in outcomes if not o.ok]
+    print(f"\nsweep: {len(outcomes) - len(failed)} of {len(outcomes)} cells finished in "
+          f"{time.perf_counter() - t0:.0f}s; stored in {base.db} (`harness leaderboard`)")
+    return 1 if failed else 0
+
 
 # `harness sweep`'s options for a scheduler, and their defaults: given without --executor, each is refused
 SCHEDULER_OPTIONS = {"gpus": 0, "jobs_dir": None, "time": 240, "partition": None, "account": None, "cpus": None,
                      "retries": 1}
+
+
 SLURM_OPTIONS = ("partition", "account", "cpus")
 
 
@@ -530,38 +489,6 @@ def _scheduler_options(args) -> None:
     for k, default in SCHEDULER_OPTIONS.items():
         if getattr(args, k) is None:
             setattr(args, k, default)
-
-
-def cmd_sweep(args, argv) -> int:
-    import time
-
-    from harness.protocol import scheduler
-
-    scheduler.watch_parent()  # a local job of another sweep: it goes when that sweep goes
-    _scheduler_options(args)
-    methods, families, datasets = (_names("--methods", args.methods), _names("--families", args.families),
-                                   _names("--datasets", args.datasets))
-    log.quiet_libraries()
-    from harness.protocol import sweep
-    from harness.protocol.request import EvalRequest
-    from harness.runtime.cache import default_dir
-
-    base = EvalRequest(method="", preset=args.preset, db=_db(args), cache_dir=args.cache_dir or default_dir(),
-                       limit=args.limit, registry=args.registry, command=shlex.join(["harness", *argv]))
-    cells = sweep.grid(base, methods, families, datasets, list(range(args.seeds)))
-    if args.executor is not None:
-        return _sweep_on_scheduler(args, base, cells)
-    if args.shard is not None:
-        index, count = args.shard
-        total, cells = len(cells), sweep.shard(cells, index - 1, count)
-        print(f"sweep: shard {index} of {count}: {len(cells)} of the grid's {total} cells")
-    print(f"sweep: {len(cells)} cells")
-    t0 = time.perf_counter()
-    outcomes = sweep.run(base, cells)
-    failed = [o for o in outcomes if not o.ok]
-    print(f"\nsweep: {len(outcomes) - len(failed)} of {len(outcomes)} cells finished in "
-          f"{time.perf_counter() - t0:.0f}s; stored in {base.db} (`harness leaderboard`)")
-    return 1 if failed else 0
 
 
 def _sweep_on_scheduler(args, base, cells) -> int:
@@ -606,6 +533,14 @@ def _sweep_on_scheduler(args, base, cells) -> int:
     return 1 if failed else 0
 
 
+# -- harness predict --
+def _predict_parser(sub, name: str) -> None:
+    pr = sub.add_parser(name, help="predict which members a student memorizes from what is known before "
+                        "distilling (teacher and baseline perplexity, their KL, zlib entropy)")
+    pr.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
+    pr.add_argument("--db", type=Path, help=DB_HELP)
+
+
 def cmd_predict(args, argv) -> int:
     from harness.leaderboard.run_lookup import resolve_run_id
     from harness.present.run_report import predict_report
@@ -616,6 +551,19 @@ def cmd_predict(args, argv) -> int:
     run_id = resolve_run_id(store, args.run_id)
     print(predict_report(run_id, *predict_run(store, run_id)))
     return 0
+
+
+# -- harness compare --
+def _compare_parser(sub, name: str) -> None:
+    cp = sub.add_parser(name, help="methods side by side: memorization, inheritance, overlap of the "
+                        "students' memorized sets")
+    cp.add_argument("--methods", type=_methods, required=True, metavar="A,B",
+                    help="comma-separated methods, e.g. soft-kd,hard-kd")
+    cp.add_argument("--family", help="model family (default from registry.toml)")
+    cp.add_argument("--dataset", help="dataset (default from registry.toml)")
+    cp.add_argument("--seeds", type=_seed_list, metavar="S,S", help="only these seeds (default every seed all methods have)")
+    cp.add_argument("--db", type=Path, help=DB_HELP)
+
 
 def cmd_compare(args, argv) -> int:
     from harness.config import registry
@@ -629,13 +577,11 @@ def cmd_compare(args, argv) -> int:
     return 0
 
 
-def cmd_list(args, argv) -> int:
-    from harness.config import plugins, registry
-    from harness.present.listing import listing
-
-    reg = registry.load(args.registry)
-    print(listing(reg, plugins.load(reg)))
-    return 0
+# -- harness show --
+def _show_parser(sub, name: str) -> None:
+    sh = sub.add_parser(name, help="one run's figures, provenance and checkpoints")
+    sh.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix of one, or `latest`")
+    sh.add_argument("--db", type=Path, help=DB_HELP)
 
 
 def cmd_show(args, argv) -> int:
@@ -644,6 +590,25 @@ def cmd_show(args, argv) -> int:
 
     print(show(Store(_db(args)), args.run_id))
     return 0
+
+
+# -- harness leaderboard --
+def _leaderboard_parser(sub, name: str) -> None:
+    lb = sub.add_parser(name, help="methods ranked by leakage, compared paired, per family and dataset")
+    lb.add_argument("--db", type=Path, help=DB_HELP)
+    lb.add_argument("--family", help="only this family")
+    lb.add_argument("--dataset", help="only this dataset")
+    lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "
+                    "(default: the share extractable by sampling), mem_rate_student (exact match) or "
+                    "membership_gap_student (the loss gap on members seen once)")
+    lbsub = lb.add_subparsers(dest="board_command", parser_class=_Parser, metavar="ACTION")
+    pub = lbsub.add_parser("publish", help="run what a board in leaderboards/ is missing and write its snapshot")
+    pub.add_argument("name", metavar="NAME", help="a board: leaderboards/NAME.toml")
+    pub.add_argument("--db", dest="publish_db", type=Path, help="DuckDB results file the runs go to and come from")
+    pub.add_argument("--cache-dir", type=Path, help=CACHE_HELP)
+    imp = lbsub.add_parser("import", help="check a bundle from `harness export` and add it to a board's snapshot")
+    imp.add_argument("bundle", metavar="BUNDLE", type=Path, help="a .duckdb bundle made by `harness export`")
+    imp.add_argument("--board", required=True, metavar="NAME", help="the board: leaderboards/NAME.toml")
 
 
 def cmd_leaderboard(args, argv) -> int:
@@ -664,13 +629,6 @@ def cmd_leaderboard(args, argv) -> int:
         rules = Ranking(DEFAULT.slack, (args.rank_by, *(k for k in DEFAULT.order if k != args.rank_by)))
     print(leaderboard_text(Store(_db(args)), args.family, args.dataset, rules))
     return 0
-
-def _boards(args) -> tuple[Path, str]:
-    """The leaderboards/ folder this command acts on and how it was found: a reviewer must know which checkout."""
-    from harness.leaderboard import board_specs
-
-    folder, how = board_specs.find_boards(args.leaderboards)
-    return folder, f"{folder} (from {how})"
 
 
 def _spec(name: str, args):
@@ -709,6 +667,14 @@ def _import(args) -> int:
     return 0
 
 
+# -- harness export --
+def _export_parser(sub, name: str) -> None:
+    ex = sub.add_parser(name, help="write runs to one bundle file to submit to a published board")
+    ex.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids, unique prefixes of them, or `latest`")
+    ex.add_argument("--db", type=Path, help=DB_HELP)
+    ex.add_argument("-o", "--output", type=Path, help="bundle file (default bundle-<first run id>.duckdb)")
+
+
 def cmd_export(args, argv) -> int:
     from harness.leaderboard import bundles
     from harness.store.database import Store
@@ -722,6 +688,18 @@ def cmd_export(args, argv) -> int:
     return 0
 
 
+# -- harness app --
+def _app_parser(sub, name: str) -> None:
+    ap = sub.add_parser(name, help="start the Streamlit leaderboard (streamlit run harness/present/app.py)")
+    ap.add_argument("--db", type=Path, help="DuckDB results file (default the results file, else the published "
+                    "snapshot in leaderboards/)")
+    ap.add_argument("--port", type=_whole(1, 65535), help="port to serve on (default Streamlit's, 8501)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                    "only; 0.0.0.0 for every interface)")
+    ap.add_argument("--serve-private-text", action="store_true",
+                    help="show the text of datasets not marked public to other machines too (with --host)")
+
+
 def cmd_app(args, argv) -> int:
     from harness.present import serve
 
@@ -729,9 +707,105 @@ def cmd_app(args, argv) -> int:
     return serve.serve_app(args.host, args.port, args.db, args.serve_private_text, folder, where, args.registry)
 
 
-_COMMANDS = {"eval": cmd_eval, "list": cmd_list, "show": cmd_show, "leaderboard": cmd_leaderboard,
-             "export": cmd_export, "app": cmd_app, "predict": cmd_predict, "sweep": cmd_sweep, "compare": cmd_compare,
-             "plan": cmd_plan, "reproduce": cmd_reproduce}
+# every command, in the order `harness --help` lists them: a new command is its block above and a line here
+COMMANDS: dict[str, Command] = {
+    "eval": Command(_eval_parser, cmd_eval),
+    "reproduce": Command(_reproduce_parser, cmd_reproduce),
+    "list": Command(_list_parser, cmd_list),
+    "plan": Command(_plan_parser, cmd_plan),
+    "sweep": Command(_sweep_parser, cmd_sweep),
+    "predict": Command(_predict_parser, cmd_predict),
+    "compare": Command(_compare_parser, cmd_compare),
+    "show": Command(_show_parser, cmd_show),
+    "leaderboard": Command(_leaderboard_parser, cmd_leaderboard),
+    "export": Command(_export_parser, cmd_export),
+    "app": Command(_app_parser, cmd_app),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
+    parser = _Parser(prog="harness", description="Measure how much knowledge-distilled language models memorize "
+                     "their training data: teacher, baseline and student, one standard protocol.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--registry", type=Path, help="registry.toml read over the harness's "
+                        "defaults (default: $HARNESS_REGISTRY, else ./registry.toml if there is one)")
+    parser.add_argument("--leaderboards", type=Path, metavar="DIR", help="the published boards' folder that "
+                        "`leaderboard publish|import` and `app` act on (default: $HARNESS_LEADERBOARDS, "
+                        "./leaderboards, or the installed harness's)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:  # `harness ... | head` stopped reading: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit-time flush cannot fail again
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
+    from harness.errors import RunFailed, Terminated, UsageError
+    from harness.runtime import processes
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    log.setup()
+    if not processes.is_main():  # under `accelerate launch` every process runs the command; the main one reports
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    previous = _on_sigterm()
+    try:
+        code = COMMANDS[args.command].handler(args, argv)
+        processes.finish(wait=True)  # every process finished the command: leave the group together
+        return code
+    except UsageError as err:
+        print(one_line(f"harness {args.command}: error: {err}", LINE_CHARS), file=sys.stderr)
+        return 2
+    except RunFailed as err:
+        print(one_line(f"harness {args.command}: {err}", LINE_CHARS), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"harness {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"harness {args.command}: stopped by SIGTERM", file=sys.stderr)
+        return 128 + 15
+    finally:
+        processes.finish()
+        _restore_sigterm(previous)
+
+
+def _on_sigterm():
+    """SIGTERM raises Terminated where the command stands, so that a run on its way out is marked failed (as
+    Ctrl-C's KeyboardInterrupt is) instead of staying `running` until the next run on its file. A second
+    SIGTERM ends the process at once. Returns the handler it replaced (None off the main thread)."""
+    import signal
+    import threading
+
+    from harness.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

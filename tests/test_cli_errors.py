@@ -476,7 +476,7 @@ def test_usage_error_is_exit_2_not_a_traceback(capsys, monkeypatch):
     def boom(args, argv):
         raise UsageError("something the user can fix")
 
-    monkeypatch.setitem(cli._COMMANDS, "list", boom)
+    monkeypatch.setitem(cli.COMMANDS, "list", cli.COMMANDS["list"]._replace(handler=boom))
     assert usage_error(["list"], capsys) == "harness list: error: something the user can fix"
 
 
