@@ -60,8 +60,10 @@ _EXPORTS: dict[str, str] = {
     # torch and torch.nn.functional, imported on first use
     "torch": "harness.lazy",
     "F": "harness.lazy",
-    # errors a plugin raises for bad input: one line on stderr, exit status 2
+    # errors a plugin raises for bad input: one line on stderr, exit status 2; and a run that failed
+    # (what `evaluate` raises once the run is marked failed)
     "UsageError": "harness.errors",
+    "RunFailed": "harness.errors",
     # the library's entry point: run a request, or read the stored run that answers it
     "evaluate": "harness.protocol.evaluate",
     "Evaluation": "harness.protocol.evaluate",
@@ -104,6 +106,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.contract.hookspecs import hookimpl  # noqa: F401
     from harness.contract.sources import expand_glob, quiet_datasets, root_cause  # noqa: F401
     from harness.contract.specs import (  # noqa: F401
+        DP_PARAMS,
         TEACHER_ACCESS,
         Attack,
         Dataset,
@@ -113,6 +116,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
         LogitBatch,
         ModelFamily,
         Outputs,
+        Param,
         Sampled,
         Split,
         Step,
@@ -120,7 +124,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
         TopKBatch,
         uniform_layer_map,
     )
-    from harness.errors import UsageError  # noqa: F401
+    from harness.errors import RunFailed, UsageError  # noqa: F401
     from harness.lazy import F, torch  # noqa: F401
     from harness.protocol.evaluate import Evaluation, evaluate  # noqa: F401
     from harness.protocol.request import EvalRequest  # noqa: F401

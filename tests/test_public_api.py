@@ -66,3 +66,17 @@ def test_importing_the_api_imports_no_torch():
              "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_the_type_checking_block_names_every_export():
+    """Editors and type checkers read the TYPE_CHECKING block, not `__getattr__`: every export is there,
+    imported from the module `_EXPORTS` says defines it."""
+    tree = ast.parse((ROOT / "harness" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    eager = {a.asname or a.name: node.module for node in ast.walk(block) if isinstance(node, ast.ImportFrom)
+             for a in node.names}
+    exported = {**harness._EXPORTS, **harness._MODULES}
+    missing = sorted(set(exported) - set(eager))
+    assert not missing, f"exported but not in the TYPE_CHECKING block: {missing}"
+    wrong = sorted(n for n, module in harness._EXPORTS.items() if eager[n] != module)
+    assert not wrong, f"imported in the TYPE_CHECKING block from another module than _EXPORTS says: {wrong}"
