@@ -35,19 +35,19 @@ def members(repeats: torch.Tensor = REPEATS) -> Examples:
 def student_stage(tmp_path: Path, method: str):
     """What the student stage hands `_trained` for `method` on `members()`: its deps, rows and order."""
     from harness.protocol.request import EvalRequest
-    from harness.protocol.run import Data, Protocol
+    from harness.protocol.run import Data, Protocol, Trained
 
     protocol = Protocol(EvalRequest(method=method, registry=ROOT / "registry.toml", cache_dir=tmp_path / "cache",
                                     db=tmp_path / "harness.duckdb"))
     seen = {}
 
-    def trained(role, size, deps, data, rows, order, cfg, seed, start, distiller=None):
-        seen.update(deps=deps, rows=rows, order=order)
-        return None, None
+    def trained(job, data):
+        seen.update(deps=job.deps, rows=job.rows, order=job.order)
+        return Trained(None, None)
 
     protocol._trained = trained
     data = Data(members(), members(), "", None, "tokenizer")
-    teacher = (tiny(0), ModelInfo("teacher", "big", "teacher-key", tmp_path, False, 0.0, 0))
+    teacher = Trained(tiny(0), ModelInfo("teacher", "big", "teacher-key", tmp_path, False, 0.0, 0))
     protocol.student(data, teacher)
     return seen
 

@@ -8,6 +8,7 @@ uses. Each returns column lists ready for the store (see docs/results.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,20 @@ from harness.errors import unknown
 from harness.measure import blind, membership
 from harness.measure.extract import Extraction, greedy
 from harness.measure.metrics import ROLES
+
+
+@dataclass
+class Extracted:
+    """The extraction stage's results, which the analysis and the store read: each role's one-pass
+    verdicts on the members and the non-members, the teacher-baseline KL per member, and the examples
+    (token ids and sample ids, `protocol.data.Examples`) with their texts by split."""
+
+    members: Any
+    nonmembers: Any
+    on_members: dict[str, Extraction]
+    on_nonmembers: dict[str, Extraction]
+    kl: torch.Tensor
+    texts: dict[str, list[str]]
 
 
 def evidence(result: Extraction, zlib_bits: torch.Tensor, reference: Evidence | None = None) -> Evidence:
@@ -115,11 +130,10 @@ def approximate(model, ids: torch.Tensor, prefix_len: int, suffix_len: int, batc
     return generated, match, edit
 
 
-def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[str, Extraction],
-           on_nonmembers: Mapping[str, Extraction], texts: Mapping[str, list[str]], kl: torch.Tensor,
-           refs: Mapping[str, tuple[Extraction, Extraction]] | None, attacks: Mapping[str, Attack],
-           attack_args: Mapping[str, dict], preset, *, seed: int, decode: Callable[[Any], list[str]],
-           start_is_reference: bool) -> tuple[dict[str, float], dict[str, dict[str, list]], dict]:
+def derive(models: Mapping[str, Any], found: Extracted, refs: Mapping[str, tuple[Extraction, Extraction]] | None,
+           attacks: Mapping[str, Attack], attack_args: Mapping[str, dict], preset, *, seed: int,
+           decode: Callable[[Any], list[str]], start_is_reference: bool
+           ) -> tuple[dict[str, float], dict[str, dict[str, list]], dict]:
     """Everything beyond the exact-match verdict, from the three models and their extractions.
 
     Returns the figures, the tables for the store (scores, curves, continuations, features) and each
@@ -131,6 +145,8 @@ def derive(models: Mapping[str, Any], members, nonmembers, on_members: Mapping[s
     from harness.runtime.log import info as log
 
     p = preset
+    members, nonmembers, on_members, on_nonmembers, kl, texts = (
+        found.members, found.nonmembers, found.on_members, found.on_nonmembers, found.kl, found.texts)
     z_m, z_n = zlib_bits(texts[members.split]), zlib_bits(texts[nonmembers.split])
 
     def with_reference(role: str, side: int, result: Extraction, z: torch.Tensor) -> Evidence:

@@ -12,7 +12,7 @@ alone writes the cache and the results.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from harness.config.registry import Training
 from harness.contract.specs import TeacherData, describe_training
 from harness.errors import RunFailed, Terminated, UsageError
 from harness.measure import analysis
+from harness.measure.analysis import Extracted
 from harness.measure.extract import Extraction, extract, extract_pair, greedy
 from harness.measure.metrics import figures
 from harness.protocol import corpus, costs, filtering, keys, provenance, references
@@ -33,6 +34,7 @@ from harness.runtime import processes, sharding
 from harness.runtime.cache import Cache, key
 from harness.runtime.log import info as log, warning as log_warning  # info: quiet on non-main processes
 from harness.runtime.precision import for_scoring
+from harness.runtime.timing import timed
 from harness.store import read
 from harness.store.database import Store
 from harness.training.distill import Distiller, free_disk
@@ -48,6 +50,41 @@ class RunResult:
     stage_seconds: dict[str, float]
     n_members: int
     n_nonmembers: int
+
+
+@dataclass
+class Trained:
+    """A model stage's result: the model, on its device, and what the run records about it."""
+
+    model: Any
+    info: ModelInfo
+
+
+@dataclass
+class Job:
+    """One model to train, or to read from the cache: `role` at `size` from `start()`, trained on
+    rows[order] with `cfg` and `seed`, keyed by `deps` (`keys`); a student with its method's `distiller`."""
+
+    role: str
+    size: str
+    deps: dict[str, Any]
+    rows: torch.Tensor
+    order: torch.Tensor
+    cfg: Training
+    seed: int
+    start: Callable[[], Any]
+    distiller: Distiller | None = None
+
+
+@dataclass
+class Measured:
+    """What the extraction and analysis stages found: the extractions, and the figures, the tables for
+    the store and the approximate matches derived from them (`measure.analysis.derive`)."""
+
+    found: Extracted
+    metrics: dict[str, float]
+    tables: dict[str, dict[str, list]]
+    approx: dict
 
 
 @dataclass
@@ -86,9 +123,8 @@ class Protocol:
         self._refuse_what_cannot_run()
         if processes.is_main():
             self.store.check_writable()
-        started = time.perf_counter()
-        data = self.data()
-        self.seconds["data"] = time.perf_counter() - started
+        with timed(self.seconds, "data"):
+            data = self.data()
         if self.req.reference:  # before anything is logged or trained: a bad name is one line
             self.reference = references.load(self.req.reference, data.tokenizer, self.setup.family.name)
         self._check_plan(data)
@@ -117,15 +153,13 @@ class Protocol:
         models = {"teacher": self.teacher(data)}
         models["baseline"] = self.baseline(data)
         models["student"] = self.student(data, models["teacher"], filtered)
-        t0 = time.perf_counter()
-        on_members, on_nonmembers, kl = self.extraction(models, data)
-        self.seconds["extraction"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metrics, tables, approx, texts = self.analysis(models, data, on_members, on_nonmembers, kl)
-        if filtered is not None:
-            metrics.update({f"filter_{k}": v for k, v in filtered["figures"].items()})
-        self.seconds["analysis"] = time.perf_counter() - t0
-        return self._store_run(run_id, data, models, metrics, tables, approx, texts, on_members, on_nonmembers)
+        with timed(self.seconds, "extraction"):
+            found = self.extraction(models, data)
+        with timed(self.seconds, "analysis"):
+            measured = self.analysis(models, data, found)
+            if filtered is not None:
+                measured.metrics.update({f"filter_{k}": v for k, v in filtered["figures"].items()})
+        return self._store_run(run_id, data, models, measured)
 
     def _refuse_what_cannot_run(self) -> None:
         if self.setup.method.private and processes.world() > 1:
@@ -229,10 +263,9 @@ class Protocol:
             return s.family.model(size, data.tokenizer, **s.remote)
 
         rows = self.corpus_rows(data)
-        model, info = self._trained("pretrain", size, keys.pretrain(s, size, data.tokenizer_key), data, rows,
-                                    torch.arange(len(rows)), s.preset.pretrain, keys.PRETRAIN_SEED, random_weights)
-        del model
-        return info.path
+        job = Job("pretrain", size, keys.pretrain(s, size, data.tokenizer_key), rows, torch.arange(len(rows)),
+                  s.preset.pretrain, keys.PRETRAIN_SEED, random_weights)
+        return self._trained(job, data).info.path
 
     def _start_key(self, size: str, data: Data) -> str | None:
         return None if self.setup.family.released else key(keys.pretrain(self.setup, size, data.tokenizer_key))
@@ -245,19 +278,18 @@ class Protocol:
 
     # ------------------------------------------------------------ teacher, baseline, student
 
-    def teacher(self, data: Data) -> tuple[Any, ModelInfo]:
+    def teacher(self, data: Data) -> Trained:
         """The teacher stage: the large model fine-tuned on the members."""
         return self._model("teacher", self.setup.teacher_size, data, data.members.ids,
                            data.members.training_rows(), recipe={"loss": "ce"})
 
-    def baseline(self, data: Data) -> tuple[Any, ModelInfo]:
+    def baseline(self, data: Data) -> Trained:
         """The baseline stage: the student-size model fine-tuned on the same data as the student, without a teacher."""
         own = data.own
         return self._model("baseline", self.setup.student_size, data, own.ids, own.training_rows(),
                            recipe={"loss": "ce"})
 
-    def student(self, data: Data, teacher: tuple[Any, ModelInfo],
-                filtered: dict[str, Any] | None = None) -> tuple[Any, ModelInfo]:
+    def student(self, data: Data, teacher: Trained, filtered: dict[str, Any] | None = None) -> Trained:
         """The student stage: the method's distillation from the teacher (without the filtered rows)."""
         s = self.setup
         own = data.own
@@ -268,19 +300,18 @@ class Protocol:
                 f"(the training set repeats them to {len(own.training_rows())} rows)")
         if filtered is not None:
             order = order[~torch.isin(order, torch.tensor(filtered["rows"], dtype=torch.long))]
-        model, teacher_info = teacher
-        recipe = {"method": s.method.name, "args": s.method_args, "teacher": teacher_info.key}
+        recipe = {"method": s.method.name, "args": s.method_args, "teacher": teacher.info.key}
         cfg = s.preset.training("student", s.method)
         if s.method.training:
             log(f"student: {s.method.name} overrides the preset's recipe ({describe_training(s.method.training)}): "
                 f"{cfg.describe()}")
         if s.method.kind == "make_data":
-            rows = self._teacher_data(model, teacher_info, own)
+            rows = self._teacher_data(teacher, own)
             return self._model("student", s.student_size, data, rows, order, recipe)
-        distiller = Distiller(s.method, s.method_args, model, own.ids,
+        distiller = Distiller(s.method, s.method_args, teacher.model, own.ids,
                               prefix_len=s.preset.prefix_len, layer_map=s.family.layers,
                               batch_size=cfg.batch_size, stage="student",
-                              seed=self.req.seed, cache=self.cache, teacher_key=teacher_info.key,
+                              seed=self.req.seed, cache=self.cache, teacher_key=teacher.info.key,
                               corpus=lambda: self.corpus_rows(data))
         log(f"student: teacher outputs: {distiller.outputs.tier.describe()}")
         if distiller.outputs.values_dtype != torch.float32:  # top-K values kept in float16: another student
@@ -288,41 +319,41 @@ class Protocol:
         return self._model("student", s.student_size, data, own.ids, order, recipe, distiller)
 
     def _model(self, role: str, size: str, data: Data, rows: torch.Tensor, order: torch.Tensor,
-               recipe: dict[str, Any], distiller: Distiller | None = None) -> tuple[Any, ModelInfo]:
+               recipe: dict[str, Any], distiller: Distiller | None = None) -> Trained:
         """`role` fine-tuned from the weights of `size` before fine-tuning (see `start`)."""
         cfg = self.setup.preset.training(role, self.setup.method)  # the student: the preset's with the method's overrides
         deps = keys.model(self.setup, role, size, data.tokenizer_key, rows[order], recipe, self._start_key(size, data))
-        return self._trained(role, size, deps, data, rows, order, cfg, self.req.seed,
-                             lambda: self.start(size, data), distiller)
+        return self._trained(Job(role, size, deps, rows, order, cfg, self.req.seed, lambda: self.start(size, data),
+                                 distiller), data)
 
-    def _trained(self, role: str, size: str, deps: dict[str, Any], data: Data, rows: torch.Tensor,
-                 order: torch.Tensor, cfg: Training, seed: int, start, distiller: Distiller | None = None):
-        """The model keyed by `deps`: from the cache, or `start()` trained on `rows[order]` and cached."""
+    def _trained(self, job: Job, data: Data) -> Trained:
+        """The model keyed by `job.deps`: from the cache, or `job.start()` trained on `rows[order]` and cached."""
+        role, size, deps, rows, order, cfg = job.role, job.size, job.deps, job.rows, job.order, job.cfg
         k = key(deps)
-        private = distiller is not None and distiller.method.private
+        private = job.distiller is not None and job.distiller.method.private
         path = self.cache.get("models", k)
         if path is not None:
             model = self._load(path)
             record = json.loads((path / "training.json").read_text())
             self._from_cache(role, size, path)
             privacy = provenance.privacy(record.get("privacy"))  # and the recipe is cfg: the key holds it
-            return model, ModelInfo(role, size, k, path, True, record["train_seconds"], provenance.n_params(model),
-                                    provenance.curve(record.get("epoch_loss")), privacy,
-                                    provenance.recipe(cfg, len(order), privacy, private))
-        model = start()  # before the clock: a pretraining stage it runs is timed as its own
+            return Trained(model, ModelInfo(role, size, k, path, True, record["train_seconds"],
+                                            provenance.n_params(model), provenance.curve(record.get("epoch_loss")),
+                                            privacy, provenance.recipe(cfg, len(order), privacy, private)))
+        model = job.start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
         log(f"{role}: training {self.setup.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
-        t0 = time.perf_counter()
         curve: list[float] = []
         spent = None
-        if private:
-            model, spent = train_private(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller,
-                                         epoch_loss=curve)
-        else:
-            model = train(model, rows, order, cfg, seed=seed, stage=role, distiller=distiller, epoch_loss=curve)
+        with timed(self.seconds, role) as clock:
+            if private:
+                model, spent = train_private(model, rows, order, cfg, seed=job.seed, stage=role,
+                                             distiller=job.distiller, epoch_loss=curve)
+            else:
+                model = train(model, rows, order, cfg, seed=job.seed, stage=role, distiller=job.distiller,
+                              epoch_loss=curve)
         privacy = spent.figures() if spent is not None else {}
-        train_seconds = time.perf_counter() - t0
-        self.seconds[role] = self.seconds.get(role, 0.0) + train_seconds
+        train_seconds = clock.seconds
 
         state = sharding.full_state_dict(model) if sharding.enabled() else None  # every process gathers
 
@@ -341,8 +372,8 @@ class Protocol:
             del model, state
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
-        return model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model), tuple(curve),
-                                privacy, provenance.recipe(cfg, len(order), privacy, private))
+        return Trained(model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model),
+                                        tuple(curve), privacy, provenance.recipe(cfg, len(order), privacy, private)))
 
     def _from_cache(self, role: str, size: str, path: Path) -> None:
         """Say that `role` came from the cache; its stage took no training time."""
@@ -357,16 +388,16 @@ class Protocol:
                                                      trust_remote_code=self.req.trust_remote_code)
         return sharding.shard(model) if sharding.enabled() else model.to(processes.device())
 
-    def _teacher_data(self, teacher, teacher_info: ModelInfo, members: Examples) -> torch.Tensor:
+    def _teacher_data(self, teacher: Trained, members: Examples) -> torch.Tensor:
         """A data-level method's training texts, made once per teacher and cached."""
         from safetensors.torch import load_file
 
-        deps = keys.teacher_data(self.setup, teacher_info.key, members.ids)
+        deps = keys.teacher_data(self.setup, teacher.info.key, members.ids)
         k = key(deps)
         if sharding.enabled():  # the sharded teacher's passes are collectives: every process generates
             path = processes.broadcast(self.cache.get("teacher-data", k) if processes.is_main() else None)
             if path is None:
-                rows = self._make_teacher_data(teacher, members, deps, k)
+                rows = self._make_teacher_data(teacher.model, members, deps, k)
                 processes.barrier()
                 return rows
             return load_file(Path(path) / "tokens.safetensors")["input_ids"]
@@ -376,37 +407,38 @@ class Protocol:
                 log(f"student: {self.setup.method.name} training data from the cache ({path})")
                 self.seconds["teacher_data"] = 0.0
                 return load_file(path / "tokens.safetensors")["input_ids"]
-            return self._make_teacher_data(teacher, members, deps, k)
+            return self._make_teacher_data(teacher.model, members, deps, k)
 
     def _make_teacher_data(self, teacher, members: Examples, deps: dict[str, Any], k: str) -> torch.Tensor:
         from safetensors.torch import save_file
 
         s = self.setup
-        t0 = time.perf_counter()
         batch = s.preset.generate_batch_size
-        data = TeacherData(teacher, members.ids, s.preset.prefix_len,
-                           generate=lambda model, prompts, n: greedy(model, prompts, n, batch, desc="teacher: generating"))
-        rows = s.method.make_data(data, s.method_args)
-        if rows.shape[0] != len(members):
-            raise RunFailed(f"method {s.method.name} returned {rows.shape[0]} rows for {len(members)} members")
-        self.seconds["teacher_data"] = time.perf_counter() - t0
+        with timed(self.seconds, "teacher_data") as clock:
+            data = TeacherData(teacher, members.ids, s.preset.prefix_len,
+                               generate=lambda model, prompts, n: greedy(model, prompts, n, batch,
+                                                                         desc="teacher: generating"))
+            rows = s.method.make_data(data, s.method_args)
+            if rows.shape[0] != len(members):
+                raise RunFailed(f"method {s.method.name} returned {rows.shape[0]} rows for {len(members)} members")
         if processes.is_main():
             self.cache.build("teacher-data", k, deps,
                              lambda folder: save_file({"input_ids": rows.contiguous()}, folder / "tokens.safetensors"))
-        log(f"student: {s.method.name} made its training data in {self.seconds['teacher_data']:.1f}s")
+        log(f"student: {s.method.name} made its training data in {clock.seconds:.1f}s")
         return rows
 
     # ------------------------------------------------------------ extraction and analysis
 
-    def extraction(self, models, data: Data) -> tuple[dict[str, Extraction], dict[str, Extraction], torch.Tensor]:
+    def extraction(self, models: dict[str, Trained], data: Data) -> Extracted:
         """The extraction stage: each role's one-pass verdicts on the members and non-members.
         Teacher and baseline run side by side on the members: the same passes give their KL."""
         on_members, on_nonmembers = {}, {}
         on_members["teacher"], on_members["baseline"], kl = self._extract_pair(models, data.members)
-        on_members["student"] = self._extract(models["student"][0], data.members, "student: extraction on members")
-        for role, (model, _) in models.items():
-            on_nonmembers[role] = self._extract(model, data.nonmembers, f"{role}: extraction on non-members")
-        return on_members, on_nonmembers, kl
+        on_members["student"] = self._extract(models["student"].model, data.members, "student: extraction on members")
+        for role, trained in models.items():
+            on_nonmembers[role] = self._extract(trained.model, data.nonmembers, f"{role}: extraction on non-members")
+        texts = {ex.split: data.tokenizer.batch_decode(ex.ids) for ex in (data.members, data.nonmembers)}
+        return Extracted(data.members, data.nonmembers, on_members, on_nonmembers, kl, texts)
 
     def _extract(self, model, examples: Examples, desc: str) -> Extraction:
         p = self.setup.preset
@@ -415,9 +447,9 @@ class Protocol:
             lambda part: extract(model, examples.ids[part], p.prefix_len, p.suffix_len,
                                  p.eval_batch_size, desc=desc).as_dict(), len(examples)))
 
-    def _extract_pair(self, models, members: Examples) -> tuple[Extraction, Extraction, torch.Tensor]:
+    def _extract_pair(self, models: dict[str, Trained], members: Examples) -> tuple[Extraction, Extraction, torch.Tensor]:
         p = self.setup.preset
-        teacher, baseline = for_scoring(models["teacher"][0]), for_scoring(models["baseline"][0])
+        teacher, baseline = for_scoring(models["teacher"].model), for_scoring(models["baseline"].model)
         teacher.to(processes.device())
         baseline.to(processes.device())
 
@@ -430,23 +462,22 @@ class Protocol:
         first, second, kl = processes.sharded(part, len(members))
         return Extraction(**first), Extraction(**second), kl
 
-    def analysis(self, models, data: Data, on_members, on_nonmembers, kl: torch.Tensor):
+    def analysis(self, models: dict[str, Trained], data: Data, found: Extracted) -> Measured:
         """The analysis stage (`measure.analysis.derive`): attacks, curves, continuations, predictor features."""
         s = self.setup
-        texts = {ex.split: data.tokenizer.batch_decode(ex.ids) for ex in (data.members, data.nonmembers)}
         refs = None  # a reference model costs a pass per role: only when an attack uses it
         if any(a.needs_reference for a in s.found.attacks.values()):
             refs = self._references(models, data)
-        metrics = figures(on_members, on_nonmembers)
-        metrics.update(provenance.loss_figures({role: info for role, (_, info) in models.items()}))
+        metrics = figures(found.on_members, found.on_nonmembers)
+        metrics.update(provenance.loss_figures({role: trained.info for role, trained in models.items()}))
         if data.public is not None:  # the baseline and the student trained on this many other members
             metrics["public_members"] = float(len(data.public))
         derived, tables, approx = analysis.derive(
-            {role: model for role, (model, _) in models.items()}, data.members, data.nonmembers, on_members,
-            on_nonmembers, texts, kl, refs, s.found.attacks, s.attack_args, s.preset, seed=self.req.seed,
-            decode=data.tokenizer.batch_decode, start_is_reference=self.reference is None)
+            {role: trained.model for role, trained in models.items()}, found, refs, s.found.attacks, s.attack_args,
+            s.preset, seed=self.req.seed, decode=data.tokenizer.batch_decode,
+            start_is_reference=self.reference is None)
         metrics.update(derived)
-        return metrics, tables, approx, texts
+        return Measured(found, metrics, tables, approx)
 
     def _references(self, models, data: Data):
         """Each role's reference model's extractions on (members, non-members) (see `references`)."""
@@ -461,23 +492,24 @@ class Protocol:
         return provenance.run_row(self.setup, run_id, data.dataset_hash, data.tokenizer_key, data.members,
                                   data.nonmembers, filtered)
 
-    def _store_run(self, run_id: str, data: Data, models, metrics, tables, approx, texts,
-                   on_members, on_nonmembers) -> RunResult:
-        t0 = time.perf_counter()
-        infos = {role: info for role, (_, info) in models.items()}
-        if processes.is_main():
-            self.store.finish_run(
-                run_id,
-                models=[provenance.model_row(self.setup.family.name, run_id, info, metrics) for info in infos.values()],
-                examples=provenance.example_rows(data.dataset_hash, data.tokenizer_key, texts, data.members,
-                                                 data.nonmembers),
-                samples=provenance.sample_columns(data.members, data.nonmembers, on_members, on_nonmembers, approx),
-                metrics=metrics,
-                stage_seconds={**self.seconds, "store": time.perf_counter() - t0},
-                tables=tables,
-            )
-        processes.barrier()  # the run is stored before any process reports it
-        self.seconds["store"] = time.perf_counter() - t0
+    def _store_run(self, run_id: str, data: Data, models: dict[str, Trained], measured: Measured) -> RunResult:
+        found, metrics = measured.found, measured.metrics
+        infos = {role: trained.info for role, trained in models.items()}
+        with timed(self.seconds, "store") as clock:
+            if processes.is_main():
+                self.store.finish_run(
+                    run_id,
+                    models=[provenance.model_row(self.setup.family.name, run_id, info, metrics)
+                            for info in infos.values()],
+                    examples=provenance.example_rows(data.dataset_hash, data.tokenizer_key, found.texts, data.members,
+                                                     data.nonmembers),
+                    samples=provenance.sample_columns(data.members, data.nonmembers, found.on_members,
+                                                      found.on_nonmembers, measured.approx),
+                    metrics=metrics,
+                    stage_seconds={**self.seconds, "store": clock.so_far()},
+                    tables=measured.tables,
+                )
+            processes.barrier()  # the run is stored before any process reports it
         return RunResult(run_id, metrics, infos, dict(self.seconds), len(data.members), len(data.nonmembers))
 
     # ------------------------------------------------------------ runs already stored
