@@ -199,11 +199,11 @@ def main() -> None:
 
     quiet_libraries()
 
-    data = {} if opts.members is None else {"n_members": str(opts.members), "n_nonmembers": str(opts.members)}
+    dataset_args = {} if opts.members is None else {"n_members": str(opts.members), "n_nonmembers": str(opts.members)}
 
     def request(tmp: str) -> EvalRequest:
         return EvalRequest(method=opts.method, db=Path(tmp) / "harness.duckdb", cache_dir=Path(tmp) / "cache",
-                           dataset_args=data, limit=opts.limit, command="benchmarks/flops_bound.py")
+                           dataset_args=dataset_args, limit=opts.limit, command="benchmarks/flops_bound.py")
 
     setup = tempfile.mkdtemp(prefix="bench-flops-")
     runner = Protocol(request(setup))
