@@ -7,6 +7,9 @@ temporary cache and results file) through `harness.evaluate`, which reports the
 seconds of each stage, and sets beside each stage the least time its matrix arithmetic needs on
 this machine:
 
+  pretrain            for a family without released weights, each size's pretraining on the generic
+                      corpus: 6 x params x corpus tokens x epochs, once for the teacher's size and once
+                      for the student's (the baseline and the student start from the same weights)
   teacher, baseline   training: 6 x params x tokens x epochs (tokens = rows of D x example length)
   student             the same, plus the teacher's outputs once per distinct member (2 x teacher
                       params x members' tokens) for a logit-level method, or, for a method that
@@ -69,7 +72,7 @@ from harness import EvalRequest, evaluate
 from harness.measure.metrics import ROLES
 from harness.protocol.run import Protocol  # the bare loops' data and models, as the run makes them
 
-STAGES = ("data", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
+STAGES = ("data", "pretrain", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
 
 
 def matmul_weights(model) -> list[tuple[int, int]]:
@@ -243,10 +246,10 @@ def main() -> None:
     params = {role: sum(k * o for k, o in s) for role, s in shapes.items()}
     t, s = "teacher", "student"  # the student's size is also the baseline's and the reference's
 
-    def training(role):
-        cfg = p.training(role)
-        return (f"{role} training, 6 x {params[role] / 1e6:.2f}M x {rows} rows x {L} x {cfg.epochs} epochs",
-                6 * params[role] * rows * L * cfg.epochs, shapes[role], cfg.batch_size * L, True)
+    def training(role, stage=None, n_rows=rows):
+        cfg = p.training(stage or role)
+        return (f"{role} {stage or 'training'}, 6 x {params[role] / 1e6:.2f}M x {n_rows} rows x {L} x {cfg.epochs} epochs",
+                6 * params[role] * n_rows * L * cfg.epochs, shapes[role], cfg.batch_size * L, True)
 
     def forward(role, what, examples, batch):
         return (f"{what}, 2 x {params[role] / 1e6:.2f}M x {examples} x {L}",
@@ -260,6 +263,9 @@ def main() -> None:
                  2 * params[role] * examples * (new - 1), shapes[role], b, False)]
 
     work: dict[str, list] = {stage: [] for stage in STAGES}
+    if not proto.family.released:  # each size pretrained once on the generic corpus, before its first role
+        corpus_rows = len(runner.corpus_rows(data))
+        work["pretrain"] += [training(t, "pretrain", corpus_rows), training(s, "pretrain", corpus_rows)]
     work["teacher"].append(training("teacher"))
     work["baseline"].append(training("baseline"))
     work["student"].append(training("student"))
