@@ -41,7 +41,9 @@ from harness.protocol import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The embedded default's shape, scaled down: shorter examples, fewer epochs.
+# The embedded default's shape, scaled down: shorter examples, fewer epochs, a small pretraining
+# corpus (without pretrain_docs a preset pretrains each size on 20,000 documents, which would
+# swamp the cells' own training).
 PRESET = """
 [presets.bench-sweep]
 prefix_len = 16
@@ -49,6 +51,13 @@ suffix_len = 16
 eval_batch_size = 64
 generate_batch_size = 64
 approx_sample = 32
+pretrain_docs = 500
+
+[presets.bench-sweep.pretrain]
+epochs = 1
+lr = 3e-3
+batch_size = 32
+warmup_ratio = 0.05
 
 [presets.bench-sweep.teacher]
 epochs = 4
@@ -113,7 +122,8 @@ def main() -> None:
         import torch
 
         print(f"{len(cells)} cells: {', '.join(c.method for c in cells)} x tiny x synthetic-pii x seed 0; "
-              f"{opts.members} members, preset bench-sweep (16 + 16 tokens, epochs 4/3/3); "
+              f"{opts.members} members, preset bench-sweep (16 + 16 tokens, 500 pretraining documents, "
+              f"epochs 4/3/3); "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
         # The two paths are interleaved cell by cell, each going first in turn, so that load from other
