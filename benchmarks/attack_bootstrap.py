@@ -1,6 +1,6 @@
 """The attack figures' bootstrap: counts of draws against a rank-sum and a partition per resample.
 
-    python benchmarks/attack_bootstrap.py [--boot 1000] [--repeat 3]
+    python benchmarks/attack_bootstrap.py [--boot 1000] [--repeat 3] [--quick]
 
 `harness.measure.membership.attack_figures` gives an attack's AUC and TPR at 1% and 0.1% FPR with
 stratified bootstrap 95% intervals (1000 resamples), and a run calls it ~90 times (5 attacks x 3
@@ -18,7 +18,8 @@ point estimates included, the same in both) on normal scores, 512 members (every
 `membership.BLOCK_ROWS` (the resamples counted at a time: small enough for a block's counts to stay
 in cache, large enough to pay numpy's per-call overhead rarely) at other values, the default marked.
 The last line is `ratio R.RRx`: the rank-sum way's time over the harness's, the smaller of the two
-cases' ratios.
+cases' ratios. `--quick` (100 resamples, one timed call, 512 non-members) runs the same path in
+seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from harness.measure import membership
 from harness.measure.stats import MIN_FALSE_POSITIVES
+
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"boot": 100, "repeat": 1, "nonmembers": 512}
 
 
 def rank_sum_figures(members: np.ndarray, nonmembers: np.ndarray, *, n_boot: int = 1000,
@@ -94,7 +98,12 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples per call")
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per way, the best kept")
     parser.add_argument("--nonmembers", type=int, default=2048)
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 100 resamples, one timed call, "
+                        "512 non-members (a flag given still wins)")
     opts = parser.parse_args()
+    if opts.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        opts = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}; "
           f"{opts.boot} resamples a call, best of {opts.repeat}")
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """What DP-SGD costs: dp-kd's student training against soft-kd's, time and peak memory, on the embedded default's shapes.
 
-    python benchmarks/dp_cost.py [--members 512] [--repeats 3] [--epochs 1]
+    python benchmarks/dp_cost.py [--members 512] [--repeats 3] [--epochs 1] [--quick]
 
 Both train the embedded default's 0.6m student (the `tiny` family's config, vocabulary 2048) under
 its 2.6m teacher on `--members` random rows of the preset's 64 tokens, each repeated `--repeats`
@@ -10,6 +10,7 @@ members (a record each, its repeats summed), computes every record's gradient (O
 noises them (`harness.training.private`), so it takes fewer steps of more work. Each variant runs
 in a fresh process: the rise of its resident memory during training (sampled every 5 ms), and its
 training seconds. The script prints both and the ratios (dp-kd / soft-kd), per run and per step.
+`--quick` (32 members, each once) runs the same path in seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import subprocess
 import sys
 import threading
 import time
+
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"members": 32, "repeats": 1}
 
 
 def measure(args) -> dict:
@@ -97,7 +101,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1, help="student epochs (0: the preset's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", choices=("soft-kd", "dp-kd"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 32 members, each once "
+                        "(a flag given still wins)")
     args = parser.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     if args.variant:
         print(json.dumps(measure(args)))
         return 0

@@ -1,6 +1,6 @@
 """The extraction stage's cost against a bare forward loop, at the board's example counts.
 
-    python benchmarks/extraction_cost.py [--members 512] [--nonmembers 512 2048] [--repeat 3]
+    python benchmarks/extraction_cost.py [--members 512] [--nonmembers 512 2048] [--repeat 3] [--quick]
 
 `harness.measure.extract.extract` makes one teacher-forced pass per example and, from its logits,
 the verdict, the losses, what the membership attacks score from (each position's log-probabilities,
@@ -10,7 +10,8 @@ batches and keeps nothing. For each role (the tiny family's 2.6m teacher and 0.6
 weights: the cost does not depend on them) and each non-member count, both are timed on
 members + non-members of 64 random tokens, best of `--repeat` after a warm-up, alternating which runs
 first. The stage scores three roles, so its seconds are the sum over them. The last line is
-`ratio R.RRx`: extract's time over the bare loop's at the largest count.
+`ratio R.RRx`: extract's time over the bare loop's at the largest count. `--quick` (64 members and
+64 non-members, one timing) runs the same path in seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from harness.measure.extract import extract
 from harness_plugins.families import tiny
 
 PREFIX, SUFFIX, BATCH = 32, 32, 64
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"members": 64, "nonmembers": [64], "repeat": 1}
 
 
 def bare(model, ids: torch.Tensor) -> None:
@@ -47,7 +50,12 @@ def main() -> int:
     p.add_argument("--members", type=int, default=512)
     p.add_argument("--nonmembers", type=int, nargs="+", default=[512, 2048])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: 64 members and 64 non-members, "
+                   "one timing (a flag given still wins)")
     args = p.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        p.set_defaults(**QUICK)
+        args = p.parse_args()
     os.environ.setdefault("HARNESS_PROGRESS", "0")
     torch.manual_seed(0)
     from tokenizers import Tokenizer, models as tk_models

@@ -1,6 +1,7 @@
 """Distance to the limit: the embedded default, stage by stage, against the arithmetic it cannot avoid.
 
     python benchmarks/flops_bound.py [--method soft-kd] [--members N] [--limit N] [--rate-rounds 3] [--rounds 2]
+        [--quick]
 
 Runs the whole protocol cold (`harness eval --method soft-kd` on tiny / synthetic-pii, a fresh
 temporary cache and results file) through `harness.evaluate`, which reports the
@@ -49,7 +50,9 @@ bare loops first), each stage's best kept for each: this machine drifts by tens 
 minutes, and a fixed order would hand the drift to whichever runs second.
 
 The last line is `ratio R.RRx`: the protocol's whole wall time over its whole lower bound
-(larger means further from the limit).
+(larger means further from the limit). `--quick` runs the same path in seconds, to check the script,
+not to measure: a small preset (8 + 8 tokens, one or two epochs), 32 members, one round of each
+timing, each timed briefly, and a 512 x 512 x 512 product for comparison.
 """
 
 from __future__ import annotations
@@ -74,6 +77,31 @@ from harness.protocol.run import Protocol  # the bare loops' data and models, as
 
 STAGES = ("data", "pretrain", "teacher", "baseline", "teacher_data", "student", "extraction", "analysis", "store")
 
+# --quick: the same path in seconds (the figures then mean nothing): a small preset over the tiny one
+# (in a temporary copy of registry.toml), few members, one round of each timing, each timing short.
+QUICK = {"members": 32, "rate_rounds": 1, "rounds": 1}
+QUICK_PRESET = """
+[presets.bench-quick]
+inherits = "tiny"
+prefix_len = 8
+suffix_len = 8
+approx_sample = 16
+pretrain_docs = 60
+
+[presets.bench-quick.teacher]
+epochs = 2
+
+[presets.bench-quick.baseline]
+epochs = 1
+
+[presets.bench-quick.student]
+epochs = 1
+"""
+ROOT = Path(__file__).resolve().parents[1]
+# How long each timing runs: a matrix product at least MIN_TIME seconds a timing, best of REPEAT;
+# a bare loop over PLAIN_SAMPLE steps, best of PLAIN_ROUNDS; the comparison product BIG_SIZE cubed.
+MIN_TIME, REPEAT, PLAIN_SAMPLE, PLAIN_ROUNDS, BIG_SIZE = 0.05, 5, 12, 2, 2048
+
 
 def matmul_weights(model) -> list[tuple[int, int]]:
     """(in, out) of every weight matrix a token passes through: layers and output projection, no input embedding."""
@@ -84,7 +112,9 @@ def matmul_weights(model) -> list[tuple[int, int]]:
     return [(int(p.shape[1]), int(p.shape[0])) for p in weights.values()]
 
 
-def seconds_per_call(fn, min_time: float = 0.05, repeat: int = 5) -> float:
+def seconds_per_call(fn, min_time: float | None = None, repeat: int | None = None) -> float:
+    min_time = MIN_TIME if min_time is None else min_time
+    repeat = REPEAT if repeat is None else repeat
     fn()
     best = float("inf")
     for _ in range(repeat):
@@ -121,7 +151,7 @@ def rate(shapes: list[tuple[int, int]], rows: int, train: bool = False) -> float
 
 
 def plain_seconds(model, steps: int, batch: int, length: int, *, train: bool, loss=None, teacher=None,
-                  sample: int = 12, rounds: int = 2) -> float:
+                  sample: int | None = None, rounds: int | None = None) -> float:
     """The same work as a bare PyTorch loop, timed over `sample` steps (best of `rounds`) and scaled to `steps`.
 
     A training step is forward, loss, backward, AdamW, on random tokens of the stage's shape; with
@@ -132,6 +162,8 @@ def plain_seconds(model, steps: int, batch: int, length: int, *, train: bool, lo
     """
     from harness.contract.specs import LogitBatch
 
+    sample = PLAIN_SAMPLE if sample is None else sample
+    rounds = PLAIN_ROUNDS if rounds is None else rounds
     vocab = model.get_output_embeddings().weight.shape[0]
     ids = torch.randint(0, vocab, (batch, length))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5) if train else None
@@ -162,9 +194,10 @@ def plain_seconds(model, steps: int, batch: int, length: int, *, train: bool, lo
     return best * steps
 
 
-def big_rate(size: int = 2048) -> float:
+def big_rate(size: int | None = None) -> float:
+    size = BIG_SIZE if size is None else size
     a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / seconds_per_call(lambda: a @ b, min_time=0.2)
+    return 2 * size**3 / seconds_per_call(lambda: a @ b, min_time=4 * MIN_TIME)
 
 
 def plain_stages(proto, loaded, members, nonmembers) -> dict[str, float]:
@@ -197,7 +230,17 @@ def main() -> None:
     parser.add_argument("--rate-rounds", type=int, default=3, help="rounds of matmul timings, the best kept (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of harness and bare loops, in alternating "
                         "order, the best of each kept (default 2)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: a small preset, 32 members, "
+                        "one round of each timing, each timed briefly (a flag given still wins)")
     opts = parser.parse_args()
+    registry = preset = None
+    if opts.quick:  # the quick values as defaults: a flag given still wins
+        global MIN_TIME, REPEAT, PLAIN_SAMPLE, PLAIN_ROUNDS, BIG_SIZE
+        parser.set_defaults(**QUICK)
+        opts = parser.parse_args()
+        MIN_TIME, REPEAT, PLAIN_SAMPLE, PLAIN_ROUNDS, BIG_SIZE = 0.005, 1, 2, 1, 512
+        registry, preset = Path(tempfile.mkdtemp(prefix="bench-flops-")) / "registry.toml", "bench-quick"
+        registry.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
     from harness.runtime.log import quiet_libraries
 
     quiet_libraries()
@@ -206,7 +249,8 @@ def main() -> None:
 
     def request(tmp: str) -> EvalRequest:
         return EvalRequest(method=opts.method, db=Path(tmp) / "harness.duckdb", cache_dir=Path(tmp) / "cache",
-                           dataset_args=dataset_args, limit=opts.limit, command="benchmarks/flops_bound.py")
+                           dataset_args=dataset_args, limit=opts.limit, registry=registry, preset=preset,
+                           command="benchmarks/flops_bound.py")
 
     setup = tempfile.mkdtemp(prefix="bench-flops-")
     runner = Protocol(request(setup))
@@ -303,8 +347,8 @@ def main() -> None:
     for role, info in result.models.items():
         print(f"  {role:<8} {info.size}: {info.n_params / 1e6:.2f}M parameters, {params[role] / 1e6:.2f}M in "
               f"matrix products (layers + output projection, no input embedding)")
-    print(f"float32 matmul: 2048 x 2048 x 2048 {max(big_before, big_after) / 1e9:6.1f} GFLOP/s; at the models' "
-          "shapes (used for the bound):")
+    print(f"float32 matmul: {BIG_SIZE} x {BIG_SIZE} x {BIG_SIZE} {max(big_before, big_after) / 1e9:6.1f} GFLOP/s; "
+          "at the models' shapes (used for the bound):")
     for (sh, r, tr), v in sorted(_rates.items(), key=lambda kv: (kv[0][2], kv[0][1])):
         hidden = min(k for k, _ in sh)
         print(f"  hidden {hidden:>4}, {r:>5} rows, {'forward + backward' if tr else 'forward':<18} {v / 1e9:6.1f} GFLOP/s")

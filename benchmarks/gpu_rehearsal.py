@@ -1,7 +1,7 @@
 """The GPU rehearsal: Pythia's real shapes, from scratch, at the studies' row length, in bf16, with no hub.
 
     python benchmarks/gpu_rehearsal.py [--members 8192] [--epochs 3] [--pairs 410m:160m,160m:70m]
-        [--example-len 256] [--prefix 50] [--suffix 50] [--tokens-per-step 16384]
+        [--example-len 256] [--prefix 50] [--suffix 50] [--tokens-per-step 16384] [--cpu] [--quick]
 
 For each pair it runs the whole protocol (`harness eval --family pythia --family-arg
 weights=scratch --dataset text-files`, soft-kd) cold, through `harness.evaluate`, in a
@@ -19,7 +19,11 @@ a fresh model and a cached one score the same (`harness.runtime.precision`).
 With two GPUs or more it repeats the first pair under `accelerate launch` with FSDP over two
 processes, and compares its figures with the single process's.
 
-On a machine without a GPU it says so and exits 0: there is nothing to rehearse.
+On a machine without a GPU it says so and exits 0: there is nothing to rehearse, unless `--cpu`
+runs it anyway. `--quick` runs the same path in seconds, on the CPU when there is no GPU: pythia
+70m -> 70m on about 4 members of 32 tokens (8 + 8 extraction), one epoch, 16 pretraining documents, in
+bf16 where accelerate is not told otherwise (so the float32 comparison runs too). It checks the
+script; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ schedule = "cosine"
 """
 TARGETS = {"teacher": 0.40, "baseline": 0.40, "student": 0.30}  # bf16 MFU on one H100 or H200
 EXTRACTION_BEFORE = 200_000  # tokens/s, float32 scoring at 64-token rows (docs/performance.md, 2026)
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"cpu": True, "pairs": "70m:70m", "members": 4, "epochs": 1, "example_len": 32, "prefix": 8, "suffix": 8,
+         "tokens_per_step": 256, "pretrain_docs": 16}
 FIGURES = ("mem_rate_teacher", "mem_rate_baseline", "mem_rate_student", "val_ppl_teacher", "val_ppl_baseline",
            "val_ppl_student", "inheritance_rate")
 
@@ -80,7 +87,13 @@ def main() -> int:
     parser.add_argument("--pretrain-docs", type=int, default=2000,
                         help="generic documents each size is pretrained on first (random weights, no hub)")
     parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds, on the CPU without a GPU: "
+                        "70m -> 70m, about 4 members of 32 tokens, one epoch, bf16 (a flag given still wins)")
     args = parser.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
+        os.environ.setdefault("ACCELERATE_MIXED_PRECISION", "bf16")
     from harness.runtime.log import quiet_libraries
 
     quiet_libraries()

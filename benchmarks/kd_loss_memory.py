@@ -1,6 +1,7 @@
 """The KD loss's peak memory and time at Pythia's vocabulary, chunked against plain, on this machine.
 
     python benchmarks/kd_loss_memory.py [--rows 8] [--positions 255] [--vocab 50304] [--chunk 1] [--method soft-kd]
+        [--quick]
 
 One training step's loss over a batch of `rows` x `positions` logits: the plain loss, whose
 float32 softmaxes and logs for the whole batch autograd keeps until the backward pass, against
@@ -9,7 +10,8 @@ fresh process (its peak resident memory is the process's, less what it held befo
 forward and backward, and is timed over `--repeats` steps after one warm-up. The gradients of the
 two are compared, then the script ends with the peak-memory ratio and the time ratio (plain /
 chunked). On a CPU the student's logits are float32; on a GPU they would be bf16, which halves
-what the chunked form keeps.
+what the chunked form keeps. `--quick` (4 rows of 63 positions over 8,192 tokens, one timed step)
+runs the same path in seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import resource
 import subprocess
 import sys
 import time
+
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"rows": 4, "positions": 63, "vocab": 8192, "repeats": 1}
 
 
 def measure(args) -> dict:
@@ -67,7 +72,12 @@ def main() -> int:
     parser.add_argument("--method", default="soft-kd")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variant", choices=("plain", "chunked"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 4 x 63 x 8192 logits, one "
+                        "timed step (a flag given still wins)")
     args = parser.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     if args.variant:
         print(json.dumps(measure(args)))
         return 0

@@ -1,6 +1,6 @@
 """Peak memory of training and extraction at 1k, 10k and 100k examples: flat, against a scorer that keeps logits.
 
-    python benchmarks/memory.py [--sizes 1000,10000,100000] [--steps 100]
+    python benchmarks/memory.py [--sizes 1000,10000,100000] [--steps 100] [--quick]
 
 Each measurement runs in a fresh child process and reads its peak resident memory (ru_maxrss).
 The harness's way, on the tiny family's 0.6m model with the embedded default's tokenizer and
@@ -13,7 +13,8 @@ positions x vocabulary x 4 bytes per example (0.5 MB here), so it runs only wher
 
 Printed: each size's peak, what the per-example results themselves take, and the rest (the
 working memory, which is what must stay flat); the last line is `ratio R.RRx`, the
-alternative's peak over the harness's at the largest size both ran.
+alternative's peak over the harness's at the largest size both ran. `--quick` (100 and 200
+examples, 3 steps) runs the same path in seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import sys
 import time
 
 LENGTH = 64
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"sizes": "100,200", "steps": 3}
 
 
 def child(n: int, mode: str, steps: int) -> dict:
@@ -92,7 +95,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="training steps at each size (default 100)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="harness", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: 100 and 200 examples, 3 steps "
+                   "(a flag given still wins)")
     args = p.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        p.set_defaults(**QUICK)
+        args = p.parse_args()
     if args.child is not None:
         print(json.dumps(child(args.child, args.mode, args.steps)))
         return

@@ -10,8 +10,11 @@ the default's targets hold (docs/protocol.md, "The embedded default"):
 
     python benchmarks/preset_sweep.py                      # every setting below, seed 0
     python benchmarks/preset_sweep.py --only chosen --seeds 0 1 2
+    python benchmarks/preset_sweep.py --quick                  # seconds: a check of the script
 
 Runs share one cache (--cache), so a setting that only changes the student retrains nothing else.
+`--quick` runs `chosen` alone, made small (QUICK_OVERRIDES: 8 + 8 tokens, 60 pretraining documents,
+one or two epochs, 48 members), in a fresh temporary cache: its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ SETTINGS: dict[str, dict[str, object]] = {
                    "teacher.epochs": 48, "baseline.epochs": 48, "student.epochs": 48},
 }
 
+# --quick: laid over each setting run, to make it a smoke run of seconds.
+QUICK_OVERRIDES: dict[str, object] = {
+    "prefix_len": 8, "suffix_len": 8, "approx_sample": 16, "pretrain_docs": 60,
+    "teacher.epochs": 2, "baseline.epochs": 1, "student.epochs": 1,
+    "dataset_args.n_members": 48, "dataset_args.n_nonmembers": 24,
+}
+
 
 def registry_with(base: str, overrides: dict[str, object]) -> str:
     """`base` (a registry.toml's text) with the tiny preset's keys replaced."""
@@ -89,7 +99,12 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "harness-preset-sweep")
     parser.add_argument("--registry", type=Path, default=None,
                         help="a registry whose [presets.tiny] blocks to start from (default: the shipped defaults)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: `chosen` alone, made small, in a "
+                        "fresh temporary cache (a flag given still wins)")
     args = parser.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(only=["chosen"], cache=Path(tempfile.mkdtemp(prefix="harness-preset-sweep-")))
+        args = parser.parse_args()
 
     import harness
     from harness.config import registry as registry_mod
@@ -103,7 +118,8 @@ def main() -> int:
     print("setting             method   seed  teacher mem/ppl   baseline mem/ppl  student mem/ppl   targets")
     for name in args.only:
         path = args.cache / f"registry-{name}.toml"
-        path.write_text(registry_with(base, SETTINGS[name]), encoding="utf-8")
+        path.write_text(registry_with(base, {**SETTINGS[name], **(QUICK_OVERRIDES if args.quick else {})}),
+                        encoding="utf-8")
         for method in args.methods:
             rows = []
             for seed in args.seeds:

@@ -4,7 +4,9 @@ The plugins are imported to be listed; if their modules imported torch (as they 
 `harness.lazy`), every listing and every `--help` would pay for it. Both ways run here as fresh
 processes on the same machine; each figure is the median of --repeat runs.
 
-    python benchmarks/startup.py [--repeat 7]
+    python benchmarks/startup.py [--repeat 7] [--quick]
+
+`--quick` (one run of each) runs the same path in seconds, to check the script, not to measure.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ def wall(code: str, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: one run of each "
+                        "(a flag given still wins)")
     args = parser.parse_args()
+    if args.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(repeat=1)
+        args = parser.parse_args()
     ratios = []
     for argv in (["list"], ["--help"]):
         lazy = wall(LAZY.format(argv=argv), args.repeat)

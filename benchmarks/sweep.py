@@ -1,6 +1,6 @@
 """`harness sweep` against running the same cells one by one, each cold.
 
-    python benchmarks/sweep.py [--methods hard-kd,soft-kd,reverse-kl] [--members 128] [--repeat 2]
+    python benchmarks/sweep.py [--methods hard-kd,soft-kd,reverse-kl] [--members 128] [--repeat 2] [--quick]
 
 A sweep orders its cells so that all methods of one family, dataset and seed run together: the
 first cell trains the teacher and the baseline into the cache and the others load them
@@ -17,7 +17,8 @@ over the rounds is kept. A small untimed run first pays the one-time imports.
 It prints the line each cell prints (what came from the cache, what was trained), both total
 times, checks that every method's student figures are the same both ways (same seed, same
 data: the same teacher, so the same student), and ends with `ratio R.RRx`: the cold cells'
-total time over the sweep's.
+total time over the sweep's. `--quick` runs the same path in seconds, to check the script, not to
+measure: hard-kd and soft-kd, 32 members, one round, on a smaller preset (QUICK_PRESET).
 """
 
 from __future__ import annotations
@@ -77,6 +78,44 @@ lr = 3e-3
 batch_size = 16
 warmup_ratio = 0.05
 """
+DESCRIBED = "16 + 16 tokens, 500 pretraining documents, epochs 4/3/3"
+
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"methods": "hard-kd,soft-kd", "members": 32, "repeat": 1}
+QUICK_PRESET = """
+[presets.bench-sweep]
+prefix_len = 8
+suffix_len = 8
+eval_batch_size = 64
+generate_batch_size = 64
+approx_sample = 16
+pretrain_docs = 60
+
+[presets.bench-sweep.pretrain]
+epochs = 1
+lr = 3e-3
+batch_size = 32
+warmup_ratio = 0.05
+
+[presets.bench-sweep.teacher]
+epochs = 2
+lr = 3e-3
+batch_size = 16
+warmup_ratio = 0.05
+
+[presets.bench-sweep.baseline]
+epochs = 1
+lr = 3e-3
+batch_size = 16
+warmup_ratio = 0.05
+
+[presets.bench-sweep.student]
+epochs = 1
+lr = 3e-3
+batch_size = 16
+warmup_ratio = 0.05
+"""
+QUICK_DESCRIBED = "8 + 8 tokens, 60 pretraining documents, epochs 2/1/1"
 
 # The figures that describe the student; each must be the same both ways.
 STUDENT_FIGURES = ("mem_rate_student", "nonmember_rate_student", "val_loss_student", "teacher_exclusive",
@@ -103,13 +142,19 @@ def main() -> None:
     parser.add_argument("--methods", default="hard-kd,soft-kd,reverse-kl")
     parser.add_argument("--members", type=int, default=128, help="synthetic-pii members (non-members: half as many)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds, each from empty caches; each cell's best kept")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: hard-kd and soft-kd, 32 members, "
+                        "one round, a smaller preset (a flag given still wins)")
     opts = parser.parse_args()
+    if opts.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        opts = parser.parse_args()
+    preset, described = (QUICK_PRESET, QUICK_DESCRIBED) if opts.quick else (PRESET, DESCRIBED)
     methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         tmp = Path(tmp)
         registry = tmp / "registry.toml"
-        registry.write_text((ROOT / "registry.toml").read_text() + PRESET)
+        registry.write_text((ROOT / "registry.toml").read_text() + preset)
         data = {"n_members": str(opts.members), "n_nonmembers": str(max(1, opts.members // 2))}
         base = EvalRequest(method="", preset="bench-sweep", registry=registry, dataset_args=data,
                            db=tmp / "sweep.duckdb", cache_dir=tmp / "sweep-cache", command="benchmarks/sweep.py")
@@ -122,8 +167,7 @@ def main() -> None:
         import torch
 
         print(f"{len(cells)} cells: {', '.join(c.method for c in cells)} x tiny x synthetic-pii x seed 0; "
-              f"{opts.members} members, preset bench-sweep (16 + 16 tokens, 500 pretraining documents, "
-              f"epochs 4/3/3); "
+              f"{opts.members} members, preset bench-sweep ({described}); "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
         # The two paths are interleaved cell by cell, each going first in turn, so that load from other

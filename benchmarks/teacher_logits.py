@@ -1,6 +1,7 @@
 """Soft-KD student training with the teacher's logits computed once per distinct member, against per batch.
 
     python benchmarks/teacher_logits.py [--epochs N] [--members 512] [--teacher-shape HIDDEN,LAYERS] [--rounds 2]
+        [--quick]
 
 D repeats some members up to 16 times, and every epoch sees every row again, so a teacher pass
 per batch recomputes the same logits many times over. The harness computes them once
@@ -17,6 +18,8 @@ share of it reached, and the plain cross-entropy training of the same student (t
 cost) for scale. The gain grows with the teacher's size against the student's: `--teacher-shape
 256,4` builds a GPT-NeoX teacher of that hidden size and depth on the tiny family's recipe, 8.8x
 the student's matrix weights, as Pythia 12b is 8.6x Pythia 1.4b (the family's 2.6m is 5.2x).
+`--quick` (32 members, one epoch, one round) runs the same path in seconds, to check the script,
+not to measure.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from harness_plugins.datasets import synthetic_pii  # noqa: E402
 from harness_plugins.families import tiny  # noqa: E402
 from harness_plugins.methods import soft_kd  # noqa: E402
 
+# --quick: the same path in seconds (the figures then mean nothing).
+QUICK = {"members": 32, "epochs": 1, "rounds": 1}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +57,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the ways, the best time of each kept")
     parser.add_argument("--teacher-shape", default=None, metavar="HIDDEN,LAYERS",
                         help="a larger teacher than the family's 2.6m (192,4), e.g. 256,4")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 32 members, one epoch, one "
+                        "round (a flag given still wins)")
     opts = parser.parse_args()
+    if opts.quick:  # the quick values as defaults: a flag given still wins
+        parser.set_defaults(**QUICK)
+        opts = parser.parse_args()
 
     registered = []
     synthetic_pii.register_datasets(register=registered.append)
