@@ -114,7 +114,7 @@ def _imported_runs(spec: BoardSpec, dataset_hash: str | None) -> list[str]:
     if not spec.snapshot.is_file():
         return []
     with connection.reading(spec.snapshot) as con:
-        if "snapshot_notes" not in standings.tables(con):
+        if "snapshot_notes" not in connection.tables(con):
             return []
         rows = con.execute("SELECT n.subject FROM snapshot_notes n JOIN runs r ON r.run_id = n.subject "
                            "WHERE n.kind = 'imported' AND r.dataset_hash = ?", [dataset_hash]).fetchall()
