@@ -510,9 +510,9 @@ def student_deps(tmp_path, method: str, training=None, role: str = "student", re
     data = Data(None, None, "", None, "tokenizer")
     seen = {}
 
-    def trained(role, size, deps, data, rows, order, cfg, seed, start, distiller=None):
-        seen.update(deps=deps, cfg=cfg)
-        return None, None
+    def trained(job, data):
+        seen.update(deps=job.deps, cfg=job.cfg)
+        return None
 
     protocol._trained = trained
     protocol._model(role, protocol.setup.student_size, data, ROWS, torch.arange(len(ROWS)), recipe={"method": method})
@@ -561,6 +561,7 @@ def test_the_plan_prices_the_student_on_the_methods_recipe(recipe_registry, caps
     assert timeless[0] == timeless[1]  # the baseline keeps the preset's recipe (seconds: this machine, measured)
 
 
+@pytest.mark.slow
 def test_show_prints_the_recipe_the_student_was_trained_with(tmp_path):
     import json
 
