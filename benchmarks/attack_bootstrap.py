@@ -29,6 +29,7 @@ import os
 import platform
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -98,12 +99,7 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples per call")
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per way, the best kept")
     parser.add_argument("--nonmembers", type=int, default=2048)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 100 resamples, one timed call, "
-                        "512 non-members (a flag given still wins)")
-    opts = parser.parse_args()
-    if opts.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        opts = parser.parse_args()
+    opts = _quick.options(parser, QUICK, "100 resamples, one timed call, 512 non-members")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}; "
           f"{opts.boot} resamples a call, best of {opts.repeat}")
     rng = np.random.default_rng(0)

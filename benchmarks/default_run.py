@@ -22,29 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = {"cold": 300.0, "cached": 90.0}
 MEMORY_BUDGET_GB = 4.0
 
-# --quick: the tiny preset made small enough for a smoke run, and a small synthetic-pii.
-QUICK_PRESET = """
-[presets.bench-quick]
-inherits = "tiny"
-prefix_len = 8
-suffix_len = 8
-approx_sample = 16
-pretrain_docs = 60
-
-[presets.bench-quick.teacher]
-epochs = 2
-
-[presets.bench-quick.baseline]
-epochs = 1
-
-[presets.bench-quick.student]
-epochs = 1
-"""
-QUICK_ARGS = ["--preset", "bench-quick", "--dataset-arg", "n_members=48", "--dataset-arg", "n_nonmembers=24"]
+# --quick: _quick's small preset over the tiny one, and a small synthetic-pii.
+QUICK_ARGS = ["--preset", _quick.SMALL, "--dataset-arg", "n_members=48", "--dataset-arg", "n_nonmembers=24"]
 
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -64,15 +49,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold-method", default="hard-kd")
     parser.add_argument("--cached-method", default="soft-kd")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: a small preset and 48 members")
-    opts = parser.parse_args()
+    opts = _quick.options(parser, {}, "a small preset and 48 members")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "HARNESS_CACHE": f"{tmp}/cache", "HARNESS_DB": f"{tmp}/harness.duckdb",
                "HARNESS_PROGRESS": "0"}
         before, after = [], []
         if opts.quick:
             registry = Path(tmp) / "registry.toml"
-            registry.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
+            registry.write_text((ROOT / "registry.toml").read_text() + _quick.SMALL_PRESET)
             before, after = ["--registry", str(registry)], QUICK_ARGS
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         results = {}

@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 # --quick: the same path in seconds (the figures then mean nothing).
 QUICK = {"members": 32, "repeats": 1}
 
@@ -101,12 +103,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1, help="student epochs (0: the preset's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", choices=("soft-kd", "dp-kd"), help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 32 members, each once "
-                        "(a flag given still wins)")
-    args = parser.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args()
+    args = _quick.options(parser, QUICK, "32 members, each once")
     if args.variant:
         print(json.dumps(measure(args)))
         return 0

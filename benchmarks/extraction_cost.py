@@ -20,6 +20,7 @@ import argparse
 import os
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 import torch
 
 from harness.measure.extract import extract
@@ -50,12 +51,7 @@ def main() -> int:
     p.add_argument("--members", type=int, default=512)
     p.add_argument("--nonmembers", type=int, nargs="+", default=[512, 2048])
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: 64 members and 64 non-members, "
-                   "one timing (a flag given still wins)")
-    args = p.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        p.set_defaults(**QUICK)
-        args = p.parse_args()
+    args = _quick.options(p, QUICK, "64 members and 64 non-members, one timing")
     os.environ.setdefault("HARNESS_PROGRESS", "0")
     torch.manual_seed(0)
     from tokenizers import Tokenizer, models as tk_models

@@ -45,6 +45,7 @@ import time
 import zlib
 from pathlib import Path
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 import torch
 import torch.nn.functional as F
 
@@ -81,12 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a folder saved with save_pretrained (model + tokenizer) to time instead of training one")
     p.add_argument("--shape", choices=("tiny", "pythia-160m"), default="tiny",
                    help="pythia-160m: a randomly initialised GPT-NeoX with Pythia-160m's config, on random tokens")
-    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny 0.6m, one epoch, 32 members, "
-                   "16 + 16 tokens, one timing (a flag given still wins)")
-    args = p.parse_args(argv)
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    args = _quick.options(p, QUICK, "tiny 0.6m, one epoch, 32 members, 16 + 16 tokens, one timing", argv=argv)
     if args.nonmembers is None:
         args.nonmembers = args.members
     if args.batch_size is None:

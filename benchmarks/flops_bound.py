@@ -69,6 +69,7 @@ from pathlib import Path
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 import torch
 
 from harness import EvalRequest, evaluate
@@ -80,23 +81,6 @@ STAGES = ("data", "pretrain", "teacher", "baseline", "teacher_data", "student", 
 # --quick: the same path in seconds (the figures then mean nothing): a small preset over the tiny one
 # (in a temporary copy of registry.toml), few members, one round of each timing, each timing short.
 QUICK = {"members": 32, "rate_rounds": 1, "rounds": 1}
-QUICK_PRESET = """
-[presets.bench-quick]
-inherits = "tiny"
-prefix_len = 8
-suffix_len = 8
-approx_sample = 16
-pretrain_docs = 60
-
-[presets.bench-quick.teacher]
-epochs = 2
-
-[presets.bench-quick.baseline]
-epochs = 1
-
-[presets.bench-quick.student]
-epochs = 1
-"""
 ROOT = Path(__file__).resolve().parents[1]
 # How long each timing runs: a matrix product at least MIN_TIME seconds a timing, best of REPEAT;
 # a bare loop over PLAIN_SAMPLE steps, best of PLAIN_ROUNDS; the comparison product BIG_SIZE cubed.
@@ -230,17 +214,13 @@ def main() -> None:
     parser.add_argument("--rate-rounds", type=int, default=3, help="rounds of matmul timings, the best kept (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of harness and bare loops, in alternating "
                         "order, the best of each kept (default 2)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: a small preset, 32 members, "
-                        "one round of each timing, each timed briefly (a flag given still wins)")
-    opts = parser.parse_args()
+    opts = _quick.options(parser, QUICK, "a small preset, 32 members, one round of each timing, each timed briefly")
     registry = preset = None
-    if opts.quick:  # the quick values as defaults: a flag given still wins
+    if opts.quick:
         global MIN_TIME, REPEAT, PLAIN_SAMPLE, PLAIN_ROUNDS, BIG_SIZE
-        parser.set_defaults(**QUICK)
-        opts = parser.parse_args()
         MIN_TIME, REPEAT, PLAIN_SAMPLE, PLAIN_ROUNDS, BIG_SIZE = 0.005, 1, 2, 1, 512
-        registry, preset = Path(tempfile.mkdtemp(prefix="bench-flops-")) / "registry.toml", "bench-quick"
-        registry.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
+        registry, preset = Path(tempfile.mkdtemp(prefix="bench-flops-")) / "registry.toml", _quick.SMALL
+        registry.write_text((ROOT / "registry.toml").read_text() + _quick.SMALL_PRESET)
     from harness.runtime.log import quiet_libraries
 
     quiet_libraries()

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,12 +89,9 @@ def main() -> int:
     parser.add_argument("--pretrain-docs", type=int, default=2000,
                         help="generic documents each size is pretrained on first (random weights, no hub)")
     parser.add_argument("--cpu", action="store_true", help="run anyway on the CPU (to check this script; slow)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds, on the CPU without a GPU: "
-                        "70m -> 70m, about 4 members of 32 tokens, one epoch, bf16 (a flag given still wins)")
-    args = parser.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args()
+    args = _quick.options(parser, QUICK, "on the CPU without a GPU: 70m -> 70m, about 4 members of 32 tokens, "
+                          "one epoch, bf16")
+    if args.quick:
         os.environ.setdefault("ACCELERATE_MIXED_PRECISION", "bf16")
     from harness.runtime.log import quiet_libraries
 

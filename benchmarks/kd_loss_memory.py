@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 # --quick: the same path in seconds (the figures then mean nothing).
 QUICK = {"rows": 4, "positions": 63, "vocab": 8192, "repeats": 1}
 
@@ -72,12 +74,7 @@ def main() -> int:
     parser.add_argument("--method", default="soft-kd")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variant", choices=("plain", "chunked"), help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 4 x 63 x 8192 logits, one "
-                        "timed step (a flag given still wins)")
-    args = parser.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args()
+    args = _quick.options(parser, QUICK, "4 x 63 x 8192 logits, one timed step")
     if args.variant:
         print(json.dumps(measure(args)))
         return 0

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 LENGTH = 64
 # --quick: the same path in seconds (the figures then mean nothing).
 QUICK = {"sizes": "100,200", "steps": 3}
@@ -95,12 +97,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="training steps at each size (default 100)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="harness", help=argparse.SUPPRESS)
-    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: 100 and 200 examples, 3 steps "
-                   "(a flag given still wins)")
-    args = p.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        p.set_defaults(**QUICK)
-        args = p.parse_args()
+    args = _quick.options(p, QUICK, "100 and 200 examples, 3 steps")
     if args.child is not None:
         print(json.dumps(child(args.child, args.mode, args.steps)))
         return

@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key")
@@ -99,12 +101,10 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "harness-preset-sweep")
     parser.add_argument("--registry", type=Path, default=None,
                         help="a registry whose [presets.tiny] blocks to start from (default: the shipped defaults)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: `chosen` alone, made small, in a "
-                        "fresh temporary cache (a flag given still wins)")
-    args = parser.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(only=["chosen"], cache=Path(tempfile.mkdtemp(prefix="harness-preset-sweep-")))
-        args = parser.parse_args()
+    args = _quick.options(parser, {"only": ["chosen"], "cache": None},
+                          "`chosen` alone, made small, in a fresh temporary cache")
+    if args.cache is None:  # --quick: a cache of its own, made only then
+        args.cache = Path(tempfile.mkdtemp(prefix="harness-preset-sweep-"))
 
     import harness
     from harness.config import registry as registry_mod

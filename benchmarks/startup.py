@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 LAZY = "from harness.cli import main; main({argv!r})"
 # The alternative: what importing the plugins cost when their modules imported torch at the top.
 EAGER = "import torch, torch.nn.functional; from harness.cli import main; main({argv!r})"
@@ -36,12 +38,7 @@ def wall(code: str, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: one run of each "
-                        "(a flag given still wins)")
-    args = parser.parse_args()
-    if args.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(repeat=1)
-        args = parser.parse_args()
+    args = _quick.options(parser, {"repeat": 1}, "one run of each")
     ratios = []
     for argv in (["list"], ["--help"]):
         lazy = wall(LAZY.format(argv=argv), args.repeat)

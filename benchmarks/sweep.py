@@ -37,84 +37,32 @@ from pathlib import Path
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 from harness import EvalRequest, evaluate
 from harness.protocol import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def bench_preset(length: int, docs: int, approx: int, epochs: tuple[int, int, int]) -> str:
+    """[presets.bench-sweep]: `length` + `length` tokens, `docs` pretraining documents, (teacher, baseline,
+    student) epochs; every role at lr 3e-3 with a 5% warm-up, batch 16 (32 to pretrain)."""
+    def role(n: int, batch: int = 16) -> dict:
+        return {"epochs": n, "lr": 3e-3, "batch_size": batch, "warmup_ratio": 0.05}
+    return _quick.preset("bench-sweep", {"prefix_len": length, "suffix_len": length, "eval_batch_size": 64,
+                                         "generate_batch_size": 64, "approx_sample": approx, "pretrain_docs": docs},
+                         {"pretrain": role(1, 32), **dict(zip(("teacher", "baseline", "student"), map(role, epochs)))})
+
+
 # The embedded default's shape, scaled down: shorter examples, fewer epochs, a small pretraining
 # corpus (without pretrain_docs a preset pretrains each size on 20,000 documents, which would
 # swamp the cells' own training).
-PRESET = """
-[presets.bench-sweep]
-prefix_len = 16
-suffix_len = 16
-eval_batch_size = 64
-generate_batch_size = 64
-approx_sample = 32
-pretrain_docs = 500
-
-[presets.bench-sweep.pretrain]
-epochs = 1
-lr = 3e-3
-batch_size = 32
-warmup_ratio = 0.05
-
-[presets.bench-sweep.teacher]
-epochs = 4
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-
-[presets.bench-sweep.baseline]
-epochs = 3
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-
-[presets.bench-sweep.student]
-epochs = 3
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-"""
+PRESET = bench_preset(16, 500, 32, (4, 3, 3))
 DESCRIBED = "16 + 16 tokens, 500 pretraining documents, epochs 4/3/3"
 
 # --quick: the same path in seconds (the figures then mean nothing).
 QUICK = {"methods": "hard-kd,soft-kd", "members": 32, "repeat": 1}
-QUICK_PRESET = """
-[presets.bench-sweep]
-prefix_len = 8
-suffix_len = 8
-eval_batch_size = 64
-generate_batch_size = 64
-approx_sample = 16
-pretrain_docs = 60
-
-[presets.bench-sweep.pretrain]
-epochs = 1
-lr = 3e-3
-batch_size = 32
-warmup_ratio = 0.05
-
-[presets.bench-sweep.teacher]
-epochs = 2
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-
-[presets.bench-sweep.baseline]
-epochs = 1
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-
-[presets.bench-sweep.student]
-epochs = 1
-lr = 3e-3
-batch_size = 16
-warmup_ratio = 0.05
-"""
+QUICK_PRESET = bench_preset(8, 60, 16, (2, 1, 1))
 QUICK_DESCRIBED = "8 + 8 tokens, 60 pretraining documents, epochs 2/1/1"
 
 # The figures that describe the student; each must be the same both ways.
@@ -142,12 +90,7 @@ def main() -> None:
     parser.add_argument("--methods", default="hard-kd,soft-kd,reverse-kl")
     parser.add_argument("--members", type=int, default=128, help="synthetic-pii members (non-members: half as many)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds, each from empty caches; each cell's best kept")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: hard-kd and soft-kd, 32 members, "
-                        "one round, a smaller preset (a flag given still wins)")
-    opts = parser.parse_args()
-    if opts.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        opts = parser.parse_args()
+    opts = _quick.options(parser, QUICK, "hard-kd and soft-kd, 32 members, one round, a smaller preset")
     preset, described = (QUICK_PRESET, QUICK_DESCRIBED) if opts.quick else (PRESET, DESCRIBED)
     methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
 

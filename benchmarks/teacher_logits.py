@@ -35,6 +35,8 @@ import torch
 
 os.environ.setdefault("HARNESS_PROGRESS", "0")
 
+import _quick  # benchmarks/_quick.py: this folder is first on sys.path
+
 from harness.config import registry  # noqa: E402
 from harness.contract.specs import resolve_params  # noqa: E402
 from harness.protocol.data import cut  # noqa: E402
@@ -57,12 +59,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the ways, the best time of each kept")
     parser.add_argument("--teacher-shape", default=None, metavar="HIDDEN,LAYERS",
                         help="a larger teacher than the family's 2.6m (192,4), e.g. 256,4")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: 32 members, one epoch, one "
-                        "round (a flag given still wins)")
-    opts = parser.parse_args()
-    if opts.quick:  # the quick values as defaults: a flag given still wins
-        parser.set_defaults(**QUICK)
-        opts = parser.parse_args()
+    opts = _quick.options(parser, QUICK, "32 members, one epoch, one round")
 
     registered = []
     synthetic_pii.register_datasets(register=registered.append)
