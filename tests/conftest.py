@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,13 +44,41 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_REGISTRY", raising=False)
 
 
-@pytest.fixture
-def quick_registry(tmp_path) -> Path:
-    """The project's registry.toml plus a `quick` preset, with `quick` as the tiny family's preset."""
-    text = (ROOT / "registry.toml").read_text() + QUICK_PRESET
-    path = tmp_path / "registry.toml"
-    path.write_text(text)
+def _quick_registry(folder: Path) -> Path:
+    path = folder / "registry.toml"
+    path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
     return path
+
+
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory) -> Path:
+    """What every quick run on the embedded default shares, trained once per session: the tokenizer,
+    both pretrained starts, and the seed-0 teacher and baseline on SMALL_DATA. The warming run's own
+    student and its training data are dropped, so each test's student still trains."""
+    root = tmp_path_factory.mktemp("warm")
+    cache = root / "cache"
+    # in a process of its own: whatever the first test to ask for it has patched stays out of it
+    env = {**os.environ, "HARNESS_CACHE": str(cache), "HARNESS_DB": str(root / "warm.duckdb"),
+           "HARNESS_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    for name in ("HARNESS_REGISTRY", "HARNESS_FAULT"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "harness", *quick_args(_quick_registry(root), "hard-kd")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for folder in (cache / "models").iterdir():
+        if json.loads((folder / "training.json").read_text())["role"] == "student":
+            shutil.rmtree(folder)
+    shutil.rmtree(cache / "teacher-data", ignore_errors=True)
+    return cache
+
+
+@pytest.fixture
+def quick_registry(tmp_path, request) -> Path:
+    """The project's registry.toml plus a `quick` preset; the test's cache starts as a copy of `warm_cache`
+    (its own files, which it may change), or empty for a test marked `cold_cache`."""
+    if request.node.get_closest_marker("cold_cache") is None:
+        shutil.copytree(request.getfixturevalue("warm_cache"), os.environ["HARNESS_CACHE"], dirs_exist_ok=True)
+    return _quick_registry(tmp_path)
 
 
 def quick_args(registry: Path, method: str = "hard-kd", *extra: str) -> list[str]:

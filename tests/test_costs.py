@@ -133,6 +133,7 @@ def test_bad_plan_arguments_get_one_line(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.cold_cache  # nothing may be trained, so nothing may be cached before
 def test_eval_prints_the_plan_and_refuses_a_run_that_cannot_fit(quick_registry, monkeypatch, capsys):
     small = costs.Hardware("a 1 MB device", 1e12, 1e12, 10**6)
     monkeypatch.setattr(costs, "local_hardware", lambda world=1: small)

@@ -40,6 +40,7 @@ def q(sql: str, params=()):
 ATTACKS = {"loss", "zlib", "min-k", "min-k-plus-plus", "reference"}
 
 
+@pytest.mark.slow
 def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, capsys):
     assert main(quick_args(quick_registry, "soft-kd")) == 0
     out = capsys.readouterr().out
@@ -91,6 +92,7 @@ def test_eval_stores_attacks_curves_continuations_and_features(quick_registry, c
     assert (roc[roc["role"] == "teacher"]["auc"] == stored).all()
 
 
+@pytest.mark.slow
 def test_a_named_reference_model_replaces_the_default_references(quick_registry, capsys):
     assert main(quick_args(quick_registry, "soft-kd")) == 0
     [(first, baseline)] = q("SELECT run_id, artifact_path FROM models WHERE role = 'baseline'")
@@ -189,6 +191,7 @@ def test_bad_privacy_arguments_are_one_line_errors(quick_registry, capsys, argv,
     assert rc == 2 and message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_compare_and_predict_errors(quick_registry, capsys):
     assert exit_code(["compare", "--methods", "soft-kd"]) == 2
     assert "argument --methods: needs two or more different methods" in capsys.readouterr().err

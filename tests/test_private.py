@@ -118,6 +118,7 @@ def test_a_private_method_is_refused_over_several_processes(quick_registry, monk
         protocol.run()
 
 
+@pytest.mark.slow
 def test_a_private_run_is_checked_against_its_bound_under_the_board(quick_registry, tmp_path, capsys):
     """End to end: `harness leaderboard` prints the DP row's epsilon, then the loss attack's pooled TPR
     against the bound the run's stored (epsilon, delta) implies (harness.measure.dp_bound)."""

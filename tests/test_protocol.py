@@ -28,6 +28,7 @@ def db_rows(sql: str, params=()):
         con.close()
 
 
+@pytest.mark.slow
 def test_eval_writes_every_table_and_prints_the_figures(quick_registry, capsys):
     assert main(quick_args(quick_registry, "hard-kd")) == 0
     out = capsys.readouterr().out
@@ -57,6 +58,7 @@ def test_eval_writes_every_table_and_prints_the_figures(quick_registry, capsys):
         assert rate == pytest.approx(share)
 
 
+@pytest.mark.slow
 def test_second_method_reuses_teacher_and_baseline(quick_registry, capsys):
     assert main(quick_args(quick_registry, "hard-kd")) == 0
     capsys.readouterr()
@@ -71,6 +73,7 @@ def test_second_method_reuses_teacher_and_baseline(quick_registry, capsys):
     assert dict(keys) == {"baseline": 1, "teacher": 1, "student": 2}
 
 
+@pytest.mark.slow
 def test_checkpoints_open_with_plain_transformers(quick_registry):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -98,6 +101,7 @@ def register_kd_methods(register):
 '''
 
 
+@pytest.mark.slow
 def test_failed_run_is_marked_failed_and_shows_no_figures(quick_registry, tmp_path, capsys):
     plugin = tmp_path / "nan_kd.py"
     plugin.write_text(FAILING_METHOD)
@@ -122,6 +126,7 @@ def test_failed_run_is_marked_failed_and_shows_no_figures(quick_registry, tmp_pa
     assert "training tiny" in err and err.count("training tiny") == 1  # the student alone
 
 
+@pytest.mark.slow
 def test_show_and_leaderboard(quick_registry, capsys):
     assert main(quick_args(quick_registry, "hard-kd")) == 0
     assert main(quick_args(quick_registry, "soft-kd")) == 0
@@ -140,6 +145,7 @@ def test_show_and_leaderboard(quick_registry, capsys):
     assert out.index("rank") < out.index("1  ")
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_detected_and_rebuilt(quick_registry, capsys):
     assert main(quick_args(quick_registry, "soft-kd")) == 0
     [(path,)] = db_rows("SELECT artifact_path FROM models WHERE role = 'teacher'")
@@ -154,6 +160,7 @@ def test_corrupt_checkpoint_is_detected_and_rebuilt(quick_registry, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.cold_cache  # the teacher trains in this run, and the kill lands in its baseline's training
 def test_killed_run_resumes_from_its_last_finished_stage(quick_registry, tmp_path):
     """SIGKILL after the teacher is cached: the rerun reuses it, and the dead run is marked failed."""
     env = {**os.environ, "HARNESS_PROGRESS": "0"}
@@ -181,6 +188,7 @@ def test_killed_run_resumes_from_its_last_finished_stage(quick_registry, tmp_pat
     assert "killed" in error
 
 
+@pytest.mark.slow
 def test_protocol_on_real_prose_through_text_files(quick_registry, capsys, tmp_path):
     text = prose.write(tmp_path / "prose.txt")
     args = ["--registry", str(quick_registry), "eval", "--method", "soft-kd", "--preset", "quick",

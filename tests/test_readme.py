@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from harness.cli import main
 from tests.conftest import ROOT, quick_args
 
@@ -21,6 +23,7 @@ def test_readme_shows_the_example_package_verbatim():
     assert len(readme_plugin().splitlines()) <= 35
 
 
+@pytest.mark.slow
 def test_readme_method_plugin_runs_as_printed(quick_registry, tmp_path, capsys):
     (tmp_path / "jeffreys_kd.py").write_text(readme_plugin())
     quick_registry.write_text(quick_registry.read_text().replace("files = []", 'files = ["jeffreys_kd.py"]'))

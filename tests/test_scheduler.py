@@ -22,6 +22,7 @@ def grid(registry: Path) -> list[str]:
             "--limit", "16", "--executor", "local", "--retries", "0"]
 
 
+@pytest.mark.slow
 def test_a_grid_runs_as_local_jobs_is_merged_and_a_killed_job_resumes(quick_registry, monkeypatch, capsys):
     db = Path(os.environ["HARNESS_DB"])
     monkeypatch.setenv("HARNESS_FAULT", "student:step@2")  # every job dies in its student's training
@@ -68,6 +69,7 @@ def test_jobs_are_one_per_group_with_their_own_shard_and_file(tmp_path):
     assert "slurm_partition" not in scheduler.Resources(partition="gpu").parameters("local")
 
 
+@pytest.mark.slow
 def test_merge_is_by_value_idempotent_and_leaves_the_source_as_it_was(quick_registry, tmp_path):
     from conftest import quick_args
 

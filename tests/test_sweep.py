@@ -15,6 +15,7 @@ from harness.cli import main
 from tests.conftest import exit_code
 
 
+@pytest.mark.slow
 def test_sweep_trains_teacher_and_baseline_once_and_reports_each_cell(quick_registry, capsys):
     argv = ["--registry", str(quick_registry), "sweep", "--methods", "soft-kd,hard-kd", "--seeds", "2",
             "--preset", "quick", "--limit", "16"]
