@@ -107,10 +107,10 @@ def main() -> int:
         args.cache = Path(tempfile.mkdtemp(prefix="harness-preset-sweep-"))
 
     import harness
-    from harness.config import registry as registry_mod
+    from harness.config import registry
 
     # the shipped tiny preset's blocks: a registry holding them replaces the preset by name
-    text = (args.registry or registry_mod.defaults_path()).read_text(encoding="utf-8")
+    text = (args.registry or registry.defaults_path()).read_text(encoding="utf-8")
     start = text.index("[presets.tiny]")
     end = text.index("\n[presets.", text.index("[presets.tiny.student]"))
     base = text[start:end] + "\n"

@@ -80,9 +80,9 @@ def test_every_family_runs_the_protocol_from_its_own_config_class(registry, fami
 
 def _save_local_copies(folder: Path, family: str, sizes: dict[str, list[str]]) -> None:
     """Tiny models of the family saved under their hub repo names, as `hf download --local-dir` would."""
-    from harness.config import plugins, registry as registry_mod
+    from harness.config import plugins, registry
 
-    found = plugins.load(registry_mod.load(ROOT / "registry.toml"))
+    found = plugins.load(registry.load(ROOT / "registry.toml"))
     fam = found.family(family)
     scratch = fam.configure({"weights": "scratch", "shape": "tiny", "path": "", "vocab_size": 300,
                              "max_length": 0}, fam.teacher, fam.student)

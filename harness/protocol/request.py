@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import plugins, registry as registry_mod
+from harness.config import plugins, registry
 from harness.config.registry import Preset
 from harness.contract.specs import KDMethod, ModelFamily, resolve_params
 from harness.errors import UsageError, unknown
@@ -77,7 +77,7 @@ class Resolved:
         """`bind=False` leaves a family's arguments unbound: enough to plan, nothing loaded from the hub."""
         req.check()  # a request changed after it was made is checked again
         self.req = req
-        self.registry = registry_mod.load(req.registry)
+        self.registry = registry.load(req.registry)
         self.found = plugins.load(self.registry)
         self.family: ModelFamily = self.found.family(req.family or self.registry.family)
         self.dataset = self.found.dataset(req.dataset or self.registry.dataset)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from harness.config import plugins, registry as registry_mod
+from harness.config import plugins, registry
 from harness.errors import RunFailed
 from harness.protocol.evaluate import evaluate
 from harness.protocol.request import EvalRequest
@@ -56,7 +56,7 @@ class Outcome:
 
 def grid(base: EvalRequest, methods: list[str], families: list[str], datasets: list[str], seeds: list[int]) -> list[Cell]:
     """Every cell of the grid, names resolved (`all` means every registered method), in cache-friendly order."""
-    reg = registry_mod.load(base.registry)
+    reg = registry.load(base.registry)
     found = plugins.load(reg)
     methods = list(found.methods) if methods == ["all"] else [found.method(m).name for m in methods]
     families = [found.family(f).name for f in families or [reg.family]]
