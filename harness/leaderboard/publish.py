@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 
 from harness.errors import UsageError
-from harness.leaderboard import standings
 from harness.leaderboard.board_specs import BoardSpec, in_installed_package
 from harness.leaderboard.snapshot import (
     NOTES,
