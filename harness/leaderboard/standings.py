@@ -35,7 +35,7 @@ class BoardError(Exception):
 
 
 def said(err: connection.Refused) -> str:
-    """What the app says about a file `read` refused."""
+    """What the app says about a file `connection.reading` refused."""
     path = err.path
     if err.kind == "missing":
         return f"No results database at {path}. Run `harness eval --method soft-kd` first, or `harness app --db FILE`."
@@ -54,7 +54,7 @@ def said(err: connection.Refused) -> str:
 
 
 def schema_problem(con) -> str | None:
-    """Why this database cannot be shown, in a sentence; None when it can. `connect` has refused
+    """Why this database cannot be shown, in a sentence; None when it can. `connection.reading` has refused
     what it cannot show already: this is the same check (`connection.check`) on a connection in hand."""
     try:
         connection.check(con)
@@ -108,7 +108,7 @@ def pooled(g: pd.DataFrame, student: str = "student", totals: Totals | None = No
     n = float(g["n_members"].sum())
     k = {r: total(f"memorized_{r}") for r in ROLES}
     out: dict = {"memorized": k[student], "members_pooled": n}
-    # a rate's counts by seed carry the seeds' own variance into its interval (clusters.design)
+    # a rate's counts by seed carry the seeds' own variance into its interval (seed_clusters.design)
     d = {r: effect(f"memorized_{r}", "n_members", k[r], n, [_count(rec, f"memorized_{r}") for rec in records])
          for r in ROLES}
     for r in ROLES:

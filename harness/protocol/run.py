@@ -174,9 +174,9 @@ class Protocol:
         """Print the plan's head; refuse, in one line, a run that cannot fit this machine."""
         try:
             plan = costs.of_run(self.setup, len(data.members.training_rows()), len(data.members),
-                                   len(data.nonmembers), costs.local_hardware(processes.world()),
-                                   processes.world(), processes.sharded_training(), tokenizer=data.tokenizer,
-                                   cache_root=self.cache.root)
+                                len(data.nonmembers), costs.local_hardware(processes.world()),
+                                processes.world(), processes.sharded_training(), tokenizer=data.tokenizer,
+                                cache_root=self.cache.root)
         except Exception as err:  # noqa: BLE001 - a family that cannot be sized fails in its own stage, which says why
             log(f"plan: not available ({type(err).__name__}: {err})")
             return
