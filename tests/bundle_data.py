@@ -20,7 +20,6 @@ from harness.protocol.data import content_hash
 from harness.protocol.provenance import label, preset_dict
 from harness.store.database import Store, config_hash
 from tests.board_data import model_rows, sample_columns
-from tests.conftest import QUICK_PRESET, ROOT
 
 N_MEMBERS, N_NONMEMBERS = 20, 10
 BOARD = f"""
@@ -33,12 +32,6 @@ dataset_args = {{n_members = {N_MEMBERS}, n_nonmembers = {N_NONMEMBERS}}}
 """
 MEMORIZED = {"teacher": set(range(12)), "baseline": set(range(6)), "student": {0, 1, 2, 7}}
 PPL = {"teacher": 20.0, "baseline": 30.0, "student": 31.0}
-
-
-def write_registry(folder: Path) -> Path:
-    path = folder / "registry.toml"
-    path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
-    return path
 
 
 def _extraction(memorized: set[int], losses: list[float], suffix: int) -> Extraction:

@@ -44,7 +44,8 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_REGISTRY", raising=False)
 
 
-def _quick_registry(folder: Path) -> Path:
+def write_quick_registry(folder: Path) -> Path:
+    """folder/registry.toml: the project's registry.toml plus the `quick` preset."""
     path = folder / "registry.toml"
     path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
     return path
@@ -62,7 +63,7 @@ def warm_cache(tmp_path_factory) -> Path:
            "HARNESS_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     for name in ("HARNESS_REGISTRY", "HARNESS_FAULT"):
         env.pop(name, None)
-    done = subprocess.run([sys.executable, "-m", "harness", *quick_args(_quick_registry(root), "hard-kd")], env=env,
+    done = subprocess.run([sys.executable, "-m", "harness", *quick_args(write_quick_registry(root), "hard-kd")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     for folder in (cache / "models").iterdir():
@@ -78,7 +79,7 @@ def quick_registry(tmp_path, request) -> Path:
     (its own files, which it may change), or empty for a test marked `cold_cache`."""
     if request.node.get_closest_marker("cold_cache") is None:
         shutil.copytree(request.getfixturevalue("warm_cache"), os.environ["HARNESS_CACHE"], dirs_exist_ok=True)
-    return _quick_registry(tmp_path)
+    return write_quick_registry(tmp_path)
 
 
 def quick_args(registry: Path, method: str = "hard-kd", *extra: str) -> list[str]:

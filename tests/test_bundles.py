@@ -17,7 +17,8 @@ from harness.leaderboard.snapshot import write_subset
 from harness.measure.stats import MIN_COUNT
 from harness.store import connection
 from harness.store.database import Store, config_hash
-from tests.bundle_data import BOARD, add_genuine_run, genuine_bundle, write_registry
+from tests.bundle_data import BOARD, add_genuine_run, genuine_bundle
+from tests.conftest import write_quick_registry
 
 SUBMITTED = "20260102-000000-bbbbbb"
 
@@ -27,7 +28,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     """Made once: a registry, a published board holding one genuine run (seed 0), and a genuine
     bundle of another run (seed 1) that imports cleanly."""
     root = tmp_path_factory.mktemp("world")
-    registry = write_registry(root)
+    registry = write_quick_registry(root)
     boards = root / "boards"
     boards.mkdir()
     (boards / "small.toml").write_text(BOARD)
@@ -248,7 +249,7 @@ def test_a_bundle_over_the_size_bound_is_refused_unread(world, board, tmp_path, 
 
 
 def test_no_exported_byte_holds_a_local_folder(tmp_path):
-    registry = write_registry(tmp_path)
+    registry = write_quick_registry(tmp_path)
     store = Store(tmp_path / "results.duckdb")
     add_genuine_run(store, registry)
     corpus = tmp_path / "home" / "someone" / "project-secret-name" / "corpus.txt"

@@ -301,10 +301,11 @@ def bundle_world(tmp_path_factory):
     """A board of one genuine run (a registry, its definition and snapshot) and a genuine bundle of another."""
     from harness.leaderboard.board_specs import load_spec
     from harness.leaderboard.publish import import_bundle
-    from tests.bundle_data import BOARD, genuine_bundle, write_registry
+    from tests.bundle_data import BOARD, genuine_bundle
+    from tests.conftest import write_quick_registry
 
     root = tmp_path_factory.mktemp("bundles")
-    registry = write_registry(root)
+    registry = write_quick_registry(root)
     (root / "boards").mkdir()
     (root / "boards" / "small.toml").write_text(BOARD)
     (root / "pub").mkdir()

@@ -389,10 +389,9 @@ def test_on_policy_methods_are_reproducible_at_a_seed(name):
 def every_method_run(tmp_path_factory):
     """Each built-in method through `harness eval` on the tiny family, sharing one cache and one DB."""
     root = tmp_path_factory.mktemp("methods")
-    registry_path = root / "registry.toml"
-    from conftest import QUICK_PRESET
+    from conftest import write_quick_registry
 
-    registry_path.write_text((ROOT / "registry.toml").read_text() + QUICK_PRESET)
+    registry_path = write_quick_registry(root)
     db = root / "harness.duckdb"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_CACHE", str(root / "cache"))
