@@ -98,7 +98,7 @@ def synthetic_split(args):
     from harness_plugins.datasets import synthetic_pii
 
     return synthetic_pii.load({"seed": args.seed, "n_members": args.members, "n_nonmembers": args.nonmembers,
-                               "repeat_share": 0.4, "secret_share": 0.25})
+                               "n_validation": 0, "repeat_share": 0.4, "secret_share": 0.25})
 
 
 def setup(args):

@@ -45,7 +45,7 @@ def child(n: int, mode: str, steps: int) -> dict:
     from harness_plugins.datasets import synthetic_pii
     from harness_plugins.families import tiny
 
-    split = synthetic_pii.load({"seed": 0, "n_members": 512, "n_nonmembers": 0, "repeat_share": 0.4,
+    split = synthetic_pii.load({"seed": 0, "n_members": 512, "n_nonmembers": 0, "n_validation": 0, "repeat_share": 0.4,
                                 "secret_share": 0.25})
     tokenizer = tiny.build_tokenizer([ex.text for ex in split.members])
     torch.manual_seed(0)

@@ -30,7 +30,7 @@ QUICK_PRESET = preset("quick", {"pretrain": (1, 3e-3, 16), "teacher": (3, 3e-3, 
                                 "student": (2, 3e-3, 16)})
 
 # The dataset arguments that make synthetic-pii small enough for a test.
-SMALL_DATA = ["--dataset-arg", "n_members=48", "--dataset-arg", "n_nonmembers=24"]
+SMALL_DATA = ["--dataset-arg", "n_members=48", "--dataset-arg", "n_nonmembers=24", "--dataset-arg", "n_validation=24"]
 
 
 @pytest.fixture(autouse=True)

@@ -64,11 +64,35 @@ def default_pii() -> Split:
     return load(synthetic_pii)
 
 
+def test_synthetic_pii_validation_split_leaves_the_others_as_they_were():
+    """The validation split is drawn last: members and non-members are the same with or without it, and
+    no validation text is a member or a non-member."""
+    without = load(synthetic_pii, n_members=64, n_nonmembers=32, n_validation=0)
+    split = load(synthetic_pii, n_members=64, n_nonmembers=32, n_validation=40)
+    assert split.members == without.members and split.nonmembers == without.nonmembers
+    assert without.validation == [] and len(split.validation) == 40
+    held = {ex.text for ex in (*split.members, *split.nonmembers)}
+    assert not held & {ex.text for ex in split.validation}
+    assert all(ex.repeats == 1 for ex in split.validation)
+
+
+def test_synthetic_pii_domain_texts_are_its_kind_and_none_of_the_split():
+    ds = registered(synthetic_pii)
+    args = resolve_params(ds.params, {"n_members": "64", "n_nonmembers": "32", "n_validation": "32"}, ds.name)
+    texts = ds.domain(args, 200)
+    assert texts == ds.domain(args, 200) and len(set(texts)) == 200  # seeded, distinct
+    split = ds.load(args)
+    assert not {ex.text for ex in (*split.members, *split.nonmembers, *split.validation)} & set(texts)
+    assert sum(bool(OPENER.match(t)) for t in texts) == 200  # records and messages, as the members are
+    assert 0.15 < sum(bool(SECRET.search(t)) for t in texts) / 200 < 0.35  # secret_share 0.25
+
+
 def test_synthetic_pii_registration():
     ds = registered(synthetic_pii)
     assert (ds.name, ds.licence, ds.chunk) == ("synthetic-pii", "CC0-1.0 (generated)", False)
     defaults = {p.name: p.default for p in ds.params}
-    assert defaults == {"seed": 0, "n_members": 512, "n_nonmembers": 2048, "repeat_share": 0.4, "secret_share": 0.25}
+    assert defaults == {"seed": 0, "n_members": 512, "n_nonmembers": 2048, "n_validation": 512, "repeat_share": 0.4,
+                        "secret_share": 0.25}
     with pytest.raises(UsageError, match="repeat_share must be <= 1.0"):
         resolve_params(ds.params, {"repeat_share": "1.5"}, ds.name)
 

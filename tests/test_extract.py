@@ -260,7 +260,7 @@ def memorizing_model():
 
 def _train_memorizing_model():
     torch.manual_seed(SEED)
-    split = synthetic_pii.load({"seed": SEED, "n_members": 64, "n_nonmembers": 32, "repeat_share": 0.5,
+    split = synthetic_pii.load({"seed": SEED, "n_members": 64, "n_nonmembers": 32, "n_validation": 0, "repeat_share": 0.5,
                                 "secret_share": 0.25})
     tokenizer = tiny.build_tokenizer([ex.text for ex in split.members])
     members = cut("member", split.members, tokenizer, PREFIX + SUFFIX, False, "synthetic-pii")

@@ -522,10 +522,10 @@ def test_a_methods_overrides_are_what_the_student_trains_with_and_keys_its_cache
     from harness.runtime.cache import key
 
     plain = student_deps(tmp_path, "soft-kd")
-    assert plain["deps"]["training"] == registry.load(ROOT / "registry.toml").preset("tiny").student.__dict__
+    assert plain["deps"]["training"] == registry.load(ROOT / "registry.toml").preset("tiny").student.key()
     slow = student_deps(tmp_path, "soft-kd", {"lr_scale": 0.1, "epochs": 2})
     assert slow["cfg"].lr == pytest.approx(3e-4) and slow["cfg"].epochs == 2  # what train() is handed
-    assert slow["deps"]["training"] == slow["cfg"].__dict__
+    assert slow["deps"]["training"] == slow["cfg"].key()
     # the same method and arguments, differing only in the override: another student
     assert key(slow["deps"]) != key(plain["deps"])
     assert key(student_deps(tmp_path, "soft-kd", {"lr_scale": 0.5})["deps"]) != key(plain["deps"])

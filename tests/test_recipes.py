@@ -62,7 +62,7 @@ def test_dedup_ft_trains_each_member_once_per_epoch_and_is_keyed_by_it(tmp_path)
 
 def test_the_recipe_that_trained_a_model_counts_its_steps():
     cfg = Training(epochs=2, lr=1e-3, batch_size=4, warmup_ratio=0.0, weight_decay=0.0, schedule="constant")
-    assert provenance.recipe(cfg, 10, {}, private=False) == {**cfg.__dict__, "steps": 6}  # 2 x ceil(10 / 4)
+    assert provenance.recipe(cfg, 10, {}, private=False) == {**cfg.key(), "steps": 6}  # 2 x ceil(10 / 4)
     # DP-SGD's Poisson batches: the accountant's steps, not the rows'
     assert provenance.recipe(cfg, 10, {"dp_steps": 30.0}, private=True)["steps"] == 30
     assert provenance.recipe(cfg, 10, {}, private=True)["steps"] is None  # an older cache: unknown, not guessed

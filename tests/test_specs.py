@@ -197,7 +197,7 @@ def test_kd_method_refuses_an_unknown_training_override_and_names_the_valid_keys
         KDMethod("m", "d", "logits", loss=_loss, training={"learning_rate": 1e-4})
     message = str(err.value)
     assert "'m'" in message and "unknown training override 'learning_rate'" in message
-    assert "valid keys: epochs, lr, batch_size, warmup_ratio, weight_decay, schedule, lr_scale" in message
+    assert "valid keys: epochs, lr, batch_size, warmup_ratio, weight_decay, schedule, patience, lr_scale" in message
 
 
 @pytest.mark.parametrize(("training", "problem"), [

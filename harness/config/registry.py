@@ -41,6 +41,9 @@ PROTOCOL_PARAMS = (
           "memorization (0: none)", min=0, max=10_000_000),
     Param("pretrain_docs", int, 20_000, "documents of the generic corpus a family without released weights is "
           "pretrained on, and MiniLLM's language-modelling term draws from", min=1, max=100_000_000),
+    Param("pretrain_domain_docs", int, 0, "texts of the dataset's kind (its `domain`: none of its members, "
+          "validation or non-members) the starts are pretrained on beside the generic corpus, so fine-tuning "
+          "starts from a model that knows the domain (0: the generic corpus alone)", min=0, max=100_000_000),
     Param("distill_on", str, "members", "what the baseline and the student train on: the members, or a disjoint "
           "public half of them, the teacher keeping the other (Zhang et al.'s setting)", choices=DISTILL_ON),
 )
@@ -61,12 +64,20 @@ class Training:
     warmup_ratio: float
     weight_decay: float
     schedule: str
+    patience: int = 0  # early stopping on the validation split; 0: every epoch is trained
 
     def describe(self) -> str:
         """`lr 0.0003, 6 epochs, batch 32, warm-up 0.05, cosine schedule`: for `list`, `show` and the log."""
         decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
-        return (f"lr {self.lr:.3g}, {self.epochs} epochs, batch {self.batch_size}, warm-up {self.warmup_ratio:g}"
+        epochs = (f"up to {self.epochs} epochs (best validation loss, patience {self.patience})" if self.patience
+                  else f"{self.epochs} epochs")
+        return (f"lr {self.lr:.3g}, {epochs}, batch {self.batch_size}, warm-up {self.warmup_ratio:g}"
                 f"{decay}, {self.schedule} schedule")
+
+    def key(self) -> dict[str, Any]:
+        """The fields a cache key holds: patience only when set, so a model trained every epoch keeps
+        the key it had before early stopping existed (the same weights)."""
+        return {k: v for k, v in self.__dict__.items() if k != "patience" or v}
 
     def overlaid(self, overrides: Mapping[str, Any]) -> Training:
         """This recipe with a KD method's `training` overrides (checked by `KDMethod`) laid over it:
@@ -97,6 +108,7 @@ class Preset:
     # members whose greedy continuation is generated for approximate-memorization figures
     approx_sample: int = 128
     pretrain_docs: int = 20_000
+    pretrain_domain_docs: int = 0  # texts of the dataset's kind in the starts' pretraining
     distill_on: str = "members"  # or "public": Zhang et al.'s setting (DISTILL_ON)
 
     def training(self, role: str, method: Any = None) -> Training:

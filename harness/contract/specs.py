@@ -95,6 +95,11 @@ TRAINING_PARAMS = (
     Param("warmup_ratio", float, 0.0, "share of steps with linear warm-up", min=0.0, max=1.0),
     Param("weight_decay", float, 0.0, "AdamW weight decay", min=0.0, max=1.0),
     Param("schedule", str, "cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant")),
+    # Early stopping (Prechelt, 1998, "Early Stopping - But When?"): 0 trains the epochs; N > 0 scores
+    # the validation split after each epoch, stops after N epochs without a lower loss and keeps the
+    # best epoch's weights, `epochs` then being the cap. Only where the dataset has a validation split.
+    Param("patience", int, 0, "epochs without a lower validation loss before stopping (0: train every epoch)",
+          min=0, max=1000),
 )
 # Relative overrides: `lr_scale` multiplies the preset's student learning rate, for a paper whose
 # learning rate is a ratio to its fine-tuning one rather than a number that transfers across scales.
@@ -141,10 +146,14 @@ class Example:
 
 @dataclass(frozen=True)
 class Split:
-    """Members are the fine-tuning set D; non-members are held-out draws from the same source."""
+    """Members are the fine-tuning set D; non-members are held-out draws from the same source, only
+    the attacks' negatives and the held-out figures. `validation`, disjoint from both, is what chooses
+    and stops training and what the utility figures are measured on; a dataset without one has the
+    non-members stand in, as the run then says."""
 
     members: list[Example]
     nonmembers: list[Example]
+    validation: list[Example] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,11 @@ class Dataset:
     # True when the texts may be published: a published leaderboard snapshot keeps the examples'
     # text (and token ids) only for public datasets, so a private corpus never leaves the machine.
     public: bool = False
+    # `domain(args, n)`: n texts of the dataset's kind that are none of its members, validation or
+    # non-members (for synthetic-pii, more records from the same generator). A preset with
+    # `pretrain_domain_docs` pretrains the starts on them beside the generic corpus, so fine-tuning
+    # starts from a model that knows the domain, as the studies' pretrained models know web text.
+    domain: Callable[[dict[str, Any], int], list[str]] | None = None
 
 
 # ---------------------------------------------------------------- model families

@@ -309,6 +309,10 @@ def _check_figures(con, run: dict, where: str) -> None:
                                             ties=torch.tensor(cols[4], dtype=torch.bool), sample_logprob=sampled)
     recomputed = figures(parts["member"], parts["nonmember"])
     stored = dict(con.execute("SELECT name, value FROM metrics WHERE run_id = ?", [rid]).fetchall())
+    if stored.get("n_validation"):  # scored on a validation split, whose losses are not stored per example:
+        # checked finite and in range with every figure (connection.check_values), not recomputed
+        recomputed = {k: v for k, v in recomputed.items() if not k.startswith(("val_loss_", "val_ppl_"))
+                      and k != "n_validation"}
     for name, value in recomputed.items():
         if not _same(stored.get(name, math.nan), value):
             raise UsageError(f"{where}: {name} is {stored.get(name)}, its verdicts give {value:.6g}")
@@ -322,9 +326,13 @@ def _check_figures(con, run: dict, where: str) -> None:
     if sorted(models) != sorted(ROLES):
         raise UsageError(f"{where}: models for roles {sorted(models)}, expected {', '.join(ROLES)}")
     for role, m in models.items():
-        if not _same(m["val_ppl"], recomputed[f"val_ppl_{role}"]) or not _same(m["val_loss"],
-                                                                               recomputed[f"val_loss_{role}"]):
-            raise UsageError(f"{where}: the {role}'s validation loss {m['val_loss']} does not match its verdicts")
+        want = {k: stored.get(f"{k}_{role}") if stored.get("n_validation") else recomputed[f"{k}_{role}"]
+                for k in ("val_loss", "val_ppl")}
+        if not _same(m["val_ppl"], want["val_ppl"]) or not _same(m["val_loss"], want["val_loss"]):
+            raise UsageError(f"{where}: the {role}'s validation loss {m['val_loss']} does not match its figures")
+        if not isinstance(m["val_loss"], float) or not -1 < m["val_loss"] < 700 \
+                or not _same(m["val_ppl"], math.exp(m["val_loss"])):
+            raise UsageError(f"{where}: the {role}'s validation perplexity {m['val_ppl']} is not exp of its loss")
 
 
 class _Members:

@@ -33,6 +33,7 @@ class Extracted:
     on_nonmembers: dict[str, Extraction]
     kl: torch.Tensor
     texts: dict[str, list[str]]
+    on_validation: dict[str, Extraction] | None = None  # each role's pass over the validation split, if any
 
 
 def evidence(result: Extraction, zlib_bits: torch.Tensor, reference: Evidence | None = None) -> Evidence:
@@ -84,7 +85,7 @@ def attack(attacks: Mapping[str, Attack], members: Mapping[str, Evidence], nonme
                 scores["attack"] += [name] * len(ids)
                 scores["score"] += values.tolist()
             fpr, tpr = membership.roc_points(on_m, on_n)
-            _curve(curves, role, f"roc:{name}", fpr.tolist(), tpr.tolist())
+            add_curve(curves, role, f"roc:{name}", fpr.tolist(), tpr.tolist())
     return metrics, scores, curves
 
 
@@ -94,11 +95,12 @@ def k_extractability(results: Mapping[str, Extraction], suffix_len: int) -> dict
     ks = torch.arange(1, suffix_len + 1)
     for role, result in results.items():
         share = (result.match_len[:, None] >= ks[None, :]).double().mean(dim=0)
-        _curve(curves, role, "k_extractable", ks.tolist(), share.tolist())
+        add_curve(curves, role, "k_extractable", ks.tolist(), share.tolist())
     return curves
 
 
-def _curve(curves: dict[str, list], role: str, name: str, xs: list[float], ys: list[float]) -> None:
+def add_curve(curves: dict[str, list], role: str, name: str, xs: list[float], ys: list[float]) -> None:
+    """One curve of `role` into the curves table's columns (ROC, k-extractability, validation loss by epoch)."""
     curves["role"] += [role] * len(xs)
     curves["curve"] += [name] * len(xs)
     curves["i"] += list(range(len(xs)))

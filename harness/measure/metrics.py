@@ -21,11 +21,14 @@ def memorized_set(result: Extraction) -> set[int]:
     return set(result.memorized.nonzero().flatten().tolist())
 
 
-def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -> dict[str, float]:
+def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction],
+            validation: dict[str, Extraction] | None = None) -> dict[str, float]:
     """Every figure of section 1, with the counts behind each ratio.
 
     A ratio (reduction, inheritance rate, easy share, containment) is NaN, stored as NULL, when a
-    count it rests on is below MIN_COUNT memorized members: 2 of 2 is not "100%".
+    count it rests on is below MIN_COUNT memorized members: 2 of 2 is not "100%". The validation
+    loss and perplexity are the validation split's, or the non-members' where a dataset has none
+    (`n_validation` says which: 0 for the non-members).
     """
     m = {role: memorized_set(members[role]) for role in ROLES}
     n = len(members["teacher"].memorized)
@@ -34,7 +37,7 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
         out[f"memorized_{role}"] = float(len(m[role]))
         out[f"mem_rate_{role}"] = len(m[role]) / n
         out[f"nonmember_rate_{role}"] = nonmembers[role].memorized.float().mean().item()
-        out[f"val_loss_{role}"] = nonmembers[role].loss.mean().item()
+        out[f"val_loss_{role}"] = (validation or nonmembers)[role].loss.mean().item()
         out[f"val_ppl_{role}"] = math.exp(out[f"val_loss_{role}"])
         if members[role].sample_logprob is not None:  # Hayes et al.'s probabilistic extraction, with its control
             for split, result in (("", members[role]), ("nonmember_", nonmembers[role])):
@@ -43,6 +46,7 @@ def figures(members: dict[str, Extraction], nonmembers: dict[str, Extraction]) -
                 out[f"{split}extractable_rate_{role}"] = float(chance.mean())
                 out[f"{split}np_rate_{role}"] = float((chance >= probabilistic.CONFIDENCE).mean())
         out[f"ties_{role}"] = float(members[role].ties.sum().item() + nonmembers[role].ties.sum().item())
+    out["n_validation"] = float(len(validation["teacher"].loss)) if validation else 0.0
     sets = overlap_sets(m)
     exclusive, inherited, easy, both = (len(sets[k]) for k in ("teacher_exclusive", "inherited", "easy", "both"))
     out["reduction"] = _ratio(len(m["baseline"]), len(m["student"]), len(m["baseline"]), len(m["student"]))

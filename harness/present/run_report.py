@@ -149,12 +149,13 @@ def show(store: Store, run_id: str) -> str:
         *([("own recipe", run["own_recipe"])] if run.get("own_recipe") else []),  # apart from the board's shared one
         ("seed", run["seed"]), ("examples", f"{run['n_members']} members, {run['n_nonmembers']} non-members, "
                                             f"prefix {run['prefix_len']} + suffix {run['suffix_len']} tokens"),
+        ("validation", validation_line(metrics)),
         ("dataset hash", run["dataset_hash"]), ("config hash", run["config_hash"]),
         ("harness / commit", f"{run['harness_version']} / {run['git_commit']}"),
         ("torch / transformers", f"{run['torch_version']} / {run['transformers_version']} on {run['device']}"),
         ("remote code", "trusted (--trust-remote-code)" if run["trust_remote_code"] else "not trusted"),
         ("distillation filter", run.get("filter") or "none"),
-        ("attack reference", run.get("reference") or "default: for every role, the small model before fine-tuning"),
+        ("attack reference", run.get("reference") or default_reference(run.get("preset_values"))),
         ("started / finished", f"{run['started_at']} / {run['finished_at']}"),
         ("seconds per stage", _stage_seconds(run["stage_seconds"])),
     ):
@@ -175,6 +176,27 @@ def show(store: Store, run_id: str) -> str:
     return "\n".join(lines)
 
 
+def default_reference(preset_values: str | None) -> str:
+    """The default reference: the student-size start, and whether it knows the dataset's domain."""
+    try:
+        domain = int(json.loads(preset_values or "{}").get("pretrain_domain_docs", 0))
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError):
+        domain = 0
+    if domain > 0:
+        return (f"default: for every role, the small model before fine-tuning, pretrained on the generic corpus and "
+                f"{domain:,} texts of the dataset's kind that hold no member: a reference that knows the domain")
+    return "default: for every role, the small model before fine-tuning (generic corpus only: it does not know the domain)"
+
+
+def validation_line(metrics: dict[str, float]) -> str:
+    """Which texts the validation figures (and early stopping) rest on."""
+    n = metrics.get("n_validation")
+    if n:
+        return (f"{int(n)} held-out texts of their own: they chose where training stopped and give the validation "
+                "perplexity; the non-members are only the attacks' negatives")
+    return "the non-members (the dataset has no validation split): the validation perplexity is measured on them"
+
+
 def recipe_line(raw: str | None) -> str | None:
     """`10 epochs, lr 0.002 constant, batch 32, 160 steps`: one role's stored recipe (`models.training`);
     None where there is none, or it is not one (an imported file is read by value)."""
@@ -183,8 +205,11 @@ def recipe_line(raw: str | None) -> str | None:
         extra = "".join(f", {name} {float(t[k]):g}" for k, name in (("warmup_ratio", "warm-up"),
                                                                     ("weight_decay", "weight decay")) if t[k])
         steps = "steps unknown" if t["steps"] is None else f"{int(t['steps'])} steps"
-        return (f"{int(t['epochs'])} epochs, lr {float(t['lr']):g} {t['schedule']}, batch {int(t['batch_size'])}"
-                f"{extra}, {steps}")
+        epochs = f"{int(t['epochs'])} epochs"
+        if t.get("patience"):  # early stopping: the epochs trained and the one kept, from the validation split
+            epochs = (f"stopped after epoch {int(t['epochs_run'])} of up to {int(t['epochs'])} (patience "
+                      f"{int(t['patience'])}), kept epoch {int(t['kept_epoch'])}, the best validation loss")
+        return f"{epochs}, lr {float(t['lr']):g} {t['schedule']}, batch {int(t['batch_size'])}{extra}, {steps}"
     except (KeyError, TypeError, ValueError, OverflowError, RecursionError):  # not one: e.g. epochs 1e400
         return None
 

@@ -98,9 +98,14 @@ def describe(n: int) -> str:
 def rows(tokenizer, n: int, length: int):
     """The first `n` documents in `tokenizer`'s tokens, each ended by EOS, packed into rows of
     `length` tokens (the remainder dropped): how language models are pretrained."""
+    return pack(tokenizer, documents(n), length)
+
+
+def pack(tokenizer, texts: list[str], length: int):
+    """`texts` in `tokenizer`'s tokens, each ended by EOS, packed into rows of `length` (remainder dropped)."""
     import torch
 
-    encoded = tokenizer(documents(n), add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     flat = torch.tensor([t for ids in encoded for t in (*ids, eos)], dtype=torch.long)
     usable = len(flat) // length * length

@@ -158,11 +158,13 @@ def _block_types(model) -> tuple[type, ...]:
 def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], dataset: str, method, preset: Preset,
          train_rows: int, distinct_rows: int, n_nonmembers: int, hardware: Hardware, devices: int = 1,
          sharded: bool = False, mfu: float = MFU, training_precision: str = "bf16",
-         memory_budget: int, disk_budget: int | None, pretrain_tokens: int = 0) -> Plan:
+         memory_budget: int, disk_budget: int | None, pretrain_tokens: int = 0, n_validation: int = 0) -> Plan:
     """The plan of one run; `method` is the KD method (its kind and top-K decide the teacher stage).
 
     `pretrain_tokens` > 0: the family has no released weights, so both sizes are first pretrained
-    on that many tokens of the generic corpus (once; later runs read them from the cache)."""
+    on that many tokens of the generic corpus (and the dataset's domain texts, where the preset asks;
+    once; later runs read them from the cache). `n_validation`: the validation split's examples, which
+    every fine-tuned role scores after each epoch and the extraction stage scores once more."""
     teacher, student = shapes
     n = preset.example_len
     top_k = method.top_k(method_defaults(method)) if method.top_k is not None else None
@@ -181,11 +183,13 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     def gathered(*models: Shape) -> int:  # FSDP holds a layer (and prefetches the next) whole, per model
         return sum(2 * WEIGHT_BYTES * s.largest_layer for s in models)
 
-    def train_stage(name: str, role: str, s: Shape, epochs: int, tokens: int = tokens) -> Stage:
+    def train_stage(name: str, role: str, s: Shape, epochs: int, tokens: int = tokens, scored: bool = True) -> Stage:
         a = act(s, per_device_rows[role if role in ("teacher", "pretrain") else "student"], training_precision)
-        return Stage(name, f"train {epochs} epochs on {tokens:,} tokens", s.params, tokens * epochs,
-                     6 * s.params * tokens * epochs, _prec(training_precision), STATE_BYTES * s.params, a,
-                     gathered(s), WEIGHT_BYTES * s.params)
+        # a validation pass after each epoch: every fine-tuned role, but a DP-SGD student (`scored`)
+        checked = n_validation * n * epochs if role != "pretrain" and scored else 0
+        return Stage(name, f"train {epochs} epochs on {tokens:,} tokens", s.params, tokens * epochs + checked,
+                     6 * s.params * tokens * epochs + 2 * s.params * checked, _prec(training_precision),
+                     STATE_BYTES * s.params, a, gathered(s), WEIGHT_BYTES * s.params)
 
     # the student's recipe is the preset's with the method's overrides, as the student stage trains it
     cfg = {role: preset.training(role, method) for role in ("teacher", "baseline", "student", "pretrain")}
@@ -217,7 +221,7 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     plan.stages.append(outputs)
     held = tier.bytes if tier.name == "memory" else 0
     if getattr(method, "private", False):  # DP-SGD: a step per expected batch of records (the distinct members)
-        s = train_stage("student", "student", student, cfg["student"].epochs, distinct_tokens)
+        s = train_stage("student", "student", student, cfg["student"].epochs, distinct_tokens, scored=False)
         s.working += GRAD_SAMPLE_BYTES * student.params * per_device_rows["student"]
         s.what += f", DP-SGD: a float32 gradient per record, {per_device_rows['student']} records a step"
     else:
@@ -232,7 +236,7 @@ def make(*, family: str, sizes: tuple[str, str], shapes: tuple[Shape, Shape], da
     # the approximate-memorization continuations, and the reference model's passes; in bf16 where
     # training is, unsharded (`harness.runtime.precision.scoring`), else float32.
     scoring = "bf16" if training_precision == "bf16" and not sharded else "float32"
-    scored = distinct_rows + n_nonmembers
+    scored = distinct_rows + n_nonmembers + n_validation
     passes = teacher.params + 3 * student.params  # the student-size reference model scores too
     new = preset.suffix_len * preset.approx_sample * 3
     weights = (WEIGHT_BYTES // 2 if scoring == "bf16" else WEIGHT_BYTES) * (teacher.params + 2 * student.params)
@@ -376,12 +380,20 @@ def of_run(setup, train_rows: int, distinct_rows: int, n_nonmembers: int, hardwa
     pretrain_tokens = 0  # released weights are not pretrained here
     if not (family.released and setup.family_args.get("weights") != "scratch"):
         pretrain_tokens = corpus.token_estimate(tokenizer, setup.preset.pretrain_docs)
+        domain = setup.preset.pretrain_domain_docs
+        if domain and setup.dataset.domain is not None and callable(tokenizer):  # from a sample of its texts
+            sample = setup.dataset.domain(setup.dataset_args, min(domain, 200))
+            counted = sum(len(ids) + 1 for ids in tokenizer(sample, add_special_tokens=False)["input_ids"])
+            pretrain_tokens += round(counted * domain / max(len(sample), 1))
+    n_validation = int(setup.dataset_args.get("n_validation", 0) or 0)
+    if setup.req.limit:
+        n_validation = min(n_validation, setup.req.limit)
     return make(family=setup.family.name, sizes=pair, shapes=shapes(family, setup.family_args, pair, tokenizer),
                 dataset=setup.dataset.name, method=setup.method, preset=setup.preset, train_rows=train_rows,
                 distinct_rows=distinct_rows, n_nonmembers=n_nonmembers, hardware=hardware, devices=devices,
                 sharded=sharded, mfu=mfu, training_precision=training_precision or precision(),
                 memory_budget=memory_budget(), disk_budget=disk_budget(cache_root) if disk is None else disk,
-                pretrain_tokens=pretrain_tokens)
+                pretrain_tokens=pretrain_tokens, n_validation=n_validation)
 
 
 def local_hardware(world: int = 1) -> Hardware:

@@ -17,7 +17,7 @@ from harness.errors import UsageError
 class Examples:
     """One split, tokenized: a row of `example_len` token ids per example."""
 
-    split: str  # "member" or "nonmember"
+    split: str  # "member", "nonmember" or "validation"
     ids: torch.Tensor  # (n, example_len), int64
     repeats: torch.Tensor  # (n,), times each appears in the training set
     kinds: list[str]
@@ -42,9 +42,11 @@ class Examples:
 
 
 def content_hash(dataset: Dataset, split: Split) -> str:
-    """sha256 of everything the dataset yielded: the texts, their repeat counts and kinds."""
+    """sha256 of everything the dataset yielded: the texts, their repeat counts and kinds (the validation
+    split's only where it has one, so a dataset without one keeps its hash)."""
     h = hashlib.sha256(dataset.name.encode())
-    for name, examples in (("member", split.members), ("nonmember", split.nonmembers)):
+    for name, examples in (("member", split.members), ("nonmember", split.nonmembers),
+                           ("validation", split.validation)):
         for ex in examples:
             fields = [name, ex.text, ex.repeats, ex.kind] + ([ex.prompt] if ex.prompt else [])
             h.update(json.dumps(fields, ensure_ascii=False).encode())

@@ -25,11 +25,14 @@ def tokenizer(setup: Resolved, dataset_hash: str) -> dict[str, Any]:
             **setup.family_deps()}
 
 
-def pretrain(setup: Resolved, size: str, tokenizer_key: str) -> dict[str, Any]:
+def pretrain(setup: Resolved, size: str, tokenizer_key: str, domain: str | None = None) -> dict[str, Any]:
+    """A start: the generic corpus, and `domain` (the hash of the dataset's domain texts) where the
+    preset pretrains on text of the dataset's kind too."""
     p = setup.preset
     return {"stage": "pretrain", "family": setup.family.name, "size": size, "tokenizer": tokenizer_key,
             "corpus": corpus.NAME, "docs": p.pretrain_docs, "example_len": p.example_len,
-            "training": p.pretrain.__dict__, "seed": PRETRAIN_SEED, "precision": precision(),
+            **({"domain": domain} if domain else {}),
+            "training": p.pretrain.key(), "seed": PRETRAIN_SEED, "precision": precision(),
             "harness": harness.__version__, **setup.family_deps()}
 
 
@@ -39,7 +42,7 @@ def model(setup: Resolved, role: str, size: str, tokenizer_key: str, rows, recip
     training rows in order, the recipe (the student's: its method, arguments and teacher)."""
     cfg = setup.preset.training(role, setup.method)
     return {"stage": "model", "family": setup.family.name, "size": size, "tokenizer": tokenizer_key,
-            "data": provenance.tensor_hash(rows), "training": cfg.__dict__,
+            "data": provenance.tensor_hash(rows), "training": cfg.key(),
             "seed": setup.req.seed, "recipe": recipe, **({"start": start} if start else {}),
             "precision": precision(), "harness": harness.__version__, **setup.family_deps()}
 

@@ -46,6 +46,7 @@ class ModelInfo:
     epoch_loss: tuple[float, ...] = ()  # mean training loss per epoch (empty from a cache older than it)
     privacy: dict[str, float] = field(default_factory=dict)  # a DP-SGD student's dp_* figures (Spent)
     training: dict[str, Any] = field(default_factory=dict)  # the recipe that trained it, with its steps (`recipe`)
+    validation_loss: tuple[float, ...] = ()  # the validation split's loss after each epoch (none: no split)
 
 
 def run_row(p: Resolved, run_id: str, dataset_hash: str, tokenizer_key: str, members: Examples,
@@ -89,20 +90,38 @@ def own_recipe(method: KDMethod, args: dict[str, Any], preset: Preset, members: 
                        "pull about as hard as one copy (in effect deduplicated)")
     if method.deduplicate and repeated:
         reasons.append("each member seen once per epoch (deduplicated)")
-    if preset.training("student", method) != preset.student:  # an override equal to the preset's is no change
-        reasons.append(f"its own recipe: {describe_training(method.training)}")
+    own = preset.training("student", method)
+    if own != preset.student:  # an override equal to the preset's is no change, and is not named
+        changed = {k: v for k, v in method.training.items()
+                   if k == "lr_scale" or getattr(own, k) != getattr(preset.student, k)}
+        reasons.append(f"its own recipe: {describe_training(changed)}")
     return "; ".join(reasons) or None
 
 
-def recipe(cfg: Training, rows: int, privacy: dict[str, float], private: bool) -> dict[str, Any]:
+def recipe(cfg: Training, rows: int, privacy: dict[str, float], private: bool,
+           validation_loss: tuple[float, ...] = ()) -> dict[str, Any]:
     """The recipe that trained a model (`models.training`) and its optimizer steps: DP-SGD's from its
     accountant (Poisson batches: records over the batch, per epoch), else `rows` in batches per epoch, as
-    `harness.training.train` steps; None where a private model's figures are missing (an older cache)."""
+    `harness.training.train` steps; None where a private model's figures are missing (an older cache).
+    Scored on a validation split, it adds the epochs trained and the epoch whose weights were kept
+    (the last, unless early stopping kept an earlier one)."""
+    epochs = len(validation_loss) or cfg.epochs
     if private:
         steps = int(privacy["dp_steps"]) if "dp_steps" in privacy else None
     else:
-        steps = cfg.epochs * math.ceil(rows / cfg.batch_size)
-    return {**cfg.__dict__, "steps": steps}
+        steps = epochs * math.ceil(rows / cfg.batch_size)
+    out = {**cfg.key(), "steps": steps}
+    if validation_loss:
+        out["epochs_run"] = epochs
+        out["kept_epoch"] = kept_epoch(cfg, validation_loss)
+    return out
+
+
+def kept_epoch(cfg: Training, validation_loss: tuple[float, ...]) -> int:
+    """The epoch whose weights a model keeps: the lowest validation loss under early stopping, else the last."""
+    if not cfg.patience:
+        return len(validation_loss)
+    return min(range(len(validation_loss)), key=lambda i: (validation_loss[i], i)) + 1
 
 
 def curve(value: Any) -> tuple[float, ...]:
@@ -193,10 +212,21 @@ def label(method: KDMethod, args: dict[str, Any], filter: str | None = None) -> 
 
 
 def preset_dict(preset: Preset) -> dict[str, Any]:
-    """The preset as recorded with a run. `distill_on` is left out at its default, so that runs stored
-    before it existed keep their configuration hash."""
-    return {k: (v.__dict__ if isinstance(v, Training) else v) for k, v in preset.__dict__.items()
-            if not (k == "distill_on" and v == "members")}
+    """The preset as recorded with a run. Fields added since the first runs are left out at their
+    defaults, so that runs stored before they existed keep their configuration hash."""
+    return {k: (v.key() if isinstance(v, Training) else v) for k, v in preset.__dict__.items()
+            if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+
+
+LATER_DEFAULTS = {"distill_on": "members", "pretrain_domain_docs": 0}
+
+
+def texts_hash(texts: list[str]) -> str:
+    """sha256 of a list of texts, in order (the domain texts a start was pretrained on)."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(json.dumps(text, ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
 
 
 def tensor_hash(t: torch.Tensor) -> str:

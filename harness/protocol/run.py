@@ -39,7 +39,7 @@ from harness.store import read
 from harness.store.database import Store
 from harness.training.distill import Distiller, free_disk
 from harness.training.private import train_private
-from harness.training.train import train
+from harness.training.train import Validation, train
 
 
 @dataclass
@@ -97,6 +97,9 @@ class Data:
     tokenizer: Any
     tokenizer_key: str
     public: Examples | None = None  # distill_on = "public": the half the baseline and the student train on
+    validation: Examples | None = None  # chooses and stops training, and gives the utility figures
+    domain: list[str] | None = None  # texts of the dataset's kind, none of the above, for the starts' pretraining
+    domain_hash: str | None = None
 
     @property
     def own(self) -> Examples:
@@ -125,6 +128,7 @@ class Protocol:
             self.store.check_writable()
         with timed(self.seconds, "data"):
             data = self.data()
+        self._refuse_what_cannot_stop(data)
         if self.req.reference:  # before anything is logged or trained: a bad name is one line
             self.reference = references.load(self.req.reference, data.tokenizer, self.setup.family.name)
         self._check_plan(data)
@@ -160,6 +164,18 @@ class Protocol:
             if filtered is not None:
                 measured.metrics.update({f"filter_{k}": v for k, v in filtered["figures"].items()})
         return self._store_run(run_id, data, models, measured)
+
+    def _refuse_what_cannot_stop(self, data: Data) -> None:
+        """Early stopping needs a validation split, and a DP-SGD student trains the steps it planned."""
+        stopping = [role for role in ("teacher", "baseline", "student")
+                    if self.setup.preset.training(role, self.setup.method).patience]
+        if stopping and data.validation is None:
+            raise UsageError(f"preset {self.setup.preset.name} stops the {stopping[0]}'s training early on a "
+                             f"validation split (patience), and dataset {self.setup.dataset.name} has none; "
+                             "use a dataset with one or a preset without patience")
+        if self.setup.method.private and "student" in stopping:
+            raise UsageError(f"{self.setup.method.name} trains with DP-SGD for the steps its accountant planned; "
+                             "its recipe cannot stop early (set patience = 0 in its training overrides)")
 
     def _refuse_what_cannot_run(self) -> None:
         if self.setup.method.private and processes.world() > 1:
@@ -212,11 +228,38 @@ class Protocol:
             public = cut("member", public, *cut_args, **kw)
         members = cut("member", private, *cut_args, **kw).head(self.req.limit)
         nonmembers = cut("nonmember", split.nonmembers, *cut_args, **kw).head(self.req.limit)
+        validation = (cut("validation", split.validation, *cut_args, **kw).head(self.req.limit)
+                      if split.validation else None)
         if members.dropped or nonmembers.dropped:
             log(f"{s.dataset.name}: left out {members.dropped} member and {nonmembers.dropped} non-member texts "
                 f"shorter than an example of {s.preset.example_len} tokens")
-        self._data = Data(members, nonmembers, dataset_hash, tokenizer, tokenizer_key, public)
+        domain = self._domain(split)
+        self._data = Data(members, nonmembers, dataset_hash, tokenizer, tokenizer_key, public, validation,
+                          domain, provenance.texts_hash(domain) if domain else None)
         return self._data
+
+    def _domain(self, split) -> list[str] | None:
+        """The dataset's domain texts for the starts' pretraining (`pretrain_domain_docs`), checked to
+        hold none of the split's texts: a start that had seen a member would leak it to every role."""
+        s = self.setup
+        n = s.preset.pretrain_domain_docs
+        if n and s.family.released:
+            log(f"pretrain_domain_docs: {s.family.name} starts from its released weights, which are not pretrained "
+                "here; its domain texts are not used")
+        if not n or s.family.released:
+            return None
+        if s.dataset.domain is None:
+            raise UsageError(f"preset {s.preset.name} pretrains on {n} texts of the dataset's kind, and dataset "
+                             f"{s.dataset.name} gives none (no `domain`); use a preset without pretrain_domain_docs")
+        texts = s.dataset.domain(s.dataset_args, n)
+        if not isinstance(texts, list) or len(texts) != n or not all(isinstance(t, str) for t in texts):
+            raise RunFailed(f"dataset {s.dataset.name}: its domain gave no list of {n} texts")
+        used = {ex.text for ex in (*split.members, *split.nonmembers, *split.validation)}
+        overlap = sum(t in used for t in texts)
+        if overlap:
+            raise RunFailed(f"dataset {s.dataset.name}: {overlap} of its {n} domain texts are members, validation "
+                            "or non-members; a start pretrained on them would hold what the run tests")
+        return texts
 
     def tokenizer(self, split, dataset_hash: str):
         """The tokenizer stage: the family's tokenizer; one without released weights trains its own on
@@ -263,12 +306,16 @@ class Protocol:
             return s.family.model(size, data.tokenizer, **s.remote)
 
         rows = self.corpus_rows(data)
-        job = Job("pretrain", size, keys.pretrain(s, size, data.tokenizer_key), rows, torch.arange(len(rows)),
-                  s.preset.pretrain, keys.PRETRAIN_SEED, random_weights)
+        if data.domain:  # the dataset's kind beside the generic corpus: a start that knows the domain
+            rows = torch.cat([rows, corpus.pack(data.tokenizer, data.domain, s.preset.example_len)])
+        job = Job("pretrain", size, keys.pretrain(s, size, data.tokenizer_key, data.domain_hash), rows,
+                  torch.arange(len(rows)), s.preset.pretrain, keys.PRETRAIN_SEED, random_weights)
         return self._trained(job, data).info.path
 
     def _start_key(self, size: str, data: Data) -> str | None:
-        return None if self.setup.family.released else key(keys.pretrain(self.setup, size, data.tokenizer_key))
+        if self.setup.family.released:
+            return None
+        return key(keys.pretrain(self.setup, size, data.tokenizer_key, data.domain_hash))
 
     def corpus_rows(self, data: Data) -> torch.Tensor:
         """The pretraining corpus in the family's tokens: documents joined by EOS, cut into example-length rows."""
@@ -337,23 +384,32 @@ class Protocol:
             record = json.loads((path / "training.json").read_text())
             self._from_cache(role, size, path)
             privacy = provenance.privacy(record.get("privacy"))  # and the recipe is cfg: the key holds it
+            checked = provenance.curve(record.get("validation_loss"))
             return Trained(model, ModelInfo(role, size, k, path, True, record["train_seconds"],
                                             provenance.n_params(model), provenance.curve(record.get("epoch_loss")),
-                                            privacy, provenance.recipe(cfg, len(order), privacy, private)))
+                                            privacy, provenance.recipe(cfg, len(order), privacy, private, checked),
+                                            checked))
         model = job.start()  # before the clock: a pretraining stage it runs is timed as its own
-        what = "sequences of the generic corpus" if deps["stage"] == "pretrain" else "sequences"
-        log(f"{role}: training {self.setup.family.name} {size} for {cfg.epochs} epochs on {len(order)} {what}")
+        what = "sequences of the pretraining corpus" if deps["stage"] == "pretrain" else "sequences"
+        log(f"{role}: training {self.setup.family.name} {size} for {cfg.describe()} on {len(order)} {what}")
         curve: list[float] = []
         spent = None
+        # every fine-tuned role is scored on the validation split after each epoch (pretraining is not)
+        validation = (Validation(data.validation.ids, self.setup.preset.eval_batch_size)
+                      if data.validation is not None and deps["stage"] == "model" and not private else None)
         with timed(self.seconds, role) as clock:
             if private:
                 model, spent = train_private(model, rows, order, cfg, seed=job.seed, stage=role,
                                              distiller=job.distiller, epoch_loss=curve)
             else:
                 model = train(model, rows, order, cfg, seed=job.seed, stage=role, distiller=job.distiller,
-                              epoch_loss=curve)
+                              epoch_loss=curve, validation=validation)
         privacy = spent.figures() if spent is not None else {}
         train_seconds = clock.seconds
+        checked = tuple(validation.losses) if validation is not None else ()
+        if checked:
+            log(f"{role}: validation loss by epoch {', '.join(f'{v:.3f}' for v in checked)}; kept epoch "
+                f"{provenance.kept_epoch(cfg, checked)} of {len(checked)}")
 
         state = sharding.full_state_dict(model) if sharding.enabled() else None  # every process gathers
 
@@ -361,8 +417,8 @@ class Protocol:
             model.save_pretrained(folder, safe_serialization=True, state_dict=state)
             data.tokenizer.save_pretrained(folder)
             (folder / "training.json").write_text(json.dumps({"role": role, "train_seconds": train_seconds,
-                                                              "epoch_loss": curve, "privacy": privacy, **deps},
-                                                             indent=2))
+                                                              "epoch_loss": curve, "validation_loss": list(checked),
+                                                              "privacy": privacy, **deps}, indent=2))
 
         if processes.is_main():
             path = self.cache.build("models", k, deps, write)
@@ -373,7 +429,8 @@ class Protocol:
             model = self._load(path)
         log(f"{role}: trained in {train_seconds:.1f}s, saved to {path}")
         return Trained(model, ModelInfo(role, size, k, path, False, train_seconds, provenance.n_params(model),
-                                        tuple(curve), privacy, provenance.recipe(cfg, len(order), privacy, private)))
+                                        tuple(curve), privacy,
+                                        provenance.recipe(cfg, len(order), privacy, private, checked), checked))
 
     def _from_cache(self, role: str, size: str, path: Path) -> None:
         """Say that `role` came from the cache; its stage took no training time."""
@@ -437,8 +494,10 @@ class Protocol:
         on_members["student"] = self._extract(models["student"].model, data.members, "student: extraction on members")
         for role, trained in models.items():
             on_nonmembers[role] = self._extract(trained.model, data.nonmembers, f"{role}: extraction on non-members")
+        on_validation = ({role: self._extract(trained.model, data.validation, f"{role}: validation loss")
+                          for role, trained in models.items()} if data.validation is not None else None)
         texts = {ex.split: data.tokenizer.batch_decode(ex.ids) for ex in (data.members, data.nonmembers)}
-        return Extracted(data.members, data.nonmembers, on_members, on_nonmembers, kl, texts)
+        return Extracted(data.members, data.nonmembers, on_members, on_nonmembers, kl, texts, on_validation)
 
     def _extract(self, model, examples: Examples, desc: str) -> Extraction:
         p = self.setup.preset
@@ -468,7 +527,7 @@ class Protocol:
         refs = None  # a reference model costs a pass per role: only when an attack uses it
         if any(a.needs_reference for a in s.found.attacks.values()):
             refs = self._references(models, data)
-        metrics = figures(found.on_members, found.on_nonmembers)
+        metrics = figures(found.on_members, found.on_nonmembers, found.on_validation)
         metrics.update(provenance.loss_figures({role: trained.info for role, trained in models.items()}))
         if data.public is not None:  # the baseline and the student trained on this many other members
             metrics["public_members"] = float(len(data.public))
@@ -477,6 +536,12 @@ class Protocol:
             s.preset, seed=self.req.seed, decode=data.tokenizer.batch_decode,
             start_is_reference=self.reference is None)
         metrics.update(derived)
+        if data.validation is not None and "val_ppl_start_student" in metrics:  # on the split it is named for
+            start = self._extract(self.start(s.student_size, data), data.validation, "start: validation loss")
+            metrics["val_ppl_start_student"] = start.loss.mean().exp().item()
+        for role, trained in models.items():  # the validation loss after each epoch: where training stopped
+            losses = trained.info.validation_loss
+            analysis.add_curve(tables["curves"], role, "validation_loss", list(range(1, len(losses) + 1)), losses)
         return Measured(found, metrics, tables, approx)
 
     def _references(self, models, data: Data):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +30,47 @@ from harness.runtime.precision import precision, training_autocast
 from harness.training.distill import Distiller
 
 
+@dataclass
+class Validation:
+    """The validation split's rows, scored after every epoch; what the epochs gave (`losses`, one per
+    epoch) and, under early stopping (`Training.patience`), the epoch whose weights were kept."""
+
+    rows: torch.Tensor
+    batch_size: int
+    losses: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based; 0 until an epoch was scored
+
+    def score(self, model) -> float:
+        """Mean next-token loss over the rows, at the training precision: the same on every process."""
+        return mean_loss(model, self.rows, self.batch_size)
+
+
+def mean_loss(model, rows: torch.Tensor, batch_size: int) -> float:
+    """Mean next-token cross-entropy of `model` over `rows`, every token weighted alike."""
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in rows.split(batch_size):
+            logits = model(input_ids=batch).logits[:, :-1].float()
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+            count += batch[:, 1:].numel()
+    model.train(was_training)
+    return total / count
+
+
 def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed: int, stage: str,
-          distiller: Distiller | None = None, epoch_loss: list[float] | None = None):
+          distiller: Distiller | None = None, epoch_loss: list[float] | None = None,
+          validation: Validation | None = None):
     """Train `model` on `rows[order]` (token ids, all rows the same length); returns the trained model.
 
     Without a `distiller` the loss is next-token cross-entropy on the rows. `epoch_loss`, if given,
     receives each epoch's mean training loss over the whole batches (the same in any number of
-    processes): a loss that does not fall says the recipe does not suit the method.
+    processes): a loss that does not fall says the recipe does not suit the method. `validation`,
+    if given, is scored after each epoch (it draws no random numbers, so the weights do not move);
+    with `cfg.patience` the loop stops after that many epochs without a lower validation loss and
+    returns the best epoch's weights.
     """
     set_seed(seed)
     sharded = sharding.enabled()
@@ -75,7 +110,10 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
     chunk = memory.fit(cfg.batch_size, memory.logits_bytes(model, rows.shape[1], copies), device)
     chunk = processes.agree(chunk) if sharded else chunk
     step = 0
-    for _ in range(cfg.epochs):
+    best_state = None
+    if validation is not None:
+        validation.rows = validation.rows.to(device)
+    for epoch in range(1, cfg.epochs + 1):
         running, steps = 0.0, 0  # this process's weighted share of each batch's mean loss
         for (index,) in loader:
             index, weight = processes.split_batch(index.to(device))
@@ -104,7 +142,19 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         if epoch_loss is not None and steps:
             epoch_loss.append(processes.total(running) / (processes.world() * steps))
+        if validation is not None:
+            loss = validation.score(model)
+            validation.losses.append(loss)
+            if not validation.best_epoch or loss < validation.losses[validation.best_epoch - 1]:
+                validation.best_epoch = epoch
+                if cfg.patience:  # a copy on the CPU, not a second model on the device; sharded: each its shard
+                    best_state = {k: v.detach().clone() if sharded else v.detach().to("cpu", copy=True)
+                                  for k, v in model.state_dict().items()}
+            elif cfg.patience and epoch - validation.best_epoch >= cfg.patience:
+                break
     bar.close()
+    if best_state is not None and validation.best_epoch < len(validation.losses):
+        model.load_state_dict(best_state)
     model.eval()
     if sharded:
         return model

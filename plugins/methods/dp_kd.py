@@ -33,7 +33,8 @@ from harness import DP_PARAMS, F, KDMethod, LogitBatch, Param, forward_kl, hooki
 
 # Li et al.'s DP fine-tuning recipe (private-transformers, examples/table2text/run.sh, E2E): 10
 # epochs at a constant learning rate of 2e-3 with no warm-up; the batch stays the preset's (above).
-LI_ET_AL = {"epochs": 10, "lr": 2e-3, "schedule": "constant", "warmup_ratio": 0.0}
+LI_ET_AL = {"epochs": 10, "lr": 2e-3, "schedule": "constant", "warmup_ratio": 0.0,
+            "patience": 0}  # DP-SGD spends its budget over the steps it plans: no early stopping
 
 
 def dp_kd_loss(batch: LogitBatch, args: dict):
