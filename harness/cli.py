@@ -617,6 +617,7 @@ def cmd_leaderboard(args, argv) -> int:
     if args.board_command == "import":
         return _import(args)
     from harness.errors import unknown
+    from harness.leaderboard import board_specs
     from harness.leaderboard.measures import MEASURES
     from harness.leaderboard.ranking import DEFAULT, Ranking
     from harness.present.board_report import leaderboard_text
@@ -627,7 +628,9 @@ def cmd_leaderboard(args, argv) -> int:
         if args.rank_by not in MEASURES:
             raise unknown("measure (--rank-by)", args.rank_by, MEASURES)
         rules = Ranking(DEFAULT.slack, (args.rank_by, *(k for k in DEFAULT.order if k != args.rank_by)))
-    print(leaderboard_text(Store(_db(args)), args.family, args.dataset, rules))
+    db = _db(args)
+    spec = board_specs.spec_of(db) if Path(db).suffix == ".duckdb" else None  # a published snapshot: its regime
+    print(leaderboard_text(Store(db), args.family, args.dataset, rules, spec.regime if spec else ""))
     return 0
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.errors import UsageError
 from harness.leaderboard import standings
 from harness.leaderboard.board_specs import load_spec
 from harness.leaderboard.ranking import BASELINE_LABEL
@@ -109,6 +110,18 @@ def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "typo.toml").write_text(BOARD + "orderr = ['x']\n")
     assert main(["leaderboard", "publish", "typo"]) == 2
     assert "did you mean 'order'" in capsys.readouterr().err
+
+
+def test_a_board_states_its_regime_in_one_line_under_its_title(tmp_path, capsys):
+    shipped = Path(__file__).resolve().parents[1] / "leaderboards"
+    spec = load_spec("default", shipped)
+    assert spec.regime.startswith("members repeated 2 to 16 times")
+    assert main(["leaderboard", "--db", str(spec.snapshot)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"Regime: {spec.regime}"
+    for bad in ('"two\\nlines"', repr("x" * 301).replace("'", '"'), "3"):
+        (tmp_path / "r.toml").write_text(BOARD + f"regime = {bad}\n")
+        with pytest.raises(UsageError, match="regime must be one line of text, at most 300 characters"):
+            load_spec("r", tmp_path)
 
 
 def test_the_shipped_default_board_and_snapshot():

@@ -54,6 +54,9 @@ def boards_dir() -> Path:
     return find_boards()[0]
 
 
+REGIME_CHARS = 300
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     """One `leaderboards/<name>.toml`."""
@@ -69,6 +72,7 @@ class BoardSpec:
     dataset_args: dict = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the app's default columns, in order
     ranking: Ranking = DEFAULT  # its utility band and order (harness.leaderboard.ranking)
+    regime: str = ""  # one line under the title: the regime its figures come from (how the members are seen...)
 
     @property
     def snapshot(self) -> Path:
@@ -95,8 +99,8 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     missing = [k for k in ("family", "dataset", "preset", "methods") if k not in raw]
     if missing:
         raise UsageError(f"{path}: missing {', '.join(missing)}")
-    allowed = {"title", "family", "dataset", "preset", "methods", "seeds", "dataset_args", "columns", "utility_band",
-               "order"}
+    allowed = {"title", "regime", "family", "dataset", "preset", "methods", "seeds", "dataset_args", "columns",
+               "utility_band", "order"}
     extra = sorted(set(raw) - allowed)
     if extra:
         raise unknown(f"key in {path}", extra[0], allowed)
@@ -109,6 +113,9 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     if not isinstance(columns, list) or any(c not in COLUMNS for c in columns):
         bad = next((c for c in columns if c not in COLUMNS), columns) if isinstance(columns, list) else columns
         raise unknown(f"column in {path}", str(bad), COLUMNS)
+    regime = raw.get("regime", "")
+    if not isinstance(regime, str) or "\n" in regime or len(regime) > REGIME_CHARS:
+        raise UsageError(f"{path}: regime must be one line of text, at most {REGIME_CHARS} characters")
     try:
         rules = Ranking(slack=float(raw.get("utility_band", DEFAULT.slack)),
                         order=tuple(raw.get("order", DEFAULT.order)))
@@ -117,7 +124,7 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     return BoardSpec(name=name, path=path, title=raw.get("title", name), family=raw["family"],
                      dataset=raw["dataset"], preset=raw["preset"], methods=tuple(raw["methods"]),
                      seeds=tuple(seeds), dataset_args={k: str(v) for k, v in raw.get("dataset_args", {}).items()},
-                     columns=tuple(columns), ranking=rules)
+                     columns=tuple(columns), ranking=rules, regime=regime)
 
 
 def spec_of(snapshot: Path) -> BoardSpec | None:

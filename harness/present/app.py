@@ -361,7 +361,7 @@ def page(con, path: Path) -> None:
         best = standings.headline(group, rules).best  # the drill-down opens on rank 1: a method that still learned
         top = top or (best["method"] if best is not None else methods["method"].iloc[0] if not methods.empty else None)
         section(con, keys, f, group, columns, standings.of_board(rs, keys), "" if n == 1 else f"_{n}", rules,
-                spec.title if spec else None)
+                spec.title if spec else None, spec.regime if spec else "")
     drill_down(con, rs, top)
     show_failed(failed)
 
@@ -375,10 +375,12 @@ def published_spec(path: Path) -> BoardSpec | None:
 
 
 def section(con, keys: dict, f: read.Filters, group: pd.DataFrame, columns: list[str], runs: pd.DataFrame,
-            suffix: str = "", rules: Ranking = DEFAULT_RANKING, title: str | None = None) -> None:
+            suffix: str = "", rules: Ranking = DEFAULT_RANKING, title: str | None = None, regime: str = "") -> None:
     """One board (a family with its arguments × a dataset, ...): its headline, its whole board, its charts."""
     family, dataset = keys["family"], keys["dataset"]
     st.header(plain(title or f"{labels.family_label(family, keys['family_args'])} on {dataset}"))
+    if regime:  # the published spec's one line: where this board's figures come from
+        st.markdown(f"**Regime:** {plain(regime)}")
     st.caption(plain(f"preset {group['preset'].iloc[0]} · {int(group['n_members'].iloc[0])} members · dataset hash "
                      f"{group['dataset_hash'].iloc[0]} · ranked: {rules.band}, by "
                      f"{MEASURES[measure_of(group, rules)]}, the rows compared paired; =N a rank no row is "

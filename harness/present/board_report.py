@@ -3,12 +3,13 @@ rows' epsilon sweep and bound check under it, as `publish` and `import` print a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from harness.leaderboard import privacy, ranking, standings
+from harness.leaderboard.board_specs import REGIME_CHARS
 from harness.leaderboard.measures import MEASURES
 from harness.measure.dp_bound import AUDIT_FPRS
 from harness.measure.stats import MIN_COUNT
@@ -35,6 +36,7 @@ class Board:
     recipe: int = 0  # how many rows sit in their own section: another recipe or data exposure
     primary: str = ranking.DEFAULT.primary  # the measure ranked by
     separated: str = ""  # "15 of 21": pairs of ranked rows the paired comparison separates
+    stated: str = ""  # the regime its published spec states, one line under the title
 
     @property
     def title(self) -> str:
@@ -63,7 +65,8 @@ class Board:
             notes.append(f"Note: {self.regime}.")
         if self.split:
             notes.append(f"{'' if self.split.startswith('SHIFT') else 'Split: '}{self.split}.")
-        return "\n".join([self.title, *lines, *notes, *([self.privacy] if self.privacy else [])])
+        head = [self.title, *([f"Regime: {formats.one_line(self.stated, REGIME_CHARS)}"] if self.stated else [])]
+        return "\n".join([*head, *lines, *notes, *([self.privacy] if self.privacy else [])])
 
 
 def leaderboard(store: Store, family: str | None = None, dataset: str | None = None,
@@ -192,9 +195,10 @@ def max_shown(found: pd.DataFrame, method: str) -> float:
 
 
 def leaderboard_text(store: Store, family: str | None = None, dataset: str | None = None,
-                     rules: ranking.Ranking = ranking.DEFAULT) -> str:
-    """What `harness leaderboard` prints: every board that matches, ranked, or how to get one."""
-    boards = leaderboard(store, family, dataset, rules)
+                     rules: ranking.Ranking = ranking.DEFAULT, regime: str = "") -> str:
+    """What `harness leaderboard` prints: every board that matches, ranked, or how to get one; a published
+    snapshot's boards with the regime its spec states."""
+    boards = [replace(b, stated=regime) for b in leaderboard(store, family, dataset, rules)]
     if not boards:
         return "No finished runs match. Run `harness eval --method hard-kd` first."
     return "\n".join(f"{board.render()}\n" for board in boards)
@@ -215,4 +219,5 @@ def imported(spec, bundle, ids: list[str], where: str) -> str:
 
 def _with_ranking(spec, line: str) -> str:
     """A published board as its readers will see it ranked, after `line`: its own band and order."""
-    return "\n".join([line, *(f"\n{board.render()}" for board in leaderboard(Store(spec.snapshot), rules=spec.ranking))])
+    boards = leaderboard(Store(spec.snapshot), rules=spec.ranking)
+    return "\n".join([line, *(f"\n{replace(board, stated=spec.regime).render()}" for board in boards)])
