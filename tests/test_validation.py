@@ -149,3 +149,17 @@ def test_a_domain_preset_on_a_dataset_without_one_is_refused(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "gives none (no `domain`)" in err[0], err
+
+
+def test_the_plan_prices_the_domain_texts_and_the_validation_passes(capsys):
+    """tiny-studies pretrains its starts on 4,000 domain texts beside the generic corpus, and every
+    fine-tuned role scores the validation split after each epoch: the plan counts both."""
+    stages = {}
+    for name, extra in (("tiny", []), ("tiny-studies", []), ("none", ["--dataset-arg", "n_validation=0"])):
+        preset = "tiny" if name == "none" else name
+        assert main(["plan", "--method", "soft-kd", "--preset", preset, "--json", *extra]) == 0
+        stages[name] = {s["name"]: s for s in json.loads(capsys.readouterr().out)["stages"]}
+    generic, domain = stages["tiny"]["pretrain 0.6m"]["tokens"], stages["tiny-studies"]["pretrain 0.6m"]["tokens"]
+    assert domain > 1.5 * generic  # 4,000 records of about 130 tokens beside 2,500 generic documents
+    checked = stages["tiny"]["baseline"]["tokens"] - stages["none"]["baseline"]["tokens"]
+    assert checked == 512 * 64 * 6  # 512 validation texts of 64 tokens, after each of the baseline's 6 epochs
