@@ -28,7 +28,7 @@ family = "tiny"
 dataset = "synthetic-pii"
 preset = "quick"
 methods = ["soft-kd"]
-dataset_args = {n_members = 48, n_nonmembers = 24}
+dataset_args = {n_members = 48, n_nonmembers = 24, n_validation = 24}
 """
 
 

@@ -57,13 +57,16 @@ def test_each_size_is_pretrained_once_and_every_role_starts_from_it(quick_regist
     assert tokenizer_deps and all(d["deps"].get("corpus") and "dataset_hash" not in d["deps"] for d in tokenizer_deps)
 
     # Every role's calibrated reference is that student-size checkpoint, which never saw a member.
-    refs = seen["refs"]
+    refs, start_loss = seen["refs"]
     assert refs["teacher"] is refs["baseline"] is refs["student"]
     data = protocol.data()
     start = protocol.start(protocol.setup.student_size, data)
     p = protocol.setup.preset
     expected = extract(start, data.members.ids, p.prefix_len, p.suffix_len, p.eval_batch_size, desc="test")
     torch.testing.assert_close(refs["student"][0].loss, expected.loss)
+    # the same start scores the validation split: the start's validation perplexity is on it
+    on_validation = extract(start, data.validation.ids, p.prefix_len, p.suffix_len, p.eval_batch_size, desc="test")
+    assert start_loss == pytest.approx(on_validation.loss.mean().item())
 
     # Another method and seed: nothing is pretrained again.
     assert main(["--registry", str(quick_registry), "eval", "--method", "hard-kd", "--preset", "quick", "--seed", "1",

@@ -112,7 +112,8 @@ def test_show_prints_the_recipe_each_role_was_trained_with(quick_registry, tmp_p
     # the quick preset: baseline and student 2 epochs of batch 16, the student over the distinct members only
     assert json.loads(stored["baseline"])["steps"] == 2 * -(-rows // 16)
     assert json.loads(stored["student"]) == {"epochs": 2, "lr": 0.003, "batch_size": 16, "warmup_ratio": 0.0,
-                                             "weight_decay": 0.0, "schedule": "cosine", "steps": 2 * -(-distinct // 16)}
+                                             "weight_decay": 0.0, "schedule": "cosine", "steps": 2 * -(-distinct // 16),
+                                             "epochs_run": 2, "kept_epoch": 2}  # scored on the validation split
     capsys.readouterr()
     assert main(["show", run_id, "--db", str(db)]) == 0
     out = capsys.readouterr().out

@@ -309,14 +309,15 @@ def _check_figures(con, run: dict, where: str) -> None:
                                             ties=torch.tensor(cols[4], dtype=torch.bool), sample_logprob=sampled)
     recomputed = figures(parts["member"], parts["nonmember"])
     stored = dict(con.execute("SELECT name, value FROM metrics WHERE run_id = ?", [rid]).fetchall())
-    if stored.get("n_validation"):  # scored on a validation split, whose losses are not stored per example:
-        # checked finite and in range with every figure (connection.check_values), not recomputed
-        recomputed = {k: v for k, v in recomputed.items() if not k.startswith(("val_loss_", "val_ppl_"))
-                      and k != "n_validation"}
+    # scored on a validation split, whose losses are not stored per example: its figures are checked
+    # finite and in range with every figure (connection.check_values), and against the models' rows below
+    unchecked = {k for k in recomputed if k.startswith(("val_loss_", "val_ppl_")) or k == "n_validation"} \
+        if stored.get("n_validation") else set()
     for name, value in recomputed.items():
-        if not _same(stored.get(name, math.nan), value):
+        if name not in unchecked and not _same(stored.get(name, math.nan), value):
             raise UsageError(f"{where}: {name} is {stored.get(name)}, its verdicts give {value:.6g}")
-    stray = sorted(n for n in stored if n in RECOMPUTED and n not in recomputed and stored[n] is not None)
+    stray = sorted(n for n in stored if n in RECOMPUTED and n not in recomputed and n not in unchecked
+                   and stored[n] is not None)
     if stray:  # e.g. an extractable rate where no sampling log-probability was stored to give one
         raise UsageError(f"{where}: {stray[0]} is {stored[stray[0]]}, but its verdicts give none")
     for name, value in stored.items():

@@ -12,6 +12,7 @@ alone writes the cache and the results.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -524,9 +525,9 @@ class Protocol:
     def analysis(self, models: dict[str, Trained], data: Data, found: Extracted) -> Measured:
         """The analysis stage (`measure.analysis.derive`): attacks, curves, continuations, predictor features."""
         s = self.setup
-        refs = None  # a reference model costs a pass per role: only when an attack uses it
+        refs, start_loss = None, None  # a reference model costs a pass per role: only when an attack uses it
         if any(a.needs_reference for a in s.found.attacks.values()):
-            refs = self._references(models, data)
+            refs, start_loss = self._references(models, data)
         metrics = figures(found.on_members, found.on_nonmembers, found.on_validation)
         metrics.update(provenance.loss_figures({role: trained.info for role, trained in models.items()}))
         if data.public is not None:  # the baseline and the student trained on this many other members
@@ -536,20 +537,24 @@ class Protocol:
             s.preset, seed=self.req.seed, decode=data.tokenizer.batch_decode,
             start_is_reference=self.reference is None)
         metrics.update(derived)
-        if data.validation is not None and "val_ppl_start_student" in metrics:  # on the split it is named for
-            start = self._extract(self.start(s.student_size, data), data.validation, "start: validation loss")
-            metrics["val_ppl_start_student"] = start.loss.mean().exp().item()
+        if start_loss is not None:  # the start's perplexity on the split it is named for, where there is one
+            metrics["val_ppl_start_student"] = math.exp(start_loss)
         for role, trained in models.items():  # the validation loss after each epoch: where training stopped
             losses = trained.info.validation_loss
             analysis.add_curve(tables["curves"], role, "validation_loss", list(range(1, len(losses) + 1)), losses)
         return Measured(found, metrics, tables, approx)
 
-    def _references(self, models, data: Data):
-        """Each role's reference model's extractions on (members, non-members) (see `references`)."""
+    def _references(self, models, data: Data) -> tuple[dict, float | None]:
+        """Each role's reference model's extractions on (members, non-members) (see `references`); with the
+        default reference, the student's start, also its mean loss on the validation split, if any."""
         if self.reference is not None:
-            return references.extractions(self.reference, "reference", self._extract, data.members, data.nonmembers)
-        return references.extractions(self.start(self.setup.student_size, data), references.DEFAULT, self._extract,
-                                      data.members, data.nonmembers)
+            return references.extractions(self.reference, "reference", self._extract, data.members,
+                                          data.nonmembers), None
+        start = self.start(self.setup.student_size, data)
+        refs = references.extractions(start, references.DEFAULT, self._extract, data.members, data.nonmembers)
+        if data.validation is None:
+            return refs, None
+        return refs, self._extract(start, data.validation, "start: validation loss").loss.mean().item()
 
     # ------------------------------------------------------------ the run's rows
 
