@@ -1,14 +1,19 @@
-"""How the embedded default preset was chosen: each setting tried, and what it gave.
+"""How the shipped presets were chosen: each setting tried, and what it gave.
 
-Each setting overrides the `tiny` preset (pretraining corpus size, epochs and learning rates per
-role); the script runs soft-kd (and hard-kd with --methods) on the default dataset for each seed
-and prints the teacher, baseline and student memorization and validation perplexity, and whether
-the default's targets hold (docs/protocol.md, "The embedded default"):
+Each setting overrides a preset (`--base`: `tiny`, the embedded default, or `tiny-studies`, the
+studies' regime) in its pretraining, epochs and learning rates; the script runs soft-kd (and
+hard-kd with --methods) on the default dataset for each seed and prints each role's exact-match
+memorization, its share extractable by sampling and its perplexity on the validation split, which
+alone chooses: the non-members, the attacks' negatives, are never looked at. Then whether the
+preset's targets hold (docs/protocol.md, "The embedded default" and "The studies' regime"):
 
-  teacher val ppl < baseline's;  soft-kd student's <= baseline's;  teacher memorizes 2-60%;
-  soft-kd student memorizes at least 2x fewer members than the baseline.
+  tiny:          teacher val ppl < baseline's;  soft-kd student's <= baseline's;  teacher memorizes
+                 2-60%;  soft-kd student memorizes at least 2x fewer members than the baseline.
+  tiny-studies:  teacher val ppl < baseline's;  the start's within 2x of the baseline's (light
+                 fine-tuning);  teacher memorizes 1-10% by exact match or by extraction.
 
-    python benchmarks/preset_sweep.py                      # every setting below, seed 0
+    python benchmarks/preset_sweep.py                      # every setting of tiny, seed 0
+    python benchmarks/preset_sweep.py --base tiny-studies --only chosen lr-3e-3
     python benchmarks/preset_sweep.py --only chosen --seeds 0 1 2
     python benchmarks/preset_sweep.py --quick                  # seconds: a check of the script
 
@@ -32,7 +37,7 @@ import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 ROOT = Path(__file__).resolve().parent.parent
 
 # name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key")
-SETTINGS: dict[str, dict[str, object]] = {
+TINY: dict[str, dict[str, object]] = {
     "chosen": {},  # the shipped tiny preset (harness/config/defaults.toml): ft-3e-3-long
     "ft-lr-5e-4": {"teacher.lr": 5e-4, "baseline.lr": 5e-4, "student.lr": 5e-4,
                    "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
@@ -62,22 +67,43 @@ SETTINGS: dict[str, dict[str, object]] = {
                    "teacher.epochs": 24, "baseline.epochs": 24, "student.epochs": 24},
     "once-1k-48": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
                    "teacher.epochs": 48, "baseline.epochs": 48, "student.epochs": 48},
+    # the baseline chosen on the validation split (2026-12-06): trained to its best validation loss
+    "baseline-stop": {"baseline.patience": 2},
+    "baseline-1e-3-stop": {"baseline.lr": 1e-3, "baseline.epochs": 12, "baseline.patience": 2},
 }
+
+# name -> overrides of [presets.tiny-studies]; every setting is judged on the validation split alone.
+STUDIES: dict[str, dict[str, object]] = {
+    "chosen": {},  # the shipped tiny-studies preset: lr 1e-3; teacher 3 epochs, the others patience 2; 4,000 domain texts
+    "teacher-stop": {"teacher.patience": 2, "teacher.epochs": 12},  # the teacher early-stopped too
+    "lr-3e-3": {"teacher.lr": 3e-3, "baseline.lr": 3e-3, "student.lr": 3e-3},
+    "lr-3e-4": {"teacher.lr": 3e-4, "baseline.lr": 3e-4, "student.lr": 3e-4},
+    "no-domain": {"pretrain_domain_docs": 0},  # the generic start: all of the domain learned from the members
+    "fixed-3": {"teacher.patience": 0, "baseline.patience": 0, "student.patience": 0,  # the studies' 3 epochs
+                "teacher.epochs": 3, "baseline.epochs": 3, "student.epochs": 3},
+    # the teacher trained past its best validation loss, a fixed budget: what memorizing members seen
+    # once costs it in validation perplexity
+    "teacher-16": {"teacher.patience": 0, "teacher.epochs": 16},
+    "teacher-8": {"teacher.patience": 0, "teacher.epochs": 8},
+}
+BASES = {"tiny": TINY, "tiny-studies": STUDIES}
+SETTINGS = {**TINY, **STUDIES}  # --only's choices: a name of the --base's settings
 
 # --quick: laid over each setting run, to make it a smoke run of seconds.
 QUICK_OVERRIDES: dict[str, object] = {
     "prefix_len": 8, "suffix_len": 8, "approx_sample": 16, "pretrain_docs": 60,
     "teacher.epochs": 2, "baseline.epochs": 1, "student.epochs": 1,
-    "dataset_args.n_members": 48, "dataset_args.n_nonmembers": 24,
+    "dataset_args.n_members": 48, "dataset_args.n_nonmembers": 24, "dataset_args.n_validation": 24,
 }
+QUICK_DOMAIN = {"pretrain_domain_docs": 60}  # tiny-studies' domain texts, as few
 
 
-def registry_with(base: str, overrides: dict[str, object]) -> str:
-    """`base` (a registry.toml's text) with the tiny preset's keys replaced."""
+def registry_with(base: str, overrides: dict[str, object], preset: str = "tiny") -> str:
+    """`base` (a registry.toml's text) with `preset`'s keys replaced."""
     text = base
     for dotted, value in overrides.items():
         section, _, name = dotted.rpartition(".")
-        header = "[presets.tiny" + (f".{section}" if section else "") + "]"
+        header = f"[presets.{preset}" + (f".{section}" if section else "") + "]"
         if header not in text:  # a table the preset does not have yet (dataset_args)
             text = text.rstrip("\n") + f"\n\n{header}\n"
         start = text.index(header) + len(header)
@@ -95,7 +121,9 @@ def registry_with(base: str, overrides: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--base", default="tiny", choices=list(BASES), help="the preset whose settings are tried")
+    parser.add_argument("--only", nargs="*", default=None, choices=list(SETTINGS),
+                        help="settings of --base to run (default: all of them)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--methods", nargs="*", default=["soft-kd"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "harness-preset-sweep")
@@ -109,44 +137,80 @@ def main() -> int:
     import harness
     from harness.config import registry
 
-    # the shipped tiny preset's blocks: a registry holding them replaces the preset by name
+    settings = BASES[args.base]
+    only = args.only if args.only is not None else list(settings)
+    unknown = [name for name in only if name not in settings]
+    if unknown:
+        parser.error(f"{unknown[0]} is not a setting of --base {args.base}; valid: {', '.join(settings)}")
+    # the shipped preset's blocks (and tiny's, which tiny-studies inherits): a registry holding them
+    # replaces the preset by name
     text = (args.registry or registry.defaults_path()).read_text(encoding="utf-8")
-    start = text.index("[presets.tiny]")
-    end = text.index("\n[presets.", text.index("[presets.tiny.student]"))
-    base = text[start:end] + "\n"
+    base = "".join(block(text, name) for name in dict.fromkeys(("tiny", args.base)))
     args.cache.mkdir(parents=True, exist_ok=True)
-    print("setting             method   seed  teacher mem/ppl   baseline mem/ppl  student mem/ppl   targets")
-    for name in args.only:
-        path = args.cache / f"registry-{name}.toml"
-        path.write_text(registry_with(base, {**SETTINGS[name], **(QUICK_OVERRIDES if args.quick else {})}),
-                        encoding="utf-8")
+    print("setting             method   seed  " + "  ".join(f"{r} mem/extr/ppl/epoch".ljust(COLUMN)
+                                                            for r in ("teacher", "baseline", "student"))
+          + "  start ppl  targets")
+    for name in only:
+        path = args.cache / f"registry-{args.base}-{name}.toml"
+        quick = {**QUICK_OVERRIDES, **(QUICK_DOMAIN if args.base == "tiny-studies" else {})} if args.quick else {}
+        path.write_text(registry_with(base, {**settings[name], **quick}, args.base), encoding="utf-8")
         for method in args.methods:
             rows = []
             for seed in args.seeds:
                 req = harness.EvalRequest(method=method, seed=seed, registry=path, db=args.cache / "sweep.duckdb",
-                                  cache_dir=args.cache / "cache", command=f"preset_sweep {name}")
-                m = harness.evaluate(req).metrics
+                                          cache_dir=args.cache / "cache", preset=args.base,
+                                          command=f"preset_sweep --base {args.base} {name}")
+                run = harness.evaluate(req)
+                m = run.metrics
                 rows.append(m)
-                print(line(name, method, str(seed), m), flush=True)
+                kept = {role: info.training.get("kept_epoch") for role, info in run.result.models.items()} \
+                    if run.result is not None else {}
+                print(line(name, method, str(seed), m, kept, args.base), flush=True)
             if len(rows) > 1:
                 mean = {k: statistics.fmean(r[k] for r in rows) for k in rows[0] if not math.isnan(rows[0][k])}
-                print(line(name, method, "mean", mean), flush=True)
+                print(line(name, method, "mean", mean, {}, args.base), flush=True)
     return 0
 
 
-def line(name: str, method: str, seed: str, m: dict[str, float]) -> str:
-    cells = [f"{m[f'mem_rate_{r}']:6.1%} {m[f'val_ppl_{r}']:7.2f}" for r in ("teacher", "baseline", "student")]
-    return f"{name:19} {method:8} {seed:>4}  {cells[0]:16}  {cells[1]:16}  {cells[2]:16}  {verdict(m)}"
+COLUMN = 27
 
 
-def verdict(m: dict[str, float]) -> str:
-    """Which of the default's four targets hold (the last two need soft-kd)."""
-    checks = {
-        "T<B ppl": m["val_ppl_teacher"] < m["val_ppl_baseline"],
-        "S<=B ppl": m["val_ppl_student"] <= m["val_ppl_baseline"],
-        "T mem 2-60%": 0.02 <= m["mem_rate_teacher"] <= 0.60,
-        "S 2x fewer": m["mem_rate_student"] * 2 <= m["mem_rate_baseline"],
-    }
+def block(text: str, preset: str) -> str:
+    """`preset`'s tables in a registry's text: from its header to the next header not its own."""
+    start = text.index(f"[presets.{preset}]")
+    end = start
+    while (end := text.find("\n[presets.", end + 1)) >= 0 and text.startswith(f"\n[presets.{preset}.", end):
+        pass
+    return text[start:end if end >= 0 else len(text)] + "\n"
+
+
+def line(name: str, method: str, seed: str, m: dict[str, float], kept: dict, base: str) -> str:
+    cells = []
+    for r in ("teacher", "baseline", "student"):
+        extractable = m.get(f"extractable_rate_{r}", math.nan)
+        epoch = kept.get(r)
+        cells.append(f"{m[f'mem_rate_{r}']:5.1%} {extractable:5.1%} {m[f'val_ppl_{r}']:6.2f} "
+                     f"{epoch if epoch is not None else '-':>3}".ljust(COLUMN))
+    start = m.get("val_ppl_start_student", math.nan)
+    return f"{name:19} {method:8} {seed:>4}  {'  '.join(cells)}  {start:9.2f}  {verdict(m, base)}"
+
+
+def verdict(m: dict[str, float], base: str) -> str:
+    """Which of the preset's targets hold (tiny's last two need soft-kd)."""
+    if base == "tiny-studies":
+        teacher = max(m["mem_rate_teacher"], m.get("extractable_rate_teacher", 0.0))
+        checks = {
+            "T<B ppl": m["val_ppl_teacher"] < m["val_ppl_baseline"],
+            "start<=2xB": m.get("val_ppl_start_student", math.inf) <= 2 * m["val_ppl_baseline"],
+            "T mem 1-10%": 0.01 <= teacher <= 0.10,
+        }
+    else:
+        checks = {
+            "T<B ppl": m["val_ppl_teacher"] < m["val_ppl_baseline"],
+            "S<=B ppl": m["val_ppl_student"] <= m["val_ppl_baseline"],
+            "T mem 2-60%": 0.02 <= m["mem_rate_teacher"] <= 0.60,
+            "S 2x fewer": m["mem_rate_student"] * 2 <= m["mem_rate_baseline"],
+        }
     return " ".join(("+" if ok else "-") + k for k, ok in checks.items())
 
 

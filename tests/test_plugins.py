@@ -370,7 +370,8 @@ def test_list_prints_every_builtin_with_its_parameters(capsys):
             assert f"--method-arg {p.describe()}" in out
     assert "--method-arg temperature: float = 2.0" in out
     assert "(alias seqkd)" in out
-    assert out.rstrip().endswith("Presets: tiny, tiny-public, tiny-once, pythia, olmo2, qwen3, gpt2, opt, small")
+    assert out.rstrip().endswith("Presets: tiny, tiny-public, tiny-once, tiny-studies, pythia, olmo2, qwen3, gpt2, opt, "
+                                 "small")
 
 
 def test_list_uses_harness_registry_env(tmp_path, monkeypatch, capsys):

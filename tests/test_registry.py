@@ -37,7 +37,8 @@ def test_project_registry_parses_with_valid_presets():
     assert reg.entry_points is True and reg.disabled == frozenset() and reg.files == ()
     assert reg.defaults == {"family": "tiny", "dataset": "synthetic-pii"}
     assert (reg.family, reg.dataset) == ("tiny", "synthetic-pii")
-    assert set(reg.presets) == {"tiny", "tiny-public", "tiny-once", "pythia", "olmo2", "qwen3", "gpt2", "opt", "small"}
+    assert set(reg.presets) == {"tiny", "tiny-public", "tiny-once", "tiny-studies", "pythia", "olmo2", "qwen3", "gpt2",
+                                "opt", "small"}
     for preset in reg.presets.values():
         assert preset.example_len >= preset.prefix_len + preset.suffix_len
         for role in ROLES:
