@@ -10,6 +10,7 @@ import pytest
 
 from conftest import SMALL_DATA
 from harness.cli import main
+from harness.measure import twoway
 from harness.measure.stats import MIN_COUNT, rate_ratio, wilson
 from harness.present.reproduce_report import strata_table, table
 from harness.protocol import reproduce as R
@@ -251,6 +252,22 @@ def test_repeats_auc_high_entropy_gap_and_the_method_ranking(tmp_path):
     assert R.high_entropy_gap(store, "r") == pytest.approx(0.5)
     assert R.rank_rho(store, "a") == pytest.approx(-0.4)  # ranks 1234 against 4132 (the _hi bound ignored)
     assert len(R._read(store, read.peers_at_seed, "a")) == 7  # the three others are read, and left out
+
+    # the same ranking from the peers' examples, and its interval over examples (one seed here)
+    with duckdb.connect(str(db)) as con:
+        for j, (method, hits) in enumerate((("a", 9), ("b", 6), ("c", 8), ("d", 7))):
+            con.executemany("INSERT INTO samples (run_id, role, sample_id, split, repeats, memorized, loss) "
+                            "VALUES (?, 'student', ?, ?, 1, ?, 1.0)",
+                            [[method, f"m{i:02d}", "member", i <= j] for i in range(10)]
+                            + [[method, f"n{i:02d}", "nonmember", False] for i in range(10)])
+            con.executemany("INSERT INTO scores (run_id, role, sample_id, attack, score) VALUES (?, 'student', ?, "
+                            "'loss', ?)", [[method, f"m{i:02d}", 1.0 if i < hits else 0.0] for i in range(10)]
+                            + [[method, f"n{i:02d}", 0.5] for i in range(10)])
+    seed = R.peer_examples(store, "a")
+    assert sorted(k for k in seed.members if k.startswith("mem_")) == ["mem_0", "mem_1", "mem_2", "mem_3"]
+    assert R._rank_rho(seed, np.ones(10), np.ones(10)) == pytest.approx(-0.4)  # the stored figures' ranking
+    mean, lo, hi = twoway.interval([seed], R._rank_rho, draws=300)
+    assert mean == pytest.approx(-0.4) and lo < -0.4 < hi and hi - lo > 0.5  # 10 examples: a wide interval
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE runs SET seed = 1 WHERE run_id = 'd'")
     assert math.isnan(R.rank_rho(store, "a"))  # three methods at the seed: fewer than MIN_METHODS

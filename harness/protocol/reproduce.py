@@ -110,6 +110,29 @@ def _beyond_repeats(s: twoway.Seed, wm, wn) -> float:
     return s.member_auc("risk", "memorized")(wm) - s.member_auc("repeats", "memorized")(wm)
 
 
+def _rank_rho(s: twoway.Seed, wm, wn) -> float:
+    """Spearman's correlation, over the peer methods, of the student's memorization rate and its strongest
+    attack's AUC, both from the weighted examples (`peer_examples`)."""
+    peers = sorted({k[len("mem_"):] for k in s.members if k.startswith("mem_")})
+    w = np.r_[wm, wn]
+    mem = [twoway.weighted_mean(s.members[f"mem_{k}"], wm) for k in peers]
+    auc = [s.membership_auc(f"score_{k}")(w) for k in peers]
+    return spearman(mem, auc)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN where either side is constant or undefined."""
+    from scipy.stats import rankdata
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return math.nan
+    rx, ry = rankdata(x), rankdata(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
 def _filter_detail(seeds: Sequence[Runs], run: str) -> str:
     """What a filtered run left out and what it cost, over the seeds: `removed 212 of 1,536 members (13.8%);
     validation perplexity 15.30 -> 15.91`, the unfiltered student's before the arrow."""
@@ -298,7 +321,7 @@ FINDINGS: tuple[Finding, ...] = (
             "rankings disagree", None, f"{ZHANG}, memorization and MIA across KD methods", (-INF, 0.5),
             lambda r: _get(r, "board", "rank_rho"),
             needs=f"finished runs of at least {MIN_METHODS} converged KD methods on the shared recipe, on this "
-                  "board at the seed", agreement=0.0),
+                  "board at the seed", agreement=0.0, resample=("board", _rank_rho)),
 )
 
 
@@ -576,14 +599,17 @@ def seed_verdicts(store: Store, ids: Mapping[str, str]) -> dict[str, list]:
 
 def seed_examples(store: Store, ids: Mapping[str, str]) -> dict[str, twoway.Seed]:
     """One seed's per-example values for the resampled findings: the soft-KD run's losses on every role
-    (and which members are in the top quartile of zlib entropy), and the predictor's members (the
-    filtered run's source run: risk, repeats, the student's verdict)."""
+    (and which members are in the top quartile of zlib entropy), the predictor's members (the
+    filtered run's source run: risk, repeats, the student's verdict), and the board's peers (`peer_examples`)."""
     out = {}
     if ids.get("soft"):
         out["soft"] = _role_losses(store, ids["soft"])
     if ids.get("filtered"):
         source = _read(store, read.source_run, ids["filtered"]) or ids.get("hard")
         out["filter_source"] = _predictor_members(store, source) if source else None
+    anchor = ids.get("soft") or ids.get("hard")
+    if anchor:  # the board's peers at this seed: the rank correlation's examples
+        out["board"] = peer_examples(store, anchor)
     return {name: seed for name, seed in out.items() if seed is not None}
 
 
@@ -669,15 +695,41 @@ def rank_rho(store: Store, run_id: str) -> float:
     without DP-SGD, and converged (validation perplexity within UTILITY_SLACK of the baseline's): the
     rows a board ranks. Noise-swamped DP rows and students that did not learn would correlate the two
     through failure alone."""
-    from scipy.stats import spearmanr
-
-    rows = _read(store, read.peers_at_seed, run_id)
-    pairs = [(mem, auc) for _, mem, auc, ppl, base, dp, own in rows
-             if mem is not None and auc is not None and not dp and not own and _converged(ppl, base)]
+    pairs = [(mem, auc) for mem, auc, _ in _peers(store, run_id)]
     if len(pairs) < MIN_METHODS:
         return math.nan
-    rho = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
-    return float(rho)  # NaN when one ranking is all ties
+    return spearman([p[0] for p in pairs], [p[1] for p in pairs])  # NaN when one ranking is all ties
+
+
+def _peers(store: Store, run_id: str) -> list[tuple[float, float, str]]:
+    """(memorization rate, strongest-attack AUC, run id) of the peers `rank_rho` correlates."""
+    rows = _read(store, read.peers_at_seed, run_id)
+    return [(mem, auc, rid) for _, mem, auc, ppl, base, dp, own, rid in rows
+            if mem is not None and auc is not None and not dp and not own and _converged(ppl, base)]
+
+
+def peer_examples(store: Store, run_id: str) -> twoway.Seed | None:
+    """The peers' per-example values at this run's seed, for the rank correlation's interval over examples
+    and seeds: each peer's student verdicts on the members (`mem_<i>`) and its strongest attack's scores
+    on members and non-members (`score_<i>`). None with fewer than MIN_METHODS peers, or where their
+    examples differ."""
+    peers = _peers(store, run_id)
+    if len(peers) < MIN_METHODS:
+        return None
+    values = [_read(store, read.strongest_attack_values, rid) for _, _, rid in peers]
+    if any(v is None or not v[1] for v in values):
+        return None
+    split = {side: [r[0] for r in values[0][1] if r[1] == side] for side in ("member", "nonmember")}
+    seed = twoway.Seed(split["member"], split["nonmember"])
+    for i, (_, rows) in enumerate(values):
+        if [r[0] for r in rows if r[1] == "member"] != split["member"] \
+                or [r[0] for r in rows if r[1] == "nonmember"] != split["nonmember"]:
+            return None  # not the same examples: nothing to pair
+        members = [r for r in rows if r[1] == "member"]
+        seed.members[f"mem_{i}"] = np.array([bool(r[2]) for r in members], float)
+        seed.members[f"score_{i}"] = np.array([r[3] for r in members], float)
+        seed.nonmembers[f"score_{i}"] = np.array([r[3] for r in rows if r[1] == "nonmember"], float)
+    return seed
 
 
 def _converged(ppl: float | None, baseline: float | None) -> bool:

@@ -363,7 +363,7 @@ def high_entropy_loss_gap(con, run_id: str) -> float | None:
 
 def peers_at_seed(con, run_id: str) -> list[tuple]:
     """(method label, student memorization rate, the student's strongest attack AUC, student and baseline
-    validation perplexity, trained with DP-SGD, its own recipe) of each unfiltered run that counts
+    validation perplexity, trained with DP-SGD, its own recipe, run id) of each unfiltered run that counts
     (COUNTED_RUNS) on this run's board at its seed."""
     keys = " AND ".join(f"c.{k} IS NOT DISTINCT FROM me.{k}" for k in BOARD_KEYS)
     return con.execute(
@@ -372,10 +372,25 @@ def peers_at_seed(con, run_id: str) -> list[tuple]:
         "SELECT c.method_label, max(m.value) FILTER (m.name = 'mem_rate_student'), "
         "max(m.value) FILTER (m.name LIKE 'auc\\_%\\_student' ESCAPE '\\'), "
         "max(m.value) FILTER (m.name = 'val_ppl_student'), max(m.value) FILTER (m.name = 'val_ppl_baseline'), "
-        "count(m.value) FILTER (m.name = 'dp_noise_multiplier') > 0, any_value(c.own_recipe) "
+        "count(m.value) FILTER (m.name = 'dp_noise_multiplier') > 0, any_value(c.own_recipe), any_value(c.run_id) "
         f"FROM c JOIN me ON {keys} AND c.seed = me.seed JOIN metrics m ON m.run_id = c.run_id "
         "WHERE c.filter IS NULL GROUP BY c.method_label ORDER BY c.method_label",
         [run_id, *NO_FILTERS.params()]).fetchall()
+
+
+def strongest_attack_values(con, run_id: str) -> tuple[str, list[tuple]] | None:
+    """The student's strongest attack (highest stored AUC) and, per example, (sample id, split, memorized,
+    that attack's score), members first, each split by sample id; None without attack figures."""
+    best = con.execute("SELECT name FROM metrics WHERE run_id = ? AND name LIKE 'auc\\_%\\_student' ESCAPE '\\' "
+                       "AND value IS NOT NULL ORDER BY value DESC, name LIMIT 1", [run_id]).fetchone()
+    if best is None:
+        return None
+    attack = best[0][len("auc_"):-len("_student")]
+    rows = con.execute("SELECT s.sample_id, s.split, s.memorized, sc.score FROM samples s JOIN scores sc "
+                       "ON sc.run_id = s.run_id AND sc.sample_id = s.sample_id AND sc.role = s.role AND sc.attack = ? "
+                       "WHERE s.run_id = ? AND s.role = 'student' ORDER BY s.split, s.sample_id",
+                       [attack, run_id]).fetchall()
+    return attack, rows
 
 
 def memorized_at_every(con, run_ids: Sequence[str], role: str) -> list[str]:
