@@ -173,6 +173,12 @@ def test_the_bundle_connection_is_locked():
     ("UPDATE runs SET finished_at = started_at - INTERVAL 1 DAY", "not a run that finished"),
     ("UPDATE runs SET finished_at = TIMESTAMP '2099-01-01'", "in the future"),
     ("UPDATE models SET val_ppl = 1.5 WHERE role = 'student'", "validation loss"),
+    # scored on a validation split, whose losses are not stored per example: the figures must still agree
+    ("UPDATE metrics SET value = 24 WHERE name = 'n_validation'; "
+     "UPDATE models SET val_ppl = 1.5 WHERE role = 'student'", "validation loss"),
+    ("UPDATE metrics SET value = 24 WHERE name = 'n_validation'; "
+     "UPDATE metrics SET value = 1.5 WHERE name = 'val_ppl_student'; UPDATE models SET val_ppl = 1.5 WHERE role = "
+     "'student'", "validation perplexity 1.5 is not exp of its loss"),
     ("UPDATE metrics SET value = 1.5 WHERE name = 'auc_loss_student'", "auc_loss_student is 1.5, outside [0, 1]"),
     ("UPDATE samples SET repeats = 99 WHERE sample_id = 'm000001'", "the dataset says"),
     ("INSERT INTO scores VALUES ('x', 'student', 'm000000', 'loss', 0.1)", "table scores must be empty"),
