@@ -392,7 +392,7 @@ class Protocol:
                                             checked))
         model = job.start()  # before the clock: a pretraining stage it runs is timed as its own
         what = "sequences of the pretraining corpus" if deps["stage"] == "pretrain" else "sequences"
-        log(f"{role}: training {self.setup.family.name} {size} for {cfg.describe()} on {len(order)} {what}")
+        log(f"{role}: training {self.setup.family.name} {size} on {len(order)} {what} ({cfg.describe()})")
         curve: list[float] = []
         spent = None
         # every fine-tuned role is scored on the validation split after each epoch (pretraining is not)
