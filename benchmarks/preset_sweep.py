@@ -70,6 +70,11 @@ TINY: dict[str, dict[str, object]] = {
     # the baseline chosen on the validation split (2026-12-06): trained to its best validation loss
     "baseline-stop": {"baseline.patience": 2},
     "baseline-1e-3-stop": {"baseline.lr": 1e-3, "baseline.epochs": 12, "baseline.patience": 2},
+    # every role to its best validation loss: the baseline's rule for the students (and teacher) too
+    "all-stop": {"teacher.patience": 2, "baseline.patience": 2, "student.patience": 2},
+    "all-1e-3-stop": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3, "teacher.epochs": 12,
+                      "baseline.epochs": 12, "student.epochs": 12, "teacher.patience": 2, "baseline.patience": 2,
+                      "student.patience": 2},
 }
 
 # name -> overrides of [presets.tiny-studies]; every setting is judged on the validation split alone.
