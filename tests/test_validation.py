@@ -62,8 +62,8 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epochs_weights(m
     for name, value in model.state_dict().items():
         assert torch.equal(value, kept[1][name]), name
     assert not torch.equal(kept[1]["lm_head.weight"], kept[3]["lm_head.weight"])  # later epochs did move
-    assert provenance.kept_epoch(recipe(patience=2), tuple(checked.losses)) == 2
-    assert provenance.kept_epoch(recipe(), tuple(checked.losses)) == 4  # without patience: the last
+    assert recipe(patience=2).kept_epoch(checked.losses) == 2
+    assert recipe().kept_epoch(checked.losses) == 4  # without patience: the last
     stored = provenance.recipe(recipe(patience=2), 32, {}, False, tuple(checked.losses))
     assert (stored["epochs_run"], stored["kept_epoch"], stored["steps"], stored["patience"]) == (4, 2, 16, 2)
 
@@ -92,18 +92,24 @@ def test_the_default_dataset_has_a_validation_split_and_the_run_scores_on_it(qui
     assert "24 held-out texts of their own" in out and "the non-members are only the attacks' negatives" in out
 
 
-def test_patience_without_a_validation_split_is_refused_in_one_line(tmp_path, capsys):
+def refusal_on_text_files(tmp_path, capsys, name: str, registry_text: str) -> list[str]:
+    """`harness eval` with preset `name` on a text-files corpus (no validation split, no domain texts):
+    its exit status must be 2; the lines it printed on stderr."""
     corpus = tmp_path / "texts"
     corpus.mkdir()
     for i in range(30):
         (corpus / f"{i:02d}.txt").write_text(f"document {i} " + "word " * 60)
     registry = tmp_path / "registry.toml"
-    registry.write_text(preset("stop", {"teacher": (3, 3e-3, 16)}, **{"pretrain_docs": 50})
-                        + "patience = 2\n")
-    argv = ["--registry", str(registry), "eval", "--method", "soft-kd", "--preset", "stop", "--dataset", "text-files",
+    registry.write_text(registry_text)
+    argv = ["--registry", str(registry), "eval", "--method", "soft-kd", "--preset", name, "--dataset", "text-files",
             "--dataset-arg", f"path={corpus}"]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_patience_without_a_validation_split_is_refused_in_one_line(tmp_path, capsys):
+    err = refusal_on_text_files(tmp_path, capsys, "stop", preset("stop", {"teacher": (3, 3e-3, 16)},
+                                                                  **{"pretrain_docs": 50}) + "patience = 2\n")
     assert len(err) == 1 and "stops the teacher's training early on a validation split" in err[0], err
 
 
@@ -138,16 +144,8 @@ def test_a_start_that_knows_the_domain_is_pretrained_on_its_texts_and_keyed_by_t
 
 
 def test_a_domain_preset_on_a_dataset_without_one_is_refused(tmp_path, capsys):
-    corpus = tmp_path / "texts"
-    corpus.mkdir()
-    for i in range(30):
-        (corpus / f"{i:02d}.txt").write_text(f"document {i} " + "word " * 60)
-    registry = tmp_path / "registry.toml"
-    registry.write_text(preset("dom", {"teacher": (1, 3e-3, 16)}, pretrain_domain_docs=10))
-    argv = ["--registry", str(registry), "eval", "--method", "soft-kd", "--preset", "dom", "--dataset", "text-files",
-            "--dataset-arg", f"path={corpus}"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = refusal_on_text_files(tmp_path, capsys, "dom", preset("dom", {"teacher": (1, 3e-3, 16)},
+                                                                pretrain_domain_docs=10))
     assert len(err) == 1 and "gives none (no `domain`)" in err[0], err
 
 

@@ -12,7 +12,7 @@ the key, not a traceback from deep inside a training loop.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -74,6 +74,11 @@ class Training:
         return (f"lr {self.lr:.3g}, {epochs}, batch {self.batch_size}, warm-up {self.warmup_ratio:g}"
                 f"{decay}, {self.schedule} schedule")
 
+    def kept_epoch(self, validation_loss: Sequence[float]) -> int:
+        """The 1-based epoch whose weights this recipe keeps: the lowest validation loss (the earliest on a
+        tie) under early stopping, else the last epoch trained."""
+        return best_epoch(validation_loss) if self.patience else len(validation_loss)
+
     def key(self) -> dict[str, Any]:
         """The fields a cache key holds: patience only when set, so a model trained every epoch keeps
         the key it had before early stopping existed (the same weights)."""
@@ -86,6 +91,11 @@ class Training:
         if "lr_scale" in overrides:
             values["lr"] = self.lr * overrides["lr_scale"]
         return Training(**values)
+
+
+def best_epoch(losses: Sequence[float]) -> int:
+    """The 1-based epoch of the lowest validation loss, the earliest on a tie (0 before any epoch)."""
+    return min(range(len(losses)), key=lambda i: (losses[i], i)) + 1 if losses else 0
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,10 @@ def token_estimate(tokenizer, n: int, sample: int = 200) -> int:
     """About how many tokens the first `n` documents make, from the first `sample` (for the plan)."""
     if not callable(tokenizer):  # the plan's stand-in for a hub tokenizer, not loaded
         return n * 100
-    docs = documents(min(n, sample))
-    counted = sum(len(ids) + 1 for ids in tokenizer(docs, add_special_tokens=False)["input_ids"])
-    return round(counted * n / len(docs))
+    return scaled_tokens(tokenizer, documents(min(n, sample)), n)
+
+
+def scaled_tokens(tokenizer, sample: list[str], n: int) -> int:
+    """About how many tokens `n` texts like `sample` make, each ended by EOS, from the sample's count."""
+    counted = sum(len(ids) + 1 for ids in tokenizer(sample, add_special_tokens=False)["input_ids"])
+    return round(counted * n / max(len(sample), 1))

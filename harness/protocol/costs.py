@@ -383,8 +383,7 @@ def of_run(setup, train_rows: int, distinct_rows: int, n_nonmembers: int, hardwa
         domain = setup.preset.pretrain_domain_docs
         if domain and setup.dataset.domain is not None and callable(tokenizer):  # from a sample of its texts
             sample = setup.dataset.domain(setup.dataset_args, min(domain, 200))
-            counted = sum(len(ids) + 1 for ids in tokenizer(sample, add_special_tokens=False)["input_ids"])
-            pretrain_tokens += round(counted * domain / max(len(sample), 1))
+            pretrain_tokens += corpus.scaled_tokens(tokenizer, sample, domain)
     n_validation = int(setup.dataset_args.get("n_validation", 0) or 0)
     if setup.req.limit:
         n_validation = min(n_validation, setup.req.limit)

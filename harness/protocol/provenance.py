@@ -113,15 +113,9 @@ def recipe(cfg: Training, rows: int, privacy: dict[str, float], private: bool,
     out = {**cfg.key(), "steps": steps}
     if validation_loss:
         out["epochs_run"] = epochs
-        out["kept_epoch"] = kept_epoch(cfg, validation_loss)
+        out["kept_epoch"] = cfg.kept_epoch(validation_loss)
     return out
 
-
-def kept_epoch(cfg: Training, validation_loss: tuple[float, ...]) -> int:
-    """The epoch whose weights a model keeps: the lowest validation loss under early stopping, else the last."""
-    if not cfg.patience:
-        return len(validation_loss)
-    return min(range(len(validation_loss)), key=lambda i: (validation_loss[i], i)) + 1
 
 
 def curve(value: Any) -> tuple[float, ...]:

@@ -410,7 +410,7 @@ class Protocol:
         checked = tuple(validation.losses) if validation is not None else ()
         if checked:
             log(f"{role}: validation loss by epoch {', '.join(f'{v:.3f}' for v in checked)}; kept epoch "
-                f"{provenance.kept_epoch(cfg, checked)} of {len(checked)}")
+                f"{cfg.kept_epoch(checked)} of {len(checked)}")
 
         state = sharding.full_state_dict(model) if sharding.enabled() else None  # every process gathers
 

@@ -22,7 +22,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import get_scheduler
 
-from harness.config.registry import Training
+from harness.config.registry import Training, best_epoch
 from harness.errors import RunFailed
 from harness.runtime import memory, processes, progress, sharding
 from harness.runtime.faults import fault
@@ -38,7 +38,11 @@ class Validation:
     rows: torch.Tensor
     batch_size: int
     losses: list[float] = field(default_factory=list)
-    best_epoch: int = 0  # 1-based; 0 until an epoch was scored
+
+    @property
+    def best_epoch(self) -> int:
+        """1-based; 0 until an epoch was scored."""
+        return best_epoch(self.losses)
 
     def score(self, model) -> float:
         """Mean next-token loss over the rows, at the training precision: the same on every process."""
@@ -145,11 +149,10 @@ def train(model, rows: torch.Tensor, order: torch.Tensor, cfg: Training, *, seed
         if validation is not None:
             loss = validation.score(model)
             validation.losses.append(loss)
-            if not validation.best_epoch or loss < validation.losses[validation.best_epoch - 1]:
-                validation.best_epoch = epoch
-                if cfg.patience:  # a copy on the CPU, not a second model on the device; sharded: each its shard
-                    best_state = {k: v.detach().clone() if sharded else v.detach().to("cpu", copy=True)
-                                  for k, v in model.state_dict().items()}
+            if cfg.patience and validation.best_epoch == epoch:  # a copy on the CPU, not a second model on
+                # the device; sharded: each process its shard
+                best_state = {k: v.detach().clone() if sharded else v.detach().to("cpu", copy=True)
+                              for k, v in model.state_dict().items()}
             elif cfg.patience and epoch - validation.best_epoch >= cfg.patience:
                 break
     bar.close()
