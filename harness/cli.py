@@ -254,10 +254,13 @@ def _eval_seeds(req, count: int) -> int:
 def _reproduce_parser(sub, name: str) -> None:
     rp = sub.add_parser(name, help="the studies' findings measured here, beside the published figures",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Run (or read from the results) soft KD, hard KD, reverse KL and hard KD with "
-                        "predicted members filtered out, at each seed; print one row per published finding: the "
-                        "study's figure and source, the figure measured here (mean and 95% interval over seeds) "
-                        "and whether its direction holds. Stored in the results (table reproductions).",
+                        description="Run (or read from the results) soft KD, hard KD, reverse KL, and hard KD with "
+                        "the predicted members filtered out beside its two controls (as many left out at random, "
+                        "and at random within each repeat stratum), at each seed; print one row per published "
+                        "finding: the claim's band in its own words, the study's figure and source, the figure "
+                        "measured here with its 95% interval (pooled counts, or a bootstrap over examples and "
+                        "seeds), its magnitude against the published figure, and a verdict: holds, fails, not "
+                        "established or n/a with the reason. Stored in the results (table reproductions).",
                         epilog="examples:\n  harness reproduce                        # the embedded default, seeds 0-2\n"
                         "  harness reproduce --seeds 1              # one seed: no interval\n"
                         "  harness reproduce --preset tiny-once     # members seen once, as in the studies\n"

@@ -382,3 +382,29 @@ def test_the_filters_controls_leave_out_as_many_members(monkeypatch):
     assert filtering.control(None, "s", members, "random", seed=0)["rows"] == random_rows  # reproducible
     assert filtering.control(None, "s", members, "random", seed=1)["rows"] != random_rows
     assert repeats[random_rows].tolist().count(1) > 2  # at random: mostly the 60 members seen once
+
+
+def test_the_reductions_by_extraction_are_ratios_of_mean_chances_over_examples_and_seeds():
+    # the board's measure, where exact match counts too few: each member's chance of extraction by sampling
+    rng = np.random.default_rng(0)
+    seeds = []
+    for _ in range(3):
+        s = twoway.Seed([f"m{i}" for i in range(300)], [])
+        s.members["extract_baseline"] = rng.uniform(0, 0.02, 300)  # mean 1%
+        s.members["extract_student"] = rng.uniform(0, 0.004, 300)  # mean 0.2%: 5x fewer
+        seeds.append(s)
+    finding = BY_NAME["reduction, by extraction"]
+    assert finding.side == (2, math.inf) and '"more than 50% less"' in finding.claim
+    run, stat = finding.resample
+    assert run == "soft"
+    mean, lo, hi = twoway.interval(seeds, stat, draws=300)
+    assert mean == pytest.approx(5.0, rel=0.15) and 2 < lo < mean < hi  # an interval over the examples, not 0 wide
+    assert verdict(mean, lo, hi, finding.side, 3, 3) == "holds"
+    # no chance at all on the denominator's side: no ratio, never an infinity
+    seeds[0].members["extract_student"] = np.zeros(300)
+    assert math.isnan(stat(seeds[0], np.ones(300), np.zeros(0)))
+    # runs stored before the per-member chances: the seeds' stored rates, a t-interval over them
+    per_seed = [finding.measure({"soft": {"extractable_rate_baseline": 0.01, "extractable_rate_student": s}})
+                for s in (0.002, 0.0025, 0.0)]
+    assert per_seed[:2] == [pytest.approx(5.0), pytest.approx(4.0)] and math.isnan(per_seed[2])
+    assert BY_NAME["reverse KL vs fine-tuning, by extraction"].side == (-math.inf, 1)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.measure import twoway
+from harness.measure import probabilistic, twoway
 from harness.measure.metrics import UTILITY_SLACK
 from harness.measure.seed_clusters import design, member_totals
 from harness.measure.stats import MIN_COUNT, count_from_rate, enough, interval, rate_ratio, stored_count, wilson
@@ -54,6 +54,9 @@ INF = math.inf
 PREDICTOR = ("the filtered hard-KD run, whose predictor needs a hard-KD student that memorized some members "
              "and not others")
 VERDICTS = ("holds", "not established", "fails", "n/a")
+EXTRACTION = ("in the share of members a sampling attacker extracts (Hayes et al., 2024: each member's chance "
+              "in 10,000 top-k samples)")
+EXTRACTED = "the run's per-member sampling log-probabilities (runs stored before them have none)"
 
 Runs = Mapping[str, Mapping[str, float]]  # run name -> its figures and counts, at one seed
 Counts = tuple[float, ...]
@@ -95,6 +98,23 @@ def _auc_less(first: str, second: str) -> twoway.Stat:
         w = np.r_[wm, wn]
         return s.membership_auc(f"score_{first}")(w) - s.membership_auc(f"score_{second}")(w)
     return stat
+
+
+def _extraction_ratio(first: str, second: str) -> twoway.Stat:
+    """One role's expected share of members extracted by sampling over another's (`extract_<role>`:
+    each member's chance in `probabilistic.QUERIES` samples)."""
+    def stat(s: twoway.Seed, wm, wn) -> float:
+        below = twoway.weighted_mean(s.members[f"extract_{second}"], wm)
+        return twoway.weighted_mean(s.members[f"extract_{first}"], wm) / below if below > 0 else math.nan
+    return stat
+
+
+def _rates_ratio(run: str, first: str, second: str) -> Callable[[Runs], float]:
+    """A seed's stored `extractable_rate_<role>` of one role over another's (where no examples are stored)."""
+    def value(r: Runs) -> float:
+        below = _get(r, run, f"extractable_rate_{second}")
+        return _get(r, run, f"extractable_rate_{first}") / below if below > 0 else math.nan
+    return value
 
 
 def _high_entropy(s: twoway.Seed, wm, wn) -> float:
@@ -223,6 +243,19 @@ FINDINGS: tuple[Finding, ...] = (
             f"{BORKAR}, finding (1)", (2, INF),
             _ratio_of_rates("hard", "memorized_baseline", "hard", "memorized_student"), rate_ratio,
             ((0, "the baseline memorized"), (2, "the hard-KD student memorized")), "x"),
+    # The same two claims in the board's measure, which resolves what exact match leaves at zero: the
+    # expected share of members extracted by sampling (harness.measure.probabilistic), the paper's own
+    # measure being exact match. A ratio of the two roles' means over the same members and seeds.
+    Finding("reduction, by extraction", "the soft-KD student memorizes \"more than 50% less\" than the "
+            f"baseline, {EXTRACTION} (baseline / student > 2x)", ">= 2.4x fewer", 2.4,
+            f"{BORKAR}, finding (1); measured here by probabilistic extraction", (2, INF),
+            _rates_ratio("soft", "baseline", "student"), unit="x", needs=EXTRACTED,
+            resample=("soft", _extraction_ratio("baseline", "student"))),
+    Finding("hard-KD reduction, by extraction", "distillation memorizes \"more than 50% less\" than fine-tuning: "
+            f"the hard-KD student against the baseline, {EXTRACTION} (baseline / student > 2x)", "> 50% less (> 2x)",
+            2.0, f"{BORKAR}, finding (1); measured here by probabilistic extraction", (2, INF),
+            _rates_ratio("hard", "baseline", "student"), unit="x", needs=EXTRACTED,
+            resample=("hard", _extraction_ratio("baseline", "student"))),
     Finding("soft vs hard rate", "soft and hard KD students memorize at \"similar\" overall rates "
             "(hard / soft within [0.5x, 2x]: neither twice the other)", "similar rates", None,
             f"{BORKAR}, finding (4)", (0.5, 2),
@@ -292,6 +325,12 @@ FINDINGS: tuple[Finding, ...] = (
             f"{SINGH}, memorization by KD method", (-INF, 1),
             _ratio_of_rates("reverse", "memorized_student", "reverse", "memorized_baseline"), rate_ratio,
             ((0, "the reverse-KL student memorized"), (2, "the baseline memorized")), "x"),
+    Finding("reverse KL vs fine-tuning, by extraction", "a reverse-KL student memorizes less than the fine-tuned "
+            f"baseline, \"6.0% vs 65.4%\", {EXTRACTION} (direction: student / baseline < 1x; the figure sets "
+            "the magnitude)", "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
+            f"{SINGH}, memorization by KD method; measured here by probabilistic extraction", (-INF, 1),
+            _rates_ratio("reverse", "student", "baseline"), unit="x", needs=EXTRACTED,
+            resample=("reverse", _extraction_ratio("student", "baseline"))),
     Finding("reverse vs forward KL", "a reverse-KL student memorizes less than a forward-KL (soft-KD) one "
             "(reverse / forward < 1x)", "reverse < forward (no figure)", None,
             f"{SINGH}, memorization by KD method", (-INF, 1),
@@ -598,12 +637,11 @@ def seed_verdicts(store: Store, ids: Mapping[str, str]) -> dict[str, list]:
 
 
 def seed_examples(store: Store, ids: Mapping[str, str]) -> dict[str, twoway.Seed]:
-    """One seed's per-example values for the resampled findings: the soft-KD run's losses on every role
-    (and which members are in the top quartile of zlib entropy), the predictor's members (the
+    """One seed's per-example values for the resampled findings: the soft-KD, hard-KD and reverse-KL runs'
+    losses and chances of extraction on every role (and which members are in the top quartile of zlib
+    entropy), the predictor's members (the
     filtered run's source run: risk, repeats, the student's verdict), and the board's peers (`peer_examples`)."""
-    out = {}
-    if ids.get("soft"):
-        out["soft"] = _role_losses(store, ids["soft"])
+    out = {name: _role_losses(store, ids[name]) for name in ("soft", "hard", "reverse") if ids.get(name)}
     if ids.get("filtered"):
         source = _read(store, read.source_run, ids["filtered"]) or ids.get("hard")
         out["filter_source"] = _predictor_members(store, source) if source else None
@@ -629,6 +667,9 @@ def _role_losses(store: Store, run_id: str) -> twoway.Seed | None:
         for split, values in (("member", seed.members), ("nonmember", seed.nonmembers)):
             loss = s[split]["loss"].to_numpy(float)
             values[f"loss_{role}"], values[f"score_{role}"] = loss, -loss  # the loss attack: lower, a member
+        logprob = s["member"]["sample_logprob"].to_numpy(float)
+        if not np.isnan(logprob).any():  # stored since probabilistic extraction: else its rows keep their seeds' interval
+            seed.members[f"extract_{role}"] = probabilistic.chance(logprob)
     if entropy and all(sid in entropy for sid in ids["member"]):
         z = np.array([entropy[sid] for sid in ids["member"]], float)
         seed.members["top_entropy"] = z >= np.quantile(z, 0.75)  # as `read.high_entropy_loss_gap` cuts it
