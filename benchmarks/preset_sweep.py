@@ -7,8 +7,8 @@ memorization, its share extractable by sampling and its perplexity on the valida
 alone chooses: the non-members, the attacks' negatives, are never looked at. Then whether the
 preset's targets hold (docs/protocol.md, "The embedded default" and "The studies' regime"):
 
-  tiny:          teacher val ppl < baseline's;  soft-kd student's <= baseline's;  teacher memorizes
-                 2-60%;  soft-kd student memorizes at least 2x fewer members than the baseline.
+  tiny:          teacher memorizes 2-60% (the memorizing model the students distil);  soft-kd
+                 student's val ppl within the board's 10% utility band of the baseline's.
   tiny-studies:  teacher val ppl < baseline's;  the start's within 2x of the baseline's (light
                  fine-tuning);  teacher memorizes 1-10% by exact match or by extraction.
 
@@ -36,9 +36,15 @@ import _quick  # benchmarks/_quick.py: this folder is first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key")
-TINY: dict[str, dict[str, object]] = {
-    "chosen": {},  # the shipped tiny preset (harness/config/defaults.toml): ft-3e-3-long
+# The tiny preset before the validation split (2026-12-06): every role a fixed budget at lr 3e-3,
+# chosen, as the settings below it, by looking at the non-members (docs/protocol.md says what changed).
+BEFORE_VALIDATION = {"baseline.lr": 3e-3, "baseline.epochs": 6, "baseline.patience": 0,
+                     "student.lr": 3e-3, "student.epochs": 6, "student.patience": 0}
+
+# name -> overrides of [presets.tiny] (top-level keys) and its role tables ("role.key"); the
+# settings tried before the validation split are laid over BEFORE_VALIDATION (below)
+_EARLIER: dict[str, dict[str, object]] = {
+    "ft-3e-3-long": {},  # the preset shipped before the validation split
     "ft-lr-5e-4": {"teacher.lr": 5e-4, "baseline.lr": 5e-4, "student.lr": 5e-4,
                    "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
     "ft-lr-1e-3": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3,
@@ -47,8 +53,6 @@ TINY: dict[str, dict[str, object]] = {
                    "teacher.epochs": 3, "baseline.epochs": 4, "student.epochs": 4},
     "ft-2e-3-long": {"teacher.lr": 2e-3, "baseline.lr": 2e-3, "student.lr": 2e-3,
                      "teacher.epochs": 6, "baseline.epochs": 8, "student.epochs": 8},
-    "ft-3e-3-long": {"teacher.lr": 3e-3, "baseline.lr": 3e-3, "student.lr": 3e-3,
-                     "teacher.epochs": 4, "baseline.epochs": 6, "student.epochs": 6},
     # Towards the studies' regime: no member repeated, more members, longer fine-tuning (docs/protocol.md,
     # "Where the default's memorization comes from"). Each member is still seen once per epoch.
     "once-1k-4": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024},
@@ -67,11 +71,22 @@ TINY: dict[str, dict[str, object]] = {
                    "teacher.epochs": 24, "baseline.epochs": 24, "student.epochs": 24},
     "once-1k-48": {"dataset_args.repeat_share": 0.0, "dataset_args.n_members": 1024,
                    "teacher.epochs": 48, "baseline.epochs": 48, "student.epochs": 48},
+}
+
+TINY: dict[str, dict[str, object]] = {
+    # the shipped tiny preset (harness/config/defaults.toml): the teacher as before; the baseline
+    # and students at lr 1e-3 to their best validation loss
+    "chosen": {},
+    **{name: {**BEFORE_VALIDATION, **o} for name, o in _EARLIER.items()},
     # the baseline chosen on the validation split (2026-12-06): trained to its best validation loss
-    "baseline-stop": {"baseline.patience": 2},
-    "baseline-1e-3-stop": {"baseline.lr": 1e-3, "baseline.epochs": 12, "baseline.patience": 2},
+    "baseline-stop": {**BEFORE_VALIDATION, "baseline.patience": 2},
+    "baseline-1e-3-stop": {**BEFORE_VALIDATION, "baseline.lr": 1e-3, "baseline.epochs": 12, "baseline.patience": 2},
+    # the baseline and the students under one rule, chosen on validation; the teacher as shipped, a
+    # fixed budget that memorizes the repeated members (what the students may inherit)
+    "students-stop": {**BEFORE_VALIDATION, "baseline.patience": 2, "baseline.epochs": 12,
+                      "student.patience": 2, "student.epochs": 12},  # as `chosen`, at lr 3e-3
     # every role to its best validation loss: the baseline's rule for the students (and teacher) too
-    "all-stop": {"teacher.patience": 2, "baseline.patience": 2, "student.patience": 2},
+    "all-stop": {**BEFORE_VALIDATION, "teacher.patience": 2, "baseline.patience": 2, "student.patience": 2},
     "all-1e-3-stop": {"teacher.lr": 1e-3, "baseline.lr": 1e-3, "student.lr": 1e-3, "teacher.epochs": 12,
                       "baseline.epochs": 12, "student.epochs": 12, "teacher.patience": 2, "baseline.patience": 2,
                       "student.patience": 2},
@@ -201,7 +216,8 @@ def line(name: str, method: str, seed: str, m: dict[str, float], kept: dict, bas
 
 
 def verdict(m: dict[str, float], base: str) -> str:
-    """Which of the preset's targets hold (tiny's last two need soft-kd)."""
+    """Which of the preset's targets hold (tiny's band needs soft-kd)."""
+    from harness.measure.metrics import UTILITY_SLACK
     if base == "tiny-studies":
         teacher = max(m["mem_rate_teacher"], m.get("extractable_rate_teacher", 0.0))
         checks = {
@@ -211,10 +227,8 @@ def verdict(m: dict[str, float], base: str) -> str:
         }
     else:
         checks = {
-            "T<B ppl": m["val_ppl_teacher"] < m["val_ppl_baseline"],
-            "S<=B ppl": m["val_ppl_student"] <= m["val_ppl_baseline"],
             "T mem 2-60%": 0.02 <= m["mem_rate_teacher"] <= 0.60,
-            "S 2x fewer": m["mem_rate_student"] * 2 <= m["mem_rate_baseline"],
+            "S ppl in band": m["val_ppl_student"] <= (1 + UTILITY_SLACK) * m["val_ppl_baseline"],
         }
     return " ".join(("+" if ok else "-") + k for k, ok in checks.items())
 
