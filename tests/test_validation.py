@@ -160,4 +160,4 @@ def test_the_plan_prices_the_domain_texts_and_the_validation_passes(capsys):
     generic, domain = stages["tiny"]["pretrain 0.6m"]["tokens"], stages["tiny-studies"]["pretrain 0.6m"]["tokens"]
     assert domain > 1.5 * generic  # 4,000 records of about 130 tokens beside 2,500 generic documents
     checked = stages["tiny"]["baseline"]["tokens"] - stages["none"]["baseline"]["tokens"]
-    assert checked == 512 * 64 * 6  # 512 validation texts of 64 tokens, after each of the baseline's 6 epochs
+    assert checked == 512 * 64 * 12  # 512 validation texts of 64 tokens, after each of the baseline's up to 12 epochs
