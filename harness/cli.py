@@ -320,8 +320,10 @@ def _plan_parser(sub, name: str) -> None:
                         "downloads or trains", epilog=EPILOG_PLAN, formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="The cost of one `harness eval` per stage: parameters, tokens and FLOPs, memory "
                         "per device data-parallel and sharded, disk for checkpoints and teacher outputs, and time at "
-                        "a stated model-FLOPs utilization. Hub families are sized from their shape tables: nothing "
-                        "is downloaded.")
+                        "a stated model-FLOPs utilization. Hub families are sized from their shape tables: no model "
+                        "is downloaded. Last, the blind baseline on the split's texts, which needs no model: whether "
+                        "members and non-members already differ in their text (a split cut by date or source), so "
+                        "that a membership figure would measure the split rather than the model.")
     pl.add_argument("--method", default="soft-kd", help="KD method (default soft-kd; its kind decides the teacher's stage)")
     _add_target(pl)
     _add_pairs(pl, ("--method-arg", "a method parameter"), ("--dataset-arg", "a dataset parameter, e.g. members=1000"),
@@ -345,6 +347,8 @@ def cmd_plan(args, argv) -> int:
 
     from harness import units
     from harness.errors import UsageError, unknown
+    from harness.measure import blind
+    from harness.present.run_report import blind_line
     from harness.protocol import costs
     from harness.protocol.request import EvalRequest
     from harness.protocol.run import Protocol
@@ -372,12 +376,20 @@ def cmd_plan(args, argv) -> int:
     # another machine's disk is its own: only its teacher-output budget (--disk) is known here
     free = free_disk(req.cache_dir) if not args.gpu else (disk if disk is not None else plan.disk)
     problems = costs.fits(plan, hardware.memory, max(free, plan.tier.bytes if args.gpu else 0))
+    # the blind baseline needs no model: whether the split itself is shifted is known before anything trains
+    # (where the plan loads the data: a hub family's plan reads nothing)
+    data = None if costs.offline(protocol.setup) else protocol.data()
+    found = {} if data is None else blind.figures(data.members.texts(data.tokenizer),
+                                                  data.nonmembers.texts(data.tokenizer), seed=req.seed)
     if args.json:
-        print(json.dumps({**plan.as_dict(), "fits": not problems, "problems": problems}, indent=2, default=str))
+        print(json.dumps({**plan.as_dict(), "fits": not problems, "problems": problems, **found}, indent=2,
+                         default=str))
         return 0
     print("\n".join(costs.lines(plan)))
     print("\n".join(f"does not fit: {p}" for p in problems) if problems else
           f"fits: {units.size(plan.memory())} of {units.size(hardware.memory)} per device")
+    if data is not None:
+        print(blind_line(found) or "blind baseline: too few texts on a side to cross-validate")
     return 0
 
 

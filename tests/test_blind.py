@@ -28,8 +28,8 @@ def test_silent_on_the_embedded_defaults_split():
     assert formats.blind([tuple(found[f"blind_{k}"] for k in ("auc", "auc_lo", "auc_hi"))]).startswith("blind baseline")
 
 
-def test_fires_on_a_corpus_split_by_period(tmp_path):
-    """Members from one period, non-members from a later one (Duan et al. 2024): text-files `split=order`."""
+def _two_periods(folder):
+    """A corpus of two periods, one file each: what a split cut in file order (`split=order`) shifts."""
     rng = random.Random(0)
     words = ["market", "report", "council", "river", "season", "league", "museum", "station", "harbour", "festival"]
 
@@ -37,8 +37,15 @@ def test_fires_on_a_corpus_split_by_period(tmp_path):
         body = " ".join(rng.choice(words) for _ in range(30))
         return f"In {year} the {topic} said: {body}."
 
-    (tmp_path / "a_2019.txt").write_text("\n\n".join(article(2019, "ministry") for _ in range(300)))
-    (tmp_path / "b_2024.txt").write_text("\n\n".join(article(2024, "agency") for _ in range(300)))
+    folder.mkdir(exist_ok=True)
+    (folder / "a_2019.txt").write_text("\n\n".join(article(2019, "ministry") for _ in range(300)))
+    (folder / "b_2024.txt").write_text("\n\n".join(article(2024, "agency") for _ in range(300)))
+    return folder
+
+
+def test_fires_on_a_corpus_split_by_period(tmp_path):
+    """Members from one period, non-members from a later one (Duan et al. 2024): text-files `split=order`."""
+    _two_periods(tmp_path)
     dataset = _dataset("text-files")
     args = resolve_params(dataset.params, {"path": str(tmp_path), "split": "order"}, "dataset text-files")
     split = dataset.load(args)
@@ -65,3 +72,16 @@ def test_scores_are_out_of_fold():
 def test_too_few_texts_give_no_figure():
     assert blind.figures(["a b", "c d"], ["e f"] * 10) == {}
     assert blind.shifted(None, None) is None and formats.blind([]) is None and blind_line({}) == ""
+
+
+def test_the_plan_says_before_anything_trains_whether_the_split_is_shifted(tmp_path, capsys):
+    from harness.cli import main
+
+    corpus = _two_periods(tmp_path / "corpus")
+    argv = ["plan", "--dataset", "text-files", "--dataset-arg", f"path={corpus}", "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, "--dataset-arg", "split=order"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("SHIFT: blind baseline") and "may measure the split rather than the model" in last
+    assert main(argv) == 0  # cut at random: silent
+    assert capsys.readouterr().out.splitlines()[-1].startswith("blind baseline (the texts alone, no model")
+    assert not list((tmp_path / "c").glob("models/*"))  # nothing trained

@@ -343,6 +343,11 @@ def shapes(family, family_args: dict[str, Any], sizes: tuple[str, str], tokenize
         return tuple(shape(build(size, tokenizer)) for size in sizes)  # type: ignore[return-value]
 
 
+def offline(setup) -> bool:
+    """A hub family is planned from its shapes and the dataset's declared counts, its data never loaded."""
+    return setup.found.family(setup.family.name).configure is not None
+
+
 def sizes(setup, data=None) -> tuple[int, int, int, Any]:
     """Training rows, members, non-members and a tokenizer to size a request's models with.
 
@@ -352,7 +357,7 @@ def sizes(setup, data=None) -> tuple[int, int, int, Any]:
     """
     from harness.errors import UsageError
 
-    if setup.found.family(setup.family.name).configure is None:
+    if not offline(setup):
         d = data()
         return len(d.members.training_rows()), len(d.members), len(d.nonmembers), d.tokenizer
     counts = [next((int(setup.dataset_args[k]) for k in names if k in setup.dataset_args), None)

@@ -35,6 +35,10 @@ class Examples:
         """Row indices of the training set D: each member as many times as it is repeated."""
         return torch.repeat_interleave(torch.arange(len(self)), self.repeats)
 
+    def texts(self, tokenizer) -> list[str]:
+        """Each example's text as the models see it: its tokens decoded (what the blind baseline reads)."""
+        return tokenizer.batch_decode(self.ids)
+
     def head(self, n: int | None) -> Examples:
         if n is None or n >= len(self):
             return self

@@ -497,7 +497,7 @@ class Protocol:
             on_nonmembers[role] = self._extract(trained.model, data.nonmembers, f"{role}: extraction on non-members")
         on_validation = ({role: self._extract(trained.model, data.validation, f"{role}: validation loss")
                           for role, trained in models.items()} if data.validation is not None else None)
-        texts = {ex.split: data.tokenizer.batch_decode(ex.ids) for ex in (data.members, data.nonmembers)}
+        texts = {ex.split: ex.texts(data.tokenizer) for ex in (data.members, data.nonmembers)}
         return Extracted(data.members, data.nonmembers, on_members, on_nonmembers, kl, texts, on_validation)
 
     def _extract(self, model, examples: Examples, desc: str) -> Extraction:
