@@ -379,8 +379,8 @@ def cmd_plan(args, argv) -> int:
     # the blind baseline needs no model: whether the split itself is shifted is known before anything trains
     # (where the plan loads the data: a hub family's plan reads nothing)
     data = None if costs.offline(protocol.setup) else protocol.data()
-    found = {} if data is None else blind.figures(data.members.texts(data.tokenizer),
-                                                  data.nonmembers.texts(data.tokenizer), seed=req.seed)
+    found = {} if data is None else blind.figures(
+        *(ex.by_document(ex.texts(data.tokenizer)) for ex in (data.members, data.nonmembers)), seed=req.seed)
     if args.json:
         print(json.dumps({**plan.as_dict(), "fits": not problems, "problems": problems, **found}, indent=2,
                          default=str))

@@ -85,3 +85,29 @@ def test_the_plan_says_before_anything_trains_whether_the_split_is_shifted(tmp_p
     assert main(argv) == 0  # cut at random: silent
     assert capsys.readouterr().out.splitlines()[-1].startswith("blind baseline (the texts alone, no model")
     assert not list((tmp_path / "c").glob("models/*"))  # nothing trained
+
+
+def test_a_documents_windows_never_straddle_the_folds(tmp_path, capsys):
+    """A corpus cuts each document into several windows. Scored window by window, a classifier trained on
+    some windows of a document knows its words when it scores the others, and a split drawn at random
+    looks shifted; the blind baseline classifies whole documents, and stays silent."""
+    from harness.cli import main
+    from harness.protocol.request import EvalRequest
+    from harness.protocol.run import Protocol
+
+    rng = random.Random(0)
+    syllables = ["ka", "lo", "mi", "ru", "te", "zo", "pa", "ne", "vi", "su", "da", "fo"]
+    docs = []
+    for _ in range(240):  # each document with its own names, said again and again: long enough for many windows
+        names = ["".join(rng.choice(syllables) for _ in range(4)) for _ in range(6)]
+        docs.append(" ".join(f"the {rng.choice(names)} met the {rng.choice(names)} by the river." for _ in range(60)))
+    (tmp_path / "corpus.txt").write_text("\n\n".join(docs))
+    args = {"path": str(tmp_path / "corpus.txt")}
+    data = Protocol(EvalRequest(method="soft-kd", dataset="text-files", dataset_args=args,
+                                cache_dir=tmp_path / "c"), bind=False).data()
+    assert len(data.members) > 3 * len(set(data.members.documents))  # several windows a document
+    windows = blind.figures(data.members.texts(data.tokenizer), data.nonmembers.texts(data.tokenizer))
+    assert windows["blind_auc_lo"] > 0.5  # window by window: a shift that is not there
+    assert main(["plan", "--dataset", "text-files", "--dataset-arg", f"path={args['path']}",
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("blind baseline (the texts alone, no model")

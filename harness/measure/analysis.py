@@ -160,7 +160,8 @@ def derive(models: Mapping[str, Any], found: Extracted, refs: Mapping[str, tuple
     metrics, scores, roc = attack(attacks, ev_m, ev_n, members.sample_ids, nonmembers.sample_ids, seed=seed,
                                   params=attack_args, repeats=members.repeats.tolist())
     # the blind baseline: the same test on the texts alone, no model; where it beats chance, the split shifted
-    metrics.update(blind.figures(texts[members.split], texts[nonmembers.split], seed=seed))
+    metrics.update(blind.figures(members.by_document(texts[members.split]),
+                                 nonmembers.by_document(texts[nonmembers.split]), seed=seed))
     if refs is not None and start_is_reference:  # the student's own start, before fine-tuning
         metrics["val_ppl_start_student"] = refs["student"][1].loss.mean().exp().item()
     curves = k_extractability(on_members, p.suffix_len)

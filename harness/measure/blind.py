@@ -11,7 +11,9 @@ results to temporal shift.
 The attack here is theirs in kind: a logistic regression on a bag of character n-grams (1-3, case
 kept) and words (1-2), tf-idf weighted, with the text's length, scored out of fold (`FOLDS`-fold
 stratified cross-validation), so that no example is scored by a classifier that trained on its
-label. Its AUC carries the count-based bootstrap interval every attack's does
+label. A corpus's windows are joined per document before they reach it (`Examples.by_document`): scored
+window by window, a fold would train on some windows of a document and score the others, and a
+random split would look shifted. Its AUC carries the count-based bootstrap interval every attack's does
 (`membership.attack_figures`). An interval that excludes 0.5 is a `shifted` split: the run's
 membership figures may then measure the split rather than the model. Where a corpus has dates,
 Das et al. add them as features; the harness's datasets carry none, so none are used.

@@ -22,6 +22,8 @@ class Examples:
     repeats: torch.Tensor  # (n,), times each appears in the training set
     kinds: list[str]
     dropped: int = 0  # records too short for an example, left out
+    # each example's source text (its index in the split): a corpus cuts one document into several windows
+    documents: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -36,13 +38,22 @@ class Examples:
         return torch.repeat_interleave(torch.arange(len(self)), self.repeats)
 
     def texts(self, tokenizer) -> list[str]:
-        """Each example's text as the models see it: its tokens decoded (what the blind baseline reads)."""
+        """Each example's text as the models see it: its tokens decoded."""
         return tokenizer.batch_decode(self.ids)
+
+    def by_document(self, texts: list[str]) -> list[str]:
+        """The examples' `texts` joined per source document, in order: the unit the blind baseline
+        classifies, so that no window of a document is scored by a classifier trained on another
+        window of it (a record dataset's examples are their documents already)."""
+        docs: dict[int, list[str]] = {}
+        for doc, text in zip(self.documents or range(len(texts)), texts):
+            docs.setdefault(doc, []).append(text)
+        return [" ".join(parts) for parts in docs.values()]
 
     def head(self, n: int | None) -> Examples:
         if n is None or n >= len(self):
             return self
-        return Examples(self.split, self.ids[:n], self.repeats[:n], self.kinds[:n], self.dropped)
+        return Examples(self.split, self.ids[:n], self.repeats[:n], self.kinds[:n], self.dropped, self.documents[:n])
 
 
 def content_hash(dataset: Dataset, split: Split) -> str:
@@ -78,13 +89,14 @@ def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, c
         encoded = [p[len(p) - prefix_len:] + r[:answer] if len(p) >= prefix_len and len(r) >= answer else []
                    for p, r in zip(prompt_ids, encoded)]
         drop_short = True
-    rows, repeats, kinds = [], [], []
+    rows, repeats, kinds, documents = [], [], [], []
     if chunk:
-        for ex, ids in zip(examples, encoded):
+        for doc, (ex, ids) in enumerate(zip(examples, encoded)):
             for start in range(0, len(ids) - example_len + 1, example_len):
                 rows.append(ids[start : start + example_len])
                 repeats.append(ex.repeats)
                 kinds.append(ex.kind)
+                documents.append(doc)
         if not rows:
             longest = max((len(ids) for ids in encoded), default=0)
             raise UsageError(
@@ -98,12 +110,13 @@ def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, c
                 f"dataset {dataset}: {len(short)} of {len(encoded)} {split_name} texts are shorter than "
                 f"{example_len} tokens (prefix + suffix; shortest {min(short)}, longest short one {max(short)})"
             )
-        for ex, ids in zip(examples, encoded):
+        for doc, (ex, ids) in enumerate(zip(examples, encoded)):
             if len(ids) < example_len:
                 continue
             rows.append(ids[:example_len])
             repeats.append(ex.repeats)
             kinds.append(ex.kind)
+            documents.append(doc)
         if not rows:
             raise UsageError(f"dataset {dataset}: all {len(encoded)} {split_name} texts are shorter than "
                              f"{example_len} tokens (with a prompt: prompt under {prefix_len} or response under "
@@ -114,6 +127,7 @@ def cut(split_name: str, examples: list[Example], tokenizer, example_len: int, c
         repeats=torch.tensor(repeats if split_name == "member" else [1] * len(rows), dtype=torch.long),
         kinds=kinds,
         dropped=len(encoded) - len(rows) if not chunk else 0,
+        documents=tuple(documents),
     )
 
 
