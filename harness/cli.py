@@ -611,6 +611,8 @@ def cmd_show(args, argv) -> int:
 def _leaderboard_parser(sub, name: str) -> None:
     lb = sub.add_parser(name, help="methods ranked by leakage, compared paired, per family and dataset")
     lb.add_argument("--db", type=Path, help=DB_HELP)
+    lb.add_argument("--board", metavar="NAME", help="a published board: its snapshot (leaderboards/NAME.duckdb), "
+                    "ranked by its own rules, its regime under the title (the shipped boards: default, studies)")
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
     lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "
@@ -631,20 +633,28 @@ def cmd_leaderboard(args, argv) -> int:
         return _publish(args)
     if args.board_command == "import":
         return _import(args)
-    from harness.errors import unknown
+    from harness.errors import UsageError, unknown
     from harness.leaderboard import board_specs
     from harness.leaderboard.measures import MEASURES
     from harness.leaderboard.ranking import DEFAULT, Ranking
     from harness.present.board_report import leaderboard_text
     from harness.store.database import Store
 
-    rules = DEFAULT
+    if args.board is not None:
+        if args.db is not None:
+            raise UsageError("give --board (a published board) or --db (a results file), not both")
+        spec, _ = _spec(args.board, args)
+        db = spec.snapshot
+        if not db.is_file():
+            raise UsageError(f"board {args.board} has no snapshot yet: harness leaderboard publish {args.board}")
+    else:
+        db = _db(args)
+        spec = board_specs.spec_of(db) if Path(db).suffix == ".duckdb" else None  # a published snapshot: its rules
+    rules = spec.ranking if spec else DEFAULT
     if args.rank_by is not None:  # given empty is no measure, not the default
         if args.rank_by not in MEASURES:
             raise unknown("measure (--rank-by)", args.rank_by, MEASURES)
-        rules = Ranking(DEFAULT.slack, (args.rank_by, *(k for k in DEFAULT.order if k != args.rank_by)))
-    db = _db(args)
-    spec = board_specs.spec_of(db) if Path(db).suffix == ".duckdb" else None  # a published snapshot: its regime
+        rules = Ranking(rules.slack, (args.rank_by, *(k for k in rules.order if k != args.rank_by)))
     print(leaderboard_text(Store(db), args.family, args.dataset, rules, spec.regime if spec else ""))
     return 0
 

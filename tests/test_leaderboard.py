@@ -22,6 +22,7 @@ from harness.store.database import config_hash
 from tests.board_data import build
 from tests.conftest import exit_code, quick_args
 
+SHIPPED = Path(__file__).resolve().parents[1] / "leaderboards"
 BOARD = """
 title = "quick"
 family = "tiny"
@@ -122,6 +123,24 @@ def test_a_board_states_its_regime_in_one_line_under_its_title(tmp_path, capsys)
         (tmp_path / "r.toml").write_text(BOARD + f"regime = {bad}\n")
         with pytest.raises(UsageError, match="regime must be one line of text, at most 300 characters"):
             load_spec("r", tmp_path)
+
+
+def test_a_published_board_by_name_is_ranked_by_its_own_rules(tmp_path, capsys):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    shutil.copy(SHIPPED / "default.duckdb", boards / "exact.duckdb")
+    text = (SHIPPED / "default.toml").read_text()
+    (boards / "exact.toml").write_text(text.replace('order = ["extractable_rate_student", "mem_rate_student"',
+                                                    'order = ["mem_rate_student", "extractable_rate_student"'))
+    assert main(["--leaderboards", str(boards), "leaderboard", "--board", "exact"]) == 0
+    by_name = capsys.readouterr().out
+    assert "by exact match by greedy decoding" in by_name  # the spec's order, not the default's
+    assert main(["leaderboard", "--db", str(boards / "exact.duckdb")]) == 0  # the snapshot's own spec, beside it
+    assert capsys.readouterr().out == by_name
+    assert main(["--leaderboards", str(boards), "leaderboard", "--board", "exact", "--db", "x.duckdb"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["--leaderboards", str(boards), "leaderboard", "--board", "exat"]) == 2
+    assert "did you mean 'exact'" in capsys.readouterr().err
 
 
 def test_the_shipped_default_board_and_snapshot():
