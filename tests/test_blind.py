@@ -111,3 +111,12 @@ def test_a_documents_windows_never_straddle_the_folds(tmp_path, capsys):
     assert main(["plan", "--dataset", "text-files", "--dataset-arg", f"path={args['path']}",
                  "--cache-dir", str(tmp_path / "c")]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("blind baseline (the texts alone, no model")
+
+
+def test_the_runs_of_one_split_are_averaged_not_searched_for_the_furthest():
+    # one split, its folds drawn by three seeds: the furthest of them would flag chance (0.539 [0.501, 0.575])
+    seeds = [(0.539, 0.501, 0.575), (0.516, 0.479, 0.553), (0.512, 0.474, 0.549)]
+    line = formats.blind(seeds)
+    assert line.startswith("blind baseline") and "AUC 0.522 [0.485, 0.559], the mean of 3 runs'" in line
+    assert formats.blind([seeds[0]]).startswith("SHIFT: ")  # that run alone would
+    assert formats.blind([(0.96, 0.95, 0.98)] * 3).startswith("SHIFT: ")
