@@ -408,3 +408,16 @@ def test_the_reductions_by_extraction_are_ratios_of_mean_chances_over_examples_a
                 for s in (0.002, 0.0025, 0.0)]
     assert per_seed[:2] == [pytest.approx(5.0), pytest.approx(4.0)] and math.isnan(per_seed[2])
     assert BY_NAME["reverse KL vs fine-tuning, by extraction"].side == (-math.inf, 1)
+
+
+def test_no_reduction_against_a_baseline_that_never_saw_the_tested_members():
+    # Zhang et al.'s public setting: the baseline trains on the public half and is tested on the private one
+    figures = {"memorized_baseline": 30.0, "memorized_student": 5.0, "n_members": 256.0,
+               "extractable_rate_baseline": 1e-9, "extractable_rate_student": 0.01}
+    runs = {"reduction": "soft", "hard-KD reduction": "hard", "reverse KL vs fine-tuning": "reverse"}
+    for name, run in [*runs.items(), *((f"{n}, by extraction", r) for n, r in runs.items())]:
+        finding = BY_NAME[name]
+        assert finding.measure({run: figures}) is not None, name  # fine-tuned on the members: a value
+        assert finding.measure({run: {**figures, "public_members": 256.0}}) is None, name
+        row = aggregate(finding, [None, None, None])
+        assert row.verdict == "n/a" and "a baseline fine-tuned on the members it is tested on" in row.reason, name

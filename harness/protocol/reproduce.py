@@ -56,7 +56,10 @@ PREDICTOR = ("the filtered hard-KD run, whose predictor needs a hard-KD student 
 VERDICTS = ("holds", "not established", "fails", "n/a")
 EXTRACTION = ("in the share of members a sampling attacker extracts (Hayes et al., 2024: each member's chance "
               "in 10,000 top-k samples)")
-EXTRACTED = "the run's per-member sampling log-probabilities (runs stored before them have none)"
+EXTRACTED = ("the run's per-member sampling log-probabilities (runs stored before them have none), and a baseline "
+             "fine-tuned on the members it is tested on")
+FINE_TUNED = ("a baseline fine-tuned on the members it is tested on (with distill_on = public it never sees them: the "
+              "leakage row measures what passes)")
 
 Runs = Mapping[str, Mapping[str, float]]  # run name -> its figures and counts, at one seed
 Counts = tuple[float, ...]
@@ -83,6 +86,18 @@ def _members(run: str, *names: str) -> Callable[[Runs], Counts | None]:
 
 def _ratio_of_rates(run1: str, name1: str, run2: str, name2: str) -> Callable[[Runs], Counts | None]:
     return _counts((run1, name1), (run1, "n_members"), (run2, name2), (run2, "n_members"))
+
+
+Measure = Callable[[Runs], "float | Counts | None"]
+
+
+def _against_fine_tuning(run: str, measure: Measure) -> Measure:
+    """`measure`, where the baseline fine-tuned on the members it is tested on; no value in Zhang et al.'s
+    public setting, where it never saw them (the leakage row measures what passes there)."""
+    def value(r: Runs):
+        return None if _get(r, run, "public_members") > 0 else measure(r)
+    value.wanted = getattr(measure, "wanted", ())
+    return value
 
 
 # ------------------------------------------------------------ statistics of per-example values (twoway)
@@ -236,25 +251,27 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("reduction", "the soft-KD student memorizes \"more than 50% less\" than the baseline "
             "(baseline / student > 2x)", ">= 2.4x fewer", 2.4, f"{BORKAR}, finding (1); FineWeb and WikiText-103",
             (2, INF),
-            _ratio_of_rates("soft", "memorized_baseline", "soft", "memorized_student"), rate_ratio,
-            ((0, "the baseline memorized"), (2, "the soft-KD student memorized")), "x"),
+            _against_fine_tuning("soft", _ratio_of_rates("soft", "memorized_baseline", "soft", "memorized_student")),
+            rate_ratio,
+            ((0, "the baseline memorized"), (2, "the soft-KD student memorized")), "x", needs=FINE_TUNED),
     Finding("hard-KD reduction", "distillation memorizes \"more than 50% less\" than fine-tuning: the hard-KD "
             "student against the baseline (baseline / student > 2x)", "> 50% less (> 2x)", 2.0,
             f"{BORKAR}, finding (1)", (2, INF),
-            _ratio_of_rates("hard", "memorized_baseline", "hard", "memorized_student"), rate_ratio,
-            ((0, "the baseline memorized"), (2, "the hard-KD student memorized")), "x"),
+            _against_fine_tuning("hard", _ratio_of_rates("hard", "memorized_baseline", "hard", "memorized_student")),
+            rate_ratio,
+            ((0, "the baseline memorized"), (2, "the hard-KD student memorized")), "x", needs=FINE_TUNED),
     # The same two claims in the board's measure, which resolves what exact match leaves at zero: the
     # expected share of members extracted by sampling (harness.measure.probabilistic), the paper's own
     # measure being exact match. A ratio of the two roles' means over the same members and seeds.
     Finding("reduction, by extraction", "the soft-KD student memorizes \"more than 50% less\" than the "
             f"baseline, {EXTRACTION} (baseline / student > 2x)", ">= 2.4x fewer", 2.4,
             f"{BORKAR}, finding (1); measured here by probabilistic extraction", (2, INF),
-            _rates_ratio("soft", "baseline", "student"), unit="x", needs=EXTRACTED,
+            _against_fine_tuning("soft", _rates_ratio("soft", "baseline", "student")), unit="x", needs=EXTRACTED,
             resample=("soft", _extraction_ratio("baseline", "student"))),
     Finding("hard-KD reduction, by extraction", "distillation memorizes \"more than 50% less\" than fine-tuning: "
             f"the hard-KD student against the baseline, {EXTRACTION} (baseline / student > 2x)", "> 50% less (> 2x)",
             2.0, f"{BORKAR}, finding (1); measured here by probabilistic extraction", (2, INF),
-            _rates_ratio("hard", "baseline", "student"), unit="x", needs=EXTRACTED,
+            _against_fine_tuning("hard", _rates_ratio("hard", "baseline", "student")), unit="x", needs=EXTRACTED,
             resample=("hard", _extraction_ratio("baseline", "student"))),
     Finding("soft vs hard rate", "soft and hard KD students memorize at \"similar\" overall rates "
             "(hard / soft within [0.5x, 2x]: neither twice the other)", "similar rates", None,
@@ -323,13 +340,15 @@ FINDINGS: tuple[Finding, ...] = (
             "\"6.0% vs 65.4%\" (direction: student / baseline < 1x; the figure sets the magnitude)",
             "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
             f"{SINGH}, memorization by KD method", (-INF, 1),
-            _ratio_of_rates("reverse", "memorized_student", "reverse", "memorized_baseline"), rate_ratio,
-            ((0, "the reverse-KL student memorized"), (2, "the baseline memorized")), "x"),
+            _against_fine_tuning("reverse", _ratio_of_rates("reverse", "memorized_student", "reverse",
+                                                            "memorized_baseline")),
+            rate_ratio,
+            ((0, "the reverse-KL student memorized"), (2, "the baseline memorized")), "x", needs=FINE_TUNED),
     Finding("reverse KL vs fine-tuning, by extraction", "a reverse-KL student memorizes less than the fine-tuned "
             f"baseline, \"6.0% vs 65.4%\", {EXTRACTION} (direction: student / baseline < 1x; the figure sets "
             "the magnitude)", "6.0% vs 65.4% (0.092x, GPT-2)", 6.0 / 65.4,
             f"{SINGH}, memorization by KD method; measured here by probabilistic extraction", (-INF, 1),
-            _rates_ratio("reverse", "student", "baseline"), unit="x", needs=EXTRACTED,
+            _against_fine_tuning("reverse", _rates_ratio("reverse", "student", "baseline")), unit="x", needs=EXTRACTED,
             resample=("reverse", _extraction_ratio("student", "baseline"))),
     Finding("reverse vs forward KL", "a reverse-KL student memorizes less than a forward-KL (soft-KD) one "
             "(reverse / forward < 1x)", "reverse < forward (no figure)", None,
