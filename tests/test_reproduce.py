@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -421,3 +422,25 @@ def test_no_reduction_against_a_baseline_that_never_saw_the_tested_members():
         assert finding.measure({run: {**figures, "public_members": 256.0}}) is None, name
         row = aggregate(finding, [None, None, None])
         assert row.verdict == "n/a" and "a baseline fine-tuned on the members it is tested on" in row.reason, name
+
+
+def test_leakage_by_repeat_count_compares_the_student_with_the_baseline_in_each_stratum():
+    rng = np.random.default_rng(0)
+    seeds = []
+    for _ in range(2):
+        s = twoway.Seed([f"m{i}" for i in range(300)], [f"n{i}" for i in range(300)])
+        repeats = np.repeat([1.0, 16.0], 150)
+        s.members["repeats"] = repeats
+        # the student leaks only the teacher's 16x members; the baseline, which never saw them, nothing
+        s.members["score_student"] = rng.normal(0, 1, 300) + 2.0 * (repeats == 16)
+        s.members["score_baseline"] = rng.normal(0, 1, 300)
+        s.nonmembers["score_student"] = rng.normal(0, 1, 300)
+        s.nonmembers["score_baseline"] = rng.normal(0, 1, 300)
+        seeds.append(s)
+    once, sixteen = R.leakage_by_repeats(seeds)
+    assert (once["repeats"], once["members"], sixteen["members"]) == (1, 300, 300)
+    assert once["lo"] < 0 < once["hi"]  # nothing leaks of the members seen once
+    assert sixteen["lo"] > 0.3 and sixteen["leakage"] == pytest.approx(sixteen["student"] - sixteen["baseline"])
+    # no repeats, or a seed without its examples: no table
+    flat = [replace(s, members={**s.members, "repeats": np.ones(300)}) for s in seeds]
+    assert R.leakage_by_repeats(flat) is None and R.leakage_by_repeats([seeds[0], None]) is None

@@ -52,6 +52,16 @@ def strata_table(result: Reproduction) -> str:
                           right=[True] * 6)
 
 
+def leakage_table(result: Reproduction) -> str:
+    """The public setting's leakage by repeat count; '' elsewhere."""
+    if not result.leakage:
+        return ""
+    rows = [[row["repeats"], row["members"], formats.num(row["student"], 3), formats.num(row["baseline"], 3),
+             measured_text(row["leakage"], row["lo"], row["hi"], "")] for row in result.leakage]
+    return formats.render(["repeats", "members", "soft-KD student AUC", "baseline AUC", "leakage [95%]"], rows,
+                          right=[True] * 5)
+
+
 def report(result: Reproduction) -> str:
     """What `harness reproduce` prints: the setting and its seeds, the findings' table, memorization by repeat
     count, and how many findings hold."""
@@ -63,6 +73,11 @@ def report(result: Reproduction) -> str:
     strata = strata_table(result)
     if strata:
         out.append(f"\nmemorized members by repeat count, pooled over seeds:\n{strata}")
+    leakage = leakage_table(result)
+    if leakage:
+        out.append("\nteacher-to-student leakage by repeat count (the loss attack on the private members of each "
+                   "count against every non-member: the soft-KD student's AUC less the baseline's, trained on the "
+                   f"same public half without the teacher; pooled over seeds):\n{leakage}")
     split = formats.blind(result.blind or [])
     if split:
         out.append(f"\n{split}")

@@ -575,6 +575,7 @@ class Reproduction:
     rows: list[Row]
     strata: list[dict] | None = None  # memorization by repeat count, where members repeat
     blind: list[tuple[float, float, float]] | None = None  # each run's blind-baseline AUC, lo, hi (a shifted split?)
+    leakage: list[dict] | None = None  # the public setting's leakage by repeat count (`leakage_by_repeats`)
 
 
 def reproduce(base: EvalRequest, seeds: list[int], report=print) -> Reproduction:
@@ -618,8 +619,42 @@ def _measured(store: Store, runs: dict[int, dict[str, str]], seeds: list[int]) -
     verdicts = {seed: seed_verdicts(store, ids) for seed, ids in runs.items()}
     examples = {seed: seed_examples(store, ids) for seed, ids in runs.items()}
     blind = _read(store, read.blind_figures, [i for ids in runs.values() for i in ids.values()])
+    public = [seed for seed in seeds if _get(figures.get(seed, {}), "soft", "public_members") > 0]
+    leakage = leakage_by_repeats([examples[seed].get("soft") for seed in public]) if public else None
     return Reproduction("", list(seeds), runs, measure(figures, seeds, verdicts, examples), strata(store, runs),
-                        blind)
+                        blind, leakage)
+
+
+def _stratum_auc(role: str, count: int) -> twoway.Stat:
+    """The loss attack's AUC on one role, the members repeated `count` times against every non-member."""
+    def stat(s: twoway.Seed, wm, wn) -> float:
+        return s.membership_auc(f"score_{role}")(np.r_[np.where(s.members["repeats"] == count, wm, 0.0), wn])
+    return stat
+
+
+def _stratum_leakage(count: int) -> twoway.Stat:
+    student, baseline = _stratum_auc("student", count), _stratum_auc("baseline", count)
+    return lambda s, wm, wn: student(s, wm, wn) - baseline(s, wm, wn)
+
+
+def leakage_by_repeats(seeds: Sequence[twoway.Seed | None]) -> list[dict] | None:
+    """Zhang et al.'s leakage at each repeat count of the teacher's private members: the soft-KD
+    student's loss-attack AUC on the members of that count against every non-member, less the
+    baseline's (trained on the same public half without the teacher), with the bootstrap over
+    examples and seeds. It says whether what leaks is the teacher's duplicates or every member.
+    None where a seed lacks its examples or no member repeats."""
+    if not seeds or any(s is None or "repeats" not in s.members for s in seeds):
+        return None
+    counts = sorted({int(r) for s in seeds for r in s.members["repeats"]})
+    if len(counts) < 2:
+        return None
+    rows = []
+    for count in counts:
+        student, baseline = (twoway.interval(seeds, _stratum_auc(role, count))[0] for role in ("student", "baseline"))
+        mean, lo, hi = twoway.interval(seeds, _stratum_leakage(count))
+        rows.append({"repeats": count, "members": int(sum((s.members["repeats"] == count).sum() for s in seeds)),
+                     "student": student, "baseline": baseline, "leakage": mean, "lo": lo, "hi": hi})
+    return rows
 
 
 # ------------------------------------------------------------ reading the runs back
@@ -686,6 +721,8 @@ def _role_losses(store: Store, run_id: str) -> twoway.Seed | None:
         for split, values in (("member", seed.members), ("nonmember", seed.nonmembers)):
             loss = s[split]["loss"].to_numpy(float)
             values[f"loss_{role}"], values[f"score_{role}"] = loss, -loss  # the loss attack: lower, a member
+        if role == ROLES[0]:  # how often each member was in the teacher's training set
+            seed.members["repeats"] = s["member"]["repeats"].fillna(1).to_numpy(float)
         logprob = s["member"]["sample_logprob"].to_numpy(float)
         if not np.isnan(logprob).any():  # stored since probabilistic extraction: else its rows keep their seeds' interval
             seed.members[f"extract_{role}"] = probabilistic.chance(logprob)

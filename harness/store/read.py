@@ -151,9 +151,10 @@ def metric_max(con, run_ids: Sequence[str], name: str) -> float | None:
 
 def member_losses(con, run_ids: Sequence[str], role: str) -> pd.DataFrame:
     """A role's per-example losses over the runs, members and non-members: run_id, split, sample_id, loss,
-    sample_logprob (probabilistic extraction's; NULL in runs stored before it), each run's examples in
-    sample-id order (so a member is at one position in every run)."""
-    return frame(con, "SELECT run_id, split, sample_id, loss, sample_logprob FROM samples WHERE list_contains(?, run_id) "
+    sample_logprob (probabilistic extraction's; NULL in runs stored before it), repeats, each run's
+    examples in sample-id order (so a member is at one position in every run)."""
+    return frame(con, "SELECT run_id, split, sample_id, loss, sample_logprob, repeats FROM samples "
+                      "WHERE list_contains(?, run_id) "
                       "AND role = ? AND loss IS NOT NULL ORDER BY run_id, split, sample_id", [list(run_ids), role])
 
 
