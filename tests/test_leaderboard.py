@@ -166,6 +166,24 @@ def test_the_shipped_default_board_and_snapshot():
         assert con.execute("SELECT count(*) FROM models WHERE artifact_path IS NOT NULL").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("board", sorted(p.stem for p in SHIPPED.glob("*.toml")))
+def test_a_shipped_snapshot_holds_runs_of_its_preset_as_the_registry_defines_it_now(board):
+    # A board's runs are found by preset name; a preset changed without republishing would leave a snapshot
+    # of another recipe under its name. Every run must carry the preset's values as they are shipped today.
+    import json
+
+    from harness.config import registry
+    from harness.protocol.provenance import preset_dict
+
+    spec = load_spec(board, SHIPPED)
+    assert spec.snapshot.is_file(), f"{board}: publish it (harness leaderboard publish {board})"
+    want = json.loads(json.dumps(preset_dict(registry.load().preset(spec.preset))))
+    with connection.reading(spec.snapshot) as con:
+        stored = {(m, v) for m, v in con.execute("SELECT method, preset_values FROM runs").fetchall()}
+    stale = sorted(m for m, v in stored if json.loads(v) != want)
+    assert not stale, f"{board}: runs of another recipe of preset {spec.preset}: {stale[:3]}; republish the board"
+
+
 # ------------------------------------------------------------ publish, export, import
 
 

@@ -96,5 +96,6 @@ def test_the_shipped_boards_rank_1_is_inside_its_band_in_the_cli():
     [cli] = board_report.leaderboard(Store(spec.snapshot))
     assert cli.rows[0][2] == ranked["method"].iloc[0] and cli.rows[0][0] in ("1", "=1")
     assert "minillm" not in [r[2] for r in cli.rows[:cli.ranked]]
-    # the board says where its memorization comes from: the repeated members alone
-    assert "0 of 924 seen once" in cli.regime and "Note: memorization here comes from repeated" in cli.render()
+    # trained to their best validation loss the students memorize almost nothing by exact match, so the
+    # board's automatic note on where memorization comes from has nothing to rest on, and is not printed
+    assert cli.regime is None and "Note: memorization here comes from repeated" not in cli.render()

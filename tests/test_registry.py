@@ -350,11 +350,11 @@ def test_training_fields_are_the_declared_training_params():
 def test_a_methods_overrides_are_laid_over_the_presets_student_recipe_only():
     from harness.contract.specs import KDMethod
 
-    tiny = registry.load(ROOT / "registry.toml").preset("tiny")  # student: lr 3e-3, 6 epochs, batch 32, warm-up 0.05
+    tiny = registry.load(ROOT / "registry.toml").preset("tiny")  # student: lr 1e-3, up to 12 epochs, batch 32, warm-up 0.05
     method = KDMethod("m", "d", "logits", loss=lambda b, a: 0, training={"lr_scale": 0.1, "epochs": 2,
                                                                           "schedule": "constant"})
     student = tiny.training("student", method)
-    assert student.lr == pytest.approx(3e-4) and (student.epochs, student.schedule) == (2, "constant")
+    assert student.lr == pytest.approx(1e-4) and (student.epochs, student.schedule) == (2, "constant")
     assert (student.batch_size, student.warmup_ratio) == (tiny.student.batch_size, tiny.student.warmup_ratio)
     for role in ("teacher", "baseline", "pretrain"):  # no other role takes a method's overrides
         assert tiny.training(role, method) == tiny.training(role)
