@@ -524,13 +524,13 @@ def test_a_methods_overrides_are_what_the_student_trains_with_and_keys_its_cache
     plain = student_deps(tmp_path, "soft-kd")
     assert plain["deps"]["training"] == registry.load(ROOT / "registry.toml").preset("tiny").student.key()
     slow = student_deps(tmp_path, "soft-kd", {"lr_scale": 0.1, "epochs": 2})
-    assert slow["cfg"].lr == pytest.approx(3e-4) and slow["cfg"].epochs == 2  # what train() is handed
+    assert slow["cfg"].lr == pytest.approx(1e-4) and slow["cfg"].epochs == 2  # what train() is handed
     assert slow["deps"]["training"] == slow["cfg"].key()
     # the same method and arguments, differing only in the override: another student
     assert key(slow["deps"]) != key(plain["deps"])
     assert key(student_deps(tmp_path, "soft-kd", {"lr_scale": 0.5})["deps"]) != key(plain["deps"])
     # keyed by the recipe trained, not by how it was declared: an override equal to the preset's is no change
-    assert key(student_deps(tmp_path, "soft-kd", {"epochs": 6, "lr": 3e-3})["deps"]) == key(plain["deps"])
+    assert key(student_deps(tmp_path, "soft-kd", {"epochs": 12, "lr": 1e-3})["deps"]) == key(plain["deps"])
     # the baseline (and teacher) never take a method's overrides: their cached models are shared
     baseline = student_deps(tmp_path, "soft-kd", role="baseline")
     assert student_deps(tmp_path, "soft-kd", {"lr_scale": 0.1}, role="baseline")["deps"] == baseline["deps"]
@@ -540,8 +540,8 @@ def test_harness_list_shows_a_methods_overrides_beside_its_params(recipe_registr
     assert main(["--registry", str(recipe_registry), "list"]) == 0
     out = capsys.readouterr().out
     block = out[out.index("  slow-kd"):].split("\n  ", 2)
-    assert "student recipe: the preset's, with lr_scale=0.1, epochs=2 (preset tiny: lr 0.0003, 2 epochs, batch 32, " \
-           "warm-up 0.05, cosine schedule)" in block[2].split("\n")[0]
+    assert ("student recipe: the preset's, with lr_scale=0.1, epochs=2 (preset tiny: lr 0.0001, up to 2 epochs (best "
+            "validation loss, patience 2), batch 32, warm-up 0.05, cosine schedule)") in block[2].split("\n")[0]
     soft = out[out.index("  soft-kd"):out.index("  hard-kd")]
     assert "student recipe" not in soft  # a method on the preset's recipe says nothing
 
