@@ -73,12 +73,17 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float((values * weights).sum() / total) if total > 0 else float("nan")
 
 
+def point_of(seeds: Sequence[Seed], stat: Stat) -> float:
+    """The statistic on the data as it is (every weight 1), averaged over the seeds: `interval`'s point."""
+    return float(np.mean([stat(s, np.ones(len(s.member_ids)), np.ones(len(s.nonmember_ids))) for s in seeds]))
+
+
 def interval(seeds: Sequence[Seed], stat: Stat, *, draws: int = DRAWS, seed: int = 0) -> tuple[float, float, float]:
     """The statistic's mean over the seeds, and its 95% interval over examples and seeds (see the module)."""
     seeds = list(seeds)
     if not seeds:
         return float("nan"), float("nan"), float("nan")
-    point = float(np.mean([stat(s, np.ones(len(s.member_ids)), np.ones(len(s.nonmember_ids))) for s in seeds]))
+    point = point_of(seeds, stat)
     m_index, m_ids = _index([s.member_ids for s in seeds])
     n_index, n_ids = _index([s.nonmember_ids for s in seeds])
     rng = np.random.default_rng(seed)

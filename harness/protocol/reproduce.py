@@ -650,7 +650,7 @@ def leakage_by_repeats(seeds: Sequence[twoway.Seed | None]) -> list[dict] | None
         return None
     rows = []
     for count in counts:
-        student, baseline = (twoway.interval(seeds, _stratum_auc(role, count))[0] for role in ("student", "baseline"))
+        student, baseline = (twoway.point_of(seeds, _stratum_auc(role, count)) for role in ("student", "baseline"))
         mean, lo, hi = twoway.interval(seeds, _stratum_leakage(count))
         rows.append({"repeats": count, "members": int(sum((s.members["repeats"] == count).sum() for s in seeds)),
                      "student": student, "baseline": baseline, "leakage": mean, "lo": lo, "hi": hi})
