@@ -570,8 +570,8 @@ def test_show_prints_the_recipe_the_student_was_trained_with(tmp_path):
     run = {"run_id": "r", "method": "soft-kd", "preset_values": json.dumps({"student": tiny.student.__dict__})}
     trained = tiny.student.overlaid({"lr_scale": 0.5, "epochs": 1})
     (tmp_path / "training.json").write_text(json.dumps({"role": "student", "training": trained.__dict__}))
-    assert student_recipe(run, str(tmp_path)) == ("lr 0.0015, 1 epochs, batch 32, warm-up 0.05, cosine schedule"
-                                                         " (as trained)")
+    assert student_recipe(run, str(tmp_path)) == ("lr 0.0005, up to 1 epochs (best validation loss, patience 2),"
+                                                         " batch 32, warm-up 0.05, cosine schedule (as trained)")
     # no checkpoint here (an imported run): the preset's recipe, with the method's overrides as declared
     gone = str(tmp_path / "elsewhere")
     assert student_recipe(run, gone) == f"{tiny.student.describe()} (the preset's)"
