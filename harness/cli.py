@@ -612,7 +612,7 @@ def _leaderboard_parser(sub, name: str) -> None:
     lb = sub.add_parser(name, help="methods ranked by leakage, compared paired, per family and dataset")
     lb.add_argument("--db", type=Path, help=DB_HELP)
     lb.add_argument("--board", metavar="NAME", help="a published board: its snapshot (leaderboards/NAME.duckdb), "
-                    "ranked by its own rules, its regime under the title (the shipped boards: default, studies)")
+                    "ranked by its own rules, under its title with its regime (the shipped boards: default, studies)")
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
     lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "
@@ -655,7 +655,7 @@ def cmd_leaderboard(args, argv) -> int:
         if args.rank_by not in MEASURES:
             raise unknown("measure (--rank-by)", args.rank_by, MEASURES)
         rules = Ranking(rules.slack, (args.rank_by, *(k for k in rules.order if k != args.rank_by)))
-    print(leaderboard_text(Store(db), args.family, args.dataset, rules, spec.regime if spec else ""))
+    print(leaderboard_text(Store(db), args.family, args.dataset, rules, *((spec.regime, spec.title) if spec else ())))
     return 0
 
 

@@ -113,12 +113,20 @@ def test_board_definition_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert "did you mean 'order'" in capsys.readouterr().err
 
 
-def test_a_board_states_its_regime_in_one_line_under_its_title(tmp_path, capsys):
-    shipped = Path(__file__).resolve().parents[1] / "leaderboards"
-    spec = load_spec("default", shipped)
-    assert spec.regime.startswith("members repeated 2 to 16 times")
-    assert main(["leaderboard", "--db", str(spec.snapshot)]) == 0
-    assert capsys.readouterr().out.splitlines()[1] == f"Regime: {spec.regime}"
+@pytest.mark.parametrize("board", sorted(p.stem for p in SHIPPED.glob("*.toml")))
+def test_a_shipped_board_is_printed_under_its_title_with_its_regime(board, capsys):
+    spec = load_spec(board, SHIPPED)
+    assert spec.regime and spec.title != board  # a shipped board names its regime, and not by its file name
+    assert main(["leaderboard", "--board", board]) == 0
+    by_name = capsys.readouterr().out
+    title, own, regime = by_name.splitlines()[:3]
+    assert (title, regime) == (spec.title, f"Regime: {spec.regime}")
+    assert own.startswith(f"{spec.family} on {spec.dataset} (preset {spec.preset},")
+    assert main(["leaderboard", "--db", str(spec.snapshot)]) == 0  # the snapshot's own spec, found beside it
+    assert capsys.readouterr().out == by_name
+
+
+def test_a_regime_is_one_line(tmp_path):
     for bad in ('"two\\nlines"', repr("x" * 301).replace("'", '"'), "3"):
         (tmp_path / "r.toml").write_text(BOARD + f"regime = {bad}\n")
         with pytest.raises(UsageError, match="regime must be one line of text, at most 300 characters"):

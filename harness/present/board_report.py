@@ -37,6 +37,7 @@ class Board:
     primary: str = ranking.DEFAULT.primary  # the measure ranked by
     separated: str = ""  # "15 of 21": pairs of ranked rows the paired comparison separates
     stated: str = ""  # the regime its published spec states, one line under the title
+    named: str = ""  # its published spec's title, above the board's own line
 
     @property
     def title(self) -> str:
@@ -65,7 +66,8 @@ class Board:
             notes.append(f"Note: {self.regime}.")
         if self.split:
             notes.append(f"{'' if self.split.startswith('SHIFT') else 'Split: '}{self.split}.")
-        head = [self.title, *([f"Regime: {formats.one_line(self.stated, REGIME_CHARS)}"] if self.stated else [])]
+        head = [*([formats.one_line(self.named, REGIME_CHARS)] if self.named else []), self.title,
+                *([f"Regime: {formats.one_line(self.stated, REGIME_CHARS)}"] if self.stated else [])]
         return "\n".join([*head, *lines, *notes, *([self.privacy] if self.privacy else [])])
 
 
@@ -195,10 +197,10 @@ def max_shown(found: pd.DataFrame, method: str) -> float:
 
 
 def leaderboard_text(store: Store, family: str | None = None, dataset: str | None = None,
-                     rules: ranking.Ranking = ranking.DEFAULT, regime: str = "") -> str:
+                     rules: ranking.Ranking = ranking.DEFAULT, regime: str = "", named: str = "") -> str:
     """What `harness leaderboard` prints: every board that matches, ranked, or how to get one; a published
-    snapshot's boards with the regime its spec states."""
-    boards = [replace(b, stated=regime) for b in leaderboard(store, family, dataset, rules)]
+    snapshot's boards under its spec's title, with the regime its spec states."""
+    boards = [replace(b, stated=regime, named=named) for b in leaderboard(store, family, dataset, rules)]
     if not boards:
         return "No finished runs match. Run `harness eval --method hard-kd` first."
     return "\n".join(f"{board.render()}\n" for board in boards)
@@ -220,4 +222,4 @@ def imported(spec, bundle, ids: list[str], where: str) -> str:
 def _with_ranking(spec, line: str) -> str:
     """A published board as its readers will see it ranked, after `line`: its own band and order."""
     boards = leaderboard(Store(spec.snapshot), rules=spec.ranking)
-    return "\n".join([line, *(f"\n{replace(board, stated=spec.regime).render()}" for board in boards)])
+    return "\n".join([line, *(f"\n{replace(board, stated=spec.regime, named=spec.title).render()}" for board in boards)])
