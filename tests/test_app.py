@@ -255,3 +255,34 @@ def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     assert all(" ".join(row).split() in printed for row in check.itertuples(index=False))
     assert check.set_index("method").loc["dp-kd epsilon=1.0", "TPR [95%]"] == "1.0% [0.5%, 2.0%]"
     assert check.set_index("method").loc["dp-kd epsilon=1.0", "FPR (95% upper)"] == "1% (<= 1.50%)"
+
+
+def test_the_dp_sweep_plots_the_boards_own_leakage_share_with_labels_that_do_not_collide():
+    # Exact match reads 0 for every DP row on the shipped default, so its panel said nothing; the board ranks by
+    # the share extractable by sampling, and the sweep plots that. Two close reference lines' labels sit one above
+    # its line and one below the other's.
+    from harness.leaderboard import privacy, standings
+    from harness.leaderboard.board_specs import spec_of
+    from harness.present.charts import chart_privacy, leak_column
+
+    snapshot = ROOT / "leaderboards" / "default.duckdb"
+    spec = spec_of(snapshot)
+    with connection.reading(snapshot) as con:
+        group = standings.board(con, rules=lambda keys: spec.ranking)
+        rows = privacy.private(group)
+        found = privacy.checks(con, rows)
+        points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group), leak_column(group))
+    assert leak_column(group) == "extractable_rate_student"
+    assert list(points["panel"].unique()) == ["extractable by sampling", "strongest attack's AUC",
+                                              privacy.TPR_PANEL, "validation perplexity"]
+    leak = points[points["panel"] == "extractable by sampling"]
+    assert sorted(leak["value"]) == sorted(rows["extractable_rate_student"])
+    spec_json = chart_privacy(points, refs).to_dict()
+    texts = [layer for panel in spec_json["vconcat"] for chart in panel["hconcat"] for layer in chart["layer"]
+             if layer["mark"].get("type") == "text"]
+    assert texts and {t["mark"]["dy"] for t in texts} == {-7, 9}
+    for t in texts:  # the higher line's label above it, the lower's below
+        data = spec_json["datasets"][t["data"]["name"]]
+        assert all(row["upper"] == (t["mark"]["dy"] < 0) for row in data)
+    assert "soft-kd 0.73%" in {row["label"] for name in spec_json["datasets"] for row in spec_json["datasets"][name]
+                              if isinstance(row, dict) and "label" in row}

@@ -16,6 +16,7 @@ import pandas as pd
 from harness.leaderboard.standings import run_ids
 from harness.measure.dp_bound import AUDIT_FPRS, check
 from harness.store import read
+from harness.store.labels import COLUMNS
 
 
 def private(group: pd.DataFrame) -> pd.DataFrame:
@@ -78,34 +79,46 @@ def reference_tpr(con, group: pd.DataFrame, method: str = "soft-kd", fpr: float 
     return out
 
 
-def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
-               tpr_refs: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The app's sweep chart: (points: one per private row and panel; references: soft-kd and the baseline)."""
+def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame, tpr_refs: dict[str, float],
+               leak: str = "mem_rate_student") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The app's sweep chart: (points: one per private row and panel, panels in order; references: soft-kd and
+    the baseline). `leak` is the leakage share the first panel plots: the board's own (the share extractable by
+    sampling where every row has it: exact match reads 0 for every row once the students stop on validation loss)."""
     low = at_fpr(found)
+    columns = panel_columns(leak)
     points, seen = [], []
     for r in rows.to_dict("records"):
-        values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in PANEL_COLUMNS.items()}
+        values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in columns.items() if col}
         if r["method"] in low.index:
             c = low.loc[r["method"]]
             values[TPR_PANEL] = (c["tpr"], c["tpr_lo"], c["tpr_hi"])
-        for panel, (v, lo, hi) in values.items():
-            points.append({"panel": panel, "method": r["base_method"], "epsilon": epsilon_label(r["epsilon"]),
-                           "value": v, "lo": lo, "hi": hi})
+        for panel in columns:
+            if panel in values:
+                v, lo, hi = values[panel]
+                points.append({"panel": panel, "scale": PANEL_SCALE.get(panel, "rate"), "method": r["base_method"],
+                               "epsilon": epsilon_label(r["epsilon"]), "value": v, "lo": lo, "hi": hi})
         bound = {"panel": TPR_PANEL, "method": "bound", "epsilon": epsilon_label(r["epsilon"])}
         if r["method"] in low.index and not math.isinf(r["epsilon"]) and bound not in seen:
             seen.append(bound)  # one bound per epsilon: dp-kd's and dp-ft's (epsilon, delta) are the same
-            points.append({**bound, "value": low.loc[r["method"], "bound"], "lo": None, "hi": None})
+            points.append({**bound, "scale": "rate", "value": low.loc[r["method"], "bound"], "lo": None, "hi": None})
     refs = []
     for who, sel in (("soft-kd", group["method"] == "soft-kd"), ("baseline", group["reference"].astype(bool))):
         if sel.any():
             r = group[sel].iloc[0]
-            refs += [{"panel": p, "who": who, "value": r[col]} for p, col in PANEL_COLUMNS.items()]
+            refs += [{"panel": p, "who": who, "value": r[col]} for p, col in columns.items() if col]
     refs += [{"panel": TPR_PANEL, "who": who, "value": v} for who, v in tpr_refs.items()]
     return pd.DataFrame(points), pd.DataFrame(refs)
 
 
 TPR_PANEL = "loss attack's TPR at 1% FPR"
-PANEL_COLUMNS = {"student memorization": "mem_rate_student", "strongest attack's AUC": "best_attack_auc",
-                 "validation perplexity": "val_ppl_student"}
-PANELS = ("student memorization", "strongest attack's AUC", TPR_PANEL, "validation perplexity")
+# How a panel's axis reads: a share (percent from 0), an AUC, or perplexity on a log scale (one student that
+# stops learning must not flatten the rest).
+PANEL_SCALE = {"strongest attack's AUC": "auc", "validation perplexity": "log"}
+
+
+def panel_columns(leak: str) -> dict[str, str | None]:
+    """The sweep's panels, in order, each with the board's column it plots (the TPR panel's comes from the check):
+    the leakage share `leak`, named as the board names it, the strongest attack, the TPR, perplexity."""
+    return {COLUMNS[leak][0]: leak, "strongest attack's AUC": "best_attack_auc", TPR_PANEL: None,
+            "validation perplexity": "val_ppl_student"}
 

@@ -30,6 +30,11 @@ def rate_axis(values, title: str) -> alt.Axis:
     return alt.Axis(format=f".{digits}%", title=title, tickCount=5, titleLimit=0)
 
 
+def percent(share: float) -> str:
+    """A share as a label: one decimal from 1%, two below it (0.29% must not read 0.3%)."""
+    return f"{100 * share:.1f}%" if share >= 0.01 else f"{100 * share:.2f}%"
+
+
 def rate_scale(values) -> alt.Scale:
     top = max([float(v) for v in values if v is not None and not pd.isna(v)] or [0.0])
     return alt.Scale(domain=[0, top * 1.05 if top > 0 else 0.01], nice=False, padding=12)
@@ -74,11 +79,10 @@ DP_COLOR = {"dp-kd": "#1f77b4", "dp-ft": "#9467bd", "bound": "#444444", "soft-kd
 def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     """What each epsilon buys: a panel per figure, dp-kd and dp-ft by epsilon, soft-kd and the baseline as lines.
 
-    One colour scale for every series, named in one legend and again on the reference lines; the TPR
-    panel adds the bound each epsilon's (epsilon, delta) allows at 1% FPR (dashed): the measured TPR
-    must stay under it."""
-    from harness.leaderboard.privacy import PANELS
-
+    One colour scale for every series, named in one legend and again on the reference lines (both labels at
+    the left, where the strongest noise keeps the DP rows far from them: the higher line's above it, the
+    lower's below, so two close lines' labels never overlap); the TPR panel adds the bound each epsilon's
+    (epsilon, delta) allows at 1% FPR (dashed): the measured TPR must stay under it."""
     order = sorted(set(points["epsilon"]), key=lambda e: math.inf if e == "inf" else float(e))
     shown = [m for m in DP_COLOR if m in set(points["method"]) | set(refs["who"] if not refs.empty else ())]
     color = alt.Color("method:N", scale=alt.Scale(domain=shown, range=[DP_COLOR[m] for m in shown]),
@@ -87,14 +91,13 @@ def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     dash = alt.StrokeDash("bound:N", scale=alt.Scale(domain=[False, True], range=[[1, 0], [5, 3]]), legend=None)
     x = alt.X("epsilon:O", sort=order, title="epsilon spent (inf: clipping, no noise)", axis=alt.Axis(labelAngle=0))
     panels = []
-    for panel in PANELS:
+    for panel in points["panel"].unique():  # in the order chart_data gives them
         pts = points[points["panel"] == panel].assign(bound=lambda d: d["method"] == "bound")
         if pts["value"].notna().sum() == 0:
             continue
         ref = (refs[refs["panel"] == panel] if not refs.empty else refs).rename(columns={"who": "method"})
         values = [*pts["value"], *pts["hi"].dropna(), *(ref["value"] if not ref.empty else [])]
-        rate = panel in ("student memorization", "loss attack's TPR at 1% FPR")
-        log = panel == "validation perplexity"  # one student that stops learning must not flatten the rest
+        rate, log = (pts["scale"].iloc[0] == kind for kind in ("rate", "log"))
         axis = rate_axis(values, panel) if rate else alt.Axis(title=panel + (", log scale" if log else ""),
                                                                 titleLimit=0, tickCount=5)
         scale = (rate_scale(values) if rate else alt.Scale(type="log", nice=False, padding=12) if log
@@ -106,12 +109,12 @@ def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
                  + alt.Chart(pts.dropna(subset=["lo", "hi"])).mark_rule().encode(
                      x=x, y=alt.Y("lo:Q", axis=axis, scale=scale), y2="hi:Q", color=color))
         if not ref.empty:
-            ref = ref.assign(label=[f"{w} {100 * v:.1f}%" if rate else f"{w} {v:.3g}"
+            ref = ref.assign(label=[f"{w} {percent(v)}" if rate else f"{w} {v:.3g}"
                                     for w, v in zip(ref["method"], ref["value"])],
-                             side=["left" if w == "soft-kd" else "right" for w in ref["method"]])
+                             upper=ref["value"].rank(method="first", ascending=False) == 1)
             layer += alt.Chart(ref).mark_rule(strokeDash=[2, 2], strokeWidth=1.5).encode(y=y, color=color)
-            for side, kw in (("left", {"align": "left", "x": 2}), ("right", {"align": "right", "x": "width", "dx": -2})):
-                layer += alt.Chart(ref[ref["side"] == side]).mark_text(dy=-7, fontSize=11, **kw).encode(
+            for upper, dy in ((True, -7), (False, 9)):
+                layer += alt.Chart(ref[ref["upper"] == upper]).mark_text(dy=dy, fontSize=11, align="left", x=2).encode(
                     y=y, text="label:N", color=color)
         panels.append(layer.properties(width=320, height=190))
     rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
@@ -127,10 +130,16 @@ def has_sampling(group: pd.DataFrame) -> bool:
     return SAMPLED in group and group[SAMPLED].notna().all()
 
 
+def leak_column(group: pd.DataFrame) -> str:
+    """The leakage share the charts plot: the share extractable by sampling where every row has it (it resolves
+    what exact match leaves at 0), else exact match."""
+    return SAMPLED if has_sampling(group) else "mem_rate_student"
+
+
 def plane_points(group: pd.DataFrame) -> pd.DataFrame:
-    """The board's rows as points: leakage (the sampling measure where every row has it, else exact match),
-    the strongest attack and perplexity, with the frontier over them."""
-    leak = SAMPLED if has_sampling(group) else "mem_rate_student"
+    """The board's rows as points: leakage (`leak_column`), the strongest attack and perplexity, with the
+    frontier over them."""
+    leak = leak_column(group)
     frontier = standings.frontier(group.reset_index(drop=True), y=leak, also=("best_attack_auc",)).to_numpy()
     pts = group.assign(on_frontier=frontier,
                        label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
