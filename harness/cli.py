@@ -296,10 +296,11 @@ def _list_parser(sub, name: str) -> None:
 
 def cmd_list(args, argv) -> int:
     from harness.config import plugins, registry
-    from harness.present.listing import listing
+    from harness.present.listing import boards, listing
 
     reg = registry.load(args.registry)
     print(listing(reg, plugins.load(reg)))
+    print(f"\n{boards(*_boards(args))}")
     return 0
 
 
@@ -612,7 +613,7 @@ def _leaderboard_parser(sub, name: str) -> None:
     lb = sub.add_parser(name, help="methods ranked by leakage, compared paired, per family and dataset")
     lb.add_argument("--db", type=Path, help=DB_HELP)
     lb.add_argument("--board", metavar="NAME", help="a published board: its snapshot (leaderboards/NAME.duckdb), "
-                    "ranked by its own rules, under its title with its regime (the shipped boards: default, studies)")
+                    "ranked by its own rules, under its title with its regime (`harness list` names the boards)")
     lb.add_argument("--family", help="only this family")
     lb.add_argument("--dataset", help="only this dataset")
     lb.add_argument("--rank-by", metavar="MEASURE", help="the leakage measure to rank by: extractable_rate_student "

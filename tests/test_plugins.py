@@ -370,8 +370,26 @@ def test_list_prints_every_builtin_with_its_parameters(capsys):
             assert f"--method-arg {p.describe()}" in out
     assert "--method-arg temperature: float = 2.0" in out
     assert "(alias seqkd)" in out
-    assert out.rstrip().endswith("Presets: tiny, tiny-public, tiny-once, tiny-studies, pythia, olmo2, qwen3, gpt2, opt, "
-                                 "small")
+    assert ("\nPresets: tiny, tiny-public, tiny-once, tiny-studies, pythia, olmo2, qwen3, gpt2, opt, small\n"
+            in out)
+
+
+def test_list_names_the_published_boards_and_lists_a_broken_one_with_why(tmp_path, capsys):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    shipped = Path(__file__).resolve().parents[1] / "leaderboards"
+    for name in ("default.toml", "default.duckdb"):
+        shutil.copy(shipped / name, boards / name)
+    (boards / "fresh.toml").write_text((shipped / "default.toml").read_text().replace('title = "', 'title = "Fresh: '))
+    (boards / "broken.toml").write_text("family = 'tiny'\n")
+    assert main(["--leaderboards", str(boards), "list"]) == 0
+    listed = capsys.readouterr().out.split("\nPublished boards (leaderboards: ")[1].splitlines()
+    assert listed[0].startswith(f"{boards} (from --leaderboards)")
+    why = f"cannot be read: {boards / 'broken.toml'}: missing dataset, preset, methods"
+    assert listed[1].split(None, 1) == ["broken", why]
+    assert listed[2].split(None, 1)[0] == "default" and "[no snapshot" not in listed[2]
+    assert listed[3].strip() == "preset tiny, 22 methods x 3 seeds"
+    assert listed[4].endswith("[no snapshot yet: harness leaderboard publish fresh]") and "Fresh: " in listed[4]
 
 
 def test_list_uses_harness_registry_env(tmp_path, monkeypatch, capsys):

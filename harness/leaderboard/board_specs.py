@@ -12,12 +12,15 @@ import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomli
 
 from harness.errors import UsageError, unknown
-from harness.leaderboard.ranking import DEFAULT, Ranking
 from harness.store.labels import COLUMNS
+
+if TYPE_CHECKING:  # the ranking imports pandas and torch: `harness list` reads specs without them
+    from harness.leaderboard.ranking import Ranking
 
 ENV_VAR = "HARNESS_LEADERBOARDS"
 
@@ -71,7 +74,7 @@ class BoardSpec:
     seeds: tuple[int, ...] = (0,)
     dataset_args: dict = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the app's default columns, in order
-    ranking: Ranking = DEFAULT  # its utility band and order (harness.leaderboard.ranking)
+    ranking: Ranking | None = None  # its utility band and order (harness.leaderboard.ranking); None: not read
     regime: str = ""  # one line under the title: the regime its figures come from (how the members are seen...)
 
     @property
@@ -86,7 +89,9 @@ class BoardSpec:
         return name, dict(p.split("=", 1) for p in pairs)
 
 
-def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
+def load_spec(name: str, folder: Path | None = None, *, rules: bool = True) -> BoardSpec:
+    """The board `name` in `folder`, checked; `rules=False` leaves its ranking unread (and unchecked), for a
+    listing that must not load the ranking's libraries."""
     folder = folder or boards_dir()
     path = folder / f"{name}.toml"
     if not path.is_file():
@@ -116,15 +121,19 @@ def load_spec(name: str, folder: Path | None = None) -> BoardSpec:
     regime = raw.get("regime", "")
     if not isinstance(regime, str) or "\n" in regime or len(regime) > REGIME_CHARS:
         raise UsageError(f"{path}: regime must be one line of text, at most {REGIME_CHARS} characters")
-    try:
-        rules = Ranking(slack=float(raw.get("utility_band", DEFAULT.slack)),
-                        order=tuple(raw.get("order", DEFAULT.order)))
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"{path}: {err}") from None
+    ranking = None
+    if rules:
+        from harness.leaderboard.ranking import DEFAULT, Ranking
+
+        try:
+            ranking = Ranking(slack=float(raw.get("utility_band", DEFAULT.slack)),
+                              order=tuple(raw.get("order", DEFAULT.order)))
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"{path}: {err}") from None
     return BoardSpec(name=name, path=path, title=raw.get("title", name), family=raw["family"],
                      dataset=raw["dataset"], preset=raw["preset"], methods=tuple(raw["methods"]),
                      seeds=tuple(seeds), dataset_args={k: str(v) for k, v in raw.get("dataset_args", {}).items()},
-                     columns=tuple(columns), ranking=rules, regime=regime)
+                     columns=tuple(columns), ranking=ranking, regime=regime)
 
 
 def spec_of(snapshot: Path) -> BoardSpec | None:

@@ -43,3 +43,25 @@ def listing(reg, found) -> str:
             out.append(f"  {'':<18}--attack-arg {a.name}.{p.describe()}")
     out.append("\nPresets: " + ", ".join(reg.presets))
     return "\n".join(out)
+
+
+def boards(folder, where: str) -> str:
+    """The published boards in `folder` (leaderboards/, found as `where` says): each with its title and whether its
+    snapshot is there to read (`harness leaderboard --board NAME`) or still to publish. A spec that does not load
+    is listed with why, not raised: the rest of the listing still answers."""
+    from harness.errors import UsageError
+    from harness.leaderboard.board_specs import load_spec
+
+    out = [f"Published boards (leaderboards: {where}; `harness leaderboard --board NAME`)"]
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            spec = load_spec(path.stem, folder, rules=False)
+        except UsageError as err:
+            out.append(f"  {path.stem:<16}cannot be read: {err}")
+            continue
+        state = "" if spec.snapshot.is_file() else f" [no snapshot yet: harness leaderboard publish {spec.name}]"
+        out.append(f"  {spec.name:<16}{spec.title}{state}")
+        out.append(f"  {'':<18}preset {spec.preset}, {len(spec.methods)} methods x {len(spec.seeds)} seeds")
+    if len(out) == 1:
+        out.append("  none")
+    return "\n".join(out)
