@@ -80,6 +80,8 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
     assert "defaults.toml" in listed.splitlines()[0]  # no registry.toml here: the package's own defaults
     for name in ("tiny", "pythia", "synthetic-pii", "dolly", "soft-kd", "minillm", "min-k", "reference"):
         assert f"  {name} " in listed, name
+    assert "(from the installed harness)" in listed.split("\nPublished boards (leaderboards: ")[1].splitlines()[0]
+    assert "\n  default         Embedded default" in listed  # the wheel's own boards, named
 
     run = harness(user, "eval", "--method", "soft-kd", "--limit", "64", timeout=1500)
     assert "tiny / synthetic-pii / soft-kd (seed 0)" in run.stdout and "stored in" in run.stdout
