@@ -13,6 +13,7 @@ import altair as alt
 import pandas as pd
 
 from harness.leaderboard import standings
+from harness.present import formats
 
 ROLE_COLOR = {"teacher": "#d62728", "baseline": "#7f7f7f", "student": "#1f77b4"}
 BASELINE = "baseline"
@@ -32,7 +33,7 @@ def rate_axis(values, title: str) -> alt.Axis:
 
 def percent(share: float) -> str:
     """A share as a label: one decimal from 1%, two below it (0.29% must not read 0.3%)."""
-    return f"{100 * share:.1f}%" if share >= 0.01 else f"{100 * share:.2f}%"
+    return formats.pct(share) if share >= 0.01 else formats.fine_pct(share)
 
 
 def rate_scale(values) -> alt.Scale:
