@@ -263,7 +263,7 @@ def test_the_dp_sweep_plots_the_boards_own_leakage_share_with_labels_that_do_not
     # its line and one below the other's.
     from harness.leaderboard import privacy, standings
     from harness.leaderboard.board_specs import spec_of
-    from harness.present.charts import chart_privacy, leak_column
+    from harness.present.charts import chart_privacy
 
     snapshot = ROOT / "leaderboards" / "default.duckdb"
     spec = spec_of(snapshot)
@@ -271,8 +271,8 @@ def test_the_dp_sweep_plots_the_boards_own_leakage_share_with_labels_that_do_not
         group = standings.board(con, rules=lambda keys: spec.ranking)
         rows = privacy.private(group)
         found = privacy.checks(con, rows)
-        points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group), leak_column(group))
-    assert leak_column(group) == "extractable_rate_student"
+        points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group))
+    assert standings.leak_column(group) == "extractable_rate_student"
     assert list(points["panel"].unique()) == ["extractable by sampling", "strongest attack's AUC",
                                               privacy.TPR_PANEL, "validation perplexity"]
     leak = points[points["panel"] == "extractable by sampling"]

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.standings import run_ids
+from harness.leaderboard.standings import leak_column, run_ids
 from harness.measure.dp_bound import AUDIT_FPRS, check
 from harness.store import read
 from harness.store.labels import COLUMNS
@@ -79,13 +79,12 @@ def reference_tpr(con, group: pd.DataFrame, method: str = "soft-kd", fpr: float 
     return out
 
 
-def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame, tpr_refs: dict[str, float],
-               leak: str = "mem_rate_student") -> tuple[pd.DataFrame, pd.DataFrame]:
+def chart_data(rows: pd.DataFrame, found: pd.DataFrame, group: pd.DataFrame,
+               tpr_refs: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The app's sweep chart: (points: one per private row and panel, panels in order; references: soft-kd and
-    the baseline). `leak` is the leakage share the first panel plots: the board's own (the share extractable by
-    sampling where every row has it: exact match reads 0 for every row once the students stop on validation loss)."""
+    the baseline). The first panel plots the board's own leakage share (`standings.leak_column`)."""
     low = at_fpr(found)
-    columns = panel_columns(leak)
+    columns = panel_columns(leak_column(group))
     points, seen = [], []
     for r in rows.to_dict("records"):
         values = {p: (r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for p, col in columns.items() if col}

@@ -271,6 +271,20 @@ def of_board(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
     return table[mask]
 
 
+SAMPLED = "extractable_rate_student"
+
+
+def has_sampling(group: pd.DataFrame) -> bool:
+    """Whether every row of a board stores the share extractable by sampling (runs before it was measured do not)."""
+    return SAMPLED in group and group[SAMPLED].notna().all()
+
+
+def leak_column(group: pd.DataFrame) -> str:
+    """The leakage share a board's charts plot: the share extractable by sampling where every row has it (it
+    resolves what exact match leaves at 0 once students stop on validation loss), else exact match."""
+    return SAMPLED if has_sampling(group) else "mem_rate_student"
+
+
 def frontier(points: pd.DataFrame, x: str = "val_ppl_student", y: str = "mem_rate_student",
              also: Sequence[str] = ()) -> pd.Series:
     """Pareto frontier, lower is better on every column: no other point is at least as good on all, better on one.

@@ -41,7 +41,6 @@ from harness.present.charts import (
     chart_roc,
     chart_roles,
     chart_zlib,
-    leak_column,
 )
 from harness.present.serve import loopback
 from harness.store import connection, labels, read
@@ -612,7 +611,7 @@ def privacy_section(con, group: pd.DataFrame, key: str) -> None:
     if rows.empty:
         return
     found = privacy.checks(con, rows)
-    points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group), leak_column(group))
+    points, refs = privacy.chart_data(rows, found, group, privacy.reference_tpr(con, group))
     st.markdown("**What each epsilon buys (DP-SGD)**: dp-kd and dp-ft by the epsilon they spent, soft-kd and the "
                 "baseline dotted; the loss attack's TPR (seeds pooled) against the bound its (epsilon, delta) "
                 "allows, dashed")

@@ -122,25 +122,15 @@ def chart_privacy(points: pd.DataFrame, refs: pd.DataFrame) -> alt.Chart:
     return finish(alt.vconcat(*rows).resolve_scale(color="shared", strokeDash="independent"))
 
 
-SAMPLED = "extractable_rate_student"
+SAMPLED = standings.SAMPLED
 # The least share a log axis shows: a student no sample can make reproduce a member sits at its edge.
 SHARE_FLOOR = 1e-5
 
 
-def has_sampling(group: pd.DataFrame) -> bool:
-    return SAMPLED in group and group[SAMPLED].notna().all()
-
-
-def leak_column(group: pd.DataFrame) -> str:
-    """The leakage share the charts plot: the share extractable by sampling where every row has it (it resolves
-    what exact match leaves at 0), else exact match."""
-    return SAMPLED if has_sampling(group) else "mem_rate_student"
-
-
 def plane_points(group: pd.DataFrame) -> pd.DataFrame:
-    """The board's rows as points: leakage (`leak_column`), the strongest attack and perplexity, with the
+    """The board's rows as points: leakage (`standings.leak_column`), the strongest attack and perplexity, with the
     frontier over them."""
-    leak = leak_column(group)
+    leak = standings.leak_column(group)
     frontier = standings.frontier(group.reset_index(drop=True), y=leak, also=("best_attack_auc",)).to_numpy()
     pts = group.assign(on_frontier=frontier,
                        label=[(BASELINE if r else m) for m, r in zip(group["method"], group["reference"])])
@@ -170,7 +160,7 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
            alt.Tooltip("val_ppl_student:Q", format=".2f", title="val perplexity"),
            alt.Tooltip("best_attack_auc:Q", format=".3f", title="best attack AUC")]
     fields = []
-    if has_sampling(pts):  # clipped at SHARE_FLOOR: a log axis has no 0
+    if standings.has_sampling(pts):  # clipped at SHARE_FLOOR: a log axis has no 0
         for end in ("", "_lo", "_hi"):
             pts[f"{SAMPLED}{end}"] = pts.get(f"{SAMPLED}{end}", pts[SAMPLED]).clip(lower=SHARE_FLOOR)
         base = pts[pts["reference"]]
