@@ -364,6 +364,16 @@ def test_a_correlation_wholly_above_zero_is_said_to_agree():
     assert "converged KD methods on the shared recipe" in BY_NAME["memorization vs MIA ranking"].claim
 
 
+def test_a_ranking_of_ties_is_na_with_the_reason():
+    """Where every peer memorizes 0 (members seen once, the studies' preset), memorization ranks nothing: the
+    correlation is undefined, and the caveat says so rather than blaming missing runs alone."""
+    from harness.protocol.reproduce import spearman
+
+    assert math.isnan(spearman([0.0] * 5, [0.55, 0.56, 0.57, 0.58, 0.59]))
+    row = aggregate(BY_NAME["memorization vs MIA ranking"], [spearman([0.0] * 5, [0.5, 0.6, 0.7, 0.8, 0.9])] * 3)
+    assert row.verdict == "n/a" and "whose memorization rates differ" in row.caveat
+
+
 def test_the_filters_controls_leave_out_as_many_members(monkeypatch):
     """--filter random and matched: the predictor's count, at random or per repeat stratum; the same at a seed."""
     import torch

@@ -379,7 +379,8 @@ FINDINGS: tuple[Finding, ...] = (
             "rankings disagree", None, f"{ZHANG}, memorization and MIA across KD methods", (-INF, 0.5),
             lambda r: _get(r, "board", "rank_rho"),
             needs=f"finished runs of at least {MIN_METHODS} converged KD methods on the shared recipe, on this "
-                  "board at the seed", agreement=0.0, resample=("board", _rank_rho)),
+                  "board at the seed, whose memorization rates differ (where every one is 0, there is no ranking "
+                  "to correlate)", agreement=0.0, resample=("board", _rank_rho)),
 )
 
 
