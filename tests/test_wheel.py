@@ -22,7 +22,8 @@ from conftest import ROOT
 from tests.chromium import _stop, free_port, wait_for
 
 PACKAGE_DATA = ("harness/config/defaults.toml", "harness/present/app.py", "harness_leaderboards/default.toml",
-                "harness_leaderboards/default.duckdb")
+                "harness_leaderboards/default.duckdb", "harness_leaderboards/studies.toml",
+                "harness_leaderboards/studies.duckdb")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,7 @@ def test_the_installed_wheel_runs_from_an_empty_directory(user):
         assert f"  {name} " in listed, name
     assert "(from the installed harness)" in listed.split("\nPublished boards (leaderboards: ")[1].splitlines()[0]
     assert "\n  default         Embedded default" in listed  # the wheel's own boards, named
+    assert "\n  studies         Studies' regime" in listed
 
     run = harness(user, "eval", "--method", "soft-kd", "--limit", "64", timeout=1500)
     assert "tiny / synthetic-pii / soft-kd (seed 0)" in run.stdout and "stored in" in run.stdout
