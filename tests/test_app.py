@@ -222,6 +222,25 @@ def test_the_reproduction_has_a_page_of_its_own(app_env):
     assert any(m.value == "1 not established, 0 fail, 1 n/a" for m in at.markdown)
 
 
+@pytest.mark.parametrize("board", sorted(p.stem for p in (ROOT / "leaderboards").glob("*.duckdb")))
+def test_every_shipped_board_shows_its_title_regime_and_the_clis_rank_1(app_env, board):
+    """Both published boards (the default's and the studies' regime) open in the app under their spec's title,
+    with the regime in one line beneath it, and lead with the row the CLI ranks first."""
+    from harness.leaderboard.board_specs import spec_of
+    from harness.present import board_report
+    from harness.store.database import Store
+
+    snapshot = ROOT / "leaderboards" / f"{board}.duckdb"
+    spec = spec_of(snapshot)
+    assert spec is not None and spec.title and spec.regime
+    [cli] = board_report.leaderboard(Store(snapshot), rules=spec.ranking)
+    at = run_app(snapshot)
+    assert at.header[0].value.replace("\\", "") == spec.title
+    regime = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("**Regime:**")]
+    assert regime == [f"**Regime:** {spec.regime}"]
+    assert at.dataframe[0].value["method"].iloc[0] == cli.rows[0][2]
+
+
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     from harness.leaderboard import standings
     from harness.leaderboard.board_specs import spec_of
