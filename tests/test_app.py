@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from harness.store import connection
+from harness.store import connection, labels
 from tests.board_data import build, token_ids
 from tests.conftest import ROOT
 
@@ -239,6 +239,9 @@ def test_every_shipped_board_shows_its_title_regime_and_the_clis_rank_1(app_env,
     regime = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("**Regime:**")]
     assert regime == [f"**Regime:** {spec.regime}"]
     assert at.dataframe[0].value["method"].iloc[0] == cli.rows[0][2]
+    # the headline's leakage figure is the one the board ranks by (the loss gap on the studies' board, where
+    # extraction and exact match read 0 for every row)
+    assert at.metric[1].label.startswith(labels.COLUMNS[spec.ranking.primary][0])
 
 
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):

@@ -398,7 +398,7 @@ def section(con, keys: dict, f: read.Filters, group: pd.DataFrame, columns: list
     elif split:
         st.caption(plain(split))
     key = f"{family}_{dataset}{suffix}"  # widget keys: a second board of one family and dataset gets _2
-    headline_card(standings.headline(group, rules), key)
+    headline_card(standings.headline(group, rules), key, rules)
     board_table(group, columns, key, rules)
     st.download_button("download this board as CSV", inert(group.drop(columns=["reference"])).to_csv(index=False),
                        file_name=f"leaderboard-{family}-{dataset}{suffix}.csv", mime="text/csv", key=f"csv_{key}")
@@ -408,8 +408,9 @@ def section(con, keys: dict, f: read.Filters, group: pd.DataFrame, columns: list
     charts(con, keys, f, group, runs, suffix)
 
 
-def headline_card(h: standings.Headline, key: str) -> None:
-    """Who leaks least and at what cost: memorization, the strongest attack, perplexity against the baseline."""
+def headline_card(h: standings.Headline, key: str, rules: Ranking = DEFAULT_RANKING) -> None:
+    """Who leaks least and at what cost: the board's own leakage measure (what it ranks by), the strongest attack,
+    perplexity against the baseline."""
     base = h.baseline
     with st.container(border=True, key=f"headline_{key}"):
         m1, m2, m3, m4 = st.columns([1.2, 1, 1.2, 1])
@@ -426,7 +427,8 @@ def headline_card(h: standings.Headline, key: str) -> None:
                   # a metric's delta is rendered as markdown: a label in it must be plain (no link, no image)
                   delta=None if h.winner else plain("=1: " + ", ".join(short_label(m) for m in [b["method"], *h.tied])),
                   delta_color="off")
-        key_ = next((k for k in ("extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
+        # the measure the board ranks by: exact match or extraction read 0 on a board decided on the loss gap
+        key_ = next((k for k in (rules.primary, "extractable_rate_student", "mem_rate_student") if pd.notna(b.get(k))),
                     "mem_rate_student")
         name, kind = COLUMNS[key_]
         m2.metric(name if h.winner else f"{name}, lowest: {plain(b['method'], formats.LABEL_CHARS)}",
