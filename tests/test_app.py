@@ -244,6 +244,29 @@ def test_every_shipped_board_shows_its_title_regime_and_the_clis_rank_1(app_env,
     assert at.metric[1].label.startswith(labels.COLUMNS[spec.ranking.primary][0])
 
 
+def test_the_plane_chart_leads_with_the_measure_a_board_ranks_by():
+    """The studies' board ranks by the loss gap on members seen once, where extraction and exact match read about
+    0: its privacy-and-utility chart plots that gap first; the default's (ranked by extraction) does not add it."""
+    import json
+
+    from harness.leaderboard import standings
+    from harness.leaderboard.board_specs import spec_of
+    from harness.present.charts import chart_plane
+
+    def first_fields(board: str) -> list[str]:
+        snapshot = ROOT / "leaderboards" / f"{board}.duckdb"
+        spec = spec_of(snapshot)
+        with connection.reading(snapshot) as con:
+            group = standings.board(con, rules=lambda keys: spec.ranking)
+        chart = chart_plane(group.reset_index(drop=True), spec.ranking.primary).to_dict()
+        return [json.dumps(panel) for panel in chart["hconcat"]]
+
+    studies, default = first_fields("studies"), first_fields("default")
+    assert len(studies) == len(default) + 1
+    assert '"field": "membership_gap_student"' in studies[0] and "membership_gap_student_lo" in studies[0]
+    assert all('"field": "membership_gap_student"' not in panel for panel in default)
+
+
 def test_the_shipped_boards_rank_1_leads_the_app_as_it_leads_the_cli(app_env):
     from harness.leaderboard import standings
     from harness.leaderboard.board_specs import spec_of

@@ -405,7 +405,7 @@ def section(con, keys: dict, f: read.Filters, group: pd.DataFrame, columns: list
     with st.expander("provenance of each row"):
         st.dataframe(inert(group[["method", *PROVENANCE, "run_id"]]).rename(columns=lambda c: COLUMNS.get(c, (c,))[0]),
                      hide_index=True, width="stretch")
-    charts(con, keys, f, group, runs, suffix)
+    charts(con, keys, f, group, runs, suffix, rules)
 
 
 def headline_card(h: standings.Headline, key: str, rules: Ranking = DEFAULT_RANKING) -> None:
@@ -559,7 +559,8 @@ def method_view(con, method: str, board: pd.DataFrame, runs: pd.DataFrame) -> No
                  width="stretch", key="method_runs")
 
 
-def charts(con, keys: dict, f: read.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "") -> None:
+def charts(con, keys: dict, f: read.Filters, group: pd.DataFrame, runs: pd.DataFrame, suffix: str = "",
+           rules: Ranking = DEFAULT_RANKING) -> None:
     family, dataset = keys["family"], keys["dataset"]
     sub = read.Filters(family=[family], dataset=[dataset], method=f.method, size=f.size, access=f.access, search=f.search)
     order = group.loc[~group["reference"], "method"].tolist()
@@ -568,11 +569,11 @@ def charts(con, keys: dict, f: read.Filters, group: pd.DataFrame, runs: pd.DataF
                 "(95% intervals over seeds)")
     with st.container(key=f"roles_{key}"):
         st.altair_chart(chart_roles(standings.of_board(standings.role_rates(con, sub), keys), order), width="stretch")
-    st.markdown("**Privacy and utility**, a row per method: student memorization (95% interval), the best "
-                "attack's AUC and validation perplexity; diamonds mark the frontier (no method is better on all "
-                "three), grey methods are outside the utility band, the dotted line is the baseline")
+    st.markdown("**Privacy and utility**, a row per method: its leakage (95% intervals), the best attack's AUC "
+                "and validation perplexity; diamonds mark the frontier (no method is better on all of them), grey "
+                "methods are outside the utility band, the dotted line is the baseline")
     with st.container(key=f"plane_{key}"):
-        st.altair_chart(chart_plane(group.reset_index(drop=True)), width="stretch")
+        st.altair_chart(chart_plane(group.reset_index(drop=True), rules.primary), width="stretch")
     st.markdown("**k-extractability**: share of members whose first k suffix tokens the greedy continuation "
                 "reproduces, one panel per method")
     with st.container(key=f"k_{key}"):

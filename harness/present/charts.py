@@ -141,10 +141,15 @@ def plane_points(group: pd.DataFrame) -> pd.DataFrame:
 STANDING = {"ranked": "#1f77b4", BASELINE: ROLE_COLOR["baseline"], "not ranked": "#c7c7c7"}
 
 
-def chart_plane(group: pd.DataFrame) -> alt.Chart:
+# A board ranked by a measure the chart does not plot otherwise leads with it (the studies' board: the loss gap).
+GAP = "membership_gap_student"
+
+
+def chart_plane(group: pd.DataFrame, primary: str = SAMPLED) -> alt.Chart:
     """Privacy against utility, a row per method in board order, named on the axis (no legend to hunt):
-    the share extractable by sampling (log scale, where the runs store it), exact-match memorization, the
-    best attack's AUC and validation perplexity side by side, each leakage figure with its 95% interval.
+    the loss gap on members seen once where the board ranks by it (`primary`), the share extractable by
+    sampling (log scale, where the runs store it), exact-match memorization, the best attack's AUC and
+    validation perplexity side by side, each leakage figure with its 95% interval.
     Diamonds mark the frontier (no method is better on all of them); colour says ranked, the baseline,
     or not ranked; the baseline's figure is a dotted line in each panel."""
     pts = plane_points(group)
@@ -167,6 +172,10 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
         tip.insert(2, alt.Tooltip(f"{SAMPLED}:Q", format=".3%", title="extractable by sampling"))
         fields.append((SAMPLED, alt.Axis(title="extractable by sampling, log scale", format="~%", tickCount=4),
                        alt.Scale(type="log", nice=False)))
+    if primary == GAP and GAP in pts and pts[GAP].notna().all():
+        tip.insert(2, alt.Tooltip(f"{GAP}:Q", format=".3f", title="loss gap, seen once"))
+        fields.insert(0, (GAP, alt.Axis(title="loss gap on members seen once, nats", tickCount=4),
+                          alt.Scale(zero=False)))
     panels = []
     for i, (field, axis, scale) in enumerate((
             *fields,
@@ -180,7 +189,7 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
         y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260) if i == 0 else None)
         x = alt.X(f"{field}:Q", axis=axis, scale=scale)
         layers = []
-        if field in ("mem_rate_student", SAMPLED) and f"{field}_lo" in pts:
+        if field in ("mem_rate_student", SAMPLED, GAP) and f"{field}_lo" in pts:
             layers.append(alt.Chart(pts).mark_rule(color="#555555").encode(
                 y=y, x=alt.X(f"{field}_lo:Q", axis=axis, scale=scale), x2=f"{field}_hi:Q"))
         if not base.empty and field in base:
@@ -188,7 +197,7 @@ def chart_plane(group: pd.DataFrame) -> alt.Chart:
         layers.append(alt.Chart(pts).mark_point(size=110, filled=True, opacity=0.9).encode(
             y=y, x=x, color=color, shape=shape, tooltip=tip,
             stroke=alt.condition("datum.on_frontier", alt.value("black"), alt.value(None))))
-        panels.append(alt.layer(*layers).properties(width=300 if not fields else 240, height=alt.Step(20)))
+        panels.append(alt.layer(*layers).properties(width=(300, 240, 170)[min(len(fields), 2)], height=alt.Step(20)))
     return finish(alt.hconcat(*panels, spacing=24).resolve_scale(y="shared"))
 
 
